@@ -1,0 +1,33 @@
+//! The typed schema of the server configuration file (`sluice serve --config FILE`).
+//! Command-line flags override what the file says.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// `127.0.0.1:8080` by default.
+    #[serde(default)]
+    pub listen: Option<String>,
+    #[serde(default, rename = "data-dir")]
+    pub data_dir: Option<PathBuf>,
+    /// How many jobs run at once across all runs (default 4).
+    #[serde(default, rename = "max-parallel-jobs")]
+    pub max_parallel_jobs: Option<usize>,
+    #[serde(default)]
+    pub repositories: Vec<RepositoryConfig>,
+}
+
+/// A repository sluice accepts deliveries for and watches.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RepositoryConfig {
+    /// `OWNER/NAME` as GitHub spells it.
+    pub name: String,
+    /// Where to fetch from: a local path, `file://`, `https://` or ssh.
+    pub url: String,
+    /// Watch without webhooks: fetch this often and synthesise push events (e.g. `1m`).
+    #[serde(default, rename = "poll-interval")]
+    pub poll_interval: Option<String>,
+}

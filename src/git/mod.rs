@@ -1,0 +1,1 @@
+//! git (being written).

@@ -1,0 +1,13 @@
+//! sluice: a GitOps CI/CD engine for machine-learning platforms.
+//!
+//! See `ARCHITECTURE.md` for the map of the modules and the rules between them.
+
+pub mod cli;
+pub mod config;
+pub mod git;
+pub mod model;
+pub mod planner;
+pub mod scheduler;
+pub mod server;
+pub mod steps;
+pub mod store;
