@@ -1,1 +1,98 @@
-//! cli (being written).
+//! The command line: `validate`, `serve`, `run`, `runs`, `logs`, `demo`. The only module that
+//! prints for humans; everything it does goes through the library's modules.
+
+mod demo;
+mod engine;
+mod inspect;
+mod local_run;
+mod serve;
+mod validate;
+
+pub use engine::Engine;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "GitOps CI/CD for machine-learning platforms"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check workflows/ and environments/ in DIR and report every problem as path:line:column.
+    Validate {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Run the webhook server.
+    Serve(serve::ServeArgs),
+    /// Run the pipelines for one commit locally, exactly as the server would.
+    Run(local_run::RunArgs),
+    /// List recorded runs, newest first.
+    Runs(inspect::RunsArgs),
+    /// Print a run's job logs.
+    Logs(inspect::LogsArgs),
+    /// The whole flow on the bundled example platform: a throwaway git remote, a server on
+    /// loopback, a signed push, the run shown as it happens.
+    Demo(demo::DemoArgs),
+}
+
+/// Where runs and mirrors live unless `--data-dir` says otherwise.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SLUICE_DATA_DIR") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME") {
+        return PathBuf::from(dir).join("sluice");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/share/sluice"),
+        None => PathBuf::from(".sluice"),
+    }
+}
+
+/// Parses the arguments, runs the command, and turns the outcome into an exit code:
+/// 0 success, 1 a failed check or run, 2 a usage or set-up error.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let result = match cli.command {
+        Command::Validate { dir } => validate::run(&dir),
+        Command::Serve(args) => runtime().and_then(|runtime| runtime.block_on(serve::run(args))),
+        Command::Run(args) => runtime().and_then(|runtime| runtime.block_on(local_run::run(args))),
+        Command::Runs(args) => inspect::runs(args),
+        Command::Logs(args) => inspect::logs(args),
+        Command::Demo(args) => runtime().and_then(|runtime| runtime.block_on(demo::run(args))),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,1 +1,48 @@
-//! server (being written).
+//! The HTTP surface: GitHub webhook intake, the runs API, health and Prometheus metrics.
+//! The only module that knows HTTP. It stores deliveries and reads runs through the store; it never
+//! plans or runs anything itself; it wakes the intake worker instead.
+
+mod api;
+mod error;
+pub mod metrics;
+pub mod webhook;
+
+use crate::store::Store;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+pub use error::ApiError;
+pub use metrics::Metrics;
+
+/// GitHub refuses to send payloads over 25 MiB; neither do we accept them.
+pub const MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    /// The shared webhook secret (`SLUICE_WEBHOOK_SECRET`).
+    pub webhook_secret: Arc<Vec<u8>>,
+    /// Accepted repositories: `OWNER/NAME` -> fetch URL.
+    pub repositories: Arc<BTreeMap<String, String>>,
+    pub metrics: Arc<Metrics>,
+    /// Signalled after a delivery is stored, so the intake worker plans it at once.
+    pub intake_wakeup: Arc<Notify>,
+}
+
+/// The whole HTTP application; tests call `router(state).oneshot(request)`.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/webhooks/github", post(webhook::receive))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics::render))
+        .route("/api/runs", get(api::list_runs))
+        .route("/api/runs/{id}", get(api::get_run))
+        .route("/api/runs/{id}/jobs/{job}/log", get(api::job_log))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}

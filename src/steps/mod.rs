@@ -1,1 +1,139 @@
-//! steps (being written).
+//! Step kinds: how one step of a job is carried out. Each kind is one file. The scheduler hands a
+//! step a prepared `CommandSpec` (templated, with its environment) and a log sink; steps know
+//! nothing of runs, the store or HTTP. A later runner can carry the same specs out as Kubernetes Jobs.
+
+pub mod container;
+pub mod host;
+mod redact;
+
+pub use redact::Redactor;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Lines of output on their way to the job log (already redacted by the receiver).
+pub type LogSink = mpsc::UnboundedSender<String>;
+
+/// A `run` step, ready to execute.
+#[derive(Clone, Debug)]
+pub struct CommandSpec {
+    pub script: String,
+    /// `bash`, `sh`, `python`, or a custom command line containing `{0}` for the script file.
+    pub shell: Option<String>,
+    /// Run in this container image instead of as a host process.
+    pub image: Option<String>,
+    /// The clean working tree of the commit.
+    pub workspace: PathBuf,
+    /// Relative to the workspace.
+    pub working_directory: Option<String>,
+    pub env: BTreeMap<String, String>,
+    pub timeout: Option<Duration>,
+    /// Where the script file may be written (outside the workspace, so the tree stays clean).
+    pub scratch: PathBuf,
+}
+
+/// How a step ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StepOutcome {
+    Exited(i32),
+    TimedOut(Duration),
+    Cancelled,
+    /// It could not be started at all; the message says why and what to do.
+    NotStarted(String),
+}
+
+impl StepOutcome {
+    pub fn succeeded(&self) -> bool {
+        matches!(self, StepOutcome::Exited(0))
+    }
+
+    pub fn exit_code(&self) -> Option<i32> {
+        match self {
+            StepOutcome::Exited(code) => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// One line for the job log and the API.
+    pub fn describe(&self) -> String {
+        match self {
+            StepOutcome::Exited(0) => "exited with code 0".to_owned(),
+            StepOutcome::Exited(code) => format!("exited with code {code}"),
+            StepOutcome::TimedOut(limit) => {
+                format!("timed out after {}s and was killed", limit.as_secs())
+            }
+            StepOutcome::Cancelled => "cancelled".to_owned(),
+            StepOutcome::NotStarted(message) => message.clone(),
+        }
+    }
+}
+
+pub type StepFuture<'a> = Pin<Box<dyn Future<Output = StepOutcome> + Send + 'a>>;
+
+/// Carries out command steps. The default runs host processes and, for steps with `image:`,
+/// containers through the Docker engine.
+pub trait StepRunner: Send + Sync {
+    fn run<'a>(
+        &'a self,
+        spec: &'a CommandSpec,
+        log: LogSink,
+        cancel: CancellationToken,
+    ) -> StepFuture<'a>;
+}
+
+/// Host processes, or Docker containers when the step names an image.
+#[derive(Default)]
+pub struct LocalRunner {
+    containers: container::ContainerRunner,
+}
+
+impl StepRunner for LocalRunner {
+    fn run<'a>(
+        &'a self,
+        spec: &'a CommandSpec,
+        log: LogSink,
+        cancel: CancellationToken,
+    ) -> StepFuture<'a> {
+        Box::pin(async move {
+            if spec.image.is_some() {
+                self.containers.run(spec, log, cancel).await
+            } else {
+                host::run(spec, log, cancel).await
+            }
+        })
+    }
+}
+
+/// The script file and argument vector for a shell, as GitHub Actions spells shells.
+pub(crate) fn shell_command(
+    shell: Option<&str>,
+    script_path: &str,
+    in_container: bool,
+) -> Result<Vec<String>, String> {
+    let words = |text: &str| {
+        text.split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let command = match shell {
+        None if in_container => words("sh -e {0}"),
+        None | Some("bash") => words("bash --noprofile --norc -eo pipefail {0}"),
+        Some("sh") => words("sh -e {0}"),
+        Some("python") => words("python3 {0}"),
+        Some(custom) if custom.contains("{0}") => words(custom),
+        Some(other) => {
+            return Err(format!(
+                "unknown shell `{other}`; use bash, sh, python, or a command with `{{0}}` for the script file"
+            ));
+        }
+    };
+    Ok(command
+        .into_iter()
+        .map(|word| word.replace("{0}", script_path))
+        .collect())
+}

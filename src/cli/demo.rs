@@ -1,0 +1,270 @@
+//! `sluice demo`: the whole flow on the bundled example platform, on embedded defaults. It writes
+//! the example into a throwaway git repository, starts a server on loopback, makes a change,
+//! sends GitHub's push payload for it signed with a demo secret, and shows the run as it happens.
+
+use super::Engine;
+use crate::model::Status;
+use crate::scheduler::RunUpdate;
+use crate::server::{AppState, Metrics, router};
+use clap::Args;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
+}
+
+/// GitHub's own push payload; the demo points it at the throwaway repository.
+const PUSH_PAYLOAD: &str =
+    include_str!("../../tests/fixtures/github-webhooks/push/with-new-branch.payload.json");
+const DEMO_REPOSITORY: &str = "example/ml-platform";
+const DEMO_SECRET: &str = "demo-webhook-secret";
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep everything in this directory instead of a temporary one (and keep it afterwards).
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+}
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
+    let temporary = tempfile::tempdir()?;
+    let work_dir = args
+        .work_dir
+        .clone()
+        .unwrap_or_else(|| temporary.path().to_owned());
+    std::fs::create_dir_all(&work_dir)?;
+    let repository_dir = work_dir.join("ml-platform");
+    println!(
+        "==> writing the example platform ({} files) into a git repository at {}",
+        embedded::FILES.len(),
+        repository_dir.display()
+    );
+    let first_commit = seed_repository(&repository_dir)?;
+
+    let engine = Engine::open(
+        &work_dir.join("data"),
+        BTreeMap::from([(
+            DEMO_REPOSITORY.to_owned(),
+            repository_dir.display().to_string(),
+        )]),
+        4,
+    )?;
+    engine.start();
+    let state = AppState {
+        store: engine.store.clone(),
+        webhook_secret: Arc::new(DEMO_SECRET.as_bytes().to_vec()),
+        repositories: Arc::new(BTreeMap::from([(
+            DEMO_REPOSITORY.to_owned(),
+            repository_dir.display().to_string(),
+        )])),
+        metrics: Arc::new(Metrics::default()),
+        intake_wakeup: engine.intake_wakeup.clone(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base_url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, router(state)).await });
+    println!("==> sluice is listening on {base_url} and watches {DEMO_REPOSITORY}");
+
+    println!("==> a data scientist changes the churn model's feature code and pushes to main");
+    let second_commit = commit_change(&repository_dir)?;
+    let payload = push_payload(&first_commit, &second_commit)?;
+    let mut updates = engine.updates.subscribe();
+    let client = reqwest::Client::new();
+    let response = client
+        .post(format!("{base_url}/webhooks/github"))
+        .header("content-type", "application/json")
+        .header("x-github-event", "push")
+        .header(
+            "x-github-delivery",
+            format!("demo-{}", &second_commit[..12]),
+        )
+        .header(
+            "x-hub-signature-256",
+            crate::server::webhook::sign(DEMO_SECRET.as_bytes(), &payload),
+        )
+        .body(payload)
+        .send()
+        .await?;
+    println!(
+        "==> POST /webhooks/github (signed push {}..{}) -> {}",
+        &first_commit[..7],
+        &second_commit[..7],
+        response.status()
+    );
+    if response.status() != reqwest::StatusCode::ACCEPTED {
+        anyhow::bail!(
+            "the server did not accept the delivery: {}",
+            response.text().await?
+        );
+    }
+
+    let runs = watch_until_finished(&client, &base_url, &second_commit, &mut updates).await?;
+    println!("==> GET /api/runs?commit={}", &second_commit[..12]);
+    let mut all_good = true;
+    for run in &runs {
+        println!(
+            "    run {} `{}` ({}): {}",
+            run.id, run.pipeline, run.event, run.status
+        );
+        for job in &run.jobs {
+            let reason = job
+                .reason
+                .as_deref()
+                .map(|reason| format!("  ({})", reason.lines().next().unwrap_or("")))
+                .unwrap_or_default();
+            println!("      {:<26} {}{reason}", job.name, job.status);
+        }
+        all_good &= matches!(run.status, Status::Succeeded | Status::Skipped);
+    }
+    let metrics = client
+        .get(format!("{base_url}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    println!("==> GET /metrics (excerpt)");
+    for line in metrics.lines().filter(|line| {
+        line.starts_with("sluice_webhook_deliveries_total") || line.starts_with("sluice_runs{")
+    }) {
+        println!("    {line}");
+    }
+    println!(
+        "==> logs: `sluice logs RUN [JOB] --data-dir {}`",
+        work_dir.join("data").display()
+    );
+    if args.work_dir.is_none() {
+        println!("==> (the demo's files were temporary; pass --work-dir DIR to keep them)");
+    }
+    println!(
+        "{}",
+        if all_good {
+            "==> demo finished: every run succeeded"
+        } else {
+            "==> demo finished: some runs failed (see above)"
+        }
+    );
+    Ok(all_good)
+}
+
+/// Prints job transitions and log lines as they happen, until every run of the commit is finished.
+async fn watch_until_finished(
+    client: &reqwest::Client,
+    base_url: &str,
+    commit: &str,
+    updates: &mut tokio::sync::broadcast::Receiver<RunUpdate>,
+) -> anyhow::Result<Vec<crate::model::Run>> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(600);
+    loop {
+        let runs: Vec<crate::model::Run> = client
+            .get(format!("{base_url}/api/runs?commit={commit}"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        if !runs.is_empty() && runs.iter().all(|run| run.status.is_terminal()) {
+            return Ok(runs);
+        }
+        if tokio::time::Instant::now() > deadline {
+            anyhow::bail!("the runs did not finish within 10 minutes");
+        }
+        // Wait for the next engine event (or a short while) before looking again.
+        match tokio::time::timeout(std::time::Duration::from_millis(500), updates.recv()).await {
+            Ok(Ok(RunUpdate::JobStatus {
+                run,
+                job,
+                status,
+                reason,
+            })) => {
+                let reason = reason
+                    .map(|reason| format!("  ({})", reason.lines().next().unwrap_or("").to_owned()))
+                    .unwrap_or_default();
+                println!("    [run {run}] {job}: {status}{reason}");
+            }
+            Ok(Ok(RunUpdate::LogLine { run, job, line })) => {
+                println!("    [run {run}] {job} | {line}")
+            }
+            Ok(Ok(RunUpdate::RunStatus { run, status, .. })) => {
+                println!("    [run {run}] run {status}")
+            }
+            _ => {}
+        }
+    }
+}
+
+fn seed_repository(directory: &Path) -> anyhow::Result<String> {
+    if directory.exists() {
+        std::fs::remove_dir_all(directory)?;
+    }
+    for (relative, contents, executable) in embedded::FILES {
+        let path = directory.join(relative);
+        std::fs::create_dir_all(path.parent().expect("files have parents"))?;
+        std::fs::write(&path, contents)?;
+        if *executable {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+        }
+    }
+    let repository = git2::Repository::init_opts(
+        directory,
+        git2::RepositoryInitOptions::new().initial_head("main"),
+    )?;
+    commit_all(&repository, "Example ML platform")
+}
+
+fn commit_change(directory: &Path) -> anyhow::Result<String> {
+    let repository = git2::Repository::open(directory)?;
+    let target = directory.join("platform/src/churn/features.py");
+    let note = "\n# Tenure is capped at ten years: longer tenures carry no extra churn signal.\n";
+    if target.exists() {
+        let mut text = std::fs::read_to_string(&target)?;
+        text.push_str(note);
+        std::fs::write(&target, text)?;
+    } else {
+        std::fs::create_dir_all(directory.join("platform"))?;
+        std::fs::write(directory.join("platform/CHANGES.md"), note)?;
+    }
+    commit_all(&repository, "Cap tenure feature at ten years")
+}
+
+fn commit_all(repository: &git2::Repository, message: &str) -> anyhow::Result<String> {
+    let mut index = repository.index()?;
+    index.add_all(["*"], git2::IndexAddOption::DEFAULT, None)?;
+    index.write()?;
+    let tree = repository.find_tree(index.write_tree()?)?;
+    let signature = git2::Signature::now("Ada Data", "ada@example.com")?;
+    let parent = repository
+        .head()
+        .ok()
+        .and_then(|head| head.peel_to_commit().ok());
+    let parents: Vec<&git2::Commit> = parent.iter().collect();
+    let commit = repository.commit(
+        Some("HEAD"),
+        &signature,
+        &signature,
+        message,
+        &tree,
+        &parents,
+    )?;
+    Ok(commit.to_string())
+}
+
+/// GitHub's push payload with the repository and commits replaced by the demo's.
+fn push_payload(before: &str, after: &str) -> anyhow::Result<Vec<u8>> {
+    let mut payload: serde_json::Value = serde_json::from_str(PUSH_PAYLOAD)?;
+    payload["ref"] = "refs/heads/main".into();
+    payload["before"] = before.into();
+    payload["after"] = after.into();
+    payload["created"] = false.into();
+    payload["deleted"] = false.into();
+    payload["repository"]["full_name"] = DEMO_REPOSITORY.into();
+    payload["repository"]["name"] = "ml-platform".into();
+    if let Some(head) = payload
+        .get_mut("head_commit")
+        .filter(|head| head.is_object())
+    {
+        head["id"] = after.into();
+    }
+    Ok(serde_json::to_vec(&payload)?)
+}

@@ -1,0 +1,150 @@
+//! `sluice serve`: the webhook server with its intake worker, dispatcher and pollers.
+
+use super::Engine;
+use crate::config::{self, server::ServerConfig};
+use crate::scheduler::Poller;
+use crate::server::{AppState, Metrics, router};
+use clap::Args;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Where the database, mirrors and workspaces live.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Server configuration file (YAML); flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// A repository to accept deliveries for: OWNER/NAME=URL (local path, file://, https or ssh). Repeatable.
+    #[arg(long = "repo", value_name = "OWNER/NAME=URL")]
+    pub repositories: Vec<String>,
+    /// Jobs running at once across all runs.
+    #[arg(long)]
+    pub max_parallel_jobs: Option<usize>,
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<bool> {
+    let secret = std::env::var("SLUICE_WEBHOOK_SECRET").ok().filter(|secret| !secret.is_empty()).ok_or_else(|| {
+        anyhow::anyhow!("SLUICE_WEBHOOK_SECRET is not set; set it to the secret configured on the GitHub webhook")
+    })?;
+    let file_config = match &args.config {
+        Some(path) => config::load_server_config(path).map_err(|diagnostics| {
+            let lines: Vec<String> = diagnostics
+                .iter()
+                .map(|diagnostic| diagnostic.to_string())
+                .collect();
+            anyhow::anyhow!("the server configuration is invalid:\n{}", lines.join("\n"))
+        })?,
+        None => ServerConfig::default(),
+    };
+    let mut repositories: BTreeMap<String, String> = file_config
+        .repositories
+        .iter()
+        .map(|repository| (repository.name.clone(), repository.url.clone()))
+        .collect();
+    for entry in &args.repositories {
+        let (name, url) = parse_repo_flag(entry)?;
+        repositories.insert(name, url);
+    }
+    if repositories.is_empty() {
+        anyhow::bail!(
+            "no repository to watch; add --repo OWNER/NAME=URL or `repositories:` in the config file"
+        );
+    }
+    let listen = args
+        .listen
+        .or(file_config.listen.clone())
+        .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+    let data_dir = args
+        .data_dir
+        .or(file_config.data_dir.clone())
+        .unwrap_or_else(super::default_data_dir);
+    let max_parallel_jobs = args
+        .max_parallel_jobs
+        .or(file_config.max_parallel_jobs)
+        .unwrap_or(4);
+    let engine = Engine::open(&data_dir, repositories.clone(), max_parallel_jobs)?;
+    engine.start();
+    for repository in &file_config.repositories {
+        if let Some(interval) = &repository.poll_interval {
+            let interval = crate::config::workflow::parse_duration(interval).map_err(|error| {
+                anyhow::anyhow!("repository `{}` poll-interval: {error}", repository.name)
+            })?;
+            tokio::spawn(
+                Poller {
+                    store: engine.store.clone(),
+                    mirrors: engine.mirrors.clone(),
+                    repository: repository.name.clone(),
+                    interval,
+                    intake_wakeup: engine.intake_wakeup.clone(),
+                }
+                .run(),
+            );
+        }
+    }
+    let state = AppState {
+        store: engine.store.clone(),
+        webhook_secret: Arc::new(secret.into_bytes()),
+        repositories: Arc::new(repositories),
+        metrics: Arc::new(Metrics::default()),
+        intake_wakeup: engine.intake_wakeup.clone(),
+    };
+    // Deliveries stored before a restart are planned now.
+    engine.intake_wakeup.notify_one();
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(|error| {
+            anyhow::anyhow!(
+                "cannot listen on {listen}: {error}; choose another address with --listen"
+            )
+        })?;
+    let address = listener.local_addr()?;
+    eprintln!(
+        "sluice: listening on http://{address} (data in {})",
+        data_dir.display()
+    );
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    Ok(true)
+}
+
+/// `OWNER/NAME=URL`; a relative local path is made absolute.
+pub fn parse_repo_flag(entry: &str) -> anyhow::Result<(String, String)> {
+    let (name, url) = entry
+        .split_once('=')
+        .ok_or_else(|| anyhow::anyhow!("--repo `{entry}` must look like OWNER/NAME=URL"))?;
+    if name.split('/').count() != 2 || name.split('/').any(str::is_empty) {
+        anyhow::bail!("--repo `{entry}`: the name must be OWNER/NAME as on GitHub");
+    }
+    if url.is_empty() {
+        anyhow::bail!("--repo `{entry}`: the URL is empty");
+    }
+    Ok((name.to_owned(), absolute_if_local(url)))
+}
+
+pub fn absolute_if_local(url: &str) -> String {
+    let is_remote = url.contains("://") || (url.contains('@') && url.contains(':'));
+    if is_remote {
+        return url.to_owned();
+    }
+    std::fs::canonicalize(url)
+        .map(|path| path.display().to_string())
+        .unwrap_or_else(|_| url.to_owned())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate.recv() => {}
+    }
+    eprintln!("sluice: shutting down");
+}

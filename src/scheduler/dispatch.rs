@@ -1,0 +1,394 @@
+//! The dispatcher: one task that owns the in-memory view of unfinished runs and starts their jobs
+//! in `needs` order under a global limit. Every change is written to the store before it is acted
+//! on, so after a crash the store alone says where each run stands.
+
+use super::job::{JobContext, execute_job};
+use super::{EngineSettings, Mirrors, StoredPlan};
+use crate::model::{Run, RunId, Status};
+use crate::planner::{self, JobDecision};
+use crate::steps::StepRunner;
+use crate::store::Store;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use tokio::sync::{Notify, Semaphore, broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+/// Progress, for whoever watches (the `run` command's live view, the demo).
+#[derive(Clone, Debug)]
+pub enum RunUpdate {
+    RunStatus {
+        run: RunId,
+        status: Status,
+        reason: Option<String>,
+    },
+    JobStatus {
+        run: RunId,
+        job: String,
+        status: Status,
+        reason: Option<String>,
+    },
+    LogLine {
+        run: RunId,
+        job: String,
+        line: String,
+    },
+}
+
+pub struct Dispatcher {
+    pub store: Arc<dyn Store>,
+    pub mirrors: Arc<Mirrors>,
+    pub runner: Arc<dyn StepRunner>,
+    pub settings: EngineSettings,
+    pub wakeup: Arc<Notify>,
+    pub updates: broadcast::Sender<RunUpdate>,
+}
+
+struct ActiveRun {
+    run: Run,
+    plan: StoredPlan,
+    /// Jobs started and not yet finished, with the token that cancels each.
+    running: HashMap<String, CancellationToken>,
+    /// Set when a newer run of the same concurrency group cancelled this one.
+    cancel_reason: Option<String>,
+}
+
+struct JobDone {
+    run: RunId,
+    job: String,
+    status: Status,
+}
+
+impl Dispatcher {
+    pub async fn run(self) {
+        let this = Arc::new(self);
+        if let Err(error) = this.recover().await {
+            tracing::error!(%error, "recovery after restart failed");
+        }
+        let permits = Arc::new(Semaphore::new(this.settings.max_parallel_jobs.max(1)));
+        let (done_sender, mut done_receiver) = mpsc::unbounded_channel::<JobDone>();
+        let mut active: BTreeMap<RunId, ActiveRun> = BTreeMap::new();
+        loop {
+            if let Err(error) = this.admit(&mut active).await {
+                tracing::error!(%error, "cannot load unfinished runs");
+            }
+            this.advance(&mut active, &permits, &done_sender).await;
+            tokio::select! {
+                _ = this.wakeup.notified() => {}
+                Some(done) = done_receiver.recv() => {
+                    if let Some(active_run) = active.get_mut(&done.run) {
+                        active_run.running.remove(&done.job);
+                        set_memory_status(&mut active_run.run, &done.job, done.status);
+                    }
+                    // Drain whatever else finished meanwhile before re-planning.
+                    while let Ok(done) = done_receiver.try_recv() {
+                        if let Some(active_run) = active.get_mut(&done.run) {
+                            active_run.running.remove(&done.job);
+                            set_memory_status(&mut active_run.run, &done.job, done.status);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// After a restart: jobs recorded as running lost their process with the old server. They
+    /// are failed with a reason rather than started again, so no job ever runs twice; the rest
+    /// of each run continues.
+    async fn recover(&self) -> anyhow::Result<()> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            for run in store.unfinished_runs()? {
+                for job in run.jobs.iter().filter(|job| job.status == Status::Running) {
+                    store.set_job_status(
+                        run.id,
+                        &job.name,
+                        Status::Failed,
+                        Some("interrupted: the server stopped while this job was running; it is not restarted automatically so that it never runs twice"),
+                    )?;
+                }
+            }
+            Ok(())
+        })
+        .await??;
+        Ok(())
+    }
+
+    /// Brings newly recorded runs into memory and applies concurrency groups.
+    async fn admit(&self, active: &mut BTreeMap<RunId, ActiveRun>) -> anyhow::Result<()> {
+        let store = self.store.clone();
+        let unfinished = tokio::task::spawn_blocking(move || store.unfinished_runs()).await??;
+        for run in unfinished {
+            if active.contains_key(&run.id) {
+                continue;
+            }
+            let store = self.store.clone();
+            let run_id = run.id;
+            let plan_text = tokio::task::spawn_blocking(move || store.run_plan(run_id)).await??;
+            let plan = match plan_text.as_deref().map(serde_json::from_str::<StoredPlan>) {
+                Some(Ok(plan)) => plan,
+                _ => {
+                    self.finish_run(
+                        run.id,
+                        Status::Failed,
+                        Some(
+                            "the run's plan is missing or unreadable; push again to re-plan"
+                                .to_owned(),
+                        ),
+                    )
+                    .await;
+                    continue;
+                }
+            };
+            if let Some(concurrency) = &plan.run.concurrency {
+                let older_in_group: Vec<RunId> = active
+                    .values()
+                    .filter(|other| {
+                        other.run.concurrency_group.as_deref() == Some(concurrency.group.as_str())
+                            && other.run.id < run.id
+                            && other.cancel_reason.is_none()
+                    })
+                    .map(|other| other.run.id)
+                    .collect();
+                if !older_in_group.is_empty() {
+                    if concurrency.cancel_in_progress {
+                        for older in older_in_group {
+                            let reason = format!(
+                                "cancelled: superseded by run {} in concurrency group `{}`",
+                                run.id, concurrency.group
+                            );
+                            if let Some(older_run) = active.get_mut(&older) {
+                                cancel(older_run, reason);
+                            }
+                        }
+                    } else {
+                        // Waits until the older run of its group finishes.
+                        continue;
+                    }
+                }
+            }
+            active.insert(
+                run.id,
+                ActiveRun {
+                    run,
+                    plan,
+                    running: HashMap::new(),
+                    cancel_reason: None,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Starts every job whose needs are finished, skips those that should not run, and closes
+    /// runs whose jobs are all finished.
+    async fn advance(
+        &self,
+        active: &mut BTreeMap<RunId, ActiveRun>,
+        permits: &Arc<Semaphore>,
+        done: &mpsc::UnboundedSender<JobDone>,
+    ) {
+        let mut finished_runs = Vec::new();
+        for (run_id, active_run) in active.iter_mut() {
+            if let Some(reason) = active_run.cancel_reason.clone() {
+                for job in active_run.run.jobs.clone() {
+                    if job.status == Status::Queued && !active_run.running.contains_key(&job.name) {
+                        self.record_job(
+                            *run_id,
+                            &job.name,
+                            Status::Cancelled,
+                            Some(reason.clone()),
+                        )
+                        .await;
+                        set_memory_status(&mut active_run.run, &job.name, Status::Cancelled);
+                    }
+                }
+            } else {
+                self.start_ready_jobs(active_run, permits, done).await;
+            }
+            let all_finished = active_run
+                .run
+                .jobs
+                .iter()
+                .all(|job| job.status.is_terminal());
+            if all_finished && active_run.running.is_empty() {
+                finished_runs.push(*run_id);
+            }
+        }
+        for run_id in finished_runs {
+            if let Some(active_run) = active.remove(&run_id) {
+                let (status, reason) = match active_run.cancel_reason {
+                    Some(reason) => (Status::Cancelled, Some(reason)),
+                    None => (overall_status(&active_run.run), None),
+                };
+                self.finish_run(run_id, status, reason).await;
+            }
+        }
+    }
+
+    async fn start_ready_jobs(
+        &self,
+        active_run: &mut ActiveRun,
+        permits: &Arc<Semaphore>,
+        done: &mpsc::UnboundedSender<JobDone>,
+    ) {
+        let statuses: BTreeMap<String, Status> = active_run
+            .run
+            .jobs
+            .iter()
+            .map(|job| (job.name.clone(), job.status))
+            .collect();
+        for planned_job in active_run.plan.run.jobs.clone() {
+            let status = statuses
+                .get(&planned_job.id)
+                .copied()
+                .unwrap_or(Status::Queued);
+            if status != Status::Queued || active_run.running.contains_key(&planned_job.id) {
+                continue;
+            }
+            let need_statuses: BTreeMap<String, Status> = planned_job
+                .needs
+                .iter()
+                .map(|need| {
+                    (
+                        need.clone(),
+                        statuses.get(need).copied().unwrap_or(Status::Skipped),
+                    )
+                })
+                .collect();
+            if !need_statuses.values().all(|status| status.is_terminal()) {
+                continue;
+            }
+            let context = planner::expression_context(
+                &active_run.plan.event,
+                &active_run.plan.run.pipeline,
+                &planned_job.env,
+            );
+            match planner::decide_job(&planned_job, &need_statuses, &context) {
+                JobDecision::Skip(reason) => {
+                    self.record_job(
+                        active_run.run.id,
+                        &planned_job.id,
+                        Status::Skipped,
+                        Some(reason),
+                    )
+                    .await;
+                    set_memory_status(&mut active_run.run, &planned_job.id, Status::Skipped);
+                }
+                JobDecision::Run => {
+                    if active_run.run.status == Status::Queued {
+                        active_run.run.status = Status::Running;
+                        self.record_run(active_run.run.id, Status::Running, None)
+                            .await;
+                    }
+                    let token = CancellationToken::new();
+                    active_run
+                        .running
+                        .insert(planned_job.id.clone(), token.clone());
+                    let job_context = JobContext {
+                        store: self.store.clone(),
+                        mirrors: self.mirrors.clone(),
+                        runner: self.runner.clone(),
+                        settings: self.settings.clone(),
+                        updates: self.updates.clone(),
+                        run_id: active_run.run.id,
+                        plan: active_run.plan.clone(),
+                        job: planned_job.clone(),
+                        needs: need_statuses.clone(),
+                        cancel: token,
+                    };
+                    let permits = permits.clone();
+                    let done = done.clone();
+                    tokio::spawn(async move {
+                        let run_id = job_context.run_id;
+                        let job_name = job_context.job.id.clone();
+                        let cancel = job_context.cancel.clone();
+                        let status = tokio::select! {
+                            permit = permits.acquire_owned() => {
+                                let _permit = permit.expect("the semaphore is never closed");
+                                execute_job(job_context).await
+                            }
+                            _ = cancel.cancelled() => {
+                                job_context.record(Status::Cancelled, Some("cancelled before it started".to_owned())).await;
+                                Status::Cancelled
+                            }
+                        };
+                        let _ = done.send(JobDone {
+                            run: run_id,
+                            job: job_name,
+                            status,
+                        });
+                    });
+                }
+            }
+        }
+    }
+
+    async fn record_job(&self, run: RunId, job: &str, status: Status, reason: Option<String>) {
+        let store = self.store.clone();
+        let job_name = job.to_owned();
+        let stored_reason = reason.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            store.set_job_status(run, &job_name, status, stored_reason.as_deref())
+        })
+        .await;
+        if !matches!(result, Ok(Ok(()))) {
+            tracing::error!(run, job, "cannot record the job's status");
+        }
+        let _ = self.updates.send(RunUpdate::JobStatus {
+            run,
+            job: job.to_owned(),
+            status,
+            reason,
+        });
+    }
+
+    async fn record_run(&self, run: RunId, status: Status, reason: Option<String>) {
+        let store = self.store.clone();
+        let stored_reason = reason.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            store.set_run_status(run, status, stored_reason.as_deref())
+        })
+        .await;
+        if !matches!(result, Ok(Ok(()))) {
+            tracing::error!(run, "cannot record the run's status");
+        }
+        let _ = self.updates.send(RunUpdate::RunStatus {
+            run,
+            status,
+            reason,
+        });
+    }
+
+    async fn finish_run(&self, run: RunId, status: Status, reason: Option<String>) {
+        tracing::info!(run, %status, "run finished");
+        self.record_run(run, status, reason).await;
+    }
+}
+
+fn cancel(active_run: &mut ActiveRun, reason: String) {
+    for token in active_run.running.values() {
+        token.cancel();
+    }
+    active_run.cancel_reason = Some(reason);
+}
+
+fn set_memory_status(run: &mut Run, job: &str, status: Status) {
+    if let Some(record) = run.jobs.iter_mut().find(|record| record.name == job) {
+        record.status = status;
+    }
+}
+
+/// Failed if any job failed, cancelled if any was cancelled, skipped if every job was skipped,
+/// otherwise succeeded.
+pub(crate) fn overall_status(run: &Run) -> Status {
+    let statuses: Vec<Status> = run.jobs.iter().map(|job| job.status).collect();
+    if statuses.contains(&Status::Failed) {
+        Status::Failed
+    } else if statuses.contains(&Status::Cancelled) {
+        Status::Cancelled
+    } else if !statuses.is_empty() && statuses.iter().all(|status| *status == Status::Skipped) {
+        Status::Skipped
+    } else {
+        Status::Succeeded
+    }
+}

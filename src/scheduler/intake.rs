@@ -1,0 +1,104 @@
+//! The intake worker: takes accepted deliveries in arrival order and plans each exactly once.
+//! Planning a delivery and recording its runs is one store transaction, so a crash at any moment
+//! either leaves the delivery pending (planned again after restart) or fully planned.
+
+use super::event::{self, EventRequest};
+use super::{Mirrors, plan_runs};
+use crate::model::Delivery;
+use crate::store::Store;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+pub struct IntakeWorker {
+    pub store: Arc<dyn Store>,
+    pub mirrors: Arc<Mirrors>,
+    /// Woken by the webhook handler after each stored delivery.
+    pub wakeup: Arc<Notify>,
+    /// Woken after runs were recorded, so the dispatcher starts them.
+    pub dispatcher_wakeup: Arc<Notify>,
+}
+
+impl IntakeWorker {
+    /// Runs until the process ends. Deliveries left pending by a crash are planned first.
+    pub async fn run(self) {
+        loop {
+            let store = self.store.clone();
+            let pending =
+                match tokio::task::spawn_blocking(move || store.pending_deliveries(64)).await {
+                    Ok(Ok(pending)) => pending,
+                    Ok(Err(error)) => {
+                        tracing::error!(%error, "cannot read pending deliveries; retrying");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        continue;
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "intake task failed");
+                        continue;
+                    }
+                };
+            if pending.is_empty() {
+                self.wakeup.notified().await;
+                continue;
+            }
+            for delivery in pending {
+                self.plan_delivery(delivery).await;
+            }
+            self.dispatcher_wakeup.notify_one();
+        }
+    }
+
+    async fn plan_delivery(&self, delivery: Delivery) {
+        let store = self.store.clone();
+        let mirrors = self.mirrors.clone();
+        let delivery_id = delivery.id.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let (outcome, runs) = match plan_delivery(&mirrors, &delivery) {
+                Ok(planned) => planned,
+                // A delivery that cannot be planned (unknown commit, unreachable remote) is still
+                // completed, with the error as its outcome: it is never silently retried forever.
+                Err(error) => (format!("error: {error:#}"), Vec::new()),
+            };
+            tracing::info!(delivery = %delivery.id, event = %delivery.event, %outcome, "delivery planned");
+            store.complete_delivery(&delivery.id, &outcome, &runs)
+        })
+        .await;
+        match result {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => {
+                tracing::error!(delivery = %delivery_id, %error, "cannot record the planned runs")
+            }
+            Err(error) => tracing::error!(delivery = %delivery_id, %error, "planning task failed"),
+        }
+    }
+}
+
+/// Blocking: the whole path from a stored delivery to the runs it starts.
+fn plan_delivery(
+    mirrors: &Mirrors,
+    delivery: &Delivery,
+) -> anyhow::Result<(String, Vec<crate::store::NewRun>)> {
+    let request = event::event_from_delivery(delivery).map_err(anyhow::Error::msg)?;
+    if let EventRequest::Ignored(reason) = &request {
+        return Ok((reason.clone(), Vec::new()));
+    }
+    let repository = delivery.repository.as_deref().unwrap_or_default();
+    let mirror = mirrors.get(repository)?;
+    let Some((mut event, files)) = event::resolve(&mirror, &request)? else {
+        return Ok(("ignored".to_owned(), Vec::new()));
+    };
+    event::classify(&mut event, &files);
+    let runs = plan_runs(&files, &event);
+    Ok((
+        format!(
+            "{} run(s) for {} {}",
+            runs.len(),
+            event.kind,
+            short(&event.commit)
+        ),
+        runs,
+    ))
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(12)]
+}

@@ -1,0 +1,383 @@
+//! One job: a clean working tree of the commit, its steps in order with templating, step `if`,
+//! timeouts and `continue-on-error`, and a log written to the store with secrets redacted.
+
+use super::dispatch::RunUpdate;
+use super::{EngineSettings, Mirrors, StoredPlan};
+use crate::config::expr;
+use crate::model::{RunId, Status, StepRecord};
+use crate::planner::PlannedJob;
+use crate::steps::{CommandSpec, Redactor, StepOutcome, StepRunner};
+use crate::store::Store;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+/// Without a `timeout:`, a job may run this long.
+const DEFAULT_JOB_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
+pub struct JobContext {
+    pub store: Arc<dyn Store>,
+    pub mirrors: Arc<Mirrors>,
+    pub runner: Arc<dyn StepRunner>,
+    pub settings: EngineSettings,
+    pub updates: broadcast::Sender<RunUpdate>,
+    pub run_id: RunId,
+    pub plan: StoredPlan,
+    pub job: PlannedJob,
+    /// How the jobs this one needs ended, for `${{ needs.<id>.result }}`.
+    pub needs: BTreeMap<String, Status>,
+    pub cancel: CancellationToken,
+}
+
+impl JobContext {
+    pub async fn record(&self, status: Status, reason: Option<String>) {
+        let store = self.store.clone();
+        let (run, job, stored_reason) = (self.run_id, self.job.id.clone(), reason.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            store.set_job_status(run, &job, status, stored_reason.as_deref())
+        })
+        .await;
+        let _ = self.updates.send(RunUpdate::JobStatus {
+            run: self.run_id,
+            job: self.job.id.clone(),
+            status,
+            reason,
+        });
+    }
+
+    async fn record_step(&self, step: StepRecord) {
+        let store = self.store.clone();
+        let (run, job) = (self.run_id, self.job.id.clone());
+        let _ = tokio::task::spawn_blocking(move || store.upsert_step(run, &job, &step)).await;
+    }
+}
+
+/// Runs the job to its end and returns its final status (already recorded).
+pub async fn execute_job(context: JobContext) -> Status {
+    context.record(Status::Running, None).await;
+    let redactor = Redactor::new(context.settings.secrets.values().cloned());
+    let (log_sender, log_receiver) = mpsc::unbounded_channel::<String>();
+    let writer = tokio::spawn(write_log(
+        context.store.clone(),
+        context.updates.clone(),
+        context.run_id,
+        context.job.id.clone(),
+        redactor,
+        log_receiver,
+    ));
+    let limit = context.job.timeout.unwrap_or(DEFAULT_JOB_TIMEOUT);
+    // The timeout cancels the job's token so that its processes are killed and its workspace is
+    // cleaned like any cancellation; the flag tells a timeout from a cancel.
+    let timed_out = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let timer = {
+        let (timed_out, cancel) = (timed_out.clone(), context.cancel.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(limit).await;
+            timed_out.store(true, std::sync::atomic::Ordering::SeqCst);
+            cancel.cancel();
+        })
+    };
+    let (mut status, mut reason) = run_steps(&context, &log_sender).await;
+    timer.abort();
+    if timed_out.load(std::sync::atomic::Ordering::SeqCst) {
+        status = Status::Failed;
+        reason = Some(format!("job timed out after {}s", limit.as_secs()));
+    }
+    if let Some(reason) = &reason {
+        let _ = log_sender.send(format!("sluice: job {}: {reason}\n", status));
+    }
+    drop(log_sender);
+    let _ = writer.await;
+    context.record(status, reason).await;
+    status
+}
+
+async fn run_steps(
+    context: &JobContext,
+    log: &mpsc::UnboundedSender<String>,
+) -> (Status, Option<String>) {
+    let workspace = context.settings.workspaces_dir().join(format!(
+        "run-{}-{}",
+        context.run_id,
+        sanitize(&context.job.id)
+    ));
+    let scratch = context.settings.workspaces_dir().join(format!(
+        "run-{}-{}.scratch",
+        context.run_id,
+        sanitize(&context.job.id)
+    ));
+    if let Err(error) = prepare_workspace(context, &workspace).await {
+        return (
+            Status::Failed,
+            Some(format!(
+                "cannot check out {}: {error:#}",
+                context.plan.event.commit
+            )),
+        );
+    }
+    let mut template_context = expr::Context {
+        values: crate::planner::expression_context(
+            &context.plan.event,
+            &context.plan.run.pipeline,
+            &context.job.env,
+        ),
+        job_status: expr::JobStatusView {
+            any_failed: false,
+            any_cancelled: false,
+        },
+    };
+    if let Some(values) = template_context.values.as_object_mut() {
+        values.insert(
+            "secrets".to_owned(),
+            serde_json::to_value(&context.settings.secrets).unwrap_or_default(),
+        );
+        let needs: serde_json::Map<String, serde_json::Value> = context
+            .needs
+            .iter()
+            .map(|(id, status)| {
+                (
+                    id.clone(),
+                    serde_json::json!({ "result": github_result(*status) }),
+                )
+            })
+            .collect();
+        values.insert("needs".to_owned(), serde_json::Value::Object(needs));
+    }
+    let mut job_failed = false;
+    let mut failure_reason = None;
+    for (index, step) in context.job.steps.iter().enumerate() {
+        let name = step.display_name(index);
+        if context.cancel.is_cancelled() {
+            context
+                .record_step(step_record(index, &name, Status::Cancelled, None, None))
+                .await;
+            continue;
+        }
+        template_context.job_status.any_failed = job_failed;
+        let should_run = match &step.condition {
+            Some(condition) => {
+                expr::evaluate_condition(condition, &template_context).unwrap_or(false)
+            }
+            None => !job_failed,
+        };
+        if !should_run {
+            context
+                .record_step(step_record(index, &name, Status::Skipped, None, None))
+                .await;
+            continue;
+        }
+        context
+            .record_step(step_record(index, &name, Status::Running, None, None))
+            .await;
+        let _ = log.send(format!("sluice: step {}: {name}\n", index + 1));
+        let outcome = match build_spec(context, step, &workspace, &scratch, &template_context) {
+            Ok(spec) => {
+                context
+                    .runner
+                    .run(&spec, log.clone(), context.cancel.clone())
+                    .await
+            }
+            Err(message) => StepOutcome::NotStarted(message),
+        };
+        let _ = log.send(format!(
+            "sluice: step {}: {}\n",
+            index + 1,
+            outcome.describe()
+        ));
+        let status = match &outcome {
+            _ if outcome.succeeded() => Status::Succeeded,
+            StepOutcome::Cancelled => Status::Cancelled,
+            _ => Status::Failed,
+        };
+        let reason = (!outcome.succeeded()).then(|| outcome.describe());
+        context
+            .record_step(step_record(
+                index,
+                &name,
+                status,
+                outcome.exit_code(),
+                reason.clone(),
+            ))
+            .await;
+        if status == Status::Cancelled {
+            failure_reason = Some("cancelled".to_owned());
+        } else if status == Status::Failed && !step.continue_on_error {
+            job_failed = true;
+            failure_reason.get_or_insert(format!("step `{name}` {}", outcome.describe()));
+        }
+    }
+    let _ = tokio::fs::remove_dir_all(&workspace).await;
+    let _ = tokio::fs::remove_dir_all(&scratch).await;
+    if context.cancel.is_cancelled() {
+        (
+            Status::Cancelled,
+            failure_reason.or(Some("cancelled".to_owned())),
+        )
+    } else if job_failed {
+        (Status::Failed, failure_reason)
+    } else {
+        (Status::Succeeded, None)
+    }
+}
+
+async fn prepare_workspace(
+    context: &JobContext,
+    workspace: &std::path::Path,
+) -> anyhow::Result<()> {
+    let mirrors = context.mirrors.clone();
+    let repository = context.plan.event.repository.clone();
+    let commit = context.plan.event.commit.clone();
+    let workspace = workspace.to_owned();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        if workspace.exists() {
+            std::fs::remove_dir_all(&workspace)?;
+        }
+        let mirror = mirrors.get(&repository)?;
+        mirror.checkout(&commit, &workspace)?;
+        Ok(())
+    })
+    .await?
+}
+
+fn build_spec(
+    context: &JobContext,
+    step: &crate::config::workflow::Step,
+    workspace: &std::path::Path,
+    scratch: &std::path::Path,
+    template_context: &expr::Context,
+) -> Result<CommandSpec, String> {
+    let script = step
+        .run
+        .as_deref()
+        .ok_or("this step has no `run` command")?;
+    let render = |text: &str| render_expressions(text, template_context);
+    let event = &context.plan.event;
+    let mut env: BTreeMap<String, String> = BTreeMap::new();
+    let builtin = [
+        ("CI", "true".to_owned()),
+        ("SLUICE", "true".to_owned()),
+        ("SLUICE_RUN_ID", context.run_id.to_string()),
+        ("SLUICE_JOB", context.job.id.clone()),
+        ("SLUICE_PIPELINE", context.plan.run.pipeline.clone()),
+        ("SLUICE_REPOSITORY", event.repository.clone()),
+        ("SLUICE_SHA", event.commit.clone()),
+        ("SLUICE_REF", event.git_ref.clone()),
+        ("SLUICE_EVENT", event.kind.to_string()),
+        ("GITHUB_SHA", event.commit.clone()),
+        ("GITHUB_REF", event.git_ref.clone()),
+        ("GITHUB_REPOSITORY", event.repository.clone()),
+        ("GITHUB_WORKSPACE", workspace.display().to_string()),
+    ];
+    for (name, value) in builtin {
+        env.insert(name.to_owned(), value);
+    }
+    for (name, value) in context.job.env.iter().chain(step.env.iter()) {
+        env.insert(name.clone(), render(value)?);
+    }
+    let timeout = match &step.timeout {
+        Some(spec) => Some(spec.to_duration()?),
+        None => None,
+    };
+    Ok(CommandSpec {
+        script: render(script)?,
+        shell: step.shell.clone(),
+        image: step.image.as_deref().map(render).transpose()?,
+        workspace: workspace.to_owned(),
+        working_directory: step.working_directory.as_deref().map(render).transpose()?,
+        env,
+        timeout,
+        scratch: scratch.to_owned(),
+    })
+}
+
+/// Replaces `${{ expression }}` only; shell text such as `{{.ID}}` is left alone.
+pub(crate) fn render_expressions(text: &str, context: &expr::Context) -> Result<String, String> {
+    let mut rendered = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${{") {
+        rendered.push_str(&rest[..start]);
+        let after = &rest[start + 3..];
+        let end = after
+            .find("}}")
+            .ok_or_else(|| format!("unclosed `${{{{` in `{text}`"))?;
+        let value = expr::evaluate(after[..end].trim(), context)?;
+        match value {
+            serde_json::Value::String(text) => rendered.push_str(&text),
+            serde_json::Value::Null => {}
+            other => rendered.push_str(&other.to_string()),
+        }
+        rest = &after[end + 2..];
+    }
+    rendered.push_str(rest);
+    Ok(rendered)
+}
+
+fn step_record(
+    index: usize,
+    name: &str,
+    status: Status,
+    exit_code: Option<i32>,
+    reason: Option<String>,
+) -> StepRecord {
+    StepRecord {
+        index,
+        name: name.to_owned(),
+        status,
+        exit_code,
+        reason,
+    }
+}
+
+/// GitHub's words for a finished job: success, failure, cancelled, skipped.
+fn github_result(status: Status) -> &'static str {
+    match status {
+        Status::Succeeded => "success",
+        Status::Failed => "failure",
+        Status::Cancelled => "cancelled",
+        Status::Skipped => "skipped",
+        Status::Queued | Status::Running => "",
+    }
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Batches log lines into the store and forwards them to watchers, redacting first.
+async fn write_log(
+    store: Arc<dyn Store>,
+    updates: broadcast::Sender<RunUpdate>,
+    run: RunId,
+    job: String,
+    redactor: Redactor,
+    mut lines: mpsc::UnboundedReceiver<String>,
+) {
+    while let Some(first) = lines.recv().await {
+        let mut batch = redactor.redact(&first);
+        while let Ok(next) = lines.try_recv() {
+            batch.push_str(&redactor.redact(&next));
+            if batch.len() > 64 * 1024 {
+                break;
+            }
+        }
+        for line in batch.lines() {
+            let _ = updates.send(RunUpdate::LogLine {
+                run,
+                job: job.clone(),
+                line: line.to_owned(),
+            });
+        }
+        let store = store.clone();
+        let job_name = job.clone();
+        let _ = tokio::task::spawn_blocking(move || store.append_log(run, &job_name, &batch)).await;
+    }
+}

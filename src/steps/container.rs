@@ -1,0 +1,196 @@
+//! `run` steps with `image:`: the command runs in a container through the Docker engine
+//! (`DOCKER_HOST` or the default socket), with the commit's tree mounted at `/workspace`.
+
+use super::{CommandSpec, LogSink, StepOutcome, shell_command};
+use bollard::Docker;
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    CreateContainerOptions, KillContainerOptions, LogsOptions, RemoveContainerOptions,
+    WaitContainerOptions,
+};
+use futures_util::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+const WORKSPACE_IN_CONTAINER: &str = "/workspace";
+const SCRATCH_IN_CONTAINER: &str = "/sluice-scratch";
+
+#[derive(Default)]
+pub struct ContainerRunner {}
+
+/// Where the engine was looked for, for error messages.
+pub fn engine_address() -> String {
+    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".to_owned())
+}
+
+/// Connects and pings the engine; the error names the address tried and how to start an engine.
+pub async fn connect() -> Result<Docker, String> {
+    let unreachable = |error: &dyn std::fmt::Display| {
+        format!(
+            "cannot reach the Docker engine at {} ({error}); start one (`dockerd &`, or scripts/setup-docker.sh) or set DOCKER_HOST",
+            engine_address()
+        )
+    };
+    let docker = Docker::connect_with_defaults().map_err(|error| unreachable(&error))?;
+    docker.ping().await.map_err(|error| unreachable(&error))?;
+    Ok(docker)
+}
+
+impl ContainerRunner {
+    pub async fn run(
+        &self,
+        spec: &CommandSpec,
+        log: LogSink,
+        cancel: CancellationToken,
+    ) -> StepOutcome {
+        let docker = match connect().await {
+            Ok(docker) => docker,
+            Err(message) => return StepOutcome::NotStarted(message),
+        };
+        let script_name = format!("step-{}.sh", rand::random::<u64>());
+        let script_path = spec.scratch.join(&script_name);
+        if let Err(error) = std::fs::create_dir_all(&spec.scratch)
+            .and_then(|_| std::fs::write(&script_path, &spec.script))
+        {
+            return StepOutcome::NotStarted(format!(
+                "cannot write the step script to {}: {error}",
+                script_path.display()
+            ));
+        }
+        let outcome = run_container(
+            &docker,
+            spec,
+            &format!("{SCRATCH_IN_CONTAINER}/{script_name}"),
+            log,
+            cancel,
+        )
+        .await;
+        let _ = std::fs::remove_file(&script_path);
+        outcome
+    }
+}
+
+async fn run_container(
+    docker: &Docker,
+    spec: &CommandSpec,
+    script: &str,
+    log: LogSink,
+    cancel: CancellationToken,
+) -> StepOutcome {
+    let image = spec.image.clone().unwrap_or_default();
+    let argv = match shell_command(spec.shell.as_deref(), script, true) {
+        Ok(argv) => argv,
+        Err(message) => return StepOutcome::NotStarted(message),
+    };
+    let working_dir = match &spec.working_directory {
+        Some(relative) => format!(
+            "{WORKSPACE_IN_CONTAINER}/{}",
+            relative.trim_start_matches("./")
+        ),
+        None => WORKSPACE_IN_CONTAINER.to_owned(),
+    };
+    let body = ContainerCreateBody {
+        image: Some(image.clone()),
+        cmd: Some(argv),
+        working_dir: Some(working_dir),
+        env: Some(
+            spec.env
+                .iter()
+                .map(|(name, value)| format!("{name}={value}"))
+                .collect(),
+        ),
+        labels: Some(
+            [("dev.sluice.step".to_owned(), "true".to_owned())]
+                .into_iter()
+                .collect(),
+        ),
+        host_config: Some(HostConfig {
+            binds: Some(vec![
+                format!("{}:{WORKSPACE_IN_CONTAINER}", spec.workspace.display()),
+                format!("{}:{SCRATCH_IN_CONTAINER}:ro", spec.scratch.display()),
+            ]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let created = match docker
+        .create_container(None::<CreateContainerOptions>, body)
+        .await
+    {
+        Ok(created) => created,
+        Err(error) => {
+            return StepOutcome::NotStarted(format!(
+                "cannot create a container from image `{image}`: {error}; build or pull the image on the engine at {}",
+                engine_address()
+            ));
+        }
+    };
+    let id = created.id;
+    let outcome = supervise(docker, &id, spec, log, cancel).await;
+    let _ = docker
+        .remove_container(
+            &id,
+            Some(RemoveContainerOptions {
+                force: true,
+                ..Default::default()
+            }),
+        )
+        .await;
+    outcome
+}
+
+async fn supervise(
+    docker: &Docker,
+    id: &str,
+    spec: &CommandSpec,
+    log: LogSink,
+    cancel: CancellationToken,
+) -> StepOutcome {
+    if let Err(error) = docker.start_container(id, None).await {
+        return StepOutcome::NotStarted(format!("cannot start the container: {error}"));
+    }
+    let logs_docker = docker.clone();
+    let logs_id = id.to_owned();
+    let pump = tokio::spawn(async move {
+        let options = LogsOptions {
+            follow: true,
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        };
+        let mut stream = logs_docker.logs(&logs_id, Some(options));
+        let mut pending = String::new();
+        while let Some(Ok(chunk)) = stream.next().await {
+            pending.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+            while let Some(end) = pending.find('\n') {
+                let line: String = pending.drain(..=end).collect();
+                let _ = log.send(line);
+            }
+        }
+        if !pending.is_empty() {
+            pending.push('\n');
+            let _ = log.send(pending);
+        }
+    });
+    let timeout = spec
+        .timeout
+        .unwrap_or(std::time::Duration::from_secs(365 * 24 * 3600));
+    let mut wait = docker.wait_container(id, None::<WaitContainerOptions>);
+    let outcome = tokio::select! {
+        result = wait.next() => match result {
+            Some(Ok(response)) => StepOutcome::Exited(response.status_code as i32),
+            // bollard reports a non-zero exit as an error carrying the code.
+            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => StepOutcome::Exited(code as i32),
+            Some(Err(error)) => StepOutcome::NotStarted(format!("waiting for the container failed: {error}")),
+            None => StepOutcome::NotStarted("the engine closed the wait stream".to_owned()),
+        },
+        _ = tokio::time::sleep(timeout) => StepOutcome::TimedOut(timeout),
+        _ = cancel.cancelled() => StepOutcome::Cancelled,
+    };
+    if !matches!(outcome, StepOutcome::Exited(_)) {
+        let _ = docker
+            .kill_container(id, None::<KillContainerOptions>)
+            .await;
+    }
+    let _ = pump.await;
+    outcome
+}

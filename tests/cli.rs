@@ -1,0 +1,200 @@
+//! The command line as a user types it: `validate`, `run`, `runs`, `logs`.
+
+mod support;
+
+use std::process::Command;
+use support::TestRepo;
+
+fn sluice(args: &[&str], data_dir: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .env("SLUICE_DATA_DIR", data_dir)
+        .output()
+        .expect("sluice runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn validate_passes_on_the_reference_configuration() {
+    let data = tempfile::tempdir().unwrap();
+    let output = sluice(&["validate", env!("CARGO_MANIFEST_DIR")], data.path());
+    assert!(
+        output.status.success(),
+        "{}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    assert!(text(&output.stdout).contains("valid"));
+}
+
+#[test]
+fn validate_reports_every_problem_with_its_location_and_exits_1() {
+    let repo = TestRepo::new();
+    repo.commit(
+        &[
+            ("workflows/a.yaml", "name: a\non: { push: {} }\njobs:\n  build:\n    nedds: test\n    steps: [{run: 'true'}]\n  test:\n    needs: [lint]\n    steps: [{run: 'true'}]\n"),
+            ("environments/staging.yaml", "name: staging\nafter: dve\n"),
+            ("environments/dev.yaml", "name: dev\n"),
+        ],
+        "broken",
+    );
+    let data = tempfile::tempdir().unwrap();
+    let output = sluice(&["validate", repo.path().to_str().unwrap()], data.path());
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains("environments/staging.yaml:2:8:"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("workflows/a.yaml:5:5:"), "{stdout}");
+    assert!(stdout.contains("workflows/a.yaml:8:13:"), "{stdout}");
+    assert!(
+        stdout.contains("dev"),
+        "the hint names the nearest environment: {stdout}"
+    );
+}
+
+#[test]
+fn run_executes_a_commit_locally_and_exits_by_the_outcome() {
+    let repo = TestRepo::new();
+    let good = repo.commit(
+        &[("workflows/ci.yaml", "name: ci\non: { push: {} }\njobs:\n  hello:\n    steps:\n      - run: echo hello from $SLUICE_EVENT\n")],
+        "good",
+    );
+    let data = tempfile::tempdir().unwrap();
+    let output = sluice(
+        &[
+            "run",
+            "--repo",
+            repo.path().to_str().unwrap(),
+            "--commit",
+            &good,
+            "--event",
+            "push",
+            "--json",
+        ],
+        data.path(),
+    );
+    assert!(
+        output.status.success(),
+        "{}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    let runs: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("--json prints runs");
+    assert_eq!(runs[0]["commit"], good.as_str());
+    assert_eq!(runs[0]["status"], "succeeded");
+    assert_eq!(runs[0]["jobs"][0]["name"], "hello");
+
+    let logs = sluice(&["logs", &runs[0]["id"].to_string(), "hello"], data.path());
+    assert!(
+        text(&logs.stdout).contains("hello from push"),
+        "{}",
+        text(&logs.stdout)
+    );
+    let listed = sluice(&["runs"], data.path());
+    assert!(
+        text(&listed.stdout).contains("succeeded"),
+        "{}",
+        text(&listed.stdout)
+    );
+
+    let bad = repo.commit(
+        &[(
+            "workflows/ci.yaml",
+            "name: ci\non: { push: {} }\njobs:\n  hello:\n    steps:\n      - run: exit 3\n",
+        )],
+        "bad",
+    );
+    let output = sluice(
+        &[
+            "run",
+            "--repo",
+            repo.path().to_str().unwrap(),
+            "--commit",
+            &bad,
+        ],
+        data.path(),
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stdout));
+    assert!(
+        text(&output.stdout).contains("exited with code 3"),
+        "{}",
+        text(&output.stdout)
+    );
+}
+
+#[test]
+fn secrets_reach_steps_but_never_the_log() {
+    let repo = TestRepo::new();
+    let commit = repo.commit(
+        &[("workflows/ci.yaml", "name: ci\non: { push: {} }\njobs:\n  use-token:\n    steps:\n      - run: test \"$TOKEN\" = s3cr3t-value && echo \"token is $TOKEN\"\n        env: { TOKEN: \"${{ secrets.REGISTRY_TOKEN }}\" }\n")],
+        "secret",
+    );
+    let data = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "run",
+            "--repo",
+            repo.path().to_str().unwrap(),
+            "--commit",
+            &commit,
+            "--json",
+        ])
+        .env("SLUICE_DATA_DIR", data.path())
+        .env("SLUICE_SECRET_REGISTRY_TOKEN", "s3cr3t-value")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    let runs: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let logs = sluice(&["logs", &runs[0]["id"].to_string()], data.path());
+    let log = text(&logs.stdout);
+    assert!(log.contains("token is ***"), "{log}");
+    assert!(!log.contains("s3cr3t-value"), "{log}");
+}
+
+#[test]
+fn a_step_timeout_kills_the_step_and_fails_the_job() {
+    let repo = TestRepo::new();
+    let commit = repo.commit(
+        &[("workflows/ci.yaml", "name: ci\non: { push: {} }\njobs:\n  hang:\n    steps:\n      - run: sleep 600\n        timeout: 1s\n")],
+        "hang",
+    );
+    let data = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let output = sluice(
+        &[
+            "run",
+            "--repo",
+            repo.path().to_str().unwrap(),
+            "--commit",
+            &commit,
+            "--json",
+        ],
+        data.path(),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(120),
+        "the step was not killed"
+    );
+    let runs: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(runs[0]["jobs"][0]["status"], "failed");
+    assert!(
+        runs[0]["jobs"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("timed out"),
+        "{}",
+        runs[0]
+    );
+}
