@@ -12,6 +12,9 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
+/// An answer slower than this counts as a transport error, so a stuck server cannot hang the run.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// One webhook request, split around the delivery id so every request can carry a unique one.
 pub struct RequestTemplate {
     head_before_delivery_id: Vec<u8>,
@@ -239,8 +242,8 @@ pub fn saturate(
                     }
                     let open = connection.as_mut().expect("opened above");
                     let request = template.render(&delivery_ids.next_id());
-                    match open.exchange(&request).await {
-                        Ok((status, keep_alive)) => {
+                    match tokio::time::timeout(ANSWER_TIMEOUT, open.exchange(&request)).await {
+                        Ok(Ok((status, keep_alive))) => {
                             if (200..300).contains(&status) {
                                 outcomes.successes += 1;
                             } else {
@@ -250,7 +253,7 @@ pub fn saturate(
                                 connection = None;
                             }
                         }
-                        Err(_) => {
+                        Ok(Err(_)) | Err(_) => {
                             outcomes.transport_errors += 1;
                             connection = None;
                         }
@@ -381,7 +384,10 @@ async fn send_on_idle_connection(
         Some(connection) => connection,
         None => Connection::open(address).await.map_err(|_| ())?,
     };
-    let (status, keep_alive) = connection.exchange(request).await.map_err(|_| ())?;
+    let (status, keep_alive) = tokio::time::timeout(ANSWER_TIMEOUT, connection.exchange(request))
+        .await
+        .map_err(|_| ())?
+        .map_err(|_| ())?;
     if keep_alive {
         idle_connections.lock().await.push(connection);
     }
