@@ -3,7 +3,7 @@
 //! and the git command brings the user's ssh configuration and agent with it). Afterwards `HEAD`
 //! follows the remote's default branch. Owns credentials; never logs or returns a token.
 
-use super::remote_url::{self, Transport};
+use super::remote_url::{self, Transport, UrlKind};
 use super::{GitError, Mirror, REMOTE_NAME};
 use git2::{AutotagOption, Cred, CredentialType, FetchOptions, FetchPrune, RemoteCallbacks};
 use git2::{ErrorCode, Repository};
@@ -27,6 +27,10 @@ pub(crate) fn fetch(mirror: &Mirror) -> Result<(), GitError> {
         version.https(),
         version.ssh(),
     );
+    if let Some(missing_path) = missing_local_path(mirror.url()) {
+        let message = format!("there is no repository at {}", missing_path.display());
+        return Err(fetch_error(mirror, &message));
+    }
     let handle = mirror.handle()?;
     let remote_default_branch = match transport {
         Transport::Libgit2 => fetch_with_libgit2(mirror, &handle)?,
@@ -39,11 +43,28 @@ pub(crate) fn fetch(mirror: &Mirror) -> Result<(), GitError> {
         .map_err(|error| mirror.repository_error("point HEAD at the default branch", error))
 }
 
+/// libgit2 reports a missing local path as an "unsupported URL protocol"; say what is wrong.
+fn missing_local_path(url: &str) -> Option<PathBuf> {
+    let path = match remote_url::classify(url) {
+        UrlKind::LocalPath => PathBuf::from(url),
+        UrlKind::File => PathBuf::from(url.get("file://".len()..)?),
+        _ => return None,
+    };
+    (!path.exists()).then_some(path)
+}
+
+/// The message on one line (git prints several), credentials redacted.
 fn fetch_error(mirror: &Mirror, message: &str) -> GitError {
+    let one_line_message = message
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
     GitError::Fetch {
         repository: mirror.repository().to_string(),
         url: remote_url::redact_credentials(mirror.url()),
-        message: remote_url::redact_credentials(message.trim()),
+        message: remote_url::redact_credentials(&one_line_message),
     }
 }
 
@@ -266,6 +287,71 @@ mod tests {
             without_token,
             vec![("GIT_TERMINAL_PROMPT".to_string(), "0".to_string())]
         );
+    }
+
+    fn run_git(directory: &std::path::Path, arguments: &[&str]) -> String {
+        let output = Command::new("git")
+            .current_dir(directory)
+            .args(arguments)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_AUTHOR_NAME", "Ada")
+            .env("GIT_AUTHOR_EMAIL", "ada@example.com")
+            .env("GIT_COMMITTER_NAME", "Ada")
+            .env("GIT_COMMITTER_EMAIL", "ada@example.com")
+            .output()
+            .expect("git is installed");
+        assert!(output.status.success(), "git {arguments:?}: {output:?}");
+        String::from_utf8(output.stdout).unwrap().trim().to_string()
+    }
+
+    /// The path taken for https and ssh here, exercised on a file:// url: same refs, same prune.
+    #[test]
+    fn fetch_through_the_git_command_mirrors_branches_tags_and_prunes() {
+        let source = tempfile::TempDir::new().unwrap();
+        let mirrors_directory = tempfile::TempDir::new().unwrap();
+        run_git(
+            source.path(),
+            &["init", "--quiet", "--initial-branch", "main"],
+        );
+        std::fs::write(source.path().join("README.md"), "one\n").unwrap();
+        run_git(source.path(), &["add", "README.md"]);
+        run_git(source.path(), &["commit", "--quiet", "-m", "one"]);
+        run_git(source.path(), &["tag", "v1"]);
+        run_git(source.path(), &["branch", "doomed"]);
+        let commit = run_git(source.path(), &["rev-parse", "HEAD"]);
+        run_git(source.path(), &["update-ref", "refs/pull/3/head", &commit]);
+        let url = format!("file://{}", source.path().display());
+        let mirror = Mirror::open(mirrors_directory.path(), "acme/platform", &url).unwrap();
+
+        fetch_with_git_command(&mirror).unwrap();
+        run_git(source.path(), &["branch", "-D", "doomed"]);
+        fetch_with_git_command(&mirror).unwrap();
+
+        for revision in ["main", "v1", "refs/pull/3/head"] {
+            assert_eq!(mirror.resolve(revision).unwrap(), commit, "{revision}");
+        }
+        let branches: Vec<String> = mirror
+            .branch_tips()
+            .unwrap()
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(branches, ["main"]);
+    }
+
+    #[test]
+    fn a_failing_git_command_fetch_names_the_url_on_one_line() {
+        let mirrors_directory = tempfile::TempDir::new().unwrap();
+        let url = "file:///no/such/repository";
+        let mirror = Mirror::open(mirrors_directory.path(), "acme/platform", url).unwrap();
+
+        let message = fetch_with_git_command(&mirror).unwrap_err().to_string();
+
+        assert!(
+            message.starts_with("cannot fetch acme/platform from file:///no/such/repository: ")
+        );
+        assert!(!message.contains('\n'), "{message}");
     }
 
     /// Runs the helper the way git does for an https fetch, through `git credential fill`.
