@@ -271,3 +271,47 @@ impl Store for SqliteStore {
         self.read("counting runs and deliveries", reads::stats)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    #[test]
+    fn reads_answer_while_the_writer_holds_its_transaction_open() {
+        let directory = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&directory.path().join("sluice.db")).unwrap();
+        let delivery = Delivery {
+            id: "d-1".to_string(),
+            event: "push".to_string(),
+            repository: None,
+            payload: b"{}".to_vec(),
+            received_at: chrono::Utc::now(),
+        };
+        store.insert_delivery(&delivery).unwrap();
+        let (holding_sender, holding_receiver) = mpsc::channel();
+        let (release_sender, release_receiver) = mpsc::channel::<()>();
+        std::thread::scope(|scope| {
+            let held_write = scope.spawn(|| {
+                store
+                    .writer
+                    .write("holding the transaction open", move |connection| {
+                        connection.execute("DELETE FROM deliveries", [])?;
+                        holding_sender.send(()).unwrap();
+                        let _ = release_receiver.recv();
+                        Ok(())
+                    })
+            });
+            holding_receiver.recv().unwrap();
+            // The uncommitted delete is invisible and does not block the reader.
+            assert_eq!(
+                store.pending_deliveries(10).unwrap(),
+                vec![delivery.clone()]
+            );
+            assert_eq!(store.stats().unwrap().pending_deliveries, 1);
+            release_sender.send(()).unwrap();
+            held_write.join().unwrap().unwrap();
+        });
+        assert!(store.pending_deliveries(10).unwrap().is_empty());
+    }
+}
