@@ -46,6 +46,15 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
         help="MLflow server URL (default: $MLFLOW_TRACKING_URI)",
     )
 
+    fetch = steps.add_parser("fetch", help="download the model version an alias points to")
+    fetch.add_argument("--name", default="churn-classifier")
+    fetch.add_argument("--alias", required=True)
+    fetch.add_argument("--output", required=True, help="where to write model.json")
+    fetch.add_argument(
+        "--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"),
+        help="MLflow server URL (default: $MLFLOW_TRACKING_URI)",
+    )
+
     score = steps.add_parser("score", help="score a customer CSV")
     score.add_argument("--model", required=True)
     score.add_argument("--input", required=True)
@@ -79,6 +88,13 @@ def run(arguments: argparse.Namespace) -> dict:
         return pipeline.register_step(
             arguments.model, metrics, arguments.tracking_uri, arguments.name,
             parse_min_metrics(arguments.min_metric), arguments.alias,
+            token=os.environ.get("MLFLOW_TRACKING_TOKEN"),
+        )
+    if arguments.step == "fetch":
+        if not arguments.tracking_uri:
+            raise ValueError("no MLflow tracking URI; pass --tracking-uri or set MLFLOW_TRACKING_URI")
+        return pipeline.fetch_step(
+            arguments.tracking_uri, arguments.name, arguments.alias, arguments.output,
             token=os.environ.get("MLFLOW_TRACKING_TOKEN"),
         )
     return pipeline.score_step(arguments.model, arguments.input, arguments.output)

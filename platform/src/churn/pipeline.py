@@ -1,6 +1,6 @@
 """The training pipeline's steps as functions over files, so that the Airflow DAGs, the trainer
 image and a person at a shell all run the same code: preprocess -> train -> evaluate ->
-register, and batch scoring. Each step returns a small JSON-able summary.
+register, and fetch -> score for batch scoring. Each step returns a small JSON-able summary.
 
 Knows file layouts and formats; knows nothing about Airflow or Kubernetes.
 """
@@ -98,6 +98,15 @@ def register_step(
         "source": registered.source,
         "alias": registered.alias,
     }
+
+
+def fetch_step(
+    tracking_uri: str, model_name: str, alias: str, destination: Path | str, token: str | None = None
+) -> dict[str, Any]:
+    """Downloads the model version an alias points to, so batch scoring uses what serving uses."""
+    fetched = registry.fetch_model(registry.MlflowClient(tracking_uri, token=token), model_name, alias, Path(destination))
+    Model.load(destination)  # refuse an artifact this package cannot read before anyone scores with it
+    return {**fetched, "model_path": str(destination)}
 
 
 def score_step(model_path: Path | str, input_csv: Path | str, output_csv: Path | str) -> dict[str, Any]:

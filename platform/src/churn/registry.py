@@ -110,6 +110,36 @@ class MlflowClient:
         )
 
 
+    def version_by_alias(self, model_name: str, alias: str) -> dict[str, Any]:
+        """The model version an alias points to (`models:/NAME@ALIAS`)."""
+        return self.call("GET", "registered-models/alias", {"name": model_name, "alias": alias})["model_version"]
+
+    def download_artifact(self, source: str, relative_path: str, destination: Path) -> Path:
+        """Fetches one file of a model version's artifacts: through the artifact proxy for
+        `mlflow-artifacts:` sources, by copying for local ones."""
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        if source.startswith("mlflow-artifacts:"):
+            artifact_path = source.split(":", 1)[1].lstrip("/")
+            url = f"{self.tracking_uri}/api/2.0/mlflow-artifacts/artifacts/{artifact_path}/{relative_path}"
+            destination.write_bytes(self._request("GET", url, None, "application/octet-stream"))
+            return destination
+        local_root = source[len("file://"):] if source.startswith("file://") else source
+        if local_root.startswith("/"):
+            shutil.copyfile(Path(local_root) / relative_path, destination)
+            return destination
+        raise RegistryError(
+            f"model source `{source}` is neither mlflow-artifacts: nor local; "
+            "start the MLflow server with --serve-artifacts"
+        )
+
+
+def fetch_model(client: MlflowClient, model_name: str, alias: str, destination: Path | str) -> dict[str, Any]:
+    """Downloads the model file the alias points to; returns the version's name, version and source."""
+    version = client.version_by_alias(model_name, alias)
+    client.download_artifact(version["source"], "model.json", Path(destination))
+    return {"name": model_name, "alias": alias, "version": str(version["version"]), "source": version["source"]}
+
+
 def register_model(
     client: MlflowClient,
     model_path: Path | str,

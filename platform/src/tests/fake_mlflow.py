@@ -43,8 +43,16 @@ class FakeMlflow:
                 if parsed.path.startswith("/api/2.0/mlflow-artifacts/artifacts/"):
                     key = parsed.path[len("/api/2.0/mlflow-artifacts/artifacts/"):]
                     fake.requests.append((method, "mlflow-artifacts", {"path": key}))
-                    fake.artifacts[key] = raw_body
-                    return self._answer(200, {})
+                    if method == "PUT":
+                        fake.artifacts[key] = raw_body
+                        return self._answer(200, {})
+                    if key not in fake.artifacts:
+                        return self._answer(404, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": key})
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(fake.artifacts[key])))
+                    self.end_headers()
+                    self.wfile.write(fake.artifacts[key])
+                    return None
                 endpoint = parsed.path[len("/api/2.0/mlflow/"):]
                 if method == "GET":
                     payload = dict(urllib.parse.parse_qsl(parsed.query))
@@ -114,7 +122,13 @@ class FakeMlflow:
             version = {"version": str(len(versions) + 1), "source": payload["source"], "run_id": payload["run_id"]}
             versions.append(version)
             return 200, {"model_version": version}
-        if endpoint == "registered-models/alias":
+        if endpoint == "registered-models/alias" and "version" in payload:
             self.aliases[(payload["name"], payload["alias"])] = payload["version"]
             return 200, {}
+        if endpoint == "registered-models/alias":
+            key = (payload["name"], payload["alias"])
+            if key not in self.aliases:
+                return 404, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": f"no alias {key[1]}"}
+            versions = self.models[key[0]]
+            return 200, {"model_version": versions[int(self.aliases[key]) - 1]}
         return 404, {"error_code": "ENDPOINT_NOT_FOUND", "message": endpoint}

@@ -41,8 +41,14 @@ class PipelineTest(unittest.TestCase):
             exit_code, registered, error = run_cli(
                 "register", "--model", str(model), "--metrics", str(metrics), "--alias", "candidate",
                 "--min-metric", "accuracy=0.6", "--tracking-uri", fake.url)
+            self.assertEqual(exit_code, 0, error)
+            self.assertEqual((registered["version"], registered["alias"]), ("1", "candidate"))
+            fetched_model = self.root / "fetched" / "model.json"
+            exit_code, fetched, error = run_cli("fetch", "--alias", "candidate", "--output", str(fetched_model),
+                                                "--tracking-uri", fake.url)
         self.assertEqual(exit_code, 0, error)
-        self.assertEqual((registered["version"], registered["alias"]), ("1", "candidate"))
+        self.assertEqual(fetched["version"], "1")
+        self.assertEqual(fetched_model.read_bytes(), model.read_bytes())
         exit_code, scored, _ = run_cli("score", "--model", str(model), "--input", str(data_directory / "holdout.csv"),
                                        "--output", str(self.root / "scores.csv"))
         self.assertEqual(scored["scored_rows"], 100)

@@ -58,6 +58,23 @@ class RegistryTest(unittest.TestCase):
         self.assertEqual((first.version, second.version), ("1", "2"))
         self.assertEqual(fake.endpoints().count("experiments/create"), 1)
 
+    def test_the_model_an_alias_points_to_can_be_fetched_back(self):
+        with FakeMlflow() as fake, tempfile.TemporaryDirectory() as directory:
+            self.register(fake)
+            self.register(fake, alias="production")
+            client = registry.MlflowClient(fake.url)
+            fetched = registry.fetch_model(client, "churn-classifier", "production", Path(directory) / "m.json")
+            self.assertEqual(fetched["version"], "2")
+            self.assertEqual((Path(directory) / "m.json").read_bytes(), self.model_path.read_bytes())
+
+    def test_fetching_through_a_missing_alias_names_it(self):
+        with FakeMlflow() as fake, tempfile.TemporaryDirectory() as directory:
+            self.register(fake)
+            with self.assertRaises(registry.RegistryError) as raised:
+                registry.fetch_model(registry.MlflowClient(fake.url), "churn-classifier", "production",
+                                     Path(directory) / "m.json")
+        self.assertIn("no alias production", str(raised.exception))
+
     def test_a_local_artifact_root_receives_a_copy(self):
         with tempfile.TemporaryDirectory() as artifact_root:
             with FakeMlflow(artifact_root=artifact_root) as fake:
