@@ -8,10 +8,10 @@
 #   {"environment": "staging",
 #    "dags": [{"dag_id": "train_churn_model", "file": "platform/dags/train_churn_model.py",
 #              "owner": "ml-platform", "tags": ["ml"], "schedule": "0 3 * * 1",
-#              "max_active_runs": 1, "source": "<text of the file>"}],
-#    "variables": {"mlflow_tracking_uri": "http://mlflow.ml-staging.svc.cluster.local:5000"}}
-# `owner` is the DAG's owner as Airflow reports it (`airflow` when nobody set one);
-# `variables` is optional. Inputs without `dags` produce no results.
+#              "max_active_runs": 1, "source": "<text of the file>"}]}
+# `owner` is the DAG's owner as Airflow reports it (`airflow` when nobody set one). Only what is
+# hard-coded in a DAG file is judged: a Variable may rightly hold a loopback URL where Airflow and
+# MLflow share one machine. Inputs without `dags` produce no results.
 package airflow.dags
 
 import rego.v1
@@ -38,13 +38,6 @@ deny contains msg if {
 	regex.match(`tracking_uri`, lower(line))
 	regex.match(local_address, lower(line))
 	msg := sprintf("DAG `%s` (%s:%d) points MLflow at a local address: `%s`; read the Airflow Variable `mlflow_tracking_uri` instead", [dag.dag_id, dag.file, index + 1, trim_space(line)])
-}
-
-deny contains msg if {
-	input.dags
-	uri := input.variables.mlflow_tracking_uri
-	regex.match(local_address, lower(uri))
-	msg := sprintf("Airflow Variable `mlflow_tracking_uri` is `%s` in %s, a local address; use the environment's MLflow service URL", [uri, input.environment])
 }
 
 warn contains msg if {

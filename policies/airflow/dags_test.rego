@@ -44,9 +44,8 @@ test_local_address_elsewhere_is_not_a_tracking_uri if {
 	count(dags.deny) == 0 with input as {"dags": [dag("ml-platform", "requests.get(\"http://localhost:8080/health\")")]}
 }
 
-test_local_variable_value_is_denied if {
-	some message in dags.deny with input as {"environment": "dev", "dags": [dag("ml-platform", good_source)], "variables": {"mlflow_tracking_uri": "http://localhost:5000"}}
-	contains(message, "Airflow Variable `mlflow_tracking_uri` is `http://localhost:5000` in dev")
+test_variables_are_not_judged if {
+	count(dags.deny) == 0 with input as {"environment": "dev", "dags": [dag("ml-platform", good_source)], "variables": {"mlflow_tracking_uri": "http://localhost:5000"}}
 }
 
 test_parallel_training_runs_are_a_warning if {
