@@ -1,0 +1,496 @@
+//! Evaluation of a parsed expression against a JSON context, with GitHub's rules: loose
+//! equality that coerces to numbers, case-insensitive string comparison, `&&`/`||` that return
+//! an operand, filtered arrays (`labels.*.name`) and the built-in functions. Knows nothing of
+//! events, jobs or where the context comes from.
+
+use super::parse::{Comparison, FormatPiece, Function, Literal, Node, split_format};
+use serde_json::Value as Json;
+
+/// What `success()`, `failure()` and `cancelled()` answer; `always()` is always true.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct StatusFunctions {
+    pub success: bool,
+    pub failure: bool,
+    pub cancelled: bool,
+}
+
+/// How a read of a property that does not exist is treated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Missing {
+    /// As null, as GitHub does in conditions.
+    Null,
+    /// As an error naming the property, for templates where a typo must not become empty text.
+    Error,
+}
+
+/// A value during evaluation: borrowed from the context where possible, so that objects keep
+/// their identity (GitHub compares objects by instance) and nothing large is copied.
+#[derive(Clone, Debug)]
+pub(super) enum Value<'a> {
+    Borrowed(&'a Json),
+    Owned(Json),
+    /// The result of `.*`: further property reads apply to every element.
+    Filtered(Vec<Value<'a>>),
+}
+
+const NULL: Json = Json::Null;
+
+impl<'a> Value<'a> {
+    fn json(&self) -> Option<&Json> {
+        match self {
+            Value::Borrowed(json) => Some(json),
+            Value::Owned(json) => Some(json),
+            Value::Filtered(_) => None,
+        }
+    }
+
+    pub(super) fn into_json(self) -> Json {
+        match self {
+            Value::Borrowed(json) => json.clone(),
+            Value::Owned(json) => json,
+            Value::Filtered(items) => Json::Array(items.into_iter().map(Value::into_json).collect()),
+        }
+    }
+
+    fn from_number(number: f64) -> Value<'a> {
+        Value::Owned(number_to_json(number))
+    }
+
+    /// The elements of an array or filtered array; `None` for anything else.
+    fn elements(&self) -> Option<Vec<Value<'_>>> {
+        match self {
+            Value::Filtered(items) => Some(items.clone()),
+            other => match other.json() {
+                Some(Json::Array(items)) => Some(items.iter().map(Value::Borrowed).collect()),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// A value reduced to what comparisons look at. Arrays and objects carry their address when
+/// borrowed from the context, so that only the same instance is equal to itself.
+#[derive(Clone, Debug)]
+enum Canonical<'v> {
+    Null,
+    Boolean(bool),
+    Number(f64),
+    String(&'v str),
+    Array(Option<*const Json>),
+    Object(Option<*const Json>),
+}
+
+fn canonical<'v>(value: &'v Value<'_>) -> Canonical<'v> {
+    let identity = match value {
+        Value::Borrowed(json) => Some(*json as *const Json),
+        _ => None,
+    };
+    match value {
+        Value::Filtered(_) => Canonical::Array(None),
+        _ => match value.json().unwrap_or(&NULL) {
+            Json::Null => Canonical::Null,
+            Json::Bool(boolean) => Canonical::Boolean(*boolean),
+            Json::Number(number) => Canonical::Number(number.as_f64().unwrap_or(f64::NAN)),
+            Json::String(text) => Canonical::String(text),
+            Json::Array(_) => Canonical::Array(identity),
+            Json::Object(_) => Canonical::Object(identity),
+        },
+    }
+}
+
+fn canonical_to_number(value: &Canonical) -> f64 {
+    match value {
+        Canonical::Null => 0.0,
+        Canonical::Boolean(boolean) => f64::from(u8::from(*boolean)),
+        Canonical::Number(number) => *number,
+        Canonical::String(text) => string_to_number(text),
+        Canonical::Array(_) | Canonical::Object(_) => f64::NAN,
+    }
+}
+
+/// GitHub's conversion of text to a number: surrounding space ignored, empty is 0, anything that
+/// is not a number is NaN.
+pub(super) fn string_to_number(text: &str) -> f64 {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return 0.0;
+    }
+    super::parse::parse_number_literal(trimmed).unwrap_or(f64::NAN)
+}
+
+/// Brings two values to the same kind where GitHub's rules say so: number against string makes
+/// both numbers; a boolean or null becomes a number and the rule is applied again.
+fn coerce<'v>(left: Canonical<'v>, right: Canonical<'v>) -> (Canonical<'v>, Canonical<'v>) {
+    use Canonical as C;
+    match (&left, &right) {
+        (C::Null, C::Null)
+        | (C::Boolean(_), C::Boolean(_))
+        | (C::Number(_), C::Number(_))
+        | (C::String(_), C::String(_))
+        | (C::Array(_), C::Array(_))
+        | (C::Object(_), C::Object(_)) => (left, right),
+        (C::Number(_), C::String(_)) => {
+            let number = canonical_to_number(&right);
+            (left, C::Number(number))
+        }
+        (C::String(_), C::Number(_)) => (C::Number(canonical_to_number(&left)), right),
+        (C::Boolean(_) | C::Null, _) => coerce(C::Number(canonical_to_number(&left)), right),
+        (_, C::Boolean(_) | C::Null) => {
+            let number = canonical_to_number(&right);
+            coerce(left, C::Number(number))
+        }
+        _ => (left, right),
+    }
+}
+
+fn lowercase(text: &str) -> String {
+    text.to_lowercase()
+}
+
+fn loosely_equal(left: &Value, right: &Value) -> bool {
+    use Canonical as C;
+    match coerce(canonical(left), canonical(right)) {
+        (C::Null, C::Null) => true,
+        (C::Boolean(left), C::Boolean(right)) => left == right,
+        (C::Number(left), C::Number(right)) => left == right,
+        (C::String(left), C::String(right)) => lowercase(left) == lowercase(right),
+        (C::Array(Some(left)), C::Array(Some(right)))
+        | (C::Object(Some(left)), C::Object(Some(right))) => std::ptr::eq(left, right),
+        _ => false,
+    }
+}
+
+/// `Some(ordering)` when the two values are ordered by GitHub's rules; `None` when they are not
+/// comparable (different kinds after coercion, NaN, arrays, objects, null).
+fn loosely_ordered(left: &Value, right: &Value) -> Option<std::cmp::Ordering> {
+    use Canonical as C;
+    match coerce(canonical(left), canonical(right)) {
+        (C::Number(left), C::Number(right)) => left.partial_cmp(&right),
+        (C::String(left), C::String(right)) => Some(lowercase(left).cmp(&lowercase(right))),
+        (C::Boolean(left), C::Boolean(right)) => Some(left.cmp(&right)),
+        _ => None,
+    }
+}
+
+fn compare(comparison: Comparison, left: &Value, right: &Value) -> bool {
+    use std::cmp::Ordering;
+    let ordering = || loosely_ordered(left, right);
+    match comparison {
+        Comparison::Equal => loosely_equal(left, right),
+        Comparison::NotEqual => !loosely_equal(left, right),
+        Comparison::Less => ordering() == Some(Ordering::Less),
+        Comparison::Greater => ordering() == Some(Ordering::Greater),
+        Comparison::LessOrEqual => {
+            loosely_equal(left, right) || ordering() == Some(Ordering::Less)
+        }
+        Comparison::GreaterOrEqual => {
+            loosely_equal(left, right) || ordering() == Some(Ordering::Greater)
+        }
+    }
+}
+
+/// GitHub's truthiness: null, false, 0, NaN and the empty string are false.
+pub(super) fn is_truthy(value: &Value) -> bool {
+    match value.json() {
+        None => true,
+        Some(Json::Null) => false,
+        Some(Json::Bool(boolean)) => *boolean,
+        Some(Json::Number(number)) => number.as_f64().is_some_and(|n| n != 0.0 && !n.is_nan()),
+        Some(Json::String(text)) => !text.is_empty(),
+        Some(Json::Array(_) | Json::Object(_)) => true,
+    }
+}
+
+/// The text a value becomes in templates and string functions: null is empty, numbers have no
+/// trailing `.0`, arrays and objects are compact JSON.
+pub(super) fn to_text(value: &Value) -> String {
+    match value.json() {
+        None => serde_json::to_string(&value.clone().into_json()).unwrap_or_default(),
+        Some(Json::Null) => String::new(),
+        Some(Json::Bool(boolean)) => boolean.to_string(),
+        Some(Json::Number(number)) => format_number(number.as_f64().unwrap_or(f64::NAN)),
+        Some(Json::String(text)) => text.clone(),
+        Some(other @ (Json::Array(_) | Json::Object(_))) => {
+            serde_json::to_string(other).unwrap_or_default()
+        }
+    }
+}
+
+fn format_number(number: f64) -> String {
+    if number.is_nan() {
+        "NaN".into()
+    } else if number.fract() == 0.0 && number.abs() < 1e15 {
+        format!("{}", number as i64)
+    } else {
+        format!("{number}")
+    }
+}
+
+/// Whole numbers become JSON integers so that `1` stays `1`, not `1.0`.
+fn number_to_json(number: f64) -> Json {
+    if number.fract() == 0.0 && number.abs() < 9.007_199_254_740_992e15 {
+        Json::from(number as i64)
+    } else {
+        serde_json::Number::from_f64(number).map_or(Json::Null, Json::Number)
+    }
+}
+
+/// Reads a property case-insensitively, preferring an exact match.
+fn lookup<'j>(object: &'j serde_json::Map<String, Json>, key: &str) -> Option<&'j Json> {
+    object.get(key).or_else(|| {
+        object
+            .iter()
+            .find(|(candidate, _)| candidate.eq_ignore_ascii_case(key))
+            .map(|(_, value)| value)
+    })
+}
+
+fn unknown_property(text: &str, object: &serde_json::Map<String, Json>) -> String {
+    let mut known: Vec<&str> = object.keys().map(String::as_str).take(12).collect();
+    known.sort_unstable();
+    if known.is_empty() {
+        format!("unknown property `{text}`; nothing is defined there")
+    } else {
+        format!(
+            "unknown property `{text}`; defined here: {}",
+            known.join(", ")
+        )
+    }
+}
+
+pub(super) struct Evaluator<'a> {
+    pub root: &'a Json,
+    pub status: StatusFunctions,
+    pub missing: Missing,
+}
+
+impl<'a> Evaluator<'a> {
+    pub(super) fn evaluate(&self, node: &Node) -> Result<Value<'a>, String> {
+        match node {
+            Node::Literal(literal) => Ok(match literal {
+                Literal::Null => Value::Owned(Json::Null),
+                Literal::Boolean(boolean) => Value::Owned(Json::Bool(*boolean)),
+                Literal::Number(number) => Value::from_number(*number),
+                Literal::String(text) => Value::Owned(Json::String(text.clone())),
+            }),
+            Node::Name(name) => match self.root {
+                Json::Object(object) => match lookup(object, name) {
+                    Some(found) => Ok(Value::Borrowed(found)),
+                    None if self.missing == Missing::Error => {
+                        Err(unknown_property(name, object))
+                    }
+                    None => Ok(Value::Owned(Json::Null)),
+                },
+                _ => Ok(Value::Owned(Json::Null)),
+            },
+            Node::Property { target, name, text } => {
+                let target = self.evaluate(target)?;
+                self.read_property(target, name, text)
+            }
+            Node::Filter { target } => Ok(filter(self.evaluate(target)?)),
+            Node::Index {
+                target,
+                index,
+                text,
+            } => {
+                let target = self.evaluate(target)?;
+                let index = self.evaluate(index)?;
+                self.read_index(target, &index, text)
+            }
+            Node::Not(operand) => Ok(Value::Owned(Json::Bool(!is_truthy(
+                &self.evaluate(operand)?,
+            )))),
+            Node::Compare(comparison, left, right) => {
+                let left = self.evaluate(left)?;
+                let right = self.evaluate(right)?;
+                Ok(Value::Owned(Json::Bool(compare(*comparison, &left, &right))))
+            }
+            Node::And(left, right) => {
+                let left = self.evaluate(left)?;
+                if is_truthy(&left) {
+                    self.evaluate(right)
+                } else {
+                    Ok(left)
+                }
+            }
+            Node::Or(left, right) => {
+                let left = self.evaluate(left)?;
+                if is_truthy(&left) {
+                    Ok(left)
+                } else {
+                    self.evaluate(right)
+                }
+            }
+            Node::Call(function, arguments) => self.call(*function, arguments),
+        }
+    }
+
+    fn read_property(&self, target: Value<'a>, name: &str, text: &str) -> Result<Value<'a>, String> {
+        match target {
+            Value::Filtered(items) => Ok(Value::Filtered(
+                items
+                    .into_iter()
+                    .filter_map(|item| match item {
+                        Value::Borrowed(Json::Object(object)) => {
+                            lookup(object, name).map(Value::Borrowed)
+                        }
+                        Value::Owned(Json::Object(object)) => {
+                            lookup(&object, name).cloned().map(Value::Owned)
+                        }
+                        _ => None,
+                    })
+                    .collect(),
+            )),
+            Value::Borrowed(Json::Object(object)) => match lookup(object, name) {
+                Some(found) => Ok(Value::Borrowed(found)),
+                None => self.missing_property(text, object),
+            },
+            Value::Owned(Json::Object(object)) => match lookup(&object, name) {
+                Some(found) => Ok(Value::Owned(found.clone())),
+                None => self.missing_property(text, &object),
+            },
+            _ => Ok(Value::Owned(Json::Null)),
+        }
+    }
+
+    fn missing_property(
+        &self,
+        text: &str,
+        object: &serde_json::Map<String, Json>,
+    ) -> Result<Value<'a>, String> {
+        match self.missing {
+            Missing::Null => Ok(Value::Owned(Json::Null)),
+            Missing::Error => Err(unknown_property(text, object)),
+        }
+    }
+
+    fn read_index(&self, target: Value<'a>, index: &Value, text: &str) -> Result<Value<'a>, String> {
+        if let Value::Filtered(items) = target {
+            let mut selected = Vec::new();
+            for item in items {
+                let one = self.read_index(item, index, text)?;
+                if !matches!(one.json(), Some(Json::Null)) {
+                    selected.push(one);
+                }
+            }
+            return Ok(Value::Filtered(selected));
+        }
+        let position = match canonical(index) {
+            Canonical::Number(number) if number >= 0.0 && number.fract() == 0.0 => {
+                Some(number as usize)
+            }
+            _ => None,
+        };
+        let key = match index.json() {
+            Some(Json::String(key)) => Some(key.as_str()),
+            _ => None,
+        };
+        Ok(match (target, position, key) {
+            (Value::Borrowed(Json::Array(items)), Some(position), _) => {
+                items.get(position).map_or(Value::Owned(Json::Null), Value::Borrowed)
+            }
+            (Value::Owned(Json::Array(mut items)), Some(position), _) if position < items.len() => {
+                Value::Owned(items.swap_remove(position))
+            }
+            (target @ (Value::Borrowed(Json::Object(_)) | Value::Owned(Json::Object(_))), _, Some(key)) => {
+                return self.read_property(target, key, text);
+            }
+            _ => Value::Owned(Json::Null),
+        })
+    }
+
+    fn call(&self, function: Function, arguments: &[Node]) -> Result<Value<'a>, String> {
+        let boolean = |value: bool| Ok(Value::Owned(Json::Bool(value)));
+        match function {
+            Function::Success => return boolean(self.status.success),
+            Function::Failure => return boolean(self.status.failure),
+            Function::Cancelled => return boolean(self.status.cancelled),
+            Function::Always => return boolean(true),
+            _ => {}
+        }
+        let values = arguments
+            .iter()
+            .map(|argument| self.evaluate(argument))
+            .collect::<Result<Vec<_>, _>>()?;
+        match function {
+            Function::Contains => match values[0].elements() {
+                Some(elements) => boolean(elements.iter().any(|element| loosely_equal(element, &values[1]))),
+                None => boolean(
+                    lowercase(&to_text(&values[0])).contains(&lowercase(&to_text(&values[1]))),
+                ),
+            },
+            Function::StartsWith => boolean(
+                lowercase(&to_text(&values[0])).starts_with(&lowercase(&to_text(&values[1]))),
+            ),
+            Function::EndsWith => boolean(
+                lowercase(&to_text(&values[0])).ends_with(&lowercase(&to_text(&values[1]))),
+            ),
+            Function::Format => {
+                let template = to_text(&values[0]);
+                let mut output = String::new();
+                for piece in split_format(&template)? {
+                    match piece {
+                        FormatPiece::Text(literal) => output.push_str(&literal),
+                        FormatPiece::Argument(number) => match values.get(number + 1) {
+                            Some(argument) => output.push_str(&to_text(argument)),
+                            None => {
+                                return Err(format!(
+                                    "placeholder `{{{number}}}` in format string '{template}' has no argument ({} given)",
+                                    values.len() - 1
+                                ));
+                            }
+                        },
+                    }
+                }
+                string_value(output)
+            }
+            Function::Join => {
+                let separator = values.get(1).map_or_else(|| ",".to_string(), to_text);
+                match values[0].elements() {
+                    Some(elements) => string_value(
+                        elements.iter().map(to_text).collect::<Vec<_>>().join(&separator),
+                    ),
+                    None => string_value(to_text(&values[0])),
+                }
+            }
+            Function::ToJson => {
+                let json = values[0].clone().into_json();
+                string_value(serde_json::to_string_pretty(&json).unwrap_or_default())
+            }
+            Function::FromJson => {
+                let source = to_text(&values[0]);
+                serde_json::from_str::<Json>(&source)
+                    .map(Value::Owned)
+                    .map_err(|error| {
+                        format!("fromJSON: '{source}' is not valid JSON ({error}); pass a JSON document")
+                    })
+            }
+            Function::Success | Function::Failure | Function::Cancelled | Function::Always => {
+                unreachable!("status functions answered above")
+            }
+        }
+    }
+}
+
+fn string_value<'b>(text: String) -> Result<Value<'b>, String> {
+    Ok(Value::Owned(Json::String(text)))
+}
+
+/// `target.*`: the elements of an array or the values of an object, as a filtered array.
+fn filter(target: Value<'_>) -> Value<'_> {
+    fn children(value: Value<'_>) -> Vec<Value<'_>> {
+        match value {
+            Value::Borrowed(Json::Array(items)) => items.iter().map(Value::Borrowed).collect(),
+            Value::Borrowed(Json::Object(object)) => object.values().map(Value::Borrowed).collect(),
+            Value::Owned(Json::Array(items)) => items.into_iter().map(Value::Owned).collect(),
+            Value::Owned(Json::Object(object)) => {
+                object.into_iter().map(|(_, value)| Value::Owned(value)).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+    match target {
+        Value::Filtered(items) => Value::Filtered(items.into_iter().flat_map(children).collect()),
+        other => Value::Filtered(children(other)),
+    }
+}
