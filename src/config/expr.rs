@@ -214,7 +214,10 @@ mod tests {
     fn filtered_arrays_read_every_element() {
         check_value("github.event.labels.*.name", json!(["Bug", "infra"]));
         check_value("contains(github.event.labels.*.name, 'bug')", json!(true));
-        check_value("join(github.event.labels.*.name, ', ')", json!("Bug, infra"));
+        check_value(
+            "join(github.event.labels.*.name, ', ')",
+            json!("Bug, infra"),
+        );
     }
 
     #[test]
@@ -222,12 +225,19 @@ mod tests {
         let rendered = render("deploy-${{ github.ref }}-{{ env.REGION }}", &context()).unwrap();
         assert_eq!(rendered, "deploy-refs/heads/main-eu-west-1");
         let problem = render("x-${{ env.REGOIN }}", &context()).unwrap_err();
-        assert!(problem.contains("`env.REGOIN`") && problem.contains("REGION"), "{problem}");
+        assert!(
+            problem.contains("`env.REGOIN`") && problem.contains("REGION"),
+            "{problem}"
+        );
         assert_eq!(
             render("${{ format('{{{0}}}', count) }}", &context()).unwrap(),
             "{3}"
         );
-        assert!(render("${{ github.ref", &context()).unwrap_err().contains("unclosed"));
+        assert!(
+            render("${{ github.ref", &context())
+                .unwrap_err()
+                .contains("unclosed")
+        );
     }
 
     #[test]

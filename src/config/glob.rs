@@ -4,8 +4,12 @@
 //! first character only) and `\` (escape). A list of patterns is evaluated in order and the last
 //! pattern that matches decides. This module knows nothing of events, refs or pipelines.
 //!
-//! Patterns compile to a small automaton of single-character tokens that is simulated over the
-//! input with bit sets, so matching never backtracks and costs at most `input × pattern` steps.
+//! A pattern's literal prefix and suffix are compared directly; what lies between is matched by
+//! a small automaton (see `automaton`) that never backtracks.
+
+mod automaton;
+
+use automaton::{Automaton, CharMatcher, Repeat, Token};
 
 /// Checks one pattern; the error says what is wrong with it.
 pub fn check(pattern: &str) -> Result<(), String> {
@@ -76,44 +80,16 @@ impl Filter {
     }
 }
 
-/// What one token accepts as a single character.
-#[derive(Clone, Debug, PartialEq)]
-enum CharMatcher {
-    Literal(char),
-    /// `[...]`: inclusive ranges; a listed character is a range of one.
-    Class(Vec<(char, char)>),
-    /// `*`
-    AnyButSlash,
-    /// `**`
-    Any,
-}
-
-impl CharMatcher {
-    fn accepts(&self, character: char) -> bool {
-        match self {
-            CharMatcher::Literal(literal) => *literal == character,
-            CharMatcher::Class(ranges) => ranges
-                .iter()
-                .any(|(low, high)| (*low..=*high).contains(&character)),
-            CharMatcher::AnyButSlash => character != '/',
-            CharMatcher::Any => true,
-        }
-    }
-}
-
+/// The common shapes of the part between the literal prefix and suffix (`docs/**`, `**.js`,
+/// `*.md`), answered without running the automaton.
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Repeat {
-    One,
-    ZeroOrOne,
-    ZeroOrMore,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-enum Token {
-    Atom(CharMatcher, Repeat),
-    /// The start of an optional group `(...)?` that ends before token `usize`: used for `**/`,
-    /// which matches nothing or any text ending in `/`.
-    SkipTo(usize),
+enum Middle {
+    /// `**`
+    Anything,
+    /// `*`
+    NoSlash,
+    /// Anything else.
+    Automaton,
 }
 
 /// One compiled pattern.
@@ -122,14 +98,13 @@ struct Pattern {
     negated: bool,
     /// Leading characters that must appear literally, checked before the automaton runs.
     literal_prefix: String,
-    /// The state the automaton starts in once the prefix is consumed.
-    start_state: usize,
-    tokens: Vec<Token>,
+    /// Trailing characters that must appear literally, checked before the automaton runs.
+    literal_suffix: String,
     /// The whole pattern is literal text: compare instead of simulating.
     fully_literal: bool,
-    /// For each state, the states reachable from it without consuming a character.
-    closures: Vec<Vec<u64>>,
-    words: usize,
+    /// What lies between the prefix and the suffix, when it is simple enough to skip the automaton.
+    middle: Middle,
+    automaton: Automaton,
 }
 
 impl Pattern {
@@ -147,27 +122,46 @@ impl Pattern {
         let tokens = parse(pattern, body, usize::from(negated))?;
         let prefix_length = tokens
             .iter()
-            .take_while(|token| {
-                matches!(token, Token::Atom(CharMatcher::Literal(_), Repeat::One))
-            })
+            .take_while(|token| matches!(token, Token::Atom(CharMatcher::Literal(_), Repeat::One)))
             .count();
-        let literal_prefix: String = tokens[..prefix_length]
-            .iter()
-            .map(|token| match token {
-                Token::Atom(CharMatcher::Literal(character), _) => *character,
-                _ => unreachable!("the prefix holds only literal tokens"),
-            })
-            .collect();
-        let words = (tokens.len() + 1).div_ceil(64);
-        let closures = epsilon_closures(&tokens, words);
+        let literal_prefix = literal_text(&tokens[..prefix_length]);
+        // The suffix stops at the tokens of a `**/` group: those may match nothing at all.
+        let mut inside_group = vec![false; tokens.len()];
+        for (index, token) in tokens.iter().enumerate() {
+            if let Token::SkipTo(end) = token {
+                inside_group[index..*end]
+                    .iter_mut()
+                    .for_each(|inside| *inside = true);
+            }
+        }
+        let suffix_length = if prefix_length == tokens.len() {
+            0
+        } else {
+            (prefix_length..tokens.len())
+                .rev()
+                .take_while(|&index| {
+                    !inside_group[index]
+                        && matches!(
+                            tokens[index],
+                            Token::Atom(CharMatcher::Literal(_), Repeat::One)
+                        )
+                })
+                .count()
+        };
+        let accept_state = tokens.len() - suffix_length;
+        let literal_suffix = literal_text(&tokens[accept_state..]);
+        let middle = match &tokens[prefix_length..accept_state] {
+            [Token::Atom(CharMatcher::Any, Repeat::ZeroOrMore)] => Middle::Anything,
+            [Token::Atom(CharMatcher::AnyButSlash, Repeat::ZeroOrMore)] => Middle::NoSlash,
+            _ => Middle::Automaton,
+        };
         Ok(Pattern {
             negated,
             literal_prefix,
-            start_state: prefix_length,
+            literal_suffix,
             fully_literal: prefix_length == tokens.len(),
-            tokens,
-            closures,
-            words,
+            middle,
+            automaton: Automaton::new(&tokens, prefix_length, accept_state),
         })
     }
 
@@ -175,99 +169,30 @@ impl Pattern {
         if self.fully_literal {
             return value == self.literal_prefix;
         }
-        let Some(rest) = value.strip_prefix(self.literal_prefix.as_str()) else {
+        let Some(rest) = value
+            .strip_prefix(self.literal_prefix.as_str())
+            .and_then(|rest| rest.strip_suffix(self.literal_suffix.as_str()))
+        else {
             return false;
         };
-        if self.words == 1 {
-            self.run_small(rest)
-        } else {
-            self.run_large(rest)
+        match self.middle {
+            Middle::Anything => return true,
+            Middle::NoSlash => return !rest.contains('/'),
+            Middle::Automaton => {}
         }
-    }
-
-    /// The automaton for patterns of at most 63 tokens: one machine word of states.
-    fn run_small(&self, input: &str) -> bool {
-        let accept_bit = 1u64 << self.tokens.len();
-        let mut current = self.closures[self.start_state][0];
-        for character in input.chars() {
-            let mut next = 0u64;
-            let mut remaining = current & !accept_bit;
-            while remaining != 0 {
-                let state = remaining.trailing_zeros() as usize;
-                remaining &= remaining - 1;
-                if let Some(target) = self.step(state, character) {
-                    next |= self.closures[target][0];
-                }
-            }
-            if next == 0 {
-                return false;
-            }
-            current = next;
-        }
-        current & accept_bit != 0
-    }
-
-    fn run_large(&self, input: &str) -> bool {
-        let accept_state = self.tokens.len();
-        let mut current = self.closures[self.start_state].clone();
-        let mut next = vec![0u64; self.words];
-        for character in input.chars() {
-            next.iter_mut().for_each(|word| *word = 0);
-            for (word_index, word) in current.iter().enumerate() {
-                let mut remaining = *word;
-                while remaining != 0 {
-                    let state = word_index * 64 + remaining.trailing_zeros() as usize;
-                    remaining &= remaining - 1;
-                    if state == accept_state {
-                        continue;
-                    }
-                    if let Some(target) = self.step(state, character) {
-                        for (into, from) in next.iter_mut().zip(&self.closures[target]) {
-                            *into |= from;
-                        }
-                    }
-                }
-            }
-            if next.iter().all(|word| *word == 0) {
-                return false;
-            }
-            std::mem::swap(&mut current, &mut next);
-        }
-        current[accept_state / 64] & (1u64 << (accept_state % 64)) != 0
-    }
-
-    /// The state reached from `state` by consuming `character`, if any.
-    fn step(&self, state: usize, character: char) -> Option<usize> {
-        match &self.tokens[state] {
-            Token::Atom(matcher, repeat) if matcher.accepts(character) => Some(match repeat {
-                Repeat::ZeroOrMore => state,
-                Repeat::One | Repeat::ZeroOrOne => state + 1,
-            }),
-            _ => None,
-        }
+        self.automaton.matches(rest)
     }
 }
 
-/// For each state (token index, plus the accepting state at the end), the set of states reachable
-/// without consuming input. Every such edge points forward, so one backward pass suffices.
-fn epsilon_closures(tokens: &[Token], words: usize) -> Vec<Vec<u64>> {
-    let mut closures = vec![vec![0u64; words]; tokens.len() + 1];
-    for state in (0..=tokens.len()).rev() {
-        let mut closure = vec![0u64; words];
-        closure[state / 64] |= 1u64 << (state % 64);
-        let forward: Vec<usize> = match tokens.get(state) {
-            Some(Token::Atom(_, Repeat::ZeroOrOne | Repeat::ZeroOrMore)) => vec![state + 1],
-            Some(Token::SkipTo(end)) => vec![state + 1, *end],
-            _ => Vec::new(),
-        };
-        for target in forward {
-            for (into, from) in closure.iter_mut().zip(&closures[target]) {
-                *into |= from;
-            }
-        }
-        closures[state] = closure;
-    }
-    closures
+/// The characters of a run of literal tokens.
+fn literal_text(tokens: &[Token]) -> String {
+    tokens
+        .iter()
+        .filter_map(|token| match token {
+            Token::Atom(CharMatcher::Literal(character), Repeat::One) => Some(*character),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Turns the pattern text (after any `!`) into tokens; `offset` is the number of characters
@@ -382,9 +307,8 @@ fn parse_class(
     let mut ranges = Vec::new();
     let mut position = 0;
     while position < members.len() {
-        let is_range = position + 2 < members.len()
-            && members[position + 1] == '-'
-            && !escaped[position + 1];
+        let is_range =
+            position + 2 < members.len() && members[position + 1] == '-' && !escaped[position + 1];
         if is_range {
             let (low, high) = (members[position], members[position + 2]);
             let kinds: [fn(&char) -> bool; 3] = [
@@ -392,9 +316,7 @@ fn parse_class(
                 char::is_ascii_uppercase,
                 char::is_ascii_digit,
             ];
-            let same_kind = kinds
-                .iter()
-                .any(|kind| kind(&low) && kind(&high));
+            let same_kind = kinds.iter().any(|kind| kind(&low) && kind(&high));
             if !same_kind || low > high {
                 return Err(format!(
                     "pattern `{pattern}` has an invalid range `{low}-{high}` in the `[...]` at column {column}; ranges run upwards within a-z, A-Z or 0-9"
@@ -452,6 +374,17 @@ mod tests {
     }
 
     #[test]
+    fn literal_prefix_and_suffix_never_overlap() {
+        check_match("a*a", "a", false);
+        check_match("a*a", "aa", true);
+        check_match("ab*ba", "aba", false);
+        check_match("ab*ba", "abba", true);
+        check_match("x**/y", "xy", false);
+        check_match("**/y", "y", true);
+        check_match("v1.0?", "v1.", true);
+    }
+
+    #[test]
     fn long_patterns_use_the_multi_word_automaton() {
         let long_pattern = format!("{}*{}", "a/".repeat(40), "z?".repeat(20));
         let matching = format!("{}anything{}", "a/".repeat(40), "z".repeat(10));
@@ -462,7 +395,10 @@ mod tests {
     #[test]
     fn syntax_errors_name_the_pattern_and_the_column() {
         let problem = check("v[12").unwrap_err();
-        assert!(problem.contains("`v[12`") && problem.contains("column 2"), "{problem}");
+        assert!(
+            problem.contains("`v[12`") && problem.contains("column 2"),
+            "{problem}"
+        );
         assert!(check("+a").unwrap_err().contains("column 1"));
         assert!(check("*?").is_err());
         assert!(check("a\\").is_err());

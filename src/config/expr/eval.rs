@@ -48,7 +48,9 @@ impl<'a> Value<'a> {
         match self {
             Value::Borrowed(json) => json.clone(),
             Value::Owned(json) => json,
-            Value::Filtered(items) => Json::Array(items.into_iter().map(Value::into_json).collect()),
+            Value::Filtered(items) => {
+                Json::Array(items.into_iter().map(Value::into_json).collect())
+            }
         }
     }
 
@@ -180,9 +182,7 @@ fn compare(comparison: Comparison, left: &Value, right: &Value) -> bool {
         Comparison::NotEqual => !loosely_equal(left, right),
         Comparison::Less => ordering() == Some(Ordering::Less),
         Comparison::Greater => ordering() == Some(Ordering::Greater),
-        Comparison::LessOrEqual => {
-            loosely_equal(left, right) || ordering() == Some(Ordering::Less)
-        }
+        Comparison::LessOrEqual => loosely_equal(left, right) || ordering() == Some(Ordering::Less),
         Comparison::GreaterOrEqual => {
             loosely_equal(left, right) || ordering() == Some(Ordering::Greater)
         }
@@ -276,9 +276,7 @@ impl<'a> Evaluator<'a> {
             Node::Name(name) => match self.root {
                 Json::Object(object) => match lookup(object, name) {
                     Some(found) => Ok(Value::Borrowed(found)),
-                    None if self.missing == Missing::Error => {
-                        Err(unknown_property(name, object))
-                    }
+                    None if self.missing == Missing::Error => Err(unknown_property(name, object)),
                     None => Ok(Value::Owned(Json::Null)),
                 },
                 _ => Ok(Value::Owned(Json::Null)),
@@ -303,7 +301,11 @@ impl<'a> Evaluator<'a> {
             Node::Compare(comparison, left, right) => {
                 let left = self.evaluate(left)?;
                 let right = self.evaluate(right)?;
-                Ok(Value::Owned(Json::Bool(compare(*comparison, &left, &right))))
+                Ok(Value::Owned(Json::Bool(compare(
+                    *comparison,
+                    &left,
+                    &right,
+                ))))
             }
             Node::And(left, right) => {
                 let left = self.evaluate(left)?;
@@ -325,7 +327,12 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    fn read_property(&self, target: Value<'a>, name: &str, text: &str) -> Result<Value<'a>, String> {
+    fn read_property(
+        &self,
+        target: Value<'a>,
+        name: &str,
+        text: &str,
+    ) -> Result<Value<'a>, String> {
         match target {
             Value::Filtered(items) => Ok(Value::Filtered(
                 items
@@ -364,7 +371,12 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    fn read_index(&self, target: Value<'a>, index: &Value, text: &str) -> Result<Value<'a>, String> {
+    fn read_index(
+        &self,
+        target: Value<'a>,
+        index: &Value,
+        text: &str,
+    ) -> Result<Value<'a>, String> {
         if let Value::Filtered(items) = target {
             let mut selected = Vec::new();
             for item in items {
@@ -386,13 +398,17 @@ impl<'a> Evaluator<'a> {
             _ => None,
         };
         Ok(match (target, position, key) {
-            (Value::Borrowed(Json::Array(items)), Some(position), _) => {
-                items.get(position).map_or(Value::Owned(Json::Null), Value::Borrowed)
-            }
+            (Value::Borrowed(Json::Array(items)), Some(position), _) => items
+                .get(position)
+                .map_or(Value::Owned(Json::Null), Value::Borrowed),
             (Value::Owned(Json::Array(mut items)), Some(position), _) if position < items.len() => {
                 Value::Owned(items.swap_remove(position))
             }
-            (target @ (Value::Borrowed(Json::Object(_)) | Value::Owned(Json::Object(_))), _, Some(key)) => {
+            (
+                target @ (Value::Borrowed(Json::Object(_)) | Value::Owned(Json::Object(_))),
+                _,
+                Some(key),
+            ) => {
                 return self.read_property(target, key, text);
             }
             _ => Value::Owned(Json::Null),
@@ -414,7 +430,11 @@ impl<'a> Evaluator<'a> {
             .collect::<Result<Vec<_>, _>>()?;
         match function {
             Function::Contains => match values[0].elements() {
-                Some(elements) => boolean(elements.iter().any(|element| loosely_equal(element, &values[1]))),
+                Some(elements) => boolean(
+                    elements
+                        .iter()
+                        .any(|element| loosely_equal(element, &values[1])),
+                ),
                 None => boolean(
                     lowercase(&to_text(&values[0])).contains(&lowercase(&to_text(&values[1]))),
                 ),
@@ -422,9 +442,9 @@ impl<'a> Evaluator<'a> {
             Function::StartsWith => boolean(
                 lowercase(&to_text(&values[0])).starts_with(&lowercase(&to_text(&values[1]))),
             ),
-            Function::EndsWith => boolean(
-                lowercase(&to_text(&values[0])).ends_with(&lowercase(&to_text(&values[1]))),
-            ),
+            Function::EndsWith => {
+                boolean(lowercase(&to_text(&values[0])).ends_with(&lowercase(&to_text(&values[1]))))
+            }
             Function::Format => {
                 let template = to_text(&values[0]);
                 let mut output = String::new();
@@ -448,7 +468,11 @@ impl<'a> Evaluator<'a> {
                 let separator = values.get(1).map_or_else(|| ",".to_string(), to_text);
                 match values[0].elements() {
                     Some(elements) => string_value(
-                        elements.iter().map(to_text).collect::<Vec<_>>().join(&separator),
+                        elements
+                            .iter()
+                            .map(to_text)
+                            .collect::<Vec<_>>()
+                            .join(&separator),
                     ),
                     None => string_value(to_text(&values[0])),
                 }
@@ -462,7 +486,9 @@ impl<'a> Evaluator<'a> {
                 serde_json::from_str::<Json>(&source)
                     .map(Value::Owned)
                     .map_err(|error| {
-                        format!("fromJSON: '{source}' is not valid JSON ({error}); pass a JSON document")
+                        format!(
+                            "fromJSON: '{source}' is not valid JSON ({error}); pass a JSON document"
+                        )
                     })
             }
             Function::Success | Function::Failure | Function::Cancelled | Function::Always => {
@@ -483,9 +509,10 @@ fn filter(target: Value<'_>) -> Value<'_> {
             Value::Borrowed(Json::Array(items)) => items.iter().map(Value::Borrowed).collect(),
             Value::Borrowed(Json::Object(object)) => object.values().map(Value::Borrowed).collect(),
             Value::Owned(Json::Array(items)) => items.into_iter().map(Value::Owned).collect(),
-            Value::Owned(Json::Object(object)) => {
-                object.into_iter().map(|(_, value)| Value::Owned(value)).collect()
-            }
+            Value::Owned(Json::Object(object)) => object
+                .into_iter()
+                .map(|(_, value)| Value::Owned(value))
+                .collect(),
             _ => Vec::new(),
         }
     }

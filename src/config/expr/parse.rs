@@ -96,7 +96,9 @@ pub(super) enum Node {
         text: String,
     },
     /// `target.*`
-    Filter { target: Box<Node> },
+    Filter {
+        target: Box<Node>,
+    },
     Index {
         target: Box<Node>,
         index: Box<Node>,
@@ -124,8 +126,7 @@ impl Node {
                 left.uses_status_function() || right.uses_status_function()
             }
             Node::Call(function, arguments) => {
-                function.is_status_function()
-                    || arguments.iter().any(Node::uses_status_function)
+                function.is_status_function() || arguments.iter().any(Node::uses_status_function)
             }
         }
     }
@@ -225,7 +226,9 @@ fn lex(expression: &str) -> Result<Vec<Token>, String> {
                 .is_some_and(|next| next.is_ascii_alphanumeric() || *next == '.' || *next == '_')
                 || (matches!(characters.get(index), Some('-' | '+'))
                     && matches!(characters.get(index - 1), Some('e' | 'E'))
-                    && !characters[start..index].iter().any(|c| matches!(c, 'x' | 'X')))
+                    && !characters[start..index]
+                        .iter()
+                        .any(|c| matches!(c, 'x' | 'X')))
             {
                 index += 1;
             }
@@ -252,7 +255,7 @@ fn lex(expression: &str) -> Result<Vec<Token>, String> {
                 .all(|(offset, expected)| characters.get(index + offset) == Some(&expected))
         }) {
             index += symbol.chars().count();
-            TokenKind::Symbol(*symbol)
+            TokenKind::Symbol(symbol)
         } else {
             let hint = match character {
                 '=' => "; compare with `==`",
@@ -438,7 +441,11 @@ impl Parser<'_> {
                         name: name.clone(),
                         text: self.text_between(chain_start, token.end),
                     },
-                    _ => return Err(self.error_at(&token, "expected a property name or `*` after `.`")),
+                    _ => {
+                        return Err(
+                            self.error_at(&token, "expected a property name or `*` after `.`")
+                        );
+                    }
                 };
             } else if self.eat("[") {
                 let index = self.or()?;
@@ -517,16 +524,16 @@ impl Parser<'_> {
                 arguments.len()
             ));
         }
-        if function == Function::Format {
-            if let Some(Node::Literal(Literal::String(template))) = arguments.first() {
-                check_format(template, arguments.len() - 1).map_err(|problem| {
-                    format!(
-                        "{problem} in `format` at column {} in `{}`",
-                        token.start + 1,
-                        self.expression
-                    )
-                })?;
-            }
+        if function == Function::Format
+            && let Some(Node::Literal(Literal::String(template))) = arguments.first()
+        {
+            check_format(template, arguments.len() - 1).map_err(|problem| {
+                format!(
+                    "{problem} in `format` at column {} in `{}`",
+                    token.start + 1,
+                    self.expression
+                )
+            })?;
         }
         Ok(Node::Call(function, arguments))
     }
@@ -591,12 +598,12 @@ pub(super) fn split_format(template: &str) -> Result<Vec<FormatPiece<'_>>, Strin
 /// Checks a `format` template against the number of arguments given after it.
 pub(super) fn check_format(template: &str, argument_count: usize) -> Result<(), String> {
     for piece in split_format(template)? {
-        if let FormatPiece::Argument(number) = piece {
-            if number >= argument_count {
-                return Err(format!(
-                    "placeholder `{{{number}}}` in format string '{template}' has no argument ({argument_count} given)"
-                ));
-            }
+        if let FormatPiece::Argument(number) = piece
+            && number >= argument_count
+        {
+            return Err(format!(
+                "placeholder `{{{number}}}` in format string '{template}' has no argument ({argument_count} given)"
+            ));
         }
     }
     Ok(())
@@ -629,13 +636,26 @@ mod tests {
 
     #[test]
     fn numbers_parse_in_every_documented_form() {
-        for (text, expect) in [("42", 42.0), ("-9.2", -9.2), ("0xff", 255.0), ("-2.99e-2", -0.0299), ("1e3", 1000.0)] {
-            assert_eq!(parse(text).unwrap(), Node::Literal(Literal::Number(expect)), "{text}");
+        for (text, expect) in [
+            ("42", 42.0),
+            ("-9.2", -9.2),
+            ("0xff", 255.0),
+            ("-2.99e-2", -0.0299),
+            ("1e3", 1000.0),
+        ] {
+            assert_eq!(
+                parse(text).unwrap(),
+                Node::Literal(Literal::Number(expect)),
+                "{text}"
+            );
         }
     }
 
     #[test]
     fn hyphenated_names_are_one_identifier() {
-        assert!(matches!(parse("needs.build-image.result").unwrap(), Node::Property { .. }));
+        assert!(matches!(
+            parse("needs.build-image.result").unwrap(),
+            Node::Property { .. }
+        ));
     }
 }
