@@ -9,7 +9,10 @@
 //! `toJSON`, `fromJSON`, `success`, `failure`, `always`, `cancelled`.
 
 mod eval;
+mod format;
+mod lex;
 mod parse;
+mod value;
 
 pub(crate) use eval::StatusFunctions;
 use eval::{Evaluator, Missing};
@@ -85,7 +88,7 @@ pub(crate) fn evaluate_condition_with(
         status,
         missing: Missing::Null,
     };
-    Ok(eval::is_truthy(&evaluator.evaluate(&node)?))
+    Ok(value::is_truthy(&evaluator.evaluate(&node)?))
 }
 
 /// Whether a condition calls `success()`, `failure()`, `always()` or `cancelled()` (and so
@@ -127,7 +130,7 @@ pub fn render(template: &str, context: &Context) -> Result<String, String> {
         let value = evaluator
             .evaluate(&node)
             .map_err(|problem| format!("{problem} (in template `{template}`)"))?;
-        output.push_str(&eval::to_text(&value));
+        output.push_str(&value::to_text(&value));
         let after = body_start + body_length + 2;
         consumed += after;
         rest = &rest[after..];
