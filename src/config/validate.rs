@@ -142,7 +142,10 @@ impl Checker<'_> {
                 if let Err(problem) = glob::check(pattern) {
                     diagnostics.push(self.diagnostic_at(
                         &["on".into(), event.into(), (*key).into(), index.into()],
-                        format!("invalid pattern `{pattern}` in `on.{event}.{key}`: {problem}"),
+                        format!(
+                            "invalid pattern {} in `on.{event}.{key}`: {problem}",
+                            quoted_pattern(pattern)
+                        ),
                         None,
                     ));
                 }
@@ -293,6 +296,15 @@ impl Checker<'_> {
                 )
             })
             .collect()
+    }
+}
+
+/// An empty pattern would read as two backticks; show it as YAML writes it.
+fn quoted_pattern(pattern: &str) -> String {
+    if pattern.is_empty() {
+        "`\"\"`".to_string()
+    } else {
+        format!("`{pattern}`")
     }
 }
 

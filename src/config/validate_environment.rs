@@ -15,6 +15,11 @@ pub fn check_environments(environments: &[(&str, &Environment, &Node)]) -> Vec<D
     let names: Vec<&str> = unique_names(environments);
     for (index, (path, environment, tree)) in environments.iter().enumerate() {
         let name = environment.name.as_str();
+        let label = if name.is_empty() {
+            "an environment without a name".to_string()
+        } else {
+            format!("environment `{name}`")
+        };
         let earlier = environments[..index]
             .iter()
             .find(|(_, other, _)| !name.is_empty() && other.name == name);
@@ -36,14 +41,14 @@ pub fn check_environments(environments: &[(&str, &Environment, &Node)]) -> Vec<D
                 diagnostics.push(at(
                     path,
                     after_position,
-                    format!("environment `{name}` comes after itself"),
+                    format!("{label} comes after itself"),
                     Some("name the environment that precedes it, or remove `after`".to_string()),
                 ));
             } else if !names.contains(&after.as_str()) {
                 diagnostics.push(at(
                     path,
                     after_position,
-                    format!("environment `{name}` comes after unknown environment `{after}`"),
+                    format!("{label} comes after unknown environment `{after}`"),
                     Some(did_you_mean(after, names.iter().copied(), "environments")),
                 ));
             }
@@ -54,7 +59,7 @@ pub fn check_environments(environments: &[(&str, &Environment, &Node)]) -> Vec<D
             diagnostics.push(at(
                 path,
                 find(tree, &["gates".into(), "soak".into()]).value_position,
-                format!("`gates.soak` in environment `{name}`: {problem}"),
+                format!("`gates.soak` in {label}: {problem}"),
                 None,
             ));
         }
