@@ -50,9 +50,16 @@ fn check(named: &[(&str, &str)], expected_lines: &[&str]) -> Project {
 fn check_starts(named: &[(&str, &str)], expected_prefixes: &[&str]) {
     let project = load_project(&files(named));
     let lines = first_lines(&project.diagnostics);
-    assert_eq!(lines.len(), expected_prefixes.len(), "diagnostics: {lines:#?}");
+    assert_eq!(
+        lines.len(),
+        expected_prefixes.len(),
+        "diagnostics: {lines:#?}"
+    );
     for (line, prefix) in lines.iter().zip(expected_prefixes) {
-        assert!(line.starts_with(prefix), "`{line}` should start with `{prefix}`");
+        assert!(
+            line.starts_with(prefix),
+            "`{line}` should start with `{prefix}`"
+        );
     }
 }
 
@@ -142,7 +149,10 @@ fn two_unknown_keys_in_one_file_are_both_reported_with_suggestions() {
             "did you mean `timeout`? valid keys: name, needs, if, env, timeout, concurrency, steps",
         ]
     );
-    assert!(project.workflows.is_empty(), "a file with problems is not loaded");
+    assert!(
+        project.workflows.is_empty(),
+        "a file with problems is not loaded"
+    );
 }
 
 #[test]
@@ -200,7 +210,9 @@ jobs:
     );
     assert_eq!(
         hints(&project),
-        ["`a -> b` means job `b` needs job `a`; remove one of these `needs` entries, for example `package` from job `build`"]
+        [
+            "`a -> b` means job `b` needs job `a`; remove one of these `needs` entries, for example `package` from job `build`"
+        ]
     );
 }
 
@@ -220,17 +232,29 @@ fn after_naming_no_environment_suggests_the_nearest() {
     let project = check(
         &[
             ("environments/dev.yaml", DEV),
-            ("environments/production.yaml", "name: production\nafter: stagign\n"),
+            (
+                "environments/production.yaml",
+                "name: production\nafter: stagign\n",
+            ),
             ("environments/staging.yaml", STAGING),
         ],
-        &["environments/production.yaml:2:8: environment `production` comes after unknown environment `stagign`"],
+        &[
+            "environments/production.yaml:2:8: environment `production` comes after unknown environment `stagign`",
+        ],
     );
     assert_eq!(
         hints(&project),
         ["did you mean `staging`? environments: dev, production, staging"]
     );
-    let loaded: Vec<&str> = project.environments.iter().map(|e| e.path.as_str()).collect();
-    assert_eq!(loaded, ["environments/dev.yaml", "environments/staging.yaml"]);
+    let loaded: Vec<&str> = project
+        .environments
+        .iter()
+        .map(|e| e.path.as_str())
+        .collect();
+    assert_eq!(
+        loaded,
+        ["environments/dev.yaml", "environments/staging.yaml"]
+    );
 }
 
 #[test]
@@ -238,8 +262,14 @@ fn environments_in_a_cycle_or_with_the_same_name_are_reported() {
     check(
         &[
             ("environments/dev.yaml", "name: dev\nafter: production\n"),
-            ("environments/production.yaml", "name: production\nafter: staging\n"),
-            ("environments/staging.yaml", "name: staging\nafter: dev\ngates: {soak: 1week}\n"),
+            (
+                "environments/production.yaml",
+                "name: production\nafter: staging\n",
+            ),
+            (
+                "environments/staging.yaml",
+                "name: staging\nafter: dev\ngates: {soak: 1week}\n",
+            ),
             ("environments/staging2.yaml", "name: staging\n"),
         ],
         &[
@@ -254,8 +284,14 @@ fn environments_in_a_cycle_or_with_the_same_name_are_reported() {
 fn duplicate_pipeline_names_across_files_point_at_the_first() {
     let project = check(
         &[
-            ("workflows/b.yaml", "name: ci\njobs:\n  a:\n    steps: [{run: x}]\n"),
-            ("workflows/a.yml", "name: ci\njobs:\n  a:\n    steps: [{run: x}]\n"),
+            (
+                "workflows/b.yaml",
+                "name: ci\njobs:\n  a:\n    steps: [{run: x}]\n",
+            ),
+            (
+                "workflows/a.yml",
+                "name: ci\njobs:\n  a:\n    steps: [{run: x}]\n",
+            ),
         ],
         &["workflows/b.yaml:1:7: duplicate pipeline name `ci`"],
     );
@@ -285,7 +321,9 @@ fn a_type_error_is_located_at_the_value() {
             "workflows/ci.yaml",
             "name: ci\njobs:\n  a:\n    steps: [{run: x}]\n  test:\n    needs: {a: 1}\n    steps: [{run: x}]\n",
         )],
-        &["workflows/ci.yaml:6:12: wrong type for `needs` in job `test`: expected a job id or a list of job ids, found a mapping"],
+        &[
+            "workflows/ci.yaml:6:12: wrong type for `needs` in job `test`: expected a job id or a list of job ids, found a mapping",
+        ],
     );
 }
 
@@ -307,7 +345,10 @@ fn a_block_value_of_the_wrong_type_is_located_at_its_key() {
 fn missing_required_keys_are_reported_at_their_parent() {
     check(
         &[
-            ("workflows/ci.yaml", "on: push\njobs:\n  test:\n    needs: []\n"),
+            (
+                "workflows/ci.yaml",
+                "on: push\njobs:\n  test:\n    needs: []\n",
+            ),
             ("environments/dev.yaml", "after: nothing\n"),
         ],
         &[
@@ -323,10 +364,16 @@ fn missing_required_keys_are_reported_at_their_parent() {
 fn several_files_with_problems_are_all_reported_sorted() {
     check(
         &[
-            ("workflows/z.yaml", "name: z\njobs:\n  a:\n    steps: [{run: x}]\n    timeout: 5 minutes\n"),
+            (
+                "workflows/z.yaml",
+                "name: z\njobs:\n  a:\n    steps: [{run: x}]\n    timeout: 5 minutes\n",
+            ),
             ("workflows/a.yaml", "name: a\njbos: {}\n"),
             ("environments/prod.yaml", "name: prod\nafter: qa\n"),
-            ("workflows/m.yaml", "name: m\njobs:\n  a:\n    steps: [{run: x, bogus: 1}]\n    needs: b\n"),
+            (
+                "workflows/m.yaml",
+                "name: m\njobs:\n  a:\n    steps: [{run: x, bogus: 1}]\n    needs: b\n",
+            ),
         ],
         &[
             "environments/prod.yaml:2:8: environment `prod` comes after unknown environment `qa`",
@@ -343,7 +390,10 @@ fn several_files_with_problems_are_all_reported_sorted() {
 fn repeated_keys_and_empty_files_are_reported() {
     check(
         &[
-            ("workflows/ci.yaml", "name: ci\nname: again\njobs:\n  a:\n    steps: [{run: x}]\n"),
+            (
+                "workflows/ci.yaml",
+                "name: ci\nname: again\njobs:\n  a:\n    steps: [{run: x}]\n",
+            ),
             ("workflows/empty.yaml", "# nothing yet\n"),
         ],
         &[
@@ -371,14 +421,27 @@ fn steps_need_exactly_one_kind_and_known_pull_request_types() {
 fn on_accepts_the_short_forms_github_accepts() {
     let project = check(
         &[
-            ("workflows/a.yaml", "name: a\non: push\njobs:\n  a:\n    steps: [{run: x}]\n"),
-            ("workflows/b.yaml", "name: b\non: [push, pull_request]\njobs:\n  a:\n    steps: [{run: x}]\n"),
-            ("workflows/c.yaml", "name: c\non:\n  push:\n  pull_request:\njobs:\n  a:\n    steps: [{run: x}]\n"),
+            (
+                "workflows/a.yaml",
+                "name: a\non: push\njobs:\n  a:\n    steps: [{run: x}]\n",
+            ),
+            (
+                "workflows/b.yaml",
+                "name: b\non: [push, pull_request]\njobs:\n  a:\n    steps: [{run: x}]\n",
+            ),
+            (
+                "workflows/c.yaml",
+                "name: c\non:\n  push:\n  pull_request:\njobs:\n  a:\n    steps: [{run: x}]\n",
+            ),
         ],
         &[],
     );
     for loaded in &project.workflows {
-        assert!(loaded.value.on.push.is_some(), "{} triggers on push", loaded.path);
+        assert!(
+            loaded.value.on.push.is_some(),
+            "{} triggers on push",
+            loaded.path
+        );
     }
     assert!(project.workflows[0].value.on.pull_request.is_none());
     assert!(project.workflows[1].value.on.pull_request.is_some());
@@ -389,8 +452,14 @@ fn on_accepts_the_short_forms_github_accepts() {
 fn unknown_events_and_unknown_trigger_keys_are_reported() {
     check(
         &[
-            ("workflows/a.yaml", "name: a\non: pusj\njobs:\n  a:\n    steps: [{run: x}]\n"),
-            ("workflows/b.yaml", "name: b\non:\n  push:\n    branch: [main]\njobs:\n  a:\n    steps: [{run: x}]\n"),
+            (
+                "workflows/a.yaml",
+                "name: a\non: pusj\njobs:\n  a:\n    steps: [{run: x}]\n",
+            ),
+            (
+                "workflows/b.yaml",
+                "name: b\non:\n  push:\n    branch: [main]\njobs:\n  a:\n    steps: [{run: x}]\n",
+            ),
         ],
         &[
             "workflows/a.yaml:2:5: `on`: unknown event `pusj`; pipelines start on `push` or `pull_request`",
@@ -469,7 +538,11 @@ fn read_project_dir_reads_only_configuration_sorted() {
         .collect();
     assert_eq!(
         paths,
-        ["environments/dev.yaml", "workflows/a.yaml", "workflows/z.yml"]
+        [
+            "environments/dev.yaml",
+            "workflows/a.yaml",
+            "workflows/z.yml"
+        ]
     );
 
     let empty = tempfile::tempdir().expect("temporary directory");
@@ -491,7 +564,10 @@ fn server_config_loads_or_reports_every_problem() {
 
     let empty = directory.path().join("empty.yaml");
     std::fs::write(&empty, "").unwrap();
-    assert_eq!(load_server_config(&empty).expect("empty means defaults"), Default::default());
+    assert_eq!(
+        load_server_config(&empty).expect("empty means defaults"),
+        Default::default()
+    );
 
     let bad = directory.path().join("bad.yaml");
     std::fs::write(
@@ -507,12 +583,18 @@ fn server_config_loads_or_reports_every_problem() {
             format!("{shown}:1:9: invalid `listen` address `9090`"),
             format!("{shown}:2:1: unknown key `max-parallel-job` in the server configuration"),
             format!("{shown}:4:11: invalid repository name `platform`"),
-            format!("{shown}:6:20: `poll-interval` of repository `platform`: invalid duration `often`; write e.g. `10m`, `90s` or `1h30m`"),
+            format!(
+                "{shown}:6:20: `poll-interval` of repository `platform`: invalid duration `often`; write e.g. `10m`, `90s` or `1h30m`"
+            ),
         ]
     );
 
     let missing = directory.path().join("missing.yaml");
     let lines = first_lines(&load_server_config(&missing).expect_err("unreadable"));
     assert_eq!(lines.len(), 1);
-    assert!(lines[0].contains("cannot read the server configuration"), "{}", lines[0]);
+    assert!(
+        lines[0].contains("cannot read the server configuration"),
+        "{}",
+        lines[0]
+    );
 }

@@ -258,7 +258,10 @@ impl<'de> MapAccess<'de> for Entries<'_> {
         }
     }
 
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DecodeError> {
+    fn next_value_seed<V: DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, DecodeError> {
         let value = self
             .value
             .take()
@@ -290,12 +293,25 @@ impl<'de> VariantAccess<'de> for UnitVariant<'_> {
         Ok(())
     }
 
-    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, _seed: T) -> Result<T::Value, DecodeError> {
-        Err(de::Error::invalid_type(Unexpected::UnitVariant, &"a variant with a value"))
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(
+        self,
+        _seed: T,
+    ) -> Result<T::Value, DecodeError> {
+        Err(de::Error::invalid_type(
+            Unexpected::UnitVariant,
+            &"a variant with a value",
+        ))
     }
 
-    fn tuple_variant<V: Visitor<'de>>(self, _length: usize, _visitor: V) -> Result<V::Value, DecodeError> {
-        Err(de::Error::invalid_type(Unexpected::UnitVariant, &"a tuple variant"))
+    fn tuple_variant<V: Visitor<'de>>(
+        self,
+        _length: usize,
+        _visitor: V,
+    ) -> Result<V::Value, DecodeError> {
+        Err(de::Error::invalid_type(
+            Unexpected::UnitVariant,
+            &"a tuple variant",
+        ))
     }
 
     fn struct_variant<V: Visitor<'de>>(
@@ -303,7 +319,10 @@ impl<'de> VariantAccess<'de> for UnitVariant<'_> {
         _fields: &'static [&'static str],
         _visitor: V,
     ) -> Result<V::Value, DecodeError> {
-        Err(de::Error::invalid_type(Unexpected::UnitVariant, &"a struct variant"))
+        Err(de::Error::invalid_type(
+            Unexpected::UnitVariant,
+            &"a struct variant",
+        ))
     }
 }
 

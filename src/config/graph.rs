@@ -40,7 +40,12 @@ pub fn cycles(waits_for: &[(String, Vec<String>)]) -> Vec<Cycle> {
                 covered.insert(other);
             }
         }
-        found.push(cycle.iter().map(|index| names[*index].to_string()).collect());
+        found.push(
+            cycle
+                .iter()
+                .map(|index| names[*index].to_string())
+                .collect(),
+        );
     }
     found
 }
@@ -55,7 +60,8 @@ fn shortest_cycle_through(start: usize, runs_before: &[Vec<usize>]) -> Option<Ve
                 let mut cycle = vec![current];
                 let mut walker = current;
                 while walker != start {
-                    walker = came_from[walker].expect("every queued name but the start has a parent");
+                    walker =
+                        came_from[walker].expect("every queued name but the start has a parent");
                     cycle.push(walker);
                 }
                 cycle.reverse();
@@ -139,7 +145,13 @@ mod tests {
     #[test]
     fn separate_rings_are_each_reported_once() {
         check(
-            &[("a", &["b"]), ("b", &["a"]), ("c", &["d"]), ("d", &["c"]), ("e", &["a"])],
+            &[
+                ("a", &["b"]),
+                ("b", &["a"]),
+                ("c", &["d"]),
+                ("d", &["c"]),
+                ("e", &["a"]),
+            ],
             &["a -> b -> a", "c -> d -> c"],
         );
     }

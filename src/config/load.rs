@@ -54,7 +54,11 @@ pub fn load_project(files: &[SourceFile]) -> Project {
                     &mut diagnostics,
                 );
                 if let Some(decoded) = decoded {
-                    diagnostics.extend(check_workflow(&decoded.path, &decoded.value, &decoded.tree));
+                    diagnostics.extend(check_workflow(
+                        &decoded.path,
+                        &decoded.value,
+                        &decoded.tree,
+                    ));
                     pipelines.push(decoded);
                 }
             }

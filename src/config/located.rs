@@ -140,10 +140,7 @@ pub fn node_at<'a>(tree: &'a Node, index_path: &[usize]) -> &'a Node {
 pub fn node_at_mut<'a>(tree: &'a mut Node, index_path: &[usize]) -> &'a mut Node {
     let mut node = tree;
     for index in index_path {
-        let is_collection = matches!(
-            node.value,
-            NodeValue::Mapping(_) | NodeValue::Sequence(_)
-        );
+        let is_collection = matches!(node.value, NodeValue::Mapping(_) | NodeValue::Sequence(_));
         if !is_collection {
             break;
         }

@@ -224,7 +224,13 @@ mod tests {
         );
         check_place(
             Pipeline,
-            &["jobs".into(), "t".into(), "steps".into(), 0.into(), "env".into()],
+            &[
+                "jobs".into(),
+                "t".into(),
+                "steps".into(),
+                0.into(),
+                "env".into(),
+            ],
             "`env` in step 1 of job `t`",
         );
         check_place(
@@ -246,7 +252,11 @@ mod tests {
     }
 
     fn check_nearest(wanted: &str, candidates: &[&str], expect: Option<&str>) {
-        assert_eq!(nearest(wanted, candidates.iter().copied()), expect, "for {wanted}");
+        assert_eq!(
+            nearest(wanted, candidates.iter().copied()),
+            expect,
+            "for {wanted}"
+        );
     }
 
     #[test]

@@ -163,11 +163,7 @@ fn serde_parts(path: &serde_path_to_error::Path) -> Vec<PathPart> {
 
 /// How deep along `index_path` the first stand-in value sits, if any.
 fn placeholder_depth(tree: &Node, index_path: &[usize]) -> Option<usize> {
-    (0..index_path.len()).find(|depth| {
-        node_at(tree, &index_path[..=*depth])
-            .placeholder
-            .is_some()
-    })
+    (0..index_path.len()).find(|depth| node_at(tree, &index_path[..=*depth]).placeholder.is_some())
 }
 
 fn insert_placeholder(tree: &mut Node, spot: &Spot, key: &'static str) -> bool {
@@ -304,7 +300,11 @@ mod tests {
             })
             .collect();
         assert_eq!(shown, expect, "for input:\n{text}");
-        assert_eq!(value.is_some(), expect_decoded, "decoded? for input:\n{text}");
+        assert_eq!(
+            value.is_some(),
+            expect_decoded,
+            "decoded? for input:\n{text}"
+        );
     }
 
     #[test]
@@ -361,7 +361,11 @@ mod tests {
 
     #[test]
     fn repeated_keys_are_reported_and_the_first_kept() {
-        check("name: a\nname: b\n", true, &["2:1 [] repeated name first 1"]);
+        check(
+            "name: a\nname: b\n",
+            true,
+            &["2:1 [] repeated name first 1"],
+        );
     }
 
     #[test]

@@ -81,7 +81,12 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    fn diagnostic_at(&self, parts: &[PathPart], message: String, hint: Option<String>) -> Diagnostic {
+    fn diagnostic_at(
+        &self,
+        parts: &[PathPart],
+        message: String,
+        hint: Option<String>,
+    ) -> Diagnostic {
         at(self.path, find(self.tree, parts).position(), message, hint)
     }
 
@@ -131,11 +136,7 @@ impl Checker<'_> {
 
     /// Every pattern must be a valid glob, and a filter and its `-ignore` twin exclude each
     /// other, as on GitHub.
-    fn filter_lists(
-        &self,
-        event: &str,
-        lists: &[(&str, &Option<Vec<String>>)],
-    ) -> Vec<Diagnostic> {
+    fn filter_lists(&self, event: &str, lists: &[(&str, &Option<Vec<String>>)]) -> Vec<Diagnostic> {
         let mut diagnostics = Vec::new();
         for (key, patterns) in lists {
             for (index, pattern) in patterns.iter().flatten().enumerate() {
@@ -171,7 +172,11 @@ impl Checker<'_> {
         let mut diagnostics = Vec::new();
         let job_path: Vec<PathPart> = vec!["jobs".into(), job_id.into()];
         let within_job = |rest: &[PathPart]| -> Vec<PathPart> {
-            job_path.iter().cloned().chain(rest.iter().cloned()).collect()
+            job_path
+                .iter()
+                .cloned()
+                .chain(rest.iter().cloned())
+                .collect()
         };
         if !is_valid_job_id(job_id) {
             diagnostics.push(at(
@@ -220,7 +225,11 @@ impl Checker<'_> {
         for (index, step) in job.steps.iter().enumerate() {
             let step_path = within_job(&["steps".into(), index.into()]);
             let within_step = |rest: &[PathPart]| -> Vec<PathPart> {
-                step_path.iter().cloned().chain(rest.iter().cloned()).collect()
+                step_path
+                    .iter()
+                    .cloned()
+                    .chain(rest.iter().cloned())
+                    .collect()
             };
             let kinds = step.kinds();
             if kinds.len() != 1 {
@@ -350,7 +359,9 @@ mod tests {
     fn a_single_needs_is_located_at_its_value() {
         check(
             "name: ci\njobs:\n  test:\n    needs: biuld\n    steps: [{run: x}]\n  build:\n    steps: [{run: x}]\n",
-            &["workflows/ci.yaml:4:12: job `test` needs unknown job `biuld`\n  hint: did you mean `build`? jobs in this pipeline: test, build"],
+            &[
+                "workflows/ci.yaml:4:12: job `test` needs unknown job `biuld`\n  hint: did you mean `build`? jobs in this pipeline: test, build",
+            ],
         );
     }
 
@@ -381,7 +392,9 @@ mod tests {
     fn job_ids_follow_github_rules() {
         check(
             "name: ci\njobs:\n  1st:\n    steps: [{run: x}]\n",
-            &["workflows/ci.yaml:3:3: invalid job id `1st`\n  hint: job ids start with a letter or `_` and hold only letters, digits, `-` and `_`"],
+            &[
+                "workflows/ci.yaml:3:3: invalid job id `1st`\n  hint: job ids start with a letter or `_` and hold only letters, digits, `-` and `_`",
+            ],
         );
     }
 }

@@ -141,7 +141,10 @@ mod tests {
         check(
             &[
                 ("environments/dev.yaml", "name: dev\n"),
-                ("environments/production.yaml", "name: production\nafter: staging\n"),
+                (
+                    "environments/production.yaml",
+                    "name: production\nafter: staging\n",
+                ),
                 (
                     "environments/staging.yaml",
                     "name: staging\nafter: dev\ngates: {soak: 10m}\nterraform: {anything: [goes]}\n",
@@ -170,7 +173,10 @@ mod tests {
         check(
             &[
                 ("environments/a.yaml", "name: dev\nafter: staging\n"),
-                ("environments/b.yaml", "name: staging\nafter: dev\ngates:\n  soak: 10 minutes\n"),
+                (
+                    "environments/b.yaml",
+                    "name: staging\nafter: dev\ngates:\n  soak: 10 minutes\n",
+                ),
                 ("environments/c.yaml", "name: dev\n"),
             ],
             &[

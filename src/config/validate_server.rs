@@ -39,9 +39,8 @@ pub fn check_server(path: &str, config: &ServerConfig, tree: &Node) -> Vec<Diagn
         ));
     }
     for (index, repository) in config.repositories.iter().enumerate() {
-        let within = |key: &str| -> Vec<PathPart> {
-            vec!["repositories".into(), index.into(), key.into()]
-        };
+        let within =
+            |key: &str| -> Vec<PathPart> { vec!["repositories".into(), index.into(), key.into()] };
         let owner_and_name = repository.name.split_once('/');
         let well_formed = owner_and_name.is_some_and(|(owner, name)| {
             !owner.is_empty() && !name.is_empty() && !name.contains('/')

@@ -45,7 +45,9 @@ where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de> + Default,
 {
-    Ok(Some(Option::<T>::deserialize(deserializer)?.unwrap_or_default()))
+    Ok(Some(
+        Option::<T>::deserialize(deserializer)?.unwrap_or_default(),
+    ))
 }
 
 impl Triggers {
@@ -102,10 +104,9 @@ impl<'de> Deserialize<'de> for Triggers {
                 self,
                 mapping: A,
             ) -> Result<Triggers, A::Error> {
-                let TriggersMapping { push, pull_request } =
-                    TriggersMapping::deserialize(serde::de::value::MapAccessDeserializer::new(
-                        mapping,
-                    ))?;
+                let TriggersMapping { push, pull_request } = TriggersMapping::deserialize(
+                    serde::de::value::MapAccessDeserializer::new(mapping),
+                )?;
                 Ok(Triggers { push, pull_request })
             }
         }

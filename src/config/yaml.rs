@@ -82,10 +82,13 @@ fn syntax_error(error: &serde_saphyr::Error) -> SyntaxError {
             column: location.column() as u32,
         })
         .unwrap_or_default();
-    SyntaxError {
-        position,
-        message: strip_location_suffix(&plain.to_string()),
-    }
+    let message = match plain {
+        serde_saphyr::Error::MultipleDocuments { .. } => {
+            "a configuration file holds one YAML document; remove the `---` separator or split the file".to_string()
+        }
+        _ => strip_location_suffix(&plain.to_string()),
+    };
+    SyntaxError { position, message }
 }
 
 /// serde-saphyr appends ` at line L, column C` (and sometimes more) to its messages; the
@@ -342,6 +345,30 @@ mod tests {
         check(
             "jobs:\n  test: [unclosed\n",
             "error 2:9: unclosed bracket '['",
+        );
+        check(
+            "a: b\n  c: d\n",
+            "error 2:4: mapping values are not allowed in this context",
+        );
+        check(
+            "a:\n\t- b\n",
+            "error 2:2: tabs disallowed within this context (block indentation)",
+        );
+        check(
+            "a: *nowhere\n",
+            "error 1:4: alias references unknown anchor",
+        );
+        check(
+            "a: 1\n---\nb: 2\n",
+            "error 3:1: a configuration file holds one YAML document; remove the `---` separator or split the file",
+        );
+    }
+
+    #[test]
+    fn merge_keys_bring_their_entries_along() {
+        check(
+            "base: &base {x: 1}\nuse:\n  <<: *base\n  y: 2\n",
+            "{base@1:1={x@1:14=1@1:17}@1:13, use@2:1={y@4:3=2@4:6, x@3:7=1@3:7}@3:3}@1:1",
         );
     }
 }
