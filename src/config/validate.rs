@@ -134,8 +134,8 @@ impl Checker<'_> {
         diagnostics
     }
 
-    /// Every pattern must be a valid glob, and a filter and its `-ignore` twin exclude each
-    /// other, as on GitHub.
+    /// Every pattern must be a valid glob. Unlike GitHub, a filter and its `-ignore` twin may be
+    /// combined (the planner applies the filter, then the ignore list), so that is not checked.
     fn filter_lists(&self, event: &str, lists: &[(&str, &Option<Vec<String>>)]) -> Vec<Diagnostic> {
         let mut diagnostics = Vec::new();
         for (key, patterns) in lists {
@@ -150,19 +150,6 @@ impl Checker<'_> {
                         None,
                     ));
                 }
-            }
-            let ignore_key = format!("{key}-ignore");
-            let twin = lists.iter().find(|(other, _)| **other == ignore_key);
-            if let Some((_, Some(_))) = twin
-                && patterns.is_some()
-            {
-                diagnostics.push(self.diagnostic_at(
-                    &["on".into(), event.into(), ignore_key.as_str().into()],
-                    format!("`on.{event}` sets both `{key}` and `{ignore_key}`"),
-                    Some(format!(
-                        "keep one; to exclude some {key} from `{key}`, add patterns that start with `!`"
-                    )),
-                ));
             }
         }
         diagnostics
@@ -378,11 +365,10 @@ mod tests {
     }
 
     #[test]
-    fn unknown_activity_types_and_twin_filters_are_reported() {
+    fn unknown_activity_types_are_reported_and_ignore_twins_allowed() {
         check(
             "name: ci\non:\n  push:\n    branches: [main]\n    branches-ignore: [wip]\n  pull_request:\n    types: [open]\njobs:\n  a:\n    steps: [{run: x}]\n",
             &[
-                "workflows/ci.yaml:5:22: `on.push` sets both `branches` and `branches-ignore`\n  hint: keep one; to exclude some branches from `branches`, add patterns that start with `!`",
                 "workflows/ci.yaml:7:13: unknown pull request activity type `open` in `on.pull_request.types`\n  hint: did you mean `opened`? known types: assigned, unassigned, labeled, unlabeled, opened, edited, closed, reopened, synchronize, converted_to_draft, ready_for_review, locked, unlocked, review_requested, review_request_removed, auto_merge_enabled, auto_merge_disabled, milestoned, demilestoned, enqueued, dequeued",
             ],
         );
