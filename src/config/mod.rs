@@ -8,6 +8,20 @@ pub mod glob;
 pub mod server;
 pub mod workflow;
 
+mod de;
+mod graph;
+mod load;
+mod located;
+mod messages;
+mod recover;
+mod validate;
+mod validate_environment;
+mod validate_server;
+mod yaml;
+
+pub use load::{Project, load_project, load_server_config, read_project_dir};
+pub use validate::PULL_REQUEST_TYPES;
+
 use serde::{Deserialize, Serialize};
 use std::fmt;
 

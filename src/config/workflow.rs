@@ -21,13 +21,98 @@ pub struct Workflow {
 }
 
 /// `on:`: which events start the pipeline. A pipeline with no triggers never starts by itself.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+/// As on GitHub, `on: push`, `on: [push, pull_request]` and an event with nothing after it
+/// (`push:`) mean "every such event".
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct Triggers {
-    #[serde(default)]
     pub push: Option<PushTrigger>,
-    #[serde(default)]
     pub pull_request: Option<PullRequestTrigger>,
+}
+
+/// The mapping form of `on:`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TriggersMapping {
+    #[serde(default, deserialize_with = "present_even_if_empty")]
+    push: Option<PushTrigger>,
+    #[serde(default, deserialize_with = "present_even_if_empty")]
+    pull_request: Option<PullRequestTrigger>,
+}
+
+/// `push:` with nothing after it is a trigger without filters, not an absent one.
+fn present_even_if_empty<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Some(
+        Option::<T>::deserialize(deserializer)?.unwrap_or_default(),
+    ))
+}
+
+impl Triggers {
+    const EVENTS: &'static [&'static str] = &["push", "pull_request"];
+
+    fn add_event<E: serde::de::Error>(&mut self, event: &str) -> Result<(), E> {
+        match event {
+            "push" => self.push = Some(PushTrigger::default()),
+            "pull_request" => self.pull_request = Some(PullRequestTrigger::default()),
+            other => {
+                return Err(E::custom(format!(
+                    "unknown event `{other}`; pipelines start on {}",
+                    Self::EVENTS
+                        .iter()
+                        .map(|event| format!("`{event}`"))
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for Triggers {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TriggersVisitor;
+
+        impl<'de> serde::de::Visitor<'de> for TriggersVisitor {
+            type Value = Triggers;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("an event name, a list of event names, or a mapping")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, event: &str) -> Result<Triggers, E> {
+                let mut triggers = Triggers::default();
+                triggers.add_event(event)?;
+                Ok(triggers)
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut events: A,
+            ) -> Result<Triggers, A::Error> {
+                let mut triggers = Triggers::default();
+                while let Some(event) = events.next_element::<String>()? {
+                    triggers.add_event(&event)?;
+                }
+                Ok(triggers)
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mapping: A,
+            ) -> Result<Triggers, A::Error> {
+                let TriggersMapping { push, pull_request } = TriggersMapping::deserialize(
+                    serde::de::value::MapAccessDeserializer::new(mapping),
+                )?;
+                Ok(Triggers { push, pull_request })
+            }
+        }
+
+        deserializer.deserialize_any(TriggersVisitor)
+    }
 }
 
 /// `on.push`: branch, tag and path filters. Pattern lists use GitHub's glob rules: `*`, `**`,

@@ -1,1 +1,134 @@
-//! store (being written).
+//! The durable store: webhook deliveries, runs, jobs, steps and logs, behind the narrow `Store`
+//! trait. This is the only module with SQL; it maps rows to and from `crate::model` types and
+//! knows nothing of HTTP, git, planning or scheduling. The trait speaks only model types so that
+//! another database (PostgreSQL, for several replicas) can implement it later; methods are
+//! synchronous and async callers wrap them in `tokio::task::spawn_blocking`.
+
+mod error;
+mod migrations;
+mod reads;
+mod rows;
+mod sqlite;
+mod writer;
+mod writes;
+
+pub use error::{StoreError, StoreResult};
+pub use sqlite::SqliteStore;
+pub use writer::WriteCounts;
+
+use crate::model::{Delivery, EventKind, Run, RunId, Status, StepRecord};
+
+/// What `insert_delivery` did with a delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Inserted {
+    /// Stored now, durably.
+    New,
+    /// A delivery with the same id was already stored; nothing was written.
+    Duplicate,
+}
+
+/// One job of a run about to be created.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewJob {
+    pub name: String,
+    pub needs: Vec<String>,
+    pub status: Status,
+    pub reason: Option<String>,
+}
+
+/// One run about to be created, with its jobs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewRun {
+    pub repository: String,
+    pub commit: String,
+    pub git_ref: String,
+    pub event: EventKind,
+    pub pipeline: String,
+    pub status: Status,
+    pub reason: Option<String>,
+    pub concurrency_group: Option<String>,
+    /// Opaque JSON the scheduler needs to resume the run after a restart.
+    pub plan: String,
+    pub jobs: Vec<NewJob>,
+}
+
+/// Which runs `list_runs` returns. Every field left `None` means "no restriction".
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunFilter {
+    pub repository: Option<String>,
+    pub commit: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// Counts for `/metrics`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    pub runs_by_status: Vec<(Status, u64)>,
+    pub jobs_by_status: Vec<(Status, u64)>,
+    /// `(event, outcome kind, count)`; the outcome kind is `pending`, `planned`, `ignored` or `error`.
+    pub deliveries_by_event: Vec<(String, String, u64)>,
+    pub pending_deliveries: u64,
+}
+
+/// Everything sluice keeps between restarts. Implementations are shared between threads and
+/// every method may block on IO.
+pub trait Store: Send + Sync {
+    /// Durable when it returns. Same delivery id again -> `Duplicate`, nothing written.
+    fn insert_delivery(&self, delivery: &Delivery) -> StoreResult<Inserted>;
+
+    /// Accepted deliveries not yet planned, oldest first.
+    fn pending_deliveries(&self, limit: usize) -> StoreResult<Vec<Delivery>>;
+
+    /// In ONE transaction: mark the delivery planned with an outcome text ("2 runs", "ignored:
+    /// event `star` is not handled", "error: ...") and insert its runs (with their jobs). Returns
+    /// the run ids. Calling it again for a planned delivery creates nothing and returns the ids
+    /// of the runs created the first time.
+    fn complete_delivery(
+        &self,
+        delivery_id: &str,
+        outcome: &str,
+        runs: &[NewRun],
+    ) -> StoreResult<Vec<RunId>>;
+
+    /// Runs started without a delivery (the `sluice run` command, polling).
+    fn insert_runs(&self, runs: &[NewRun]) -> StoreResult<Vec<RunId>>;
+
+    /// Newest first (id descending); jobs come without their steps.
+    fn list_runs(&self, filter: &RunFilter) -> StoreResult<Vec<Run>>;
+
+    /// One run with its jobs and their steps.
+    fn get_run(&self, id: RunId) -> StoreResult<Option<Run>>;
+
+    /// The plan JSON stored with the run.
+    fn run_plan(&self, id: RunId) -> StoreResult<Option<String>>;
+
+    /// Runs queued or running, oldest first; jobs come without their steps.
+    fn unfinished_runs(&self) -> StoreResult<Vec<Run>>;
+
+    /// Sets the status and the reason (`None` clears it); sets `finished_at` when the status is
+    /// terminal and clears it otherwise.
+    fn set_run_status(&self, id: RunId, status: Status, reason: Option<&str>) -> StoreResult<()>;
+
+    /// Sets the status and the reason (`None` clears it); sets `started_at` the first time the
+    /// job is running, and `finished_at` when the status is terminal.
+    fn set_job_status(
+        &self,
+        id: RunId,
+        job: &str,
+        status: Status,
+        reason: Option<&str>,
+    ) -> StoreResult<()>;
+
+    /// Inserts the step, or replaces the step with the same index.
+    fn upsert_step(&self, id: RunId, job: &str, step: &StepRecord) -> StoreResult<()>;
+
+    /// Adds text at the end of the job's log.
+    fn append_log(&self, id: RunId, job: &str, text: &str) -> StoreResult<()>;
+
+    /// The whole log of the job; `None` if there is no such job, `Some("")` if nothing was logged.
+    fn job_log(&self, id: RunId, job: &str) -> StoreResult<Option<String>>;
+
+    /// For `/metrics`: runs and jobs by status, deliveries by (event, outcome kind), pending
+    /// deliveries.
+    fn stats(&self) -> StoreResult<StoreStats>;
+}

@@ -1,0 +1,62 @@
+# Tests of terraform.instance_types; run with `conftest verify -p policies` or `opa test policies`.
+package terraform.instance_types_test
+
+import rego.v1
+
+import data.terraform.instance_types
+
+change(address, attributes) := {
+	"address": address, "mode": "managed", "type": "terraform_data",
+	"change": {"actions": ["create"], "after": {"input": attributes}},
+}
+
+control_plane(budget) := change("module.cluster.terraform_data.control_plane", {"name": "ml", "budget": budget})
+
+pool(instance_type, budget) := change(
+	"module.cluster.terraform_data.node_pool[\"general\"]",
+	{"instance_type": instance_type, "budget": budget, "min_size": 1, "gpu": false},
+)
+
+test_allowed_type_passes if {
+	count(instance_types.deny) == 0 with input as {"resource_changes": [control_plane("small"), pool("t3.large", "small")]}
+}
+
+test_too_large_for_budget_is_denied_with_the_allowed_list if {
+	denials := instance_types.deny with input as {"resource_changes": [pool("m5.2xlarge", "small")]}
+	count(denials) == 1
+	some message in denials
+	contains(message, "instance type `m5.2xlarge` is not allowed for budget `small`")
+	contains(message, "t3.large")
+}
+
+test_a_larger_budget_allows_it if {
+	count(instance_types.deny) == 0 with input as {"resource_changes": [pool("m5.2xlarge", "large")]}
+}
+
+test_resources_without_budget_use_the_plans_budget if {
+	database := change("module.mlflow.terraform_data.database[0]", {"instance_type": "db.m5.xlarge"})
+	denials := instance_types.deny with input as {"resource_changes": [control_plane("medium"), database]}
+	some message in denials
+	contains(message, "`db.m5.xlarge` is not allowed for budget `medium`")
+}
+
+test_no_budget_anywhere_is_denied if {
+	database := change("module.mlflow.terraform_data.database[0]", {"instance_type": "db.t3.micro"})
+	some message in instance_types.deny with input as {"resource_changes": [database]}
+	contains(message, "no budget tier is set")
+}
+
+test_unknown_budget_is_denied if {
+	some message in instance_types.deny with input as {"resource_changes": [pool("t3.large", "huge")]}
+	contains(message, "budget tier `huge` is unknown")
+}
+
+test_idle_gpu_pool_is_a_warning if {
+	gpu_pool := change("module.cluster.terraform_data.node_pool[\"gpu\"]", {"instance_type": "g4dn.xlarge", "budget": "large", "min_size": 2, "gpu": true})
+	count(instance_types.deny) == 0 with input as {"resource_changes": [gpu_pool]}
+	count(instance_types.warn) == 1 with input as {"resource_changes": [gpu_pool]}
+}
+
+test_other_inputs_are_ignored if {
+	count(instance_types.deny) == 0 with input as {"environment": "dev", "models": {}}
+}

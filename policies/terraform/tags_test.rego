@@ -1,0 +1,59 @@
+# Tests of terraform.tags; run with `conftest verify -p policies` or `opa test policies`.
+package terraform.tags_test
+
+import rego.v1
+
+import data.terraform.tags
+
+good_tags := {"team": "ml-platform", "cost_center": "cc-4021", "environment": "dev", "managed_by": "sluice"}
+
+plan_with(tag_value, actions) := {"resource_changes": [{
+	"address": "module.cluster.terraform_data.control_plane",
+	"mode": "managed",
+	"type": "terraform_data",
+	"change": {"actions": actions, "after": {"input": {"name": "ml-dev", "tags": tag_value}}},
+}]}
+
+test_complete_tags_pass if {
+	count(tags.deny) == 0 with input as plan_with(good_tags, ["create"])
+	count(tags.warn) == 0 with input as plan_with(good_tags, ["create"])
+}
+
+test_each_missing_tag_is_named if {
+	denials := tags.deny with input as plan_with({"team": "ml-platform"}, ["create"])
+	count(denials) == 2
+	some cost_center_message in denials
+	contains(cost_center_message, "required tag `cost_center` is missing")
+	some environment_message in denials
+	contains(environment_message, "required tag `environment` is missing")
+}
+
+test_empty_tag_is_denied if {
+	denials := tags.deny with input as plan_with(object.union(good_tags, {"team": ""}), ["update"])
+	denials == {"module.cluster.terraform_data.control_plane: tag `team` is empty; give it a value"}
+}
+
+test_unknown_environment_is_denied if {
+	some message in tags.deny with input as plan_with(object.union(good_tags, {"environment": "prod"}), ["create"])
+	contains(message, "tag `environment` is `prod`")
+}
+
+test_deletes_are_not_checked if {
+	count(tags.deny) == 0 with input as plan_with({}, ["delete"])
+}
+
+test_provider_resources_use_top_level_tags if {
+	plan := {"resource_changes": [{
+		"address": "aws_s3_bucket.artifacts", "mode": "managed", "type": "aws_s3_bucket",
+		"change": {"actions": ["create"], "after": {"bucket": "artifacts", "tags": {"team": "ml"}}},
+	}]}
+	count(tags.deny) == 2 with input as plan
+}
+
+test_missing_managed_by_is_a_warning if {
+	count(tags.warn) == 1 with input as plan_with(object.remove(good_tags, ["managed_by"]), ["create"])
+}
+
+test_other_inputs_are_ignored if {
+	count(tags.deny) == 0 with input as {"kind": "Deployment", "metadata": {"name": "x"}}
+}

@@ -1,0 +1,89 @@
+//! Checks on a decoded server configuration that serde cannot make: a listen address with a
+//! port, at least one job at a time, repository names as GitHub spells them and unique, and
+//! valid poll intervals. Pure; the tree is used only to point at the right line.
+
+use crate::config::Diagnostic;
+use crate::config::located::{PathPart, find};
+use crate::config::messages::at;
+use crate::config::server::ServerConfig;
+use crate::config::workflow::parse_duration;
+use crate::config::yaml::Node;
+
+pub fn check_server(path: &str, config: &ServerConfig, tree: &Node) -> Vec<Diagnostic> {
+    let mut diagnostics = Vec::new();
+    let point = |parts: &[PathPart], message: String, hint: &str| {
+        at(
+            path,
+            find(tree, parts).value_position,
+            message,
+            Some(hint.to_string()),
+        )
+    };
+    if let Some(listen) = &config.listen {
+        let has_port = listen
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        if !has_port {
+            diagnostics.push(point(
+                &["listen".into()],
+                format!("invalid `listen` address `{listen}`"),
+                "write a host and a port, such as `127.0.0.1:8080` or `0.0.0.0:8080`",
+            ));
+        }
+    }
+    if config.max_parallel_jobs == Some(0) {
+        diagnostics.push(point(
+            &["max-parallel-jobs".into()],
+            "`max-parallel-jobs` is 0, so no job would ever run".to_string(),
+            "set it to 1 or more, or leave it out for the default of 4",
+        ));
+    }
+    for (index, repository) in config.repositories.iter().enumerate() {
+        let within =
+            |key: &str| -> Vec<PathPart> { vec!["repositories".into(), index.into(), key.into()] };
+        let owner_and_name = repository.name.split_once('/');
+        let well_formed = owner_and_name.is_some_and(|(owner, name)| {
+            !owner.is_empty() && !name.is_empty() && !name.contains('/')
+        });
+        if !well_formed {
+            diagnostics.push(point(
+                &within("name"),
+                format!("invalid repository name `{}`", repository.name),
+                "write it as GitHub does: `OWNER/NAME`",
+            ));
+        }
+        let earlier = config.repositories[..index]
+            .iter()
+            .position(|other| other.name == repository.name);
+        if let Some(earlier_index) = earlier {
+            diagnostics.push(point(
+                &within("name"),
+                format!("repository `{}` is listed twice", repository.name),
+                &format!(
+                    "it is also repository {}; keep one entry per repository",
+                    earlier_index + 1
+                ),
+            ));
+        }
+        if repository.url.trim().is_empty() {
+            diagnostics.push(point(
+                &within("url"),
+                format!("repository `{}` has an empty `url`", repository.name),
+                "give a local path, a `file://`, `https://` or ssh URL",
+            ));
+        }
+        if let Some(interval) = &repository.poll_interval
+            && let Err(problem) = parse_duration(interval)
+        {
+            diagnostics.push(point(
+                &within("poll-interval"),
+                format!(
+                    "`poll-interval` of repository `{}`: {problem}",
+                    repository.name
+                ),
+                "leave it out to rely on webhooks only",
+            ));
+        }
+    }
+    diagnostics
+}

@@ -1,0 +1,156 @@
+//! The SQLite schema as an ordered list of migrations, and the code that brings a database up to
+//! date. The version lives in the one-row `schema_version` table. A migration, once released, is
+//! never edited: changes are new entries at the end of `MIGRATIONS`.
+
+use super::error::StoreError;
+use rusqlite::{Connection, OptionalExtension};
+
+/// Each entry brings the schema from version `index` to version `index + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: deliveries, runs, jobs, steps, logs.
+    r#"
+    CREATE TABLE deliveries (
+        sequence    INTEGER PRIMARY KEY,
+        id          TEXT NOT NULL UNIQUE,
+        event       TEXT NOT NULL,
+        repository  TEXT,
+        payload     BLOB NOT NULL,
+        received_at TEXT NOT NULL,
+        planned_at  TEXT,
+        outcome     TEXT
+    );
+    CREATE INDEX deliveries_pending ON deliveries (sequence) WHERE planned_at IS NULL;
+
+    CREATE TABLE runs (
+        id                INTEGER PRIMARY KEY AUTOINCREMENT,
+        repository        TEXT NOT NULL,
+        commit_sha        TEXT NOT NULL,
+        git_ref           TEXT NOT NULL,
+        event             TEXT NOT NULL,
+        pipeline          TEXT NOT NULL,
+        status            TEXT NOT NULL,
+        reason            TEXT,
+        concurrency_group TEXT,
+        delivery_id       TEXT REFERENCES deliveries (id),
+        plan              TEXT NOT NULL,
+        created_at        TEXT NOT NULL,
+        finished_at       TEXT
+    );
+    CREATE INDEX runs_by_repository ON runs (repository, id);
+    CREATE INDEX runs_by_commit ON runs (commit_sha, id);
+    CREATE INDEX runs_by_delivery ON runs (delivery_id) WHERE delivery_id IS NOT NULL;
+    CREATE INDEX runs_by_status ON runs (status, id);
+
+    CREATE TABLE jobs (
+        id          INTEGER PRIMARY KEY,
+        run_id      INTEGER NOT NULL REFERENCES runs (id),
+        name        TEXT NOT NULL,
+        needs       TEXT NOT NULL,
+        status      TEXT NOT NULL,
+        reason      TEXT,
+        started_at  TEXT,
+        finished_at TEXT,
+        UNIQUE (run_id, name)
+    );
+    CREATE INDEX jobs_by_status ON jobs (status);
+
+    CREATE TABLE steps (
+        job_id     INTEGER NOT NULL REFERENCES jobs (id),
+        step_index INTEGER NOT NULL,
+        name       TEXT NOT NULL,
+        status     TEXT NOT NULL,
+        exit_code  INTEGER,
+        reason     TEXT,
+        PRIMARY KEY (job_id, step_index)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE log_chunks (
+        id     INTEGER PRIMARY KEY,
+        job_id INTEGER NOT NULL REFERENCES jobs (id),
+        text   TEXT NOT NULL
+    );
+    CREATE INDEX log_chunks_by_job ON log_chunks (job_id, id);
+    "#,
+];
+
+/// The schema version this build writes.
+pub(crate) const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the database up to `CURRENT_VERSION`, one transaction per migration. Refuses a
+/// database written by a newer sluice rather than guessing at its schema.
+pub(crate) fn migrate(connection: &mut Connection, database: &str) -> Result<(), StoreError> {
+    let migrate_error = |version: i64, error: rusqlite::Error| StoreError::Migrate {
+        database: database.to_string(),
+        version,
+        message: error.to_string(),
+    };
+    connection
+        .execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        .map_err(|error| migrate_error(CURRENT_VERSION, error))?;
+    let found_version: i64 = connection
+        .query_row("SELECT version FROM schema_version", [], |row| row.get(0))
+        .optional()
+        .map_err(|error| migrate_error(CURRENT_VERSION, error))?
+        .unwrap_or(0);
+    if found_version > CURRENT_VERSION {
+        return Err(StoreError::NewerSchema {
+            database: database.to_string(),
+            found: found_version,
+            supported: CURRENT_VERSION,
+        });
+    }
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(found_version as usize) {
+        let target_version = index as i64 + 1;
+        let apply = |connection: &mut Connection| -> rusqlite::Result<()> {
+            let transaction = connection.transaction()?;
+            transaction.execute_batch(migration)?;
+            transaction.execute("DELETE FROM schema_version", [])?;
+            transaction.execute(
+                "INSERT INTO schema_version (version) VALUES (?1)",
+                [target_version],
+            )?;
+            transaction.commit()
+        };
+        apply(connection).map_err(|error| migrate_error(target_version, error))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(connection: &Connection) -> i64 {
+        connection
+            .query_row("SELECT version FROM schema_version", [], |row| row.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_new_database_reaches_the_current_version_and_migrating_again_changes_nothing() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        migrate(&mut connection, ":memory:").unwrap();
+        assert_eq!(version(&connection), CURRENT_VERSION);
+        migrate(&mut connection, ":memory:").unwrap();
+        assert_eq!(version(&connection), CURRENT_VERSION);
+        let version_rows: i64 = connection
+            .query_row("SELECT count(*) FROM schema_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version_rows, 1);
+    }
+
+    #[test]
+    fn a_database_from_a_newer_sluice_is_refused_with_both_versions_named() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        migrate(&mut connection, "/data/sluice.db").unwrap();
+        connection
+            .execute("UPDATE schema_version SET version = 99", [])
+            .unwrap();
+        let error = migrate(&mut connection, "/data/sluice.db").unwrap_err();
+        assert!(matches!(error, StoreError::NewerSchema { found: 99, .. }));
+        let message = error.to_string();
+        assert!(message.contains("/data/sluice.db"), "{message}");
+        assert!(message.contains("99"), "{message}");
+        assert!(message.contains("upgrade sluice"), "{message}");
+    }
+}
