@@ -71,7 +71,10 @@ impl Dispatcher {
             if let Err(error) = this.admit(&mut active).await {
                 tracing::error!(%error, "cannot load unfinished runs");
             }
-            this.advance(&mut active, &permits, &done_sender).await;
+            if this.advance(&mut active, &permits, &done_sender).await {
+                // A run finished: a run waiting for its concurrency group may now be admitted.
+                continue;
+            }
             tokio::select! {
                 _ = this.wakeup.notified() => {}
                 Some(done) = done_receiver.recv() => {
@@ -186,7 +189,7 @@ impl Dispatcher {
         active: &mut BTreeMap<RunId, ActiveRun>,
         permits: &Arc<Semaphore>,
         done: &mpsc::UnboundedSender<JobDone>,
-    ) {
+    ) -> bool {
         let mut finished_runs = Vec::new();
         for (run_id, active_run) in active.iter_mut() {
             if let Some(reason) = active_run.cancel_reason.clone() {
@@ -214,6 +217,7 @@ impl Dispatcher {
                 finished_runs.push(*run_id);
             }
         }
+        let any_finished = !finished_runs.is_empty();
         for run_id in finished_runs {
             if let Some(active_run) = active.remove(&run_id) {
                 let (status, reason) = match active_run.cancel_reason {
@@ -223,6 +227,7 @@ impl Dispatcher {
                 self.finish_run(run_id, status, reason).await;
             }
         }
+        any_finished
     }
 
     async fn start_ready_jobs(
