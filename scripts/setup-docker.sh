@@ -61,6 +61,27 @@ install_packages() {
     command -v docker >/dev/null 2>&1 || fail "no docker client on PATH after installing docker.io"
 }
 
+# Inside a container (a CI runner, a fresh-machine check) the cgroup v1 hierarchies are mounted
+# read-only, and runc cannot create a container's cgroup. Mount writable ones in their place, as
+# Docker-in-Docker images do, and keep this engine's containers under their own cgroup parent.
+cgroup_parent_arg=""
+make_cgroups_writable() {
+    local hierarchy name
+    grep -q ' /sys/fs/cgroup/[^ ]* cgroup ro,' /proc/mounts 2>/dev/null || return 0
+    say "cgroup hierarchies are read-only (running inside a container); mounting writable ones"
+    for hierarchy in /sys/fs/cgroup/*; do
+        grep -q " ${hierarchy} cgroup ro," /proc/mounts || continue
+        name=$(basename "${hierarchy}")
+        umount "${hierarchy}" || fail "cannot unmount ${hierarchy}; run the container with CAP_SYS_ADMIN"
+        if [ "${name}" = systemd ]; then
+            mount -t cgroup -o none,name=systemd cgroup "${hierarchy}"
+        else
+            mount -t cgroup -o "${name}" cgroup "${hierarchy}"
+        fi || fail "cannot mount the ${name} cgroup hierarchy writable"
+    done
+    cgroup_parent_arg="--cgroup-parent=/sluice-nested-docker"
+}
+
 start_engine() {
     if engine_answers; then
         say "docker engine already answers on ${docker_socket}"
@@ -76,7 +97,8 @@ start_engine() {
     fi
     # setsid: the engine must outlive this script and the shell that ran it.
     # shellcheck disable=SC2086 # SLUICE_DOCKERD_ARGS is a list of words on purpose
-    setsid dockerd --host "unix://${docker_socket}" ${SLUICE_DOCKERD_ARGS:-} \
+    make_cgroups_writable
+    setsid dockerd --host "unix://${docker_socket}" ${cgroup_parent_arg} ${SLUICE_DOCKERD_ARGS:-} \
         >>"${dockerd_log}" 2>&1 </dev/null &
     local dockerd_pid=$!
     say "dockerd started as pid ${dockerd_pid}; waiting up to ${wait_seconds}s for it to answer"

@@ -134,3 +134,39 @@ fn without_cancel_in_progress_the_newer_run_waits_for_the_older() {
     assert_eq!(finished_runs(&server, &first, 1)[0]["status"], "succeeded");
     assert_eq!(finished_runs(&server, &second, 1)[0]["status"], "succeeded");
 }
+
+#[test]
+fn jobs_sharing_a_job_level_group_never_overlap() {
+    let markers = tempfile::tempdir().unwrap();
+    let repo = TestRepo::new();
+    let pipeline = format!(
+        "name: migrate\non: {{ push: {{ branches: [main] }} }}\njobs:\n  migrate-a:\n    concurrency: database\n    steps:\n      - run: |\n          touch {dir}/started-a\n          while [ ! -f {dir}/release ]; do sleep 0.05; done\n  migrate-b:\n    concurrency: database\n    steps:\n      - run: touch {dir}/started-b\n",
+        dir = markers.path().display()
+    );
+    let commit = repo.commit(&[("workflows/migrate.yaml", &pipeline)], "migrations");
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), repo.path());
+    assert_eq!(
+        deliver(
+            &server,
+            "push",
+            "j-1",
+            &push_payload("main", &"0".repeat(40), &commit)
+        )
+        .0,
+        202
+    );
+    wait_for("migrate-a to start", Duration::from_secs(60), || {
+        markers.path().join("started-a").exists().then_some(())
+    });
+    let runs = server.runs(&format!("?commit={commit}"));
+    assert_eq!(
+        job_statuses(&runs[0])[1],
+        ("migrate-b".to_owned(), "queued".to_owned())
+    );
+    assert!(!markers.path().join("started-b").exists());
+    std::fs::write(markers.path().join("release"), "").unwrap();
+    let runs = finished_runs(&server, &commit, 1);
+    assert_eq!(runs[0]["status"], "succeeded");
+    assert!(markers.path().join("started-b").exists());
+}

@@ -424,3 +424,72 @@ fn a_pull_request_runs_pipelines_read_at_its_head_commit() {
         "the closed action started nothing"
     );
 }
+
+#[test]
+fn a_deleted_branch_starts_nothing() {
+    let (repo, first) = repo_with_pipeline();
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), repo.path());
+    let mut deletion = fixture("push/payload.json");
+    deletion["repository"]["full_name"] = REPOSITORY.into();
+    deletion["ref"] = "refs/heads/main".into();
+    deletion["before"] = first.clone().into();
+    assert_eq!(deletion["deleted"], true);
+    assert_eq!(
+        deliver(
+            &server,
+            "push",
+            "deleted-1",
+            &serde_json::to_vec(&deletion).unwrap()
+        )
+        .0,
+        202
+    );
+    // Deliveries are planned in order: once the next one has its run, the deletion was planned.
+    let second = repo.commit(&[("src/app.py", "print('v2')\n")], "after deletion");
+    assert_eq!(
+        deliver(
+            &server,
+            "push",
+            "deleted-2",
+            &push_payload("main", &first, &second)
+        )
+        .0,
+        202
+    );
+    finished_runs(&server, &second, 1);
+    assert_eq!(
+        server.runs("").len(),
+        1,
+        "only the second delivery started a run"
+    );
+}
+
+#[test]
+fn a_repository_without_webhooks_is_polled_and_new_commits_run() {
+    let (repo, _) = repo_with_pipeline();
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("sluice.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "repositories:\n  - name: {REPOSITORY}\n    url: {}\n    poll-interval: 200ms\n",
+            repo.path().display()
+        ),
+    )
+    .unwrap();
+    let server = Server::start_with(data.path(), &[], &["--config", config.to_str().unwrap()]);
+    // The first poll only learns where the branches are; wait until it has, via the log.
+    wait_for("the first poll", std::time::Duration::from_secs(30), || {
+        std::fs::read_to_string(&server.stderr_log)
+            .ok()
+            .filter(|log| log.contains("polled"))
+            .map(|_| ())
+    });
+    let second = repo.commit(
+        &[("src/app.py", "print('polled')\n")],
+        "no webhook for this one",
+    );
+    let runs = finished_runs(&server, &second, 1);
+    assert_eq!(runs[0]["status"], "succeeded", "{}", runs[0]);
+}

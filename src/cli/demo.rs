@@ -130,12 +130,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
     }) {
         println!("    {line}");
     }
-    println!(
-        "==> logs: `sluice logs RUN [JOB] --data-dir {}`",
-        work_dir.join("data").display()
-    );
-    if args.work_dir.is_none() {
-        println!("==> (the demo's files were temporary; pass --work-dir DIR to keep them)");
+    if args.work_dir.is_some() {
+        println!(
+            "==> logs: `sluice logs RUN [JOB] --data-dir {}`",
+            work_dir.join("data").display()
+        );
+    } else {
+        println!(
+            "==> (the demo's files were temporary; pass --work-dir DIR to keep them and read the logs with `sluice logs`)"
+        );
     }
     println!(
         "{}",

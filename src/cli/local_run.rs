@@ -241,7 +241,8 @@ fn build_event(
     })
 }
 
-/// `owner/name` from a URL's last two path segments; `local/<dir>` for a local path.
+/// `owner/name` from a URL's last two path segments; `local/<dir>` for a local path. Each part is
+/// reduced to the characters a mirror name allows.
 pub fn repository_name(url: &str) -> String {
     let trimmed = url.trim_end_matches('/').trim_end_matches(".git");
     let segments: Vec<&str> = trimmed
@@ -249,10 +250,30 @@ pub fn repository_name(url: &str) -> String {
         .filter(|segment| !segment.is_empty())
         .collect();
     let is_remote = url.contains("://") && !url.starts_with("file://");
-    match segments.as_slice() {
-        [.., owner, name] if is_remote || url.contains('@') => format!("{owner}/{name}"),
-        [.., name] => format!("local/{name}"),
-        [] => "local/repository".to_owned(),
+    let (owner, name) = match segments.as_slice() {
+        [.., owner, name] if is_remote || url.contains('@') => (*owner, *name),
+        [.., name] => ("local", *name),
+        [] => ("local", "repository"),
+    };
+    format!("{}/{}", plain_segment(owner), plain_segment(name))
+}
+
+fn plain_segment(text: &str) -> String {
+    let cleaned: String = text
+        .chars()
+        .map(|character| {
+            if character.is_ascii_alphanumeric() || matches!(character, '-' | '_' | '.') {
+                character
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let cleaned = cleaned.trim_start_matches('.');
+    if cleaned.is_empty() {
+        "repository".to_owned()
+    } else {
+        cleaned.to_owned()
     }
 }
 

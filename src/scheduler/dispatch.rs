@@ -52,6 +52,9 @@ struct ActiveRun {
     cancel_reason: Option<String>,
 }
 
+/// Job-level concurrency groups: the group's name -> the run, job and cancel token holding it.
+type JobGroups = HashMap<String, (RunId, String, CancellationToken)>;
+
 struct JobDone {
     run: RunId,
     job: String,
@@ -67,20 +70,29 @@ impl Dispatcher {
         let permits = Arc::new(Semaphore::new(this.settings.max_parallel_jobs.max(1)));
         let (done_sender, mut done_receiver) = mpsc::unbounded_channel::<JobDone>();
         let mut active: BTreeMap<RunId, ActiveRun> = BTreeMap::new();
+        let mut job_groups: JobGroups = HashMap::new();
         loop {
             if let Err(error) = this.admit(&mut active).await {
                 tracing::error!(%error, "cannot load unfinished runs");
             }
-            this.advance(&mut active, &permits, &done_sender).await;
+            if this
+                .advance(&mut active, &mut job_groups, &permits, &done_sender)
+                .await
+            {
+                // A run finished: a run waiting for its concurrency group may now be admitted.
+                continue;
+            }
             tokio::select! {
                 _ = this.wakeup.notified() => {}
                 Some(done) = done_receiver.recv() => {
+                    job_groups.retain(|_, holder| !(holder.0 == done.run && holder.1 == done.job));
                     if let Some(active_run) = active.get_mut(&done.run) {
                         active_run.running.remove(&done.job);
                         set_memory_status(&mut active_run.run, &done.job, done.status);
                     }
                     // Drain whatever else finished meanwhile before re-planning.
                     while let Ok(done) = done_receiver.try_recv() {
+                        job_groups.retain(|_, holder| !(holder.0 == done.run && holder.1 == done.job));
                         if let Some(active_run) = active.get_mut(&done.run) {
                             active_run.running.remove(&done.job);
                             set_memory_status(&mut active_run.run, &done.job, done.status);
@@ -184,9 +196,10 @@ impl Dispatcher {
     async fn advance(
         &self,
         active: &mut BTreeMap<RunId, ActiveRun>,
+        job_groups: &mut JobGroups,
         permits: &Arc<Semaphore>,
         done: &mpsc::UnboundedSender<JobDone>,
-    ) {
+    ) -> bool {
         let mut finished_runs = Vec::new();
         for (run_id, active_run) in active.iter_mut() {
             if let Some(reason) = active_run.cancel_reason.clone() {
@@ -203,7 +216,8 @@ impl Dispatcher {
                     }
                 }
             } else {
-                self.start_ready_jobs(active_run, permits, done).await;
+                self.start_ready_jobs(active_run, job_groups, permits, done)
+                    .await;
             }
             let all_finished = active_run
                 .run
@@ -214,6 +228,7 @@ impl Dispatcher {
                 finished_runs.push(*run_id);
             }
         }
+        let any_finished = !finished_runs.is_empty();
         for run_id in finished_runs {
             if let Some(active_run) = active.remove(&run_id) {
                 let (status, reason) = match active_run.cancel_reason {
@@ -223,11 +238,13 @@ impl Dispatcher {
                 self.finish_run(run_id, status, reason).await;
             }
         }
+        any_finished
     }
 
     async fn start_ready_jobs(
         &self,
         active_run: &mut ActiveRun,
+        job_groups: &mut JobGroups,
         permits: &Arc<Semaphore>,
         done: &mpsc::UnboundedSender<JobDone>,
     ) {
@@ -275,6 +292,16 @@ impl Dispatcher {
                     set_memory_status(&mut active_run.run, &planned_job.id, Status::Skipped);
                 }
                 JobDecision::Run => {
+                    if let Some(concurrency) = &planned_job.concurrency {
+                        if let Some((_, _, holder)) = job_groups.get(&concurrency.group) {
+                            // The group is busy: a newer job cancels the holder when asked,
+                            // and starts once the holder has finished.
+                            if concurrency.cancel_in_progress {
+                                holder.cancel();
+                            }
+                            continue;
+                        }
+                    }
                     if active_run.run.status == Status::Queued {
                         active_run.run.status = Status::Running;
                         self.record_run(active_run.run.id, Status::Running, None)
@@ -284,6 +311,12 @@ impl Dispatcher {
                     active_run
                         .running
                         .insert(planned_job.id.clone(), token.clone());
+                    if let Some(concurrency) = &planned_job.concurrency {
+                        job_groups.insert(
+                            concurrency.group.clone(),
+                            (active_run.run.id, planned_job.id.clone(), token.clone()),
+                        );
+                    }
                     let job_context = JobContext {
                         store: self.store.clone(),
                         mirrors: self.mirrors.clone(),

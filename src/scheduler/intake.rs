@@ -9,6 +9,9 @@ use crate::store::Store;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
+/// How many times a delivery is planned before its error becomes its outcome.
+const PLANNING_ATTEMPTS: u32 = 4;
+
 pub struct IntakeWorker {
     pub store: Arc<dyn Store>,
     pub mirrors: Arc<Mirrors>,
@@ -52,11 +55,25 @@ impl IntakeWorker {
         let mirrors = self.mirrors.clone();
         let delivery_id = delivery.id.clone();
         let result = tokio::task::spawn_blocking(move || {
-            let (outcome, runs) = match plan_delivery(&mirrors, &delivery) {
-                Ok(planned) => planned,
-                // A delivery that cannot be planned (unknown commit, unreachable remote) is still
-                // completed, with the error as its outcome: it is never silently retried forever.
-                Err(error) => (format!("error: {error:#}"), Vec::new()),
+            // A remote can be briefly unreachable, or GitHub can deliver before the pushed commit
+            // is fetchable: try a few times with growing pauses before giving up. Deliveries stay
+            // in order meanwhile, which keeps runs in git order.
+            let mut attempt = 0;
+            let (outcome, runs) = loop {
+                attempt += 1;
+                match plan_delivery(&mirrors, &delivery) {
+                    Ok(planned) => break planned,
+                    Err(error) if attempt < PLANNING_ATTEMPTS => {
+                        tracing::warn!(delivery = %delivery.id, attempt, error = %format!("{error:#}"), "planning failed; retrying");
+                        std::thread::sleep(std::time::Duration::from_millis(500 << attempt));
+                    }
+                    // Still failing: the delivery is completed with the error as its outcome,
+                    // so it is visible and never retried forever.
+                    Err(error) => {
+                        tracing::error!(delivery = %delivery.id, error = %format!("{error:#}"), "planning failed; giving up");
+                        break (format!("error: {error:#}"), Vec::new());
+                    }
+                }
             };
             tracing::info!(delivery = %delivery.id, event = %delivery.event, %outcome, "delivery planned");
             store.complete_delivery(&delivery.id, &outcome, &runs)

@@ -171,14 +171,37 @@ async fn run_steps(
             .record_step(step_record(index, &name, Status::Running, None, None))
             .await;
         let _ = log.send(format!("sluice: step {}: {name}\n", index + 1));
-        let outcome = match build_spec(context, step, &workspace, &scratch, &template_context) {
-            Ok(spec) => {
-                context
-                    .runner
-                    .run(&spec, log.clone(), context.cancel.clone())
-                    .await
+        let outcome = if step.run.is_some() {
+            match build_spec(context, step, &workspace, &scratch, &template_context) {
+                Ok(spec) => {
+                    context
+                        .runner
+                        .run(&spec, log.clone(), context.cancel.clone())
+                        .await
+                }
+                Err(message) => StepOutcome::NotStarted(message),
             }
-            Err(message) => StepOutcome::NotStarted(message),
+        } else {
+            match step_env(context, step, &workspace, &template_context) {
+                Ok(env) => {
+                    let step_context = crate::steps::StepContext {
+                        workspace: workspace.clone(),
+                        scratch: scratch.clone(),
+                        env,
+                        template_values: template_context.values.clone(),
+                        event: context.plan.event.clone(),
+                        run_id: context.run_id,
+                        job: context.job.id.clone(),
+                        pipeline: context.plan.run.pipeline.clone(),
+                        data_dir: context.settings.data_dir.clone(),
+                        store: context.store.clone(),
+                        log: log.clone(),
+                        cancel: context.cancel.clone(),
+                    };
+                    crate::steps::execute_kind(step, &step_context).await
+                }
+                Err(message) => StepOutcome::NotStarted(message),
+            }
         };
         let _ = log.send(format!(
             "sluice: step {}: {}\n",
@@ -240,17 +263,13 @@ async fn prepare_workspace(
     .await?
 }
 
-fn build_spec(
+/// The variables every step sees: sluice's own, then the job's and the step's (templated).
+fn step_env(
     context: &JobContext,
     step: &crate::config::workflow::Step,
     workspace: &std::path::Path,
-    scratch: &std::path::Path,
     template_context: &expr::Context,
-) -> Result<CommandSpec, String> {
-    let script = step
-        .run
-        .as_deref()
-        .ok_or("this step has no `run` command")?;
+) -> Result<BTreeMap<String, String>, String> {
     let render = |text: &str| render_expressions(text, template_context);
     let event = &context.plan.event;
     let mut env: BTreeMap<String, String> = BTreeMap::new();
@@ -275,6 +294,22 @@ fn build_spec(
     for (name, value) in context.job.env.iter().chain(step.env.iter()) {
         env.insert(name.clone(), render(value)?);
     }
+    Ok(env)
+}
+
+fn build_spec(
+    context: &JobContext,
+    step: &crate::config::workflow::Step,
+    workspace: &std::path::Path,
+    scratch: &std::path::Path,
+    template_context: &expr::Context,
+) -> Result<CommandSpec, String> {
+    let script = step
+        .run
+        .as_deref()
+        .ok_or("this step has no `run` command")?;
+    let render = |text: &str| render_expressions(text, template_context);
+    let env = step_env(context, step, workspace, template_context)?;
     let timeout = match &step.timeout {
         Some(spec) => Some(spec.to_duration()?),
         None => None,

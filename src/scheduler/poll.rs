@@ -34,6 +34,9 @@ impl Poller {
                 .await;
             match tips {
                 Ok(Ok(tips)) => {
+                    if known_tips.is_none() {
+                        tracing::info!(repository = %self.repository, branches = tips.len(), "polled: watching for new commits");
+                    }
                     if let Some(previous) = &known_tips {
                         self.store_pushes(previous, &tips).await;
                     }

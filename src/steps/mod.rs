@@ -137,3 +137,35 @@ pub(crate) fn shell_command(
         .map(|word| word.replace("{0}", script_path))
         .collect())
 }
+
+/// What a step kind other than `run` can reach while it runs.
+pub struct StepContext {
+    /// The clean working tree of the commit.
+    pub workspace: PathBuf,
+    /// A directory outside the workspace for temporary files; removed with the job.
+    pub scratch: PathBuf,
+    /// sluice's variables plus the job's and the step's, already templated.
+    pub env: BTreeMap<String, String>,
+    /// The expression context (`git`, `github`, `event`, `env`, `needs`, `secrets`...) for
+    /// templating the kind's own settings with `config::expr::render`.
+    pub template_values: serde_json::Value,
+    pub event: crate::model::Event,
+    pub run_id: crate::model::RunId,
+    pub job: String,
+    pub pipeline: String,
+    pub data_dir: PathBuf,
+    pub store: std::sync::Arc<dyn crate::store::Store>,
+    pub log: LogSink,
+    pub cancel: CancellationToken,
+}
+
+/// Runs a step of any kind but `run` (which goes through a `StepRunner`). Each kind adds its arm.
+pub async fn execute_kind(
+    step: &crate::config::workflow::Step,
+    _context: &StepContext,
+) -> StepOutcome {
+    StepOutcome::NotStarted(format!(
+        "this step sets no step kind it can run (kinds set: {:?}); write `run:`",
+        step.kinds()
+    ))
+}

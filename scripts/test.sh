@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The full test suite, on a fresh Debian 12 machine or a developer's: installs and starts what the
+# tests need (a Docker engine with a local base image), then runs every test once.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_root() { [ "$(id -u)" = 0 ] || { echo "scripts/test.sh: run as root (it installs Debian packages), or start a Docker engine yourself and run: cargo test" >&2; exit 2; }; }
+
+if ! command -v git >/dev/null || ! command -v python3 >/dev/null; then
+  need_root
+  apt-get update -qq && apt-get install -y -qq git python3 >/dev/null
+fi
+if ! docker info >/dev/null 2>&1; then
+  need_root
+fi
+scripts/setup-docker.sh
+
+
+echo "==> cargo test (all targets, one build)"
+exec cargo test --locked --all-targets "$@"
