@@ -4,7 +4,8 @@
 //!
 //! Settings (environment): `BENCH_SECONDS` (measured seconds per phase, default 10),
 //! `BENCH_WARM_UP_SECONDS` (default 2), `BENCH_CONNECTIONS` (default 64), `BENCH_WRK_THREADS`
-//! (default 2), `BENCH_RATE` (default 1000), `BENCH_LOAD=inprocess` to skip `wrk`.
+//! (default 2), `BENCH_RATE` (default 1000), `BENCH_LOAD=inprocess` to skip `wrk`,
+//! `BENCH_PEERS` (default `ceiling,sluice,webhook`) to measure only some peers.
 
 #[path = "intake/load.rs"]
 mod load;
@@ -12,6 +13,8 @@ mod load;
 mod machine;
 #[path = "intake/peers.rs"]
 mod peers;
+#[path = "intake/report.rs"]
+mod report;
 #[path = "intake/sluice_peer.rs"]
 mod sluice_peer;
 #[path = "common/table.rs"]
@@ -20,11 +23,11 @@ mod table;
 mod wrk;
 
 use load::{DeliveryIds, Paced, RequestTemplate};
+use report::{Row, Throughput};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use table::{milliseconds, print_table, ratio, thousands};
 
 const SECRET: &str = "intake-benchmark-secret";
 const FIXTURE: &str = "tests/fixtures/github-webhooks/push/payload.json";
@@ -67,20 +70,6 @@ struct Workload {
     scratch_dir: PathBuf,
 }
 
-/// Throughput at saturation, however it was generated.
-struct Throughput {
-    requests_per_second: f64,
-    errors: u64,
-    /// Only `wrk` reports latency under saturation.
-    p99: Option<Duration>,
-}
-
-struct Row {
-    name: String,
-    throughput: Result<Throughput, String>,
-    paced: Result<Paced, String>,
-}
-
 #[derive(Clone, Copy)]
 enum PeerKind {
     Ceiling,
@@ -119,6 +108,13 @@ fn main() -> anyhow::Result<()> {
     };
 
     println!("machine: {}", machine::describe());
+    match machine::fdatasync_median(scratch.path()) {
+        Ok(median) => println!(
+            "disk: fdatasync of an 8 KiB overwrite takes {} (median of 31) where the store lives",
+            table::milliseconds(median)
+        ),
+        Err(error) => println!("disk: could not time fdatasync: {error}"),
+    }
     println!(
         "intake benchmark: `push` payload of {} bytes, HMAC-SHA256 signed, unique X-GitHub-Delivery per request",
         workload.body.len()
@@ -151,15 +147,26 @@ fn main() -> anyhow::Result<()> {
         settings.warm_up.as_secs()
     );
 
-    let mut peer_kinds = vec![PeerKind::Ceiling, PeerKind::Sluice];
-    match peers::webhook_installed() {
-        Some(version) => {
-            println!("peer: {version}");
-            peer_kinds.push(PeerKind::Webhook);
+    let requested_peers =
+        std::env::var("BENCH_PEERS").unwrap_or_else(|_| "ceiling,sluice,webhook".to_owned());
+    let requested = |name: &str| requested_peers.split(',').any(|peer| peer.trim() == name);
+    let mut peer_kinds = Vec::new();
+    if requested("ceiling") {
+        peer_kinds.push(PeerKind::Ceiling);
+    }
+    if requested("sluice") {
+        peer_kinds.push(PeerKind::Sluice);
+    }
+    if requested("webhook") {
+        match peers::webhook_installed() {
+            Some(version) => {
+                println!("peer: {version}");
+                peer_kinds.push(PeerKind::Webhook);
+            }
+            None => println!(
+                "peer: adnanh/webhook is not installed (apt-get install -y webhook); its row is skipped"
+            ),
         }
-        None => println!(
-            "peer: adnanh/webhook is not installed (apt-get install -y webhook); its row is skipped"
-        ),
     }
     println!();
 
@@ -177,11 +184,13 @@ fn main() -> anyhow::Result<()> {
             .map_err(|error| format!("{error:#}"));
         rows.push(Row {
             name,
+            is_ceiling: matches!(kind, PeerKind::Ceiling),
+            is_sluice: matches!(kind, PeerKind::Sluice),
             throughput,
             paced,
         });
     }
-    report(&rows, &settings);
+    report::print(&rows, settings.rate);
     println!("load average after: {}", machine::load_average());
     Ok(())
 }
@@ -235,71 +244,66 @@ fn measure_throughput(
     repository: &str,
     workload: &Workload,
     settings: &Settings,
-) -> anyhow::Result<Throughput> {
+) -> anyhow::Result<(Throughput, Option<String>)> {
     let running = start(kind, repository, workload, "saturation")?;
     let stored_before = stored_deliveries(&running)?;
-    // Warm-up, then the measured run; both carry unique delivery ids.
-    let (warm_up, measured) = if settings.use_wrk {
-        let wrk_settings = |duration| wrk::WrkSettings {
-            threads: settings.wrk_threads,
-            connections: settings.connections,
-            duration,
+    let template = Arc::new(RequestTemplate::new(
+        running.address,
+        running.url_path,
+        &workload.signature,
+        &workload.body,
+    ));
+    let delivery_ids = Arc::new(DeliveryIds::new(&format!("closed-{}", unique_suffix())));
+    // Returns the successes (answers in 2xx) and the figures of one closed-loop run.
+    let run_at_saturation =
+        |duration: Duration, label: &str| -> anyhow::Result<(u64, Throughput)> {
+            if settings.use_wrk {
+                let summary = wrk::run(
+                    &workload.scratch_dir,
+                    running.address,
+                    running.url_path,
+                    &workload.body_path,
+                    &workload.signature,
+                    &format!("{label}-{}", unique_suffix()),
+                    &wrk::WrkSettings {
+                        threads: settings.wrk_threads,
+                        connections: settings.connections,
+                        duration,
+                    },
+                )?;
+                let throughput = Throughput {
+                    requests_per_second: summary.requests_per_second(),
+                    errors: summary.bad_statuses + summary.socket_errors,
+                    p99: Some(summary.latency_p99),
+                };
+                Ok((summary.requests - summary.bad_statuses, throughput))
+            } else {
+                let saturation = load::saturate(
+                    running.address,
+                    template.clone(),
+                    delivery_ids.clone(),
+                    settings.connections,
+                    duration,
+                );
+                let throughput = Throughput {
+                    requests_per_second: saturation.requests_per_second(),
+                    errors: saturation.outcomes.errors(),
+                    p99: None,
+                };
+                Ok((saturation.outcomes.successes, throughput))
+            }
         };
-        let run_wrk = |duration, label: &str| {
-            wrk::run(
-                &workload.scratch_dir,
-                running.address,
-                running.url_path,
-                &workload.body_path,
-                &workload.signature,
-                &format!("{label}-{}", unique_suffix()),
-                &wrk_settings(duration),
-            )
-        };
-        let warm_up = run_wrk(settings.warm_up, "warm-up")?;
-        let measured = run_wrk(settings.measured, "saturation")?;
-        let warm_up_successes = warm_up.requests - warm_up.bad_statuses;
-        let throughput = Throughput {
-            requests_per_second: measured.requests_per_second(),
-            errors: measured.bad_statuses + measured.socket_errors,
-            p99: Some(measured.latency_p99),
-        };
-        (
-            warm_up_successes,
-            (throughput, measured.requests - measured.bad_statuses),
-        )
-    } else {
-        let template = Arc::new(RequestTemplate::new(
-            running.address,
-            running.url_path,
-            &workload.signature,
-            &workload.body,
-        ));
-        let delivery_ids = Arc::new(DeliveryIds::new(&format!("closed-{}", unique_suffix())));
-        let run_closed_loop = |duration| {
-            load::saturate(
-                running.address,
-                template.clone(),
-                delivery_ids.clone(),
-                settings.connections,
-                duration,
-            )
-        };
-        let warm_up = run_closed_loop(settings.warm_up);
-        let measured = run_closed_loop(settings.measured);
-        let throughput = Throughput {
-            requests_per_second: measured.requests_per_second(),
-            errors: measured.outcomes.errors(),
-            p99: None,
-        };
-        (
-            warm_up.outcomes.successes,
-            (throughput, measured.outcomes.successes),
-        )
-    };
-    let (throughput, measured_successes) = measured;
-    check_stored(&running, stored_before, warm_up + measured_successes)?;
-    Ok(throughput)
+    // Both runs carry unique delivery ids, so every success is a new stored delivery.
+    let (warm_up_successes, _) = run_at_saturation(settings.warm_up, "warm-up")?;
+    let commits_before = commits_and_writes(&running);
+    let (measured_successes, throughput) = run_at_saturation(settings.measured, "saturation")?;
+    let group_commit = describe_group_commit(&running, commits_before, settings.measured);
+    check_stored(
+        &running,
+        stored_before,
+        warm_up_successes + measured_successes,
+    )?;
+    Ok((throughput, group_commit))
 }
 
 fn measure_paced(
@@ -307,9 +311,10 @@ fn measure_paced(
     repository: &str,
     workload: &Workload,
     settings: &Settings,
-) -> anyhow::Result<Paced> {
+) -> anyhow::Result<(Paced, Option<String>)> {
     let running = start(kind, repository, workload, "paced")?;
     let stored_before = stored_deliveries(&running)?;
+    let commits_before = commits_and_writes(&running);
     let template = Arc::new(RequestTemplate::new(
         running.address,
         running.url_path,
@@ -325,9 +330,39 @@ fn measure_paced(
         settings.warm_up,
         settings.measured,
     );
+    let group_commit = describe_group_commit(
+        &running,
+        commits_before,
+        settings.warm_up + settings.measured,
+    );
     // Warm-up answers are not counted in `paced`; expect at least the measured successes.
     check_stored(&running, stored_before, paced.outcomes.successes)?;
-    Ok(paced)
+    Ok((paced, group_commit))
+}
+
+fn commits_and_writes(running: &Running) -> (u64, u64) {
+    running
+        .sluice
+        .as_ref()
+        .map(|peer| peer.commits_and_writes())
+        .unwrap_or_default()
+}
+
+/// How many transactions (fsyncs) the store needed for the deliveries it wrote since `before`.
+fn describe_group_commit(
+    running: &Running,
+    before: (u64, u64),
+    elapsed: Duration,
+) -> Option<String> {
+    running.sluice.as_ref()?;
+    let (commits, writes) = commits_and_writes(running);
+    let commits = commits - before.0;
+    let writes = writes - before.1;
+    Some(format!(
+        "{writes} deliveries in {commits} commits ({:.1} per commit, {:.0} commits/s)",
+        writes as f64 / commits.max(1) as f64,
+        commits as f64 / elapsed.as_secs_f64()
+    ))
 }
 
 fn stored_deliveries(running: &Running) -> anyhow::Result<u64> {
@@ -363,107 +398,4 @@ fn unique_suffix() -> String {
         .map(|elapsed| elapsed.as_nanos())
         .unwrap_or(0);
     format!("{}-{nanos}", std::process::id())
-}
-
-fn report(rows: &[Row], settings: &Settings) {
-    let ceiling_rate = rows
-        .iter()
-        .find(|row| row.name.starts_with("ceiling"))
-        .and_then(|row| row.throughput.as_ref().ok())
-        .map(|throughput| throughput.requests_per_second)
-        .unwrap_or(0.0);
-    let rate = settings.rate;
-    let headers = [
-        "peer",
-        "req/s at saturation",
-        "vs ceiling",
-        "p99 at saturation",
-        "errors",
-        &format!("p50 at {rate}/s") as &str,
-        &format!("p99 at {rate}/s"),
-        &format!("p99.9 at {rate}/s"),
-        &format!("max at {rate}/s"),
-        "errors ",
-    ]
-    .map(str::to_owned);
-    let header_refs: Vec<&str> = headers.iter().map(String::as_str).collect();
-    let mut table_rows = Vec::new();
-    for row in rows {
-        let mut cells = vec![row.name.clone()];
-        match &row.throughput {
-            Ok(throughput) => cells.extend([
-                thousands(throughput.requests_per_second),
-                ratio(throughput.requests_per_second, ceiling_rate),
-                throughput
-                    .p99
-                    .map(milliseconds)
-                    .unwrap_or_else(|| "-".to_owned()),
-                throughput.errors.to_string(),
-            ]),
-            Err(_) => cells.extend(["failed", "-", "-", "-"].map(str::to_owned)),
-        }
-        match &row.paced {
-            Ok(paced) => {
-                let cell = |fraction| {
-                    paced
-                        .percentile(fraction)
-                        .map(milliseconds)
-                        .unwrap_or_else(|| "-".to_owned())
-                };
-                cells.extend([
-                    cell(0.50),
-                    cell(0.99),
-                    cell(0.999),
-                    cell(1.0),
-                    paced.outcomes.errors().to_string(),
-                ]);
-            }
-            Err(_) => cells.extend(["failed", "-", "-", "-", "-"].map(str::to_owned)),
-        }
-        table_rows.push(cells);
-    }
-    print_table(&header_refs, &table_rows);
-    println!();
-    for row in rows {
-        if let Err(error) = &row.throughput {
-            println!("{}: saturation failed: {error}", row.name);
-        }
-        match &row.paced {
-            Err(error) => println!("{}: fixed rate failed: {error}", row.name),
-            Ok(paced) => println!(
-                "{}: fixed rate offered {:.0} req/s, {} answers measured, pacer at worst {} late",
-                row.name,
-                paced.achieved_rate,
-                paced.latencies.len(),
-                milliseconds(paced.worst_pacer_lateness)
-            ),
-        }
-    }
-    if let Some(sluice_row) = rows.iter().find(|row| row.name.starts_with("sluice")) {
-        println!();
-        if let Ok(throughput) = &sluice_row.throughput {
-            let share = throughput.requests_per_second / ceiling_rate;
-            println!(
-                "target: sluice >= 50% of the ceiling's throughput: {:.0}% -> {}",
-                share * 100.0,
-                verdict(share >= 0.5)
-            );
-        }
-        if let Some(p99) = sluice_row
-            .paced
-            .as_ref()
-            .ok()
-            .and_then(|paced| paced.percentile(0.99))
-        {
-            println!(
-                "target: sluice p99 <= 5 ms at {rate} req/s: {} -> {}",
-                milliseconds(p99),
-                verdict(p99 <= Duration::from_millis(5))
-            );
-        }
-    }
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met { "met" } else { "NOT met" }
 }

@@ -32,3 +32,26 @@ pub fn load_average() -> String {
         })
         .unwrap_or_else(|_| "unknown".to_owned())
 }
+
+/// The median time to make an 8 KiB overwrite durable with `fdatasync` in `directory`: the floor
+/// under every durable commit there.
+pub fn fdatasync_median(directory: &std::path::Path) -> std::io::Result<std::time::Duration> {
+    use std::io::{Seek, SeekFrom, Write};
+    let path = directory.join("fdatasync-probe");
+    let mut file = std::fs::File::create(&path)?;
+    let block = [0x5au8; 8192];
+    file.write_all(&block)?;
+    file.sync_all()?;
+    let mut samples = Vec::new();
+    for _ in 0..31 {
+        file.seek(SeekFrom::Start(0))?;
+        file.write_all(&block)?;
+        let started = std::time::Instant::now();
+        file.sync_data()?;
+        samples.push(started.elapsed());
+    }
+    drop(file);
+    std::fs::remove_file(&path)?;
+    samples.sort_unstable();
+    Ok(samples[samples.len() / 2])
+}

@@ -47,6 +47,12 @@ impl SluicePeer {
         Ok(self.store.stats()?.pending_deliveries)
     }
 
+    /// Transactions committed and deliveries written in them so far.
+    pub fn commits_and_writes(&self) -> (u64, u64) {
+        let counts = self.store.write_counts();
+        (counts.batches, counts.writes)
+    }
+
     /// The journal mode written in the database file, read over a separate connection.
     pub fn journal_mode(&self) -> anyhow::Result<String> {
         let connection = rusqlite::Connection::open(&self.database_path)?;
