@@ -28,6 +28,9 @@ struct Pair {
 }
 
 struct Timings {
+    /// `Mirror::open` then `changed_paths`: nothing cached in the process, like a git command.
+    sluice_fresh: Duration,
+    /// `changed_paths` again on the same mirror, its libgit2 object cache warm.
     sluice: Duration,
     git_plain: Duration,
     git_no_renames: Duration,
@@ -59,7 +62,8 @@ fn main() -> anyhow::Result<()> {
     );
     let mirrors_dir = cache_dir.join("mirrors");
     let mirror_started = Instant::now();
-    let mirror = Mirror::open(&mirrors_dir, REPOSITORY, &repository.path.to_string_lossy())?;
+    let url = repository.path.to_string_lossy().into_owned();
+    let mirror = Mirror::open(&mirrors_dir, REPOSITORY, &url)?;
     mirror.fetch()?;
     let mirror_path = mirrors_dir.join(format!("{REPOSITORY}.git"));
     anyhow::ensure!(
@@ -74,7 +78,28 @@ fn main() -> anyhow::Result<()> {
     );
     println!(
         "median of {repeats} runs each; sluice in process, git as `git diff --name-only A B` \
-         (a new process per run, as a caller of the CLI would)"
+         (a new process per run, as a caller of the CLI would); sluice with a freshly opened \
+         mirror (nothing cached, like git) and again on a mirror kept open (as the server does)"
+    );
+    let mut startup_samples = Vec::with_capacity(repeats);
+    for _ in 0..repeats {
+        let started = Instant::now();
+        let output = Command::new("git")
+            .arg("--git-dir")
+            .arg(&mirror_path)
+            .args([
+                "diff",
+                "--name-only",
+                &repository.commits[0],
+                &repository.commits[0],
+            ])
+            .output()?;
+        startup_samples.push(started.elapsed());
+        std::hint::black_box(output);
+    }
+    println!(
+        "git process floor: `git diff --name-only A A` (nothing to compare) takes {} (median)",
+        milliseconds(median(&mut startup_samples))
     );
     println!();
 
@@ -116,23 +141,30 @@ fn main() -> anyhow::Result<()> {
     let mut rows = Vec::new();
     let mut mismatches = Vec::new();
     let mut sluice_no_slower_everywhere = true;
+    let mut fresh_no_slower_everywhere = true;
     for pair in &pairs {
         let from = pair.from.map(|index| repository.commits[index].as_str());
         let to = repository.commits[pair.to].as_str();
-        let timings = compare(&mirror, &mirror_path, from, to, repeats)
+        let timings = compare(&mirror, &mirrors_dir, &url, &mirror_path, from, to, repeats)
             .with_context(|| format!("pair {}", pair.label))?;
         rows.push(vec![
             pair.label.clone(),
             timings.paths.to_string(),
-            milliseconds(timings.sluice),
             milliseconds(timings.git_plain),
             milliseconds(timings.git_no_renames),
+            milliseconds(timings.sluice_fresh),
+            milliseconds(timings.sluice),
+            ratio(
+                timings.git_plain.as_secs_f64(),
+                timings.sluice_fresh.as_secs_f64(),
+            ),
             ratio(
                 timings.git_plain.as_secs_f64(),
                 timings.sluice.as_secs_f64(),
             ),
         ]);
         sluice_no_slower_everywhere &= timings.sluice <= timings.git_plain;
+        fresh_no_slower_everywhere &= timings.sluice_fresh <= timings.git_plain;
         if let Some(mismatch) = timings.mismatch {
             mismatches.push(format!("{}: {mismatch}", pair.label));
         }
@@ -141,10 +173,12 @@ fn main() -> anyhow::Result<()> {
         &[
             "pair",
             "paths",
-            "sluice changed_paths",
             "git diff --name-only",
-            "git ... --no-renames",
-            "git / sluice",
+            "git, --no-renames",
+            "sluice, fresh mirror",
+            "sluice, warm mirror",
+            "git / fresh",
+            "git / warm",
         ],
         &rows,
     );
@@ -153,13 +187,11 @@ fn main() -> anyhow::Result<()> {
         "the new-branch row compares with `git ls-tree -r --name-only B`; the same-paths check \
          uses `--no-renames`, which lists both sides of a rename as `changed_paths` does"
     );
+    let verdict = |met: bool| if met { "met" } else { "NOT met" };
     println!(
-        "target: sluice no slower than `git diff --name-only` on every pair -> {}",
-        if sluice_no_slower_everywhere {
-            "met"
-        } else {
-            "NOT met"
-        }
+        "target: sluice no slower than `git diff --name-only` on every pair: fresh mirror {}, warm mirror {}",
+        verdict(fresh_no_slower_everywhere),
+        verdict(sluice_no_slower_everywhere)
     );
     println!("load average after: {}", machine::load_average());
     if mismatches.is_empty() {
@@ -174,8 +206,11 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Times both sides alternately, checks the path sets, returns medians.
+#[allow(clippy::too_many_arguments)]
 fn compare(
     mirror: &Mirror,
+    mirrors_dir: &Path,
+    url: &str,
     mirror_path: &Path,
     from: Option<&str>,
     to: &str,
@@ -192,10 +227,18 @@ fn compare(
             git_paths.len()
         )
     });
+    let mut sluice_fresh_samples = Vec::with_capacity(repeats);
     let mut sluice_samples = Vec::with_capacity(repeats);
     let mut git_plain_samples = Vec::with_capacity(repeats);
     let mut git_no_renames_samples = Vec::with_capacity(repeats);
     for _ in 0..repeats {
+        let started = Instant::now();
+        let fresh_mirror = Mirror::open(mirrors_dir, REPOSITORY, url)?;
+        let listed = fresh_mirror.changed_paths(from, to)?;
+        sluice_fresh_samples.push(started.elapsed());
+        std::hint::black_box(listed);
+        drop(fresh_mirror);
+
         let started = Instant::now();
         let listed = mirror.changed_paths(from, to)?;
         sluice_samples.push(started.elapsed());
@@ -210,6 +253,7 @@ fn compare(
         git_no_renames_samples.push(started.elapsed());
     }
     Ok(Timings {
+        sluice_fresh: median(&mut sluice_fresh_samples),
         sluice: median(&mut sluice_samples),
         git_plain: median(&mut git_plain_samples),
         git_no_renames: median(&mut git_no_renames_samples),
