@@ -308,6 +308,9 @@ pub struct Step {
     /// A command line run with `shell` (default `bash -eo pipefail -c`, or `sh -ec` in a container).
     #[serde(default)]
     pub run: Option<String>,
+    /// Build a container image through the Docker engine and push it (see `config::build`).
+    #[serde(default)]
+    pub build: Option<super::build::BuildStep>,
     /// Run the command in this container image instead of as a host process.
     #[serde(default)]
     pub image: Option<String>,
@@ -332,6 +335,9 @@ impl Step {
         if self.run.is_some() {
             kinds.push("run");
         }
+        if self.build.is_some() {
+            kinds.push("build");
+        }
         kinds
     }
 
@@ -344,6 +350,9 @@ impl Step {
             let first_line = command.lines().next().unwrap_or("").trim();
             let short: String = first_line.chars().take(60).collect();
             return format!("run: {short}");
+        }
+        if let Some(build) = &self.build {
+            return format!("build: {}", build.image);
         }
         format!("step {}", index + 1)
     }
