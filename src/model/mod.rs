@@ -181,7 +181,7 @@ pub struct JobRecord {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<StepRecord>,
     /// Values the job's steps recorded for later jobs (`${{ needs.<job>.outputs.<name> }}`),
-    /// such as a build's `digest`; filled only when one run is asked for.
+    /// such as a build's `digest`.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub outputs: std::collections::BTreeMap<String, String>,
 }

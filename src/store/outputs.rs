@@ -40,11 +40,25 @@ pub(crate) fn job_outputs(
     outputs_of(connection, job_id).map(Some)
 }
 
-/// Fills `outputs` of every job of the run.
+/// Fills `outputs` of every job of the run, in one query.
 pub(crate) fn attach_outputs(connection: &Connection, run: &mut Run) -> FailureResult<()> {
-    for job in &mut run.jobs {
-        if let Some(values) = job_outputs(connection, run.id, &job.name)? {
-            job.outputs = values;
+    let mut statement = connection.prepare_cached(
+        "SELECT jobs.name, job_outputs.name, job_outputs.value
+         FROM job_outputs JOIN jobs ON jobs.id = job_outputs.job_id
+         WHERE jobs.run_id = ?1",
+    )?;
+    let rows = statement
+        .query_map([run.id], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for (job_name, name, value) in rows {
+        if let Some(job) = run.jobs.iter_mut().find(|job| job.name == job_name) {
+            job.outputs.insert(name, value);
         }
     }
     Ok(())

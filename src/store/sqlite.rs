@@ -190,7 +190,11 @@ impl Store for SqliteStore {
 
     fn list_runs(&self, filter: &RunFilter) -> StoreResult<Vec<Run>> {
         self.read("listing runs", |connection| {
-            reads::list_runs(connection, filter)
+            let mut runs = reads::list_runs(connection, filter)?;
+            for run in &mut runs {
+                outputs::attach_outputs(connection, run)?;
+            }
+            Ok(runs)
         })
     }
 
