@@ -308,9 +308,6 @@ pub struct Step {
     /// A command line run with `shell` (default `bash -eo pipefail -c`, or `sh -ec` in a container).
     #[serde(default)]
     pub run: Option<String>,
-    /// Build a container image through the Docker engine and push it (see `config::build`).
-    #[serde(default)]
-    pub build: Option<super::build::BuildStep>,
     /// Run the command in this container image instead of as a host process.
     #[serde(default)]
     pub image: Option<String>,
@@ -326,6 +323,9 @@ pub struct Step {
     pub continue_on_error: bool,
     #[serde(default, rename = "if")]
     pub condition: Option<String>,
+    /// Build a container image through the Docker engine and push it (see `config::build`).
+    #[serde(default)]
+    pub build: Option<super::build::BuildStep>,
 }
 
 impl Step {

@@ -30,13 +30,14 @@ pub fn instructions(dockerfile: &str) -> Vec<Instruction> {
         let line_number = index + 1;
         let trimmed = raw_line.trim();
         if directives_allowed {
-            if let Some(directive) = trimmed.strip_prefix('#') {
-                if let Some((name, value)) = directive.split_once('=') {
-                    if name.trim().eq_ignore_ascii_case("escape") {
-                        escape = value.trim().chars().next().unwrap_or('\\');
-                    }
-                    continue;
+            if let Some((name, value)) = trimmed
+                .strip_prefix('#')
+                .and_then(|directive| directive.split_once('='))
+            {
+                if name.trim().eq_ignore_ascii_case("escape") {
+                    escape = value.trim().chars().next().unwrap_or('\\');
                 }
+                continue;
             }
             directives_allowed = false;
         }

@@ -219,7 +219,7 @@ fn failure(
 /// `The command '/bin/sh -c exit 3' returned a non-zero code: 3` → 3.
 fn exit_code_in(message: &str) -> Option<i64> {
     let (_, after) = message.rsplit_once("returned a non-zero code:")?;
-    after.trim().split_whitespace().next()?.parse().ok()
+    after.split_whitespace().next()?.parse().ok()
 }
 
 /// The engine sends text in pieces that need not end at line ends.

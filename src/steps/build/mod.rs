@@ -14,6 +14,7 @@ mod engine;
 mod ignore;
 mod reference;
 mod registry;
+mod request;
 mod stream;
 mod tar;
 
@@ -26,7 +27,6 @@ pub use registry::{Credentials, Registry};
 
 use super::{LogSink, StepContext, StepOutcome};
 use crate::config::build::BuildStep;
-use crate::config::expr;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -109,7 +109,7 @@ pub async fn context_bytes(
 /// The `build` step: render its settings, wait for a build slot, build or reuse, push, and
 /// record the outputs on the job.
 pub async fn execute(step: &BuildStep, step_context: &StepContext) -> StepOutcome {
-    let request = match request_from_step(step, step_context) {
+    let request = match request::request_from_step(step, step_context) {
         Ok(request) => request,
         Err(problems) => {
             return StepOutcome::NotStarted(format!("build step: {}", problems.join("; ")));
@@ -229,22 +229,11 @@ pub async fn build_and_push(
             "sluice: build: image {image_id} in the engine already has context digest {context_digest}; not building\n"
         ));
         report.image_id = Some(image_id);
-    } else if let Some(registry) = &registry {
-        if let Some(existing) = registry.manifest_digest(&content_tag).await? {
-            let _ = log.send(format!(
-                "sluice: build: {} ({existing}) in the registry already has context digest {context_digest}; not building, tagging it in the registry\n",
-                request.image.tagged(&content_tag)
-            ));
-            for tag in &request.tags {
-                registry.copy_tag(&existing, tag).await?;
-                let _ = log.send(format!(
-                    "sluice: build: tagged {}\n",
-                    request.image.tagged(tag)
-                ));
-            }
-            report.digest = Some(existing);
-            return Ok(report);
-        }
+    } else if let Some(registry) = &registry
+        && let Some(existing) = reuse_from_registry(request, registry, &context_digest, log).await?
+    {
+        report.digest = Some(existing);
+        return Ok(report);
     }
     let image_id = match report.image_id.clone() {
         Some(image_id) => image_id,
@@ -301,6 +290,32 @@ pub async fn build_and_push(
         )));
     }
     Ok(report)
+}
+
+/// When the registry holds an image with this context digest (under its content tag), points
+/// the request's tags at it there and returns its digest; nothing is pulled or built.
+async fn reuse_from_registry(
+    request: &BuildRequest,
+    registry: &Registry,
+    context_digest: &str,
+    log: &LogSink,
+) -> Result<Option<String>, BuildError> {
+    let content_tag = content_tag(context_digest);
+    let Some(existing) = registry.manifest_digest(&content_tag).await? else {
+        return Ok(None);
+    };
+    let _ = log.send(format!(
+        "sluice: build: {} ({existing}) in the registry already has context digest {context_digest}; not building, tagging it in the registry\n",
+        request.image.tagged(&content_tag)
+    ));
+    for tag in &request.tags {
+        registry.copy_tag(&existing, tag).await?;
+        let _ = log.send(format!(
+            "sluice: build: tagged {}\n",
+            request.image.tagged(tag)
+        ));
+    }
+    Ok(Some(existing))
 }
 
 /// Sends the context and builds; returns the image id and the bytes sent.
@@ -364,104 +379,6 @@ async fn plan_blocking(
         .await
         .map_err(|error| format!("reading the build context failed: {error}"))?
         .map_err(|error| error.to_string())
-}
-
-/// Renders the step's templates and checks its names; every problem at once.
-fn request_from_step(
-    step: &BuildStep,
-    step_context: &StepContext,
-) -> Result<BuildRequest, Vec<String>> {
-    let template_context = expr::Context {
-        values: step_context.template_values.clone(),
-        job_status: expr::JobStatusView {
-            any_failed: false,
-            any_cancelled: false,
-        },
-    };
-    let mut problems = Vec::new();
-    let mut render = |what: &str, text: &str| -> String {
-        expr::render(text, &template_context).unwrap_or_else(|problem| {
-            problems.push(format!("{what}: {problem}"));
-            String::new()
-        })
-    };
-    let image_text = render("`image`", &step.image);
-    let registry_text = step
-        .registry
-        .as_deref()
-        .map(|registry| render("`registry`", registry));
-    let context = render("`context`", &step.context);
-    let dockerfile = render("`dockerfile`", &step.dockerfile_path());
-    let args: BTreeMap<String, String> = step
-        .args
-        .iter()
-        .map(|(name, value)| {
-            (
-                name.clone(),
-                render(&format!("build argument `{name}`"), value),
-            )
-        })
-        .collect();
-    let labels: BTreeMap<String, String> = step
-        .labels
-        .iter()
-        .map(|(name, value)| (name.clone(), render(&format!("label `{name}`"), value)))
-        .collect();
-    let target = step
-        .target
-        .as_deref()
-        .map(|target| render("`target`", target));
-    let explicit_credentials = step.credentials.as_ref().map(|credentials| Credentials {
-        username: render("`credentials.username`", &credentials.username),
-        password: render("`credentials.password`", &credentials.password),
-    });
-    let image = match ImageName::parse(&image_text, registry_text.as_deref()) {
-        Ok(image) => Some(image),
-        Err(problem) => {
-            problems.push(problem);
-            None
-        }
-    };
-    let tags = match render_tags(&step.tags, &step_context.template_values) {
-        Ok(tags) => tags,
-        Err(tag_problems) => {
-            problems.extend(tag_problems);
-            Vec::new()
-        }
-    };
-    if labels.contains_key(CONTEXT_DIGEST_LABEL) {
-        problems.push(format!(
-            "label `{CONTEXT_DIGEST_LABEL}` is set by sluice; remove it from `labels:`"
-        ));
-    }
-    let (Some(image), true) = (image, problems.is_empty()) else {
-        return Err(problems);
-    };
-    let credentials = explicit_credentials
-        .filter(|credentials| !credentials.username.is_empty() || !credentials.password.is_empty())
-        .or_else(|| registry::docker_config_credentials(&image.registry));
-    let repository = &step_context.event.repository;
-    let source = if repository.contains("://") || repository.starts_with('/') {
-        repository.clone()
-    } else {
-        format!("https://github.com/{repository}")
-    };
-    Ok(BuildRequest {
-        workspace: step_context.workspace.clone(),
-        context,
-        dockerfile,
-        image,
-        tags,
-        inputs: BuildInputs {
-            args,
-            target: target.filter(|target| !target.is_empty()),
-            labels,
-        },
-        push: step.push,
-        credentials,
-        revision: step_context.event.commit.clone(),
-        source,
-    })
 }
 
 /// `SLUICE_MAX_PARALLEL_BUILDS`, or the default; at least one.

@@ -38,12 +38,11 @@ impl ImageName {
             }
             _ => ("docker.io".to_owned(), joined.clone()),
         };
-        if let Some(last_slash) = path.rfind('/').map(|index| index + 1).or(Some(0)) {
-            if path[last_slash..].contains(':') {
-                return Err(format!(
-                    "image `{image}` contains a tag; give the repository only and list tags under `tags:`"
-                ));
-            }
+        let last_component = path.rsplit('/').next().unwrap_or("");
+        if last_component.contains(':') {
+            return Err(format!(
+                "image `{image}` contains a tag; give the repository only and list tags under `tags:`"
+            ));
         }
         let valid_component = |component: &str| {
             !component.is_empty()
