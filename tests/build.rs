@@ -535,3 +535,87 @@ fn each_bad_input_fails_only_its_own_job_with_a_clear_message() {
         &["cannot reach registry 127.0.0.1:9", "setup-registry.sh"],
     );
 }
+
+#[test]
+fn an_image_only_in_the_registry_is_tagged_there_instead_of_built() {
+    let repo = TestRepo::new();
+    let repository = unique("sluice-test/registry-only");
+    let mut files = app_files(&unique("nonce"));
+    files.push((
+        "workflows/images.yaml".to_owned(),
+        pipeline(&app_job("app", &repository)),
+    ));
+    let first_sha = commit(&repo, &files, "first");
+    let data = tempfile::tempdir().unwrap();
+    let first = sluice_run(&repo, &first_sha, data.path(), &[]);
+    assert_eq!(first.code, Some(0), "{}", first.output);
+    let first_digest = output(&first, "app", "digest").to_owned();
+    // As on another machine, or after the engine was pruned: the image is gone from the engine.
+    let removed = Command::new("docker")
+        .args(["rmi", "-f", output(&first, "app", "image-id")])
+        .output()
+        .unwrap();
+    assert!(removed.status.success(), "{removed:?}");
+
+    let second_sha = repo.commit(&[("README.md", "docs\n")], "docs only");
+    let second = sluice_run(&repo, &second_sha, data.path(), &[]);
+    assert_eq!(second.code, Some(0), "{}", second.output);
+    assert_eq!(output(&second, "app", "built"), "false");
+    assert_eq!(output(&second, "app", "digest"), first_digest);
+    assert!(
+        job(&second, "app")["outputs"].get("image-id").is_none(),
+        "nothing was pulled or built: {}",
+        second.output
+    );
+    let log = job_log(&second, data.path(), "app");
+    assert!(
+        log.contains("in the registry already has context digest"),
+        "{log}"
+    );
+    assert!(!log.contains("Step 1/"), "{log}");
+    assert_eq!(
+        registry_digest(&repository, &second_sha[..7]).as_deref(),
+        Some(first_digest.as_str()),
+        "the new commit's tag was added in the registry"
+    );
+}
+
+#[test]
+fn builds_beyond_the_parallel_limit_wait_for_a_slot() {
+    let repo = TestRepo::new();
+    let mut files = app_files(&unique("nonce"));
+    // A second context with different content, so that the two jobs cannot reuse each other.
+    for (path, contents) in app_files(&unique("other nonce")) {
+        files.push((path.replacen("app/", "other/", 1), contents));
+    }
+    let other_job = app_job("other", &unique("sluice-test/parallel-b"))
+        .replace("context: app", "context: other");
+    files.push((
+        "workflows/images.yaml".to_owned(),
+        pipeline(&format!(
+            "{}{other_job}",
+            app_job("app", &unique("sluice-test/parallel-a"))
+        )),
+    ));
+    let sha = commit(&repo, &files, "two images");
+    let data = tempfile::tempdir().unwrap();
+    let outcome = sluice_run(
+        &repo,
+        &sha,
+        data.path(),
+        &[("SLUICE_MAX_PARALLEL_BUILDS", "1")],
+    );
+    assert_eq!(outcome.code, Some(0), "{}", outcome.output);
+    let waited: Vec<bool> = ["app", "other"]
+        .iter()
+        .map(|job_name| {
+            job_log(&outcome, data.path(), job_name)
+                .contains("waiting for a build slot (1 builds at once")
+        })
+        .collect();
+    assert_eq!(
+        waited.iter().filter(|waited| **waited).count(),
+        1,
+        "with one slot, one of the two builds waits for the other: {waited:?}"
+    );
+}
