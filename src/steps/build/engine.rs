@@ -75,6 +75,8 @@ pub struct BuildCall<'a> {
     pub args: HashMap<String, String>,
     pub target: Option<String>,
     pub labels: HashMap<String, String>,
+    /// Credentials for pulling base images from the push registry, when it needs them.
+    pub registry_credentials: Option<(String, Credentials)>,
 }
 
 /// The newest local image with this context digest, by id.
@@ -118,7 +120,13 @@ pub async fn build(
         options = options.target(target);
     }
     let body = bollard::body_try_stream(context.stream);
-    let mut output = docker.build_image(options.build(), None, Some(body));
+    let pull_credentials = call
+        .registry_credentials
+        .as_ref()
+        .map(|(registry, credentials)| {
+            HashMap::from([(registry.clone(), docker_credentials(registry, credentials))])
+        });
+    let mut output = docker.build_image(options.build(), pull_credentials, Some(body));
     let all_instructions = instructions(call.dockerfile_text);
     let mut lines = LineBuffer::default();
     let mut image_id = None;
@@ -307,12 +315,8 @@ pub async fn push(
     log: &LogSink,
     cancel: &CancellationToken,
 ) -> Result<Option<String>, String> {
-    let docker_credentials = credentials.map(|credentials| DockerCredentials {
-        username: Some(credentials.username.clone()),
-        password: Some(credentials.password.clone()),
-        serveraddress: Some(name.registry.clone()),
-        ..DockerCredentials::default()
-    });
+    let docker_credentials =
+        credentials.map(|credentials| docker_credentials(&name.registry, credentials));
     let mut output = docker.push_image(
         &name.full,
         Some(PushImageOptionsBuilder::new().tag(tag).build()),
@@ -360,6 +364,16 @@ pub async fn push(
         }
     }
     Ok(digest)
+}
+
+/// The engine's form of registry credentials; it sends them only to that registry.
+fn docker_credentials(registry: &str, credentials: &Credentials) -> DockerCredentials {
+    DockerCredentials {
+        username: Some(credentials.username.clone()),
+        password: Some(credentials.password.clone()),
+        serveraddress: Some(registry.to_owned()),
+        ..DockerCredentials::default()
+    }
 }
 
 fn push_hint(message: &str) -> &'static str {

@@ -351,6 +351,10 @@ async fn build_image(
         args: request.inputs.args.clone().into_iter().collect(),
         target: request.inputs.target.clone(),
         labels,
+        registry_credentials: request
+            .credentials
+            .clone()
+            .map(|credentials| (request.image.registry.clone(), credentials)),
     };
     let _ = log.send(format!(
         "sluice: build: building {} from `{}`\n",
