@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The full test suite, on a fresh Debian 12 machine or a developer's: installs and starts what the
-# tests need (a Docker engine with a local base image), then runs every test once.
+# tests need (a Docker engine with a local base image, a registry on 127.0.0.1:5000), then runs
+# every test once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,7 @@ if ! docker info >/dev/null 2>&1; then
   need_root
 fi
 scripts/setup-docker.sh
+scripts/setup-registry.sh
 
 
 echo "==> cargo test (all targets, one build)"

@@ -67,57 +67,65 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
     tokio::spawn(async move { axum::serve(listener, router(state)).await });
     println!("==> sluice is listening on {base_url} and watches {DEMO_REPOSITORY}");
 
-    println!("==> a data scientist changes the churn model's feature code and pushes to main");
-    let second_commit = commit_change(&repository_dir)?;
-    let payload = push_payload(&first_commit, &second_commit)?;
-    let mut updates = engine.updates.subscribe();
     let client = reqwest::Client::new();
-    let response = client
-        .post(format!("{base_url}/webhooks/github"))
-        .header("content-type", "application/json")
-        .header("x-github-event", "push")
-        .header(
-            "x-github-delivery",
-            format!("demo-{}", &second_commit[..12]),
-        )
-        .header(
-            "x-hub-signature-256",
-            crate::server::webhook::sign(DEMO_SECRET.as_bytes(), &payload),
-        )
-        .body(payload)
-        .send()
-        .await?;
+    let mut updates = engine.updates.subscribe();
+    let mut all_good = true;
+
+    println!("==> a data scientist changes the churn model's feature code and pushes to main");
+    let second_commit = commit_change(
+        &repository_dir,
+        "platform/src/churn/features.py",
+        FEATURE_NOTE,
+        "Cap tenure feature at ten years",
+    )?;
+    let runs = push_and_watch(
+        &client,
+        &base_url,
+        &first_commit,
+        &second_commit,
+        &mut updates,
+    )
+    .await?;
+    all_good &= show_runs(&runs);
+
     println!(
-        "==> POST /webhooks/github (signed push {}..{}) -> {}",
-        &first_commit[..7],
-        &second_commit[..7],
-        response.status()
+        "==> a platform engineer edits staging's description and pushes again: the images' contexts did not change, so nothing is rebuilt"
     );
-    if response.status() != reqwest::StatusCode::ACCEPTED {
-        anyhow::bail!(
-            "the server did not accept the delivery: {}",
-            response.text().await?
-        );
+    let third_commit = commit_change(
+        &repository_dir,
+        "environments/staging.yaml",
+        STAGING_NOTE,
+        "Describe the staging soak",
+    )?;
+    let runs = push_and_watch(
+        &client,
+        &base_url,
+        &second_commit,
+        &third_commit,
+        &mut updates,
+    )
+    .await?;
+    all_good &= show_runs(&runs);
+    for run in &runs {
+        for job in run
+            .jobs
+            .iter()
+            .filter(|job| job.outputs.contains_key("context-digest"))
+        {
+            let built = job.outputs.get("built").map(String::as_str) == Some("true");
+            println!(
+                "    {}: {} {}",
+                job.name,
+                if built {
+                    "built"
+                } else {
+                    "not rebuilt, same content digest; pushed"
+                },
+                job.outputs.get("image").map(String::as_str).unwrap_or("")
+            );
+        }
     }
 
-    let runs = watch_until_finished(&client, &base_url, &second_commit, &mut updates).await?;
-    println!("==> GET /api/runs?commit={}", &second_commit[..12]);
-    let mut all_good = true;
-    for run in &runs {
-        println!(
-            "    run {} `{}` ({}): {}",
-            run.id, run.pipeline, run.event, run.status
-        );
-        for job in &run.jobs {
-            let reason = job
-                .reason
-                .as_deref()
-                .map(|reason| format!("  ({})", reason.lines().next().unwrap_or("")))
-                .unwrap_or_default();
-            println!("      {:<26} {}{reason}", job.name, job.status);
-        }
-        all_good &= matches!(run.status, Status::Succeeded | Status::Skipped);
-    }
     let metrics = client
         .get(format!("{base_url}/metrics"))
         .send()
@@ -149,6 +157,70 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
         }
     );
     Ok(all_good)
+}
+
+const FEATURE_NOTE: &str =
+    "\n# Tenure is capped at ten years: longer tenures carry no extra churn signal.\n";
+const STAGING_NOTE: &str =
+    "\n# Staging soaks a release for ten minutes before production may take it.\n";
+
+/// Sends GitHub's push payload for `before..after`, signed, and shows the runs as they happen.
+async fn push_and_watch(
+    client: &reqwest::Client,
+    base_url: &str,
+    before: &str,
+    after: &str,
+    updates: &mut tokio::sync::broadcast::Receiver<RunUpdate>,
+) -> anyhow::Result<Vec<crate::model::Run>> {
+    let payload = push_payload(before, after)?;
+    let response = client
+        .post(format!("{base_url}/webhooks/github"))
+        .header("content-type", "application/json")
+        .header("x-github-event", "push")
+        .header("x-github-delivery", format!("demo-{}", &after[..12]))
+        .header(
+            "x-hub-signature-256",
+            crate::server::webhook::sign(DEMO_SECRET.as_bytes(), &payload),
+        )
+        .body(payload)
+        .send()
+        .await?;
+    println!(
+        "==> POST /webhooks/github (signed push {}..{}) -> {}",
+        &before[..7],
+        &after[..7],
+        response.status()
+    );
+    if response.status() != reqwest::StatusCode::ACCEPTED {
+        anyhow::bail!(
+            "the server did not accept the delivery: {}",
+            response.text().await?
+        );
+    }
+    let runs = watch_until_finished(client, base_url, after, updates).await?;
+    println!("==> GET /api/runs?commit={}", &after[..12]);
+    Ok(runs)
+}
+
+/// Prints each run with its jobs; true when every run succeeded or was skipped.
+fn show_runs(runs: &[crate::model::Run]) -> bool {
+    let mut all_good = true;
+    for run in runs {
+        println!(
+            "    run {} `{}` ({}): {}",
+            run.id, run.pipeline, run.event, run.status
+        );
+        for job in &run.jobs {
+            let reason = job
+                .reason
+                .as_deref()
+                .map(|reason| format!("  ({})", reason.lines().next().unwrap_or("")))
+                .unwrap_or_default();
+            println!("      {:<30} {}{reason}", job.name, job.status);
+        }
+        all_good &= matches!(run.status, Status::Succeeded | Status::Skipped);
+    }
+    all_good
 }
 
 /// Prints job transitions and log lines as they happen, until every run of the commit is finished.
@@ -216,19 +288,19 @@ fn seed_repository(directory: &Path) -> anyhow::Result<String> {
     commit_all(&repository, "Example ML platform")
 }
 
-fn commit_change(directory: &Path) -> anyhow::Result<String> {
+fn commit_change(
+    directory: &Path,
+    relative: &str,
+    note: &str,
+    message: &str,
+) -> anyhow::Result<String> {
     let repository = git2::Repository::open(directory)?;
-    let target = directory.join("platform/src/churn/features.py");
-    let note = "\n# Tenure is capped at ten years: longer tenures carry no extra churn signal.\n";
-    if target.exists() {
-        let mut text = std::fs::read_to_string(&target)?;
-        text.push_str(note);
-        std::fs::write(&target, text)?;
-    } else {
-        std::fs::create_dir_all(directory.join("platform"))?;
-        std::fs::write(directory.join("platform/CHANGES.md"), note)?;
-    }
-    commit_all(&repository, "Cap tenure feature at ten years")
+    let target = directory.join(relative);
+    std::fs::create_dir_all(target.parent().expect("files have parents"))?;
+    let mut text = std::fs::read_to_string(&target).unwrap_or_default();
+    text.push_str(note);
+    std::fs::write(&target, text)?;
+    commit_all(&repository, message)
 }
 
 fn commit_all(repository: &git2::Repository, message: &str) -> anyhow::Result<String> {

@@ -2,6 +2,7 @@
 //! every problem at once as `path:line:column: message`. Pure: callers hand in file contents,
 //! read from disk (`sluice validate`) or from git at a commit (the server).
 
+pub mod build;
 pub mod environment;
 pub mod expr;
 pub mod glob;

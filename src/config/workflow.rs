@@ -323,6 +323,9 @@ pub struct Step {
     pub continue_on_error: bool,
     #[serde(default, rename = "if")]
     pub condition: Option<String>,
+    /// Build a container image through the Docker engine and push it (see `config::build`).
+    #[serde(default)]
+    pub build: Option<super::build::BuildStep>,
 }
 
 impl Step {
@@ -331,6 +334,9 @@ impl Step {
         let mut kinds = Vec::new();
         if self.run.is_some() {
             kinds.push("run");
+        }
+        if self.build.is_some() {
+            kinds.push("build");
         }
         kinds
     }
@@ -344,6 +350,9 @@ impl Step {
             let first_line = command.lines().next().unwrap_or("").trim();
             let short: String = first_line.chars().take(60).collect();
             return format!("run: {short}");
+        }
+        if let Some(build) = &self.build {
+            return format!("build: {}", build.image);
         }
         format!("step {}", index + 1)
     }

@@ -180,6 +180,10 @@ pub struct JobRecord {
     /// Filled only when one run is asked for.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<StepRecord>,
+    /// Values the job's steps recorded for later jobs (`${{ needs.<job>.outputs.<name> }}`),
+    /// such as a build's `digest`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub outputs: std::collections::BTreeMap<String, String>,
 }
 
 /// One step of a job as recorded.

@@ -127,6 +127,7 @@ async fn run_steps(
             any_cancelled: false,
         },
     };
+    let needed_outputs = needs_outputs(context).await;
     if let Some(values) = template_context.values.as_object_mut() {
         values.insert(
             "secrets".to_owned(),
@@ -136,9 +137,10 @@ async fn run_steps(
             .needs
             .iter()
             .map(|(id, status)| {
+                let outputs = needed_outputs.get(id).cloned().unwrap_or_default();
                 (
                     id.clone(),
-                    serde_json::json!({ "result": github_result(*status) }),
+                    serde_json::json!({ "result": github_result(*status), "outputs": outputs }),
                 )
             })
             .collect();
@@ -242,6 +244,24 @@ async fn run_steps(
     } else {
         (Status::Succeeded, None)
     }
+}
+
+/// The outputs each needed job recorded, for `${{ needs.<id>.outputs.<name> }}`.
+async fn needs_outputs(context: &JobContext) -> BTreeMap<String, BTreeMap<String, String>> {
+    let store = context.store.clone();
+    let run = context.run_id;
+    let needed: Vec<String> = context.needs.keys().cloned().collect();
+    tokio::task::spawn_blocking(move || {
+        needed
+            .into_iter()
+            .filter_map(|job| {
+                let outputs = store.job_outputs(run, &job).ok().flatten()?;
+                Some((job, outputs))
+            })
+            .collect()
+    })
+    .await
+    .unwrap_or_default()
 }
 
 async fn prepare_workspace(

@@ -2,6 +2,7 @@
 //! step a prepared `CommandSpec` (templated, with its environment) and a log sink; steps know
 //! nothing of runs, the store or HTTP. A later runner can carry the same specs out as Kubernetes Jobs.
 
+pub mod build;
 pub mod container;
 pub mod host;
 mod redact;
@@ -45,6 +46,9 @@ pub enum StepOutcome {
     Cancelled,
     /// It could not be started at all; the message says why and what to do.
     NotStarted(String),
+    /// It ran and failed; the message says what failed and what to do (step kinds other than
+    /// `run`, which have no exit code of their own).
+    Failed(String),
 }
 
 impl StepOutcome {
@@ -68,7 +72,7 @@ impl StepOutcome {
                 format!("timed out after {}s and was killed", limit.as_secs())
             }
             StepOutcome::Cancelled => "cancelled".to_owned(),
-            StepOutcome::NotStarted(message) => message.clone(),
+            StepOutcome::NotStarted(message) | StepOutcome::Failed(message) => message.clone(),
         }
     }
 }
@@ -162,8 +166,11 @@ pub struct StepContext {
 /// Runs a step of any kind but `run` (which goes through a `StepRunner`). Each kind adds its arm.
 pub async fn execute_kind(
     step: &crate::config::workflow::Step,
-    _context: &StepContext,
+    context: &StepContext,
 ) -> StepOutcome {
+    if let Some(build_step) = &step.build {
+        return build::execute(build_step, context).await;
+    }
     StepOutcome::NotStarted(format!(
         "this step sets no step kind it can run (kinds set: {:?}); write `run:`",
         step.kinds()

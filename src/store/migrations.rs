@@ -71,6 +71,15 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX log_chunks_by_job ON log_chunks (job_id, id);
     "#,
+    // 2: values a job's steps record for later jobs (a build's pushed digest).
+    r#"
+    CREATE TABLE job_outputs (
+        job_id INTEGER NOT NULL REFERENCES jobs (id),
+        name   TEXT NOT NULL,
+        value  TEXT NOT NULL,
+        PRIMARY KEY (job_id, name)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -6,6 +6,7 @@
 
 mod error;
 mod migrations;
+mod outputs;
 mod reads;
 mod rows;
 mod sqlite;
@@ -124,6 +125,22 @@ pub trait Store: Send + Sync {
 
     /// Adds text at the end of the job's log.
     fn append_log(&self, id: RunId, job: &str, text: &str) -> StoreResult<()>;
+
+    /// Records values for later jobs: each name is set to its value, replacing an earlier value
+    /// of the same name; other names the job recorded before stay.
+    fn set_job_outputs(
+        &self,
+        id: RunId,
+        job: &str,
+        outputs: &std::collections::BTreeMap<String, String>,
+    ) -> StoreResult<()>;
+
+    /// The job's recorded outputs; `None` if there is no such job, empty if it recorded none.
+    fn job_outputs(
+        &self,
+        id: RunId,
+        job: &str,
+    ) -> StoreResult<Option<std::collections::BTreeMap<String, String>>>;
 
     /// The whole log of the job; `None` if there is no such job, `Some("")` if nothing was logged.
     fn job_log(&self, id: RunId, job: &str) -> StoreResult<Option<String>>;

@@ -199,6 +199,7 @@ fn attach_jobs(connection: &Connection, runs: &mut [Run], with_steps: bool) -> F
                     started_at: rows::optional_timestamp(row, "started_at")?,
                     finished_at: rows::optional_timestamp(row, "finished_at")?,
                     steps: Vec::new(),
+                    outputs: Default::default(),
                 };
                 Ok((job_id, job))
             })?

@@ -5,7 +5,7 @@
 
 use super::error::{Failure, FailureResult, StoreError, StoreResult};
 use super::writer::{WriteCounts, Writer};
-use super::{Inserted, NewRun, RunFilter, Store, StoreStats, migrations, reads, writes};
+use super::{Inserted, NewRun, RunFilter, Store, StoreStats, migrations, outputs, reads, writes};
 use crate::model::{Delivery, Run, RunId, Status, StepRecord};
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
@@ -190,12 +190,22 @@ impl Store for SqliteStore {
 
     fn list_runs(&self, filter: &RunFilter) -> StoreResult<Vec<Run>> {
         self.read("listing runs", |connection| {
-            reads::list_runs(connection, filter)
+            let mut runs = reads::list_runs(connection, filter)?;
+            for run in &mut runs {
+                outputs::attach_outputs(connection, run)?;
+            }
+            Ok(runs)
         })
     }
 
     fn get_run(&self, id: RunId) -> StoreResult<Option<Run>> {
-        self.read("reading a run", |connection| reads::get_run(connection, id))
+        self.read("reading a run", |connection| {
+            let mut run = reads::get_run(connection, id)?;
+            if let Some(run) = run.as_mut() {
+                outputs::attach_outputs(connection, run)?;
+            }
+            Ok(run)
+        })
     }
 
     fn run_plan(&self, id: RunId) -> StoreResult<Option<String>> {
@@ -259,6 +269,30 @@ impl Store for SqliteStore {
             .write("appending to a job log", move |connection| {
                 writes::append_log(connection, id, &job, &text)
             })
+    }
+
+    fn set_job_outputs(
+        &self,
+        id: RunId,
+        job: &str,
+        values: &std::collections::BTreeMap<String, String>,
+    ) -> StoreResult<()> {
+        let job = job.to_string();
+        let values = values.clone();
+        self.writer
+            .write("recording job outputs", move |connection| {
+                outputs::set_job_outputs(connection, id, &job, &values)
+            })
+    }
+
+    fn job_outputs(
+        &self,
+        id: RunId,
+        job: &str,
+    ) -> StoreResult<Option<std::collections::BTreeMap<String, String>>> {
+        self.read("reading job outputs", |connection| {
+            outputs::job_outputs(connection, id, job)
+        })
     }
 
     fn job_log(&self, id: RunId, job: &str) -> StoreResult<Option<String>> {

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The demo, on a fresh Debian 12 machine or a developer's: starts what the example platform's
+# pipeline needs (a Docker engine, a registry on 127.0.0.1:5000, the local Python base image the
+# platform's images build FROM), then runs `sluice demo` on the embedded example.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ] && ! docker info >/dev/null 2>&1; then
+  echo "scripts/demo.sh: run as root (it installs and starts a Docker engine and a registry)," >&2
+  echo "or start them yourself (scripts/setup-docker.sh, scripts/setup-registry.sh) and run: cargo run --release -- demo" >&2
+  exit 2
+fi
+if ! command -v python3 >/dev/null || ! command -v git >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq git python3 >/dev/null
+fi
+scripts/setup-docker.sh
+scripts/setup-registry.sh
+scripts/setup-python-base.sh
+
+exec cargo run --release --locked -- demo "$@"
