@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs `regopy` (Microsoft's rego-cpp, an independent Rego engine) into a Python virtual
 # environment, for the differential test that compares sluice's policy results with it
-# (tests/policy.rs). Prints nothing else on success but the interpreter's path.
+# (tests/policy.rs). Prints the interpreter's absolute path on standard output; progress goes to
+# standard error.
 #
 # Idempotent: does nothing when the venv already imports regopy. Installs Debian's python3-venv
 # when `python3 -m venv` is missing and the script runs as root.
@@ -13,6 +14,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv_dir="${SLUICE_REGOPY_VENV:-.venv-regopy}"
+case "${venv_dir}" in
+    /*) ;;
+    *) venv_dir="$(pwd)/${venv_dir}" ;;
+esac
 regopy_version="${SLUICE_REGOPY_VERSION:-1.5.2}"
 
 say() { echo "setup-regopy: $*" >&2; }

@@ -47,21 +47,21 @@ as_array(value) := value if {
 	is_array(value)
 } else := []
 
-openings contains [change.address, opening] if {
+openings contains {"address": change.address, "opening": opening} if {
 	some change in changed_resources
 	change.type == "aws_security_group"
 	some rule in as_array(change.change.after.ingress)
 	some opening in aws_rule_openings(rule)
 }
 
-openings contains [change.address, opening] if {
+openings contains {"address": change.address, "opening": opening} if {
 	some change in changed_resources
 	change.type == "aws_security_group_rule"
 	change.change.after.type == "ingress"
 	some opening in aws_rule_openings(change.change.after)
 }
 
-openings contains [change.address, opening] if {
+openings contains {"address": change.address, "opening": opening} if {
 	some change in changed_resources
 	change.type == "aws_vpc_security_group_ingress_rule"
 	some field in ["cidr_ipv4", "cidr_ipv6"]
@@ -75,7 +75,7 @@ azure_rules(change) := [change.change.after] if {
 	change.type == "azurerm_network_security_group"
 }
 
-openings contains [change.address, opening] if {
+openings contains {"address": change.address, "opening": opening} if {
 	some change in changed_resources
 	some rule in azure_rules(change)
 	lower(rule.direction) == "inbound"
@@ -86,7 +86,7 @@ openings contains [change.address, opening] if {
 	opening := sprintf("source `%s` (rule `%s`)", [source, object.get(rule, "name", "")])
 }
 
-openings contains [change.address, opening] if {
+openings contains {"address": change.address, "opening": opening} if {
 	some change in changed_resources
 	change.type == "google_compute_firewall"
 	upper(object.get(change.change.after, "direction", "INGRESS")) == "INGRESS"
@@ -95,14 +95,14 @@ openings contains [change.address, opening] if {
 	opening := sprintf("source range %s", [source])
 }
 
-openings contains [change.address, opening] if {
+openings contains {"address": change.address, "opening": opening} if {
 	some change in changed_resources
 	change.type == "terraform_data"
 	some rule in as_array(change.change.after.input.ingress)
 	some opening in aws_rule_openings(rule)
 }
 
-openings contains [change.address, "a public API endpoint (endpoint_public = true)"] if {
+openings contains {"address": change.address, "opening": "a public API endpoint (endpoint_public = true)"} if {
 	some change in changed_resources
 	change.type == "terraform_data"
 	change.change.after.input.endpoint_public == true
@@ -110,12 +110,12 @@ openings contains [change.address, "a public API endpoint (endpoint_public = tru
 
 deny contains msg if {
 	environment == "production"
-	some [address, opening] in openings
-	msg := sprintf("%s: ingress open to the internet in production: %s; restrict it to known CIDR ranges or put it behind a load balancer", [address, opening])
+	some found in openings
+	msg := sprintf("%s: ingress open to the internet in production: %s; restrict it to known CIDR ranges or put it behind a load balancer", [found.address, found.opening])
 }
 
 warn contains msg if {
 	environment != "production"
-	some [address, opening] in openings
-	msg := sprintf("%s: ingress open to the internet: %s; production refuses this", [address, opening])
+	some found in openings
+	msg := sprintf("%s: ingress open to the internet: %s; production refuses this", [found.address, found.opening])
 }

@@ -17,7 +17,7 @@ import rego.v1
 size_attributes := ["instance_type", "instance_class", "vm_size", "machine_type", "node_type"]
 
 # Each tier allows its own types and those of every tier before it.
-tier_types contains [budget, instance_type] if {
+tier_types contains {"tier": budget, "instance_type": instance_type} if {
 	some index, budget in data.budgets.order
 	some lower_index, lower in data.budgets.order
 	lower_index <= index
@@ -26,9 +26,11 @@ tier_types contains [budget, instance_type] if {
 
 allowed[budget] := types if {
 	some budget in data.budgets.order
-	types := {instance_type | some [tier, instance_type] in tier_types; tier == budget}
+	types := {entry.instance_type | some entry in tier_types; entry.tier == budget}
 }
 
+# Messages that carry a computed list are joined with concat rather than formatted with
+# sprintf: some Rego engines quote a computed string that sprintf's %s receives.
 tier_names := concat(", ", data.budgets.order)
 
 attributes(change) := change.change.after.input if {
@@ -78,21 +80,29 @@ deny contains msg if {
 	some change in sized_resources
 	not budget_of(change)
 	count(plan_budgets) == 0
-	msg := sprintf("%s: instance type `%s` planned but no budget tier is set; set `budget` (%s) on the cluster module or name the environment's tier in data.budgets.environments", [change.address, instance_type_of(change), tier_names])
+	msg := concat("", [
+		sprintf("%s: instance type `%s` planned but no budget tier is set; set `budget` (", [change.address, instance_type_of(change)]),
+		tier_names,
+		") on the cluster module or name the environment's tier in data.budgets.environments",
+	])
 }
 
 deny contains msg if {
 	count(plan_budgets) > 1
 	some change in sized_resources
 	not is_string(attributes(change).budget)
-	msg := sprintf("%s: the plan mixes budget tiers %s; give every environment one tier", [change.address, concat(", ", sort([budget | some budget in plan_budgets]))])
+	msg := concat("", [
+		sprintf("%s: the plan mixes budget tiers ", [change.address]),
+		concat(", ", sort([budget | some budget in plan_budgets])),
+		"; give every environment one tier",
+	])
 }
 
 deny contains msg if {
 	some change in sized_resources
 	budget := budget_of(change)
 	not allowed[budget]
-	msg := sprintf("%s: budget tier `%s` is unknown; use %s", [change.address, budget, tier_names])
+	msg := concat("", [sprintf("%s: budget tier `%s` is unknown; use ", [change.address, budget]), tier_names])
 }
 
 deny contains msg if {
@@ -101,7 +111,11 @@ deny contains msg if {
 	tier := allowed[budget]
 	instance_type := instance_type_of(change)
 	not instance_type in tier
-	msg := sprintf("%s: instance type `%s` is not allowed for budget `%s`; pick one of %s or raise the budget with finance", [change.address, instance_type, budget, concat(", ", sort([allowed_type | some allowed_type in tier]))])
+	msg := concat("", [
+		sprintf("%s: instance type `%s` is not allowed for budget `%s`; pick one of ", [change.address, instance_type, budget]),
+		concat(", ", sort([allowed_type | some allowed_type in tier])),
+		" or raise the budget with finance",
+	])
 }
 
 warn contains msg if {

@@ -36,13 +36,13 @@ as_array(value) := value if {
 	is_array(value)
 } else := [value]
 
-exposures contains [change.address, sprintf("ACL `%s`", [change.change.after.acl])] if {
+exposures contains {"address": change.address, "exposure": sprintf("ACL `%s`", [change.change.after.acl])} if {
 	some change in changed_resources
 	change.type in {"aws_s3_bucket", "aws_s3_bucket_acl"}
 	change.change.after.acl in public_acls
 }
 
-exposures contains [change.address, sprintf("`%s = false` lets public access through", [flag])] if {
+exposures contains {"address": change.address, "exposure": sprintf("`%s = false` lets public access through", [flag])} if {
 	some change in changed_resources
 	change.type == "aws_s3_bucket_public_access_block"
 	some flag in public_block_flags
@@ -50,7 +50,7 @@ exposures contains [change.address, sprintf("`%s = false` lets public access thr
 }
 
 # A bucket policy statement that allows anyone, with no condition narrowing it.
-exposures contains [change.address, sprintf("policy statement `%s` allows every principal", [object.get(statement, "Sid", "")])] if {
+exposures contains {"address": change.address, "exposure": sprintf("policy statement `%s` allows every principal", [object.get(statement, "Sid", "")])} if {
 	some change in changed_resources
 	change.type == "aws_s3_bucket_policy"
 	is_string(change.change.after.policy)
@@ -70,20 +70,20 @@ grants_everyone(principal) if {
 	value == "*"
 }
 
-exposures contains [change.address, sprintf("`%s = true` allows anonymous reads", [flag])] if {
+exposures contains {"address": change.address, "exposure": sprintf("`%s = true` allows anonymous reads", [flag])} if {
 	some change in changed_resources
 	change.type == "azurerm_storage_account"
 	some flag in ["allow_blob_public_access", "allow_nested_items_to_be_public"]
 	change.change.after[flag] == true
 }
 
-exposures contains [change.address, sprintf("container access type `%s`", [change.change.after.container_access_type])] if {
+exposures contains {"address": change.address, "exposure": sprintf("container access type `%s`", [change.change.after.container_access_type])} if {
 	some change in changed_resources
 	change.type == "azurerm_storage_container"
 	change.change.after.container_access_type in {"blob", "container"}
 }
 
-exposures contains [change.address, sprintf("member `%s`", [member])] if {
+exposures contains {"address": change.address, "exposure": sprintf("member `%s`", [member])} if {
 	some change in changed_resources
 	change.type in {"google_storage_bucket_iam_member", "google_storage_bucket_iam_binding"}
 	some field in ["member", "members"]
@@ -91,7 +91,7 @@ exposures contains [change.address, sprintf("member `%s`", [member])] if {
 	member in everyone
 }
 
-exposures contains [change.address, "`publicly_exposed = true`"] if {
+exposures contains {"address": change.address, "exposure": "`publicly_exposed = true`"} if {
 	some change in changed_resources
 	change.type == "terraform_data"
 	change.change.after.input.publicly_exposed == true
@@ -99,12 +99,12 @@ exposures contains [change.address, "`publicly_exposed = true`"] if {
 
 deny contains msg if {
 	environment == "production"
-	some [address, exposure] in exposures
-	msg := sprintf("%s: public storage in production: %s; keep buckets private and serve through signed URLs or a CDN with an origin identity", [address, exposure])
+	some found in exposures
+	msg := sprintf("%s: public storage in production: %s; keep buckets private and serve through signed URLs or a CDN with an origin identity", [found.address, found.exposure])
 }
 
 warn contains msg if {
 	environment != "production"
-	some [address, exposure] in exposures
-	msg := sprintf("%s: public storage: %s; production refuses this", [address, exposure])
+	some found in exposures
+	msg := sprintf("%s: public storage: %s; production refuses this", [found.address, found.exposure])
 }

@@ -40,7 +40,7 @@ what(actions) := "replaces (destroys, then recreates)" if {
 	actions == ["create", "delete"]
 } else := "destroys"
 
-destroyed contains [change.address, change.type, what(change.change.actions)] if {
+destroyed contains {"address": change.address, "type": change.type, "verb": what(change.change.actions)} if {
 	some change in input.resource_changes
 	change.mode == "managed"
 	"delete" in change.change.actions
@@ -49,12 +49,15 @@ destroyed contains [change.address, change.type, what(change.change.actions)] if
 
 deny contains msg if {
 	count(approvers) == 0
-	some [address, type, verb] in destroyed
-	msg := sprintf("%s: the plan %s a stateful `%s`, and its data would be lost; get an approval from someone other than the author (/sluice approve), or back it up and move it out of the configuration with a `removed` block", [address, verb, type])
+	some found in destroyed
+	msg := sprintf("%s: the plan %s a stateful `%s`, and its data would be lost; get an approval from someone other than the author (/sluice approve), or back it up and move it out of the configuration with a `removed` block", [found.address, found.verb, found.type])
 }
 
 warn contains msg if {
 	count(approvers) > 0
-	some [address, type, verb] in destroyed
-	msg := sprintf("%s: the plan %s a stateful `%s`, approved by %s", [address, verb, type, concat(", ", sort([approver | some approver in approvers]))])
+	some found in destroyed
+	msg := concat("", [
+		sprintf("%s: the plan %s a stateful `%s`, approved by ", [found.address, found.verb, found.type]),
+		concat(", ", sort([approver | some approver in approvers])),
+	])
 }

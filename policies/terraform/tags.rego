@@ -41,36 +41,36 @@ tags_of(change) := tags if {
 	written_tags(change) == null
 }
 
-tagged_resources contains [change.address, tags] if {
+tagged_resources contains {"address": change.address, "tags": tags} if {
 	some change in changed_resources
 	tags := tags_of(change)
 }
 
 deny contains msg if {
-	some [address, tags] in tagged_resources
+	some tagged in tagged_resources
 	some tag in required_tags
-	not tags[tag]
-	msg := sprintf("%s: required tag `%s` is missing; add it to the module's tags (required: owner, team, cost_center, environment)", [address, tag])
+	not tagged.tags[tag]
+	msg := sprintf("%s: required tag `%s` is missing; add it to the module's tags (required: owner, team, cost_center, environment)", [tagged.address, tag])
 }
 
 deny contains msg if {
-	some [address, tags] in tagged_resources
+	some tagged in tagged_resources
 	some tag in required_tags
-	tags[tag] == ""
-	msg := sprintf("%s: tag `%s` is empty; give it a value", [address, tag])
+	tagged.tags[tag] == ""
+	msg := sprintf("%s: tag `%s` is empty; give it a value", [tagged.address, tag])
 }
 
 deny contains msg if {
-	some [address, tags] in tagged_resources
-	environment := tags.environment
+	some tagged in tagged_resources
+	environment := tagged.tags.environment
 	is_string(environment)
 	environment != ""
 	not environment in environments
-	msg := sprintf("%s: tag `environment` is `%s`; use dev, staging or production", [address, environment])
+	msg := sprintf("%s: tag `environment` is `%s`; use dev, staging or production", [tagged.address, environment])
 }
 
 warn contains msg if {
-	some [address, tags] in tagged_resources
-	not tags.managed_by
-	msg := sprintf("%s: no `managed_by` tag; add managed_by = \"sluice\" so people know not to edit it by hand", [address])
+	some tagged in tagged_resources
+	not tagged.tags.managed_by
+	msg := sprintf("%s: no `managed_by` tag; add the tag `managed_by = sluice` so people know not to edit it by hand", [tagged.address])
 }

@@ -92,21 +92,22 @@ fn walk(
             }
         })
     };
-    if after_unknown {
-        changes.push(leaf(path, shown_before(), Some(Shown::KnownAfterApply)));
-        return;
-    }
     if before_sensitive || after_sensitive {
-        if before != after {
-            let shown_after = (!after.is_null()).then(|| {
-                if after_sensitive {
-                    Shown::Sensitive
-                } else {
-                    Shown::Value(after.clone())
-                }
-            });
+        // Terraform masks a sensitive value even while it is unknown.
+        if after_unknown || before != after {
+            let shown_after = if after_sensitive && (after_unknown || !after.is_null()) {
+                Some(Shown::Sensitive)
+            } else if after_unknown {
+                Some(Shown::KnownAfterApply)
+            } else {
+                (!after.is_null()).then(|| Shown::Value(after.clone()))
+            };
             changes.push(leaf(path, shown_before(), shown_after));
         }
+        return;
+    }
+    if after_unknown {
+        changes.push(leaf(path, shown_before(), Some(Shown::KnownAfterApply)));
         return;
     }
     match (before, after) {
