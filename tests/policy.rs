@@ -390,6 +390,27 @@ fn errors_name_file_and_line_and_fail_the_check() {
     );
     assert_eq!(error.rule.as_deref(), Some("conflict.deny"));
 
+    let builtin = PolicySet::compile(&sources(
+        &[(
+            "policies/numbers.rego",
+            "package numbers\nimport rego.v1\n\ndeny contains sprintf(\"%v\", [to_number(input.size)]) if true\n",
+        )],
+        &[],
+    ))
+    .unwrap();
+    let evaluation = builtin.evaluate(
+        &json!({"size": "large"}),
+        &context("dev", "manual", THURSDAY),
+    );
+    assert!(!evaluation.passed(), "a failing built-in never passes");
+    assert!(
+        evaluation.errors[0]
+            .location()
+            .starts_with("policies/numbers.rego:4:"),
+        "{:?}",
+        evaluation.errors
+    );
+
     let bad_result = PolicySet::compile(&sources(
         &[(
             "policies/numbers.rego",

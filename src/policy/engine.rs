@@ -74,7 +74,7 @@ impl PolicySet {
                 });
             }
         }
-        rules.sort_by(|left, right| left.path().cmp(&right.path()));
+        rules.sort_by_key(RuleRef::path);
         Ok(PolicySet { engine, rules })
     }
 

@@ -4,7 +4,8 @@
 //! the plan exactly as `terraform show -json` prints it) and `data.sluice.context` says where and
 //! when it is checked. Data files (`**/*.json`, `**/*.yaml`) are merged into `data`. Every
 //! error (parse, runtime, a rule yielding something else) names the file and line and fails the
-//! check. `*_test.rego` files hold `test_*` rules run like `opa test`.
+//! check; a failing built-in is such an error (as with `opa eval --strict-builtin-errors`), never
+//! a silently undefined rule. `*_test.rego` files hold `test_*` rules run like `opa test`.
 //!
 //! Only `load` reads files; the rest is pure over sources and values. This module knows nothing
 //! of the command line, pull requests, the store or how a plan was made.
