@@ -17,6 +17,11 @@ fi
 scripts/setup-docker.sh
 scripts/setup-registry.sh
 
+echo "==> regopy for the policy differential test"
+# The differential test in tests/policy.rs compares sluice's policy results with regopy's; here
+# a missing regopy fails it instead of skipping it.
+SLUICE_REGOPY_PYTHON="$(scripts/setup-regopy.sh)"
+export SLUICE_REGOPY_PYTHON SLUICE_REQUIRE_REGOPY=1
 
 echo "==> cargo test (all targets, one build)"
 exec cargo test --locked --all-targets "$@"

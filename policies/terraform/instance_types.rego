@@ -1,23 +1,37 @@
-# Instance types follow the environment's budget tier: a `small` budget may not plan
-# `m5.2xlarge` nodes or a GPU pool. Every planned `instance_type` (node pools, databases) must
-# be on its tier's list; GPU pools that never scale to zero earn a warning.
+# Instance types follow the budget tier: a `small` budget may not plan `m5.2xlarge` nodes or a
+# GPU pool. Every planned instance or VM type (node pools, databases, EC2 instances, launch
+# configurations, Azure and GCP VMs) must be on its tier's list; GPU pools that never scale to
+# zero earn a warning.
 #
 # Input: the JSON of a plan (`terraform show -json PLANFILE`). Read: `resource_changes[]` whose
-# `change.after.input` (terraform_data) or `change.after` (provider resources) has an
-# `instance_type`. The tier is the resource's own `budget` input, else the `budget` of any
-# resource in the same plan (the cluster module puts it on the control plane). Inputs of any
-# other shape produce no results.
+# `change.after.input` (terraform_data) or `change.after` (provider resources) has one of
+# `instance_type`, `instance_class`, `vm_size`, `machine_type`, `node_type`. The tier is the
+# resource's own `budget` input, else the `budget` of any resource in the same plan (the cluster
+# module puts it on the control plane), else the tier of `data.sluice.context.environment` in
+# `data.budgets.environments`. The tiers' lists are `data.budgets` (budgets.yaml). Inputs of
+# any other shape produce no results.
 package terraform.instance_types
 
 import rego.v1
 
-small := {"t3.medium", "t3.large", "db.t3.micro", "db.t3.small"}
+size_attributes := ["instance_type", "instance_class", "vm_size", "machine_type", "node_type"]
 
-medium := small | {"m5.large", "m5.xlarge", "db.t3.medium", "db.m5.large"}
+# Each tier allows its own types and those of every tier before it.
+tier_types contains {"tier": budget, "instance_type": instance_type} if {
+	some index, budget in data.budgets.order
+	some lower_index, lower in data.budgets.order
+	lower_index <= index
+	some instance_type in data.budgets.instance_types[lower]
+}
 
-large := medium | {"m5.2xlarge", "m5.4xlarge", "g4dn.xlarge", "g5.xlarge", "db.m5.xlarge", "db.r6g.large"}
+allowed[budget] := types if {
+	some budget in data.budgets.order
+	types := {entry.instance_type | some entry in tier_types; entry.tier == budget}
+}
 
-allowed := {"small": small, "medium": medium, "large": large}
+# Messages that carry a computed list are joined with concat rather than formatted with
+# sprintf: some Rego engines quote a computed string that sprintf's %s receives.
+tier_names := concat(", ", data.budgets.order)
 
 attributes(change) := change.change.after.input if {
 	change.type == "terraform_data"
@@ -32,48 +46,76 @@ changed_resources contains change if {
 plan_budgets contains budget if {
 	some change in changed_resources
 	budget := attributes(change).budget
+	is_string(budget)
 }
 
+environment_budget := data.budgets.environments[data.sluice.context.environment]
+
 budget_of(change) := attributes(change).budget if {
-	attributes(change).budget
+	is_string(attributes(change).budget)
 } else := budget if {
 	count(plan_budgets) == 1
 	some budget in plan_budgets
+} else := environment_budget if {
+	count(plan_budgets) == 0
+}
+
+# The first size attribute the resource sets, in the order of `size_attributes`.
+instance_type_of(change) := attributes(change)[names[0]] if {
+	names := [name | some name in size_attributes; sets_size(attributes(change), name)]
+	count(names) > 0
+}
+
+sets_size(attributes, name) if {
+	is_string(attributes[name])
+	attributes[name] != ""
 }
 
 sized_resources contains change if {
 	some change in changed_resources
-	attributes(change).instance_type
+	instance_type_of(change)
 }
 
 deny contains msg if {
 	some change in sized_resources
 	not budget_of(change)
 	count(plan_budgets) == 0
-	msg := sprintf("%s: instance type `%s` planned but no budget tier is set; set `budget` (small, medium or large) on the cluster module", [change.address, attributes(change).instance_type])
+	msg := concat("", [
+		sprintf("%s: instance type `%s` planned but no budget tier is set; set `budget` (", [change.address, instance_type_of(change)]),
+		tier_names,
+		") on the cluster module or name the environment's tier in data.budgets.environments",
+	])
 }
 
 deny contains msg if {
 	count(plan_budgets) > 1
 	some change in sized_resources
-	not attributes(change).budget
-	msg := sprintf("%s: the plan mixes budget tiers %v; give every environment one tier", [change.address, plan_budgets])
+	not is_string(attributes(change).budget)
+	msg := concat("", [
+		sprintf("%s: the plan mixes budget tiers ", [change.address]),
+		concat(", ", sort([budget | some budget in plan_budgets])),
+		"; give every environment one tier",
+	])
 }
 
 deny contains msg if {
 	some change in sized_resources
 	budget := budget_of(change)
 	not allowed[budget]
-	msg := sprintf("%s: budget tier `%s` is unknown; use small, medium or large", [change.address, budget])
+	msg := concat("", [sprintf("%s: budget tier `%s` is unknown; use ", [change.address, budget]), tier_names])
 }
 
 deny contains msg if {
 	some change in sized_resources
 	budget := budget_of(change)
 	tier := allowed[budget]
-	instance_type := attributes(change).instance_type
+	instance_type := instance_type_of(change)
 	not instance_type in tier
-	msg := sprintf("%s: instance type `%s` is not allowed for budget `%s`; pick one of %s or raise the budget with finance", [change.address, instance_type, budget, concat(", ", sort([t | some t in tier]))])
+	msg := concat("", [
+		sprintf("%s: instance type `%s` is not allowed for budget `%s`; pick one of ", [change.address, instance_type, budget]),
+		concat(", ", sort([allowed_type | some allowed_type in tier])),
+		" or raise the budget with finance",
+	])
 }
 
 warn contains msg if {

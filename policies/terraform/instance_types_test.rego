@@ -1,4 +1,4 @@
-# Tests of terraform.instance_types; run with `conftest verify -p policies` or `opa test policies`.
+# Tests of terraform.instance_types; run with `sluice policy test policies` (or `conftest verify -p policies --data policies`).
 package terraform.instance_types_test
 
 import rego.v1
@@ -59,4 +59,39 @@ test_idle_gpu_pool_is_a_warning if {
 
 test_other_inputs_are_ignored if {
 	count(instance_types.deny) == 0 with input as {"environment": "dev", "models": {}}
+}
+
+provider_change(type, attributes) := {
+	"address": sprintf("%s.main", [type]), "mode": "managed", "type": type,
+	"change": {"actions": ["create"], "after": attributes},
+}
+
+test_provider_instances_use_the_environments_budget if {
+	ec2 := provider_change("aws_instance", {"instance_type": "m5.xlarge", "ami": "ami-1"})
+	denials := instance_types.deny with input as {"resource_changes": [ec2]}
+		with data.sluice.context as {"environment": "dev"}
+	denials == {"aws_instance.main: instance type `m5.xlarge` is not allowed for budget `small`; pick one of Standard_B1s, Standard_B2s, db.t2.micro, db.t3.micro, db.t3.small, e2-medium, e2-small, t2.medium, t2.micro, t2.small, t3.large, t3.medium, t3.micro, t3.small or raise the budget with finance"}
+	count(instance_types.deny) == 0 with input as {"resource_changes": [ec2]}
+		with data.sluice.context as {"environment": "staging"}
+}
+
+test_database_classes_and_vm_sizes_are_checked if {
+	database := provider_change("aws_db_instance", {"instance_class": "db.r6g.large"})
+	vm := provider_change("azurerm_virtual_machine", {"vm_size": "Standard_NC6s_v3"})
+	denials := instance_types.deny with input as {"resource_changes": [database, vm]}
+		with data.sluice.context as {"environment": "staging"}
+	count(denials) == 2
+	count(instance_types.deny) == 0 with input as {"resource_changes": [database, vm]}
+		with data.sluice.context as {"environment": "production"}
+}
+
+test_mixed_budgets_are_denied if {
+	database := change("module.mlflow.terraform_data.database[0]", {"instance_type": "db.t3.micro"})
+	some message in instance_types.deny with input as {"resource_changes": [control_plane("small"), pool("t3.large", "large"), database]}
+	contains(message, "the plan mixes budget tiers large, small")
+}
+
+test_deletes_are_not_checked if {
+	removed := object.union(pool("m5.4xlarge", "small"), {"change": {"actions": ["delete"], "after": null}})
+	count(instance_types.deny) == 0 with input as {"resource_changes": [removed]}
 }

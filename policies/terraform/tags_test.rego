@@ -1,11 +1,11 @@
-# Tests of terraform.tags; run with `conftest verify -p policies` or `opa test policies`.
+# Tests of terraform.tags; run with `sluice policy test policies` (or `conftest verify -p policies --data policies`).
 package terraform.tags_test
 
 import rego.v1
 
 import data.terraform.tags
 
-good_tags := {"team": "ml-platform", "cost_center": "cc-4021", "environment": "dev", "managed_by": "sluice"}
+good_tags := {"owner": "ml-platform", "team": "ml-platform", "cost_center": "cc-4021", "environment": "dev", "managed_by": "sluice"}
 
 plan_with(tag_value, actions) := {"resource_changes": [{
 	"address": "module.cluster.terraform_data.control_plane",
@@ -21,7 +21,9 @@ test_complete_tags_pass if {
 
 test_each_missing_tag_is_named if {
 	denials := tags.deny with input as plan_with({"team": "ml-platform"}, ["create"])
-	count(denials) == 2
+	count(denials) == 3
+	some owner_message in denials
+	contains(owner_message, "required tag `owner` is missing")
 	some cost_center_message in denials
 	contains(cost_center_message, "required tag `cost_center` is missing")
 	some environment_message in denials
@@ -47,7 +49,7 @@ test_provider_resources_use_top_level_tags if {
 		"address": "aws_s3_bucket.artifacts", "mode": "managed", "type": "aws_s3_bucket",
 		"change": {"actions": ["create"], "after": {"bucket": "artifacts", "tags": {"team": "ml"}}},
 	}]}
-	count(tags.deny) == 2 with input as plan
+	count(tags.deny) == 3 with input as plan
 }
 
 test_missing_managed_by_is_a_warning if {
@@ -56,4 +58,25 @@ test_missing_managed_by_is_a_warning if {
 
 test_other_inputs_are_ignored if {
 	count(tags.deny) == 0 with input as {"kind": "Deployment", "metadata": {"name": "x"}}
+}
+
+test_autoscaling_tag_blocks_are_read_as_tags if {
+	blocks := [{"key": key, "value": good_tags[key], "propagate_at_launch": "true"} | some key in object.keys(good_tags)]
+	plan := {"resource_changes": [{
+		"address": "aws_autoscaling_group.workers", "mode": "managed", "type": "aws_autoscaling_group",
+		"change": {"actions": ["create"], "after": {"name": "workers", "tags": blocks}},
+	}]}
+	count(tags.deny) == 0 with input as plan
+}
+
+test_untaggable_resources_are_not_checked_but_null_tags_are if {
+	route := {"address": "aws_route.out", "mode": "managed", "type": "aws_route", "change": {"actions": ["create"], "after": {"route_table_id": "r"}}}
+	count(tags.deny) == 0 with input as {"resource_changes": [route]}
+	bucket := {"address": "aws_s3_bucket.logs", "mode": "managed", "type": "aws_s3_bucket", "change": {"actions": ["create"], "after": {"bucket": "logs", "tags": null}}}
+	count(tags.deny) == 4 with input as {"resource_changes": [bucket]}
+}
+
+test_data_sources_are_not_checked if {
+	lookup := {"address": "data.aws_ami.base", "mode": "data", "type": "aws_ami", "change": {"actions": ["read"], "after": {"tags": {}}}}
+	count(tags.deny) == 0 with input as {"resource_changes": [lookup]}
 }

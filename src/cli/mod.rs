@@ -1,10 +1,11 @@
-//! The command line: `validate`, `serve`, `run`, `runs`, `logs`, `demo`. The only module that
+//! The command line: `validate`, `serve`, `run`, `runs`, `logs`, `demo`, `policy`. The only module that
 //! prints for humans; everything it does goes through the library's modules.
 
 mod demo;
 mod engine;
 mod inspect;
 mod local_run;
+mod policy;
 mod serve;
 mod validate;
 
@@ -43,6 +44,9 @@ pub enum Command {
     /// The whole flow on the bundled example platform: a throwaway git remote, a server on
     /// loopback, a signed push, the run shown as it happens.
     Demo(demo::DemoArgs),
+    /// Rego policies: check a Terraform plan against them, or run their unit tests.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
 }
 
 /// Where runs and mirrors live unless `--data-dir` says otherwise.
@@ -71,6 +75,7 @@ pub fn main() -> ExitCode {
         Command::Runs(args) => inspect::runs(args),
         Command::Logs(args) => inspect::logs(args),
         Command::Demo(args) => runtime().and_then(|runtime| runtime.block_on(demo::run(args))),
+        Command::Policy(command) => policy::run(command),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -12,6 +12,7 @@ terraform {
 locals {
   tags = merge(var.extra_tags, {
     team        = var.team
+    owner       = var.team
     cost_center = var.cost_center
     environment = var.environment
     managed_by  = "sluice"

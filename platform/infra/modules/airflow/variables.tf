@@ -59,6 +59,6 @@ variable "database_instance_type" {
 }
 
 variable "tags" {
-  description = "Tags every resource carries; must include team, cost_center and environment."
+  description = "Tags every resource carries; must include owner, team, cost_center and environment."
   type        = map(string)
 }

@@ -56,6 +56,6 @@ variable "namespaces" {
 }
 
 variable "tags" {
-  description = "Tags every resource carries; must include team, cost_center and environment."
+  description = "Tags every resource carries; must include owner, team, cost_center and environment."
   type        = map(string)
 }

@@ -49,6 +49,6 @@ variable "artifact_bucket" {
 }
 
 variable "tags" {
-  description = "Tags every resource carries; must include team, cost_center and environment."
+  description = "Tags every resource carries; must include owner, team, cost_center and environment."
   type        = map(string)
 }
