@@ -291,7 +291,10 @@ fn large_context_memory(scratch: &Path, mebibytes: u64, run_tag: &str) -> anyhow
             ],
             vec![
                 "peak RSS (getrusage of the child)".to_owned(),
-                format!("{:.1} MiB", measured.rusage_max_rss_bytes as f64 / 1048576.0),
+                format!(
+                    "{:.1} MiB",
+                    measured.rusage_max_rss_bytes as f64 / 1048576.0
+                ),
             ],
         ],
     );

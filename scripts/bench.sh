@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs sluice's benchmarks in release mode: webhook intake (against a do-nothing axum handler and
-# adnanh/webhook, loaded by wrk) and changed-path computation (against the git CLI).
+# adnanh/webhook, loaded by wrk), changed-path computation (against the git CLI) and image builds
+# (against `docker build` + `docker push`; needs the Docker engine and the registry on 127.0.0.1:5000).
 # Installs the peers from Debian's packages when they are missing (needs root or sudo).
-# Usage: scripts/bench.sh [intake|changed_paths]...   (default: both)
+# Usage: scripts/bench.sh [intake|changed_paths|build]...   (default: all three)
 # Settings pass through the environment: BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_RATE, BENCH_REPEATS...
 set -euo pipefail
 
@@ -30,7 +31,7 @@ fi
 
 benches=("$@")
 if ((${#benches[@]} == 0)); then
-    benches=(intake changed_paths)
+    benches=(intake changed_paths build)
 fi
 
 echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"

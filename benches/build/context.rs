@@ -25,7 +25,9 @@ pub fn write_small_context(directory: &Path) -> std::io::Result<u64> {
             .map(|offset| (offset.wrapping_mul(31).wrapping_add(file_number * 7) % 251) as u8)
             .collect();
         std::fs::write(
-            directory.join("files").join(format!("part-{file_number:02}.bin")),
+            directory
+                .join("files")
+                .join(format!("part-{file_number:02}.bin")),
             &contents,
         )?;
         total_bytes += contents.len() as u64;

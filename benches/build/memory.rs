@@ -52,7 +52,14 @@ fn own_peak_rss_bytes() -> anyhow::Result<u64> {
     let kibibytes = status
         .lines()
         .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .and_then(|value| {
+            value
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
         .ok_or_else(|| anyhow::anyhow!("/proc/self/status has no VmHWM line"))?;
     Ok(kibibytes * 1024)
 }
