@@ -23,5 +23,6 @@ echo "==> regopy for the policy differential test"
 SLUICE_REGOPY_PYTHON="$(scripts/setup-regopy.sh)"
 export SLUICE_REGOPY_PYTHON SLUICE_REQUIRE_REGOPY=1
 
-echo "==> cargo test (all targets, one build)"
-exec cargo test --locked --all-targets "$@"
+echo "==> cargo test (library, binary and integration tests, one build)"
+# Benchmarks are binaries of their own (scripts/bench.sh); `--all-targets` would run them here.
+exec cargo test --locked --lib --bins --tests "$@"
