@@ -66,7 +66,7 @@ pub fn runs(args: RunsArgs) -> anyhow::Result<bool> {
             run.status.as_str(),
             run.pipeline,
             run.event.as_str(),
-            &run.commit[..run.commit.len().min(12)],
+            crate::model::short_commit(&run.commit),
             run.created_at.format("%Y-%m-%d %H:%M:%S"),
             jobs.join(" ")
         );

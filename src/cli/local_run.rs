@@ -71,7 +71,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
                 "no pipeline is triggered by a {} of {} at {}",
                 event.kind,
                 event.git_ref,
-                short(&event.commit)
+                crate::model::short_commit(&event.commit)
             );
         } else {
             println!("[]");
@@ -86,7 +86,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
             "{} of {} at {}: {} run(s)",
             event.kind,
             event.git_ref,
-            short(&event.commit),
+            crate::model::short_commit(&event.commit),
             run_ids.len()
         );
     }
@@ -275,10 +275,6 @@ fn plain_segment(text: &str) -> String {
     } else {
         cleaned.to_owned()
     }
-}
-
-fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(12)]
 }
 
 fn first_line(text: &str) -> &str {

@@ -124,6 +124,11 @@ impl Event {
     }
 }
 
+/// The first 12 characters of a commit sha, as shown to people.
+pub fn short_commit(sha: &str) -> &str {
+    &sha[..sha.len().min(12)]
+}
+
 /// A webhook delivery as stored before it is acknowledged.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivery {

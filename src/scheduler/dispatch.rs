@@ -357,22 +357,7 @@ impl Dispatcher {
     }
 
     async fn record_job(&self, run: RunId, job: &str, status: Status, reason: Option<String>) {
-        let store = self.store.clone();
-        let job_name = job.to_owned();
-        let stored_reason = reason.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            store.set_job_status(run, &job_name, status, stored_reason.as_deref())
-        })
-        .await;
-        if !matches!(result, Ok(Ok(()))) {
-            tracing::error!(run, job, "cannot record the job's status");
-        }
-        let _ = self.updates.send(RunUpdate::JobStatus {
-            run,
-            job: job.to_owned(),
-            status,
-            reason,
-        });
+        record_job_status(&self.store, &self.updates, run, job, status, reason).await;
     }
 
     async fn record_run(&self, run: RunId, status: Status, reason: Option<String>) {
@@ -396,6 +381,33 @@ impl Dispatcher {
         tracing::info!(run, %status, "run finished");
         self.record_run(run, status, reason).await;
     }
+}
+
+/// Writes a job's status to the store and tells the watchers; the one path for every job change.
+pub(super) async fn record_job_status(
+    store: &Arc<dyn Store>,
+    updates: &broadcast::Sender<RunUpdate>,
+    run: RunId,
+    job: &str,
+    status: Status,
+    reason: Option<String>,
+) {
+    let store = store.clone();
+    let job_name = job.to_owned();
+    let stored_reason = reason.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        store.set_job_status(run, &job_name, status, stored_reason.as_deref())
+    })
+    .await;
+    if !matches!(result, Ok(Ok(()))) {
+        tracing::error!(run, job, "cannot record the job's status");
+    }
+    let _ = updates.send(RunUpdate::JobStatus {
+        run,
+        job: job.to_owned(),
+        status,
+        reason,
+    });
 }
 
 fn cancel(active_run: &mut ActiveRun, reason: String) {

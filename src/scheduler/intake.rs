@@ -110,12 +110,8 @@ fn plan_delivery(
             "{} run(s) for {} {}",
             runs.len(),
             event.kind,
-            short(&event.commit)
+            crate::model::short_commit(&event.commit)
         ),
         runs,
     ))
-}
-
-fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(12)]
 }

@@ -32,18 +32,15 @@ pub struct JobContext {
 
 impl JobContext {
     pub async fn record(&self, status: Status, reason: Option<String>) {
-        let store = self.store.clone();
-        let (run, job, stored_reason) = (self.run_id, self.job.id.clone(), reason.clone());
-        let _ = tokio::task::spawn_blocking(move || {
-            store.set_job_status(run, &job, status, stored_reason.as_deref())
-        })
-        .await;
-        let _ = self.updates.send(RunUpdate::JobStatus {
-            run: self.run_id,
-            job: self.job.id.clone(),
+        super::dispatch::record_job_status(
+            &self.store,
+            &self.updates,
+            self.run_id,
+            &self.job.id,
             status,
             reason,
-        });
+        )
+        .await;
     }
 
     async fn record_step(&self, step: StepRecord) {

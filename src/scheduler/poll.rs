@@ -75,8 +75,8 @@ impl Poller {
                 id: format!(
                     "poll:{}:{branch}:{}..{}",
                     self.repository,
-                    &before_sha[..12],
-                    &tip[..tip.len().min(12)]
+                    crate::model::short_commit(&before_sha),
+                    crate::model::short_commit(tip)
                 ),
                 event: "push".to_owned(),
                 repository: Some(self.repository.clone()),
