@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod deploy;
 pub mod git;
 pub mod model;
 pub mod planner;
@@ -12,4 +13,5 @@ pub mod scheduler;
 pub mod server;
 pub mod steps;
 pub mod store;
+pub mod targets;
 pub mod terraform;

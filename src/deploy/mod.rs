@@ -1,0 +1,13 @@
+//! Releases and the targets they are deployed to. A release is the unit that moves through the
+//! environments; a target is one system an environment's state lives in (Terraform, Kubernetes,
+//! Airflow, MLflow). This module defines both contracts; the promotion reconciler drives them and
+//! each target lives in its own module. It knows nothing of webhooks, runs or pull requests.
+
+pub mod release;
+pub mod target;
+
+pub use release::Release;
+pub use target::{
+    Applied, Change, ChangeAction, DeployContext, Health, Target, TargetDiff, TargetError,
+    TargetFuture, TargetKind,
+};

@@ -1,0 +1,40 @@
+//! A release: one commit on a deploy branch plus everything built and reviewed for it, promoted
+//! through the environments as a unit. Immutable once recorded.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    /// Unique per repository: `r<sequence>-<12 hex of commit>`.
+    pub id: String,
+    pub repository: String,
+    /// The full commit sha the release was cut from.
+    pub commit: String,
+    /// The deploy branch the commit landed on.
+    pub branch: String,
+    /// Who pushed or merged it (GitHub login), when known.
+    pub author: Option<String>,
+    /// Unix seconds when the release was recorded.
+    pub created_at: i64,
+    /// Git order on the branch: a larger sequence landed later.
+    pub sequence: i64,
+    /// Image name → pinned reference `registry/name@sha256:...`.
+    #[serde(default)]
+    pub images: BTreeMap<String, String>,
+    /// Environment → sha256 of the Terraform plan reviewed for this commit.
+    #[serde(default)]
+    pub plans: BTreeMap<String, String>,
+    /// The git tree id of the DAG folder at the commit.
+    #[serde(default)]
+    pub dag_tree: Option<String>,
+    /// Model name → the version pinned for it (or the selector, e.g. `newest-passing`).
+    #[serde(default)]
+    pub models: BTreeMap<String, String>,
+}
+
+impl Release {
+    pub fn new_id(sequence: i64, commit: &str) -> String {
+        format!("r{sequence}-{}", crate::model::short_commit(commit))
+    }
+}

@@ -1,0 +1,129 @@
+//! The target contract, shaped like a reconciler: given the desired state (a release in an
+//! environment) a target can say what would change, make it so, report health, describe what is
+//! there now, and undo its last apply from the rollback data it returned. Every call is idempotent
+//! and ignores why it was made; the reconciler owns ordering, gates, locks and history.
+
+use crate::config::environment::Environment;
+use crate::deploy::Release;
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// The systems a release reaches, in the order an environment applies them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetKind {
+    Terraform,
+    Kubernetes,
+    Airflow,
+    Mlflow,
+}
+
+impl TargetKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Terraform => "terraform",
+            TargetKind::Kubernetes => "kubernetes",
+            TargetKind::Airflow => "airflow",
+            TargetKind::Mlflow => "mlflow",
+        }
+    }
+}
+
+/// Everything a target may read to deploy `release` to `environment`.
+#[derive(Clone, Debug)]
+pub struct DeployContext {
+    pub environment: Environment,
+    pub release: Release,
+    /// A checkout of the release's commit: manifests, DAGs, pins and Terraform are read from here.
+    pub tree: PathBuf,
+    /// The release the environment runs now, if any.
+    pub previous: Option<Release>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeAction {
+    Create,
+    Update,
+    Delete,
+    Replace,
+    NoOp,
+}
+
+/// One object that a deploy would touch: a resource address, a Kubernetes object, a DAG file,
+/// a model alias.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub address: String,
+    pub action: ChangeAction,
+    /// A short human-readable detail (a field diff, `v3 → v4`), already free of secrets.
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+/// What deploying the context's release would change; feeds the PR comment and the policy input.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TargetDiff {
+    pub changes: Vec<Change>,
+    /// Facts for the policy input (`input.<kind>`), in the target's own shape.
+    #[serde(default)]
+    pub facts: serde_json::Value,
+}
+
+/// The outcome of an apply.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Applied {
+    /// One line for history and the PR comment: "3 objects written, 1 pruned".
+    pub summary: String,
+    /// What `rollback` needs to undo this apply (previous alias versions, the previous DAG
+    /// version directory, ...). Recorded durably by the reconciler before health is awaited.
+    #[serde(default)]
+    pub rollback: serde_json::Value,
+    /// Outputs worth recording (Terraform outputs, new object versions).
+    #[serde(default)]
+    pub outputs: serde_json::Value,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", content = "reason", rename_all = "snake_case")]
+pub enum Health {
+    Healthy,
+    /// Still converging; ask again.
+    Progressing(String),
+    /// Will not become healthy without a change: roll back.
+    Degraded(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// The environment's section for this target is wrong: names the field and what to do.
+    #[error("{0}")]
+    Configuration(String),
+    /// The release cannot go here (a failed validation, gate or policy): not retried.
+    #[error("{0}")]
+    Rejected(String),
+    /// The target's system failed or could not be reached: may be retried.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+pub type TargetFuture<'a, T> = BoxFuture<'a, Result<T, TargetError>>;
+
+pub trait Target: Send + Sync {
+    fn kind(&self) -> TargetKind;
+    /// What `apply` would change, without changing anything.
+    fn diff<'a>(&'a self, context: &'a DeployContext) -> TargetFuture<'a, TargetDiff>;
+    /// Make the environment match the release. Idempotent: applying twice writes nothing the second time.
+    fn apply<'a>(&'a self, context: &'a DeployContext) -> TargetFuture<'a, Applied>;
+    /// Whether what `apply` wrote is healthy.
+    fn health<'a>(&'a self, context: &'a DeployContext) -> TargetFuture<'a, Health>;
+    /// What the environment runs now, as the target sees it.
+    fn current<'a>(&'a self, environment: &'a Environment) -> TargetFuture<'a, serde_json::Value>;
+    /// Undo an apply with the rollback data it returned.
+    fn rollback<'a>(
+        &'a self,
+        context: &'a DeployContext,
+        rollback: &'a serde_json::Value,
+    ) -> TargetFuture<'a, Applied>;
+}

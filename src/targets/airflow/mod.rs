@@ -1,0 +1,1 @@
+//! The airflow target (being built).

@@ -1,0 +1,1 @@
+//! The kubernetes target (being built).

@@ -1,0 +1,1 @@
+//! The mlflow target (being built).

@@ -1,0 +1,1 @@
+//! The terraform target (being built).
