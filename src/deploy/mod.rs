@@ -3,7 +3,12 @@
 //! Airflow, MLflow). This module defines both contracts; the promotion reconciler drives them and
 //! each target lives in its own module. It knows nothing of webhooks, runs or pull requests.
 
+pub mod execute;
+pub mod gates;
+pub mod reconcile;
+pub mod recording;
 pub mod release;
+pub mod state;
 pub mod target;
 
 pub use release::Release;

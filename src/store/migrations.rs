@@ -80,6 +80,83 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (job_id, name)
     ) WITHOUT ROWID;
     "#,
+    // 3: releases and their promotion: environment state, deployments with their per-target
+    // steps, approvals, requests from people (promote, rollback) and the audit history.
+    r#"
+    CREATE TABLE releases (
+        repository TEXT NOT NULL,
+        id         TEXT NOT NULL,
+        commit_sha TEXT NOT NULL,
+        sequence   INTEGER NOT NULL,
+        body       TEXT NOT NULL,
+        rejected   TEXT,
+        PRIMARY KEY (repository, id),
+        UNIQUE (repository, commit_sha)
+    );
+    CREATE TABLE environment_state (
+        repository    TEXT NOT NULL,
+        environment   TEXT NOT NULL,
+        release_id    TEXT NOT NULL,
+        healthy_since INTEGER NOT NULL,
+        PRIMARY KEY (repository, environment)
+    ) WITHOUT ROWID;
+    CREATE TABLE deployments (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        repository   TEXT NOT NULL,
+        environment  TEXT NOT NULL,
+        release_id   TEXT NOT NULL,
+        previous_id  TEXT,
+        action       TEXT NOT NULL,
+        status       TEXT NOT NULL,
+        actor        TEXT,
+        reason       TEXT,
+        started_at   INTEGER NOT NULL,
+        finished_at  INTEGER
+    );
+    -- The durable per-environment lock: at most one running deployment.
+    CREATE UNIQUE INDEX deployments_one_running ON deployments (repository, environment)
+        WHERE status = 'running';
+    CREATE TABLE deployment_steps (
+        deployment_id INTEGER NOT NULL REFERENCES deployments (id),
+        target        TEXT NOT NULL,
+        phase         TEXT NOT NULL,
+        summary       TEXT NOT NULL,
+        rollback      TEXT NOT NULL,
+        outputs       TEXT NOT NULL,
+        at            INTEGER NOT NULL,
+        PRIMARY KEY (deployment_id, target)
+    ) WITHOUT ROWID;
+    CREATE TABLE approvals (
+        repository  TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        release_id  TEXT NOT NULL,
+        approver    TEXT NOT NULL,
+        at          INTEGER NOT NULL,
+        PRIMARY KEY (repository, environment, release_id, approver)
+    ) WITHOUT ROWID;
+    CREATE TABLE deploy_requests (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        repository  TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        release_id  TEXT,
+        action      TEXT NOT NULL,
+        actor       TEXT,
+        at          INTEGER NOT NULL,
+        outcome     TEXT
+    );
+    CREATE TABLE deploy_audit (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        repository  TEXT NOT NULL,
+        environment TEXT,
+        release_id  TEXT,
+        action      TEXT NOT NULL,
+        actor       TEXT,
+        outcome     TEXT NOT NULL,
+        reason      TEXT NOT NULL,
+        at          INTEGER NOT NULL
+    );
+    CREATE INDEX deploy_audit_by_environment ON deploy_audit (repository, environment, id);
+    "#,
 ];
 
 /// The schema version this build writes.

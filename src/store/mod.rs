@@ -4,6 +4,7 @@
 //! another database (PostgreSQL, for several replicas) can implement it later; methods are
 //! synchronous and async callers wrap them in `tokio::task::spawn_blocking`.
 
+mod deploy;
 mod error;
 mod migrations;
 mod outputs;

@@ -1,0 +1,387 @@
+//! Gates: what must hold before a release enters an environment. Pure: every decision is made
+//! from plain values (the environment's gates, approvals, when the previous environment became
+//! healthy, the time), so each can be tested with a fixed clock.
+
+use crate::config::environment::{Environment, FreezeWindow};
+use crate::config::workflow::parse_duration;
+use crate::deploy::Release;
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use serde::Serialize;
+
+/// Who belongs to an `@org/team` named in `gates.approvers`.
+pub trait TeamDirectory: Send + Sync {
+    fn is_member(&self, team: &str, login: &str) -> bool;
+}
+
+/// Team membership written down (server configuration, tests, the demo).
+#[derive(Clone, Debug, Default)]
+pub struct StaticTeams(pub std::collections::BTreeMap<String, Vec<String>>);
+
+impl TeamDirectory for StaticTeams {
+    fn is_member(&self, team: &str, login: &str) -> bool {
+        self.0
+            .get(team.trim_start_matches('@'))
+            .or_else(|| self.0.get(team))
+            .is_some_and(|members| members.iter().any(|member| member == login))
+    }
+}
+
+/// Everything a gate decision reads.
+pub struct GateInput<'a> {
+    pub environment: &'a Environment,
+    pub release: &'a Release,
+    /// When the environment before this one became healthy with the release (`None` for the first
+    /// environment, or for a manual promotion, which waives the soak).
+    pub previous_healthy_since: Option<DateTime<Utc>>,
+    /// Logins that approved this release for this environment.
+    pub approvals: &'a [String],
+    pub teams: &'a dyn TeamDirectory,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct GateDecision {
+    /// `soak`, `approval`, `freeze`.
+    pub gate: &'static str,
+    pub passed: bool,
+    pub reason: String,
+}
+
+/// Every gate of the environment, passed or not, in a fixed order.
+pub fn evaluate(input: &GateInput<'_>) -> Vec<GateDecision> {
+    let gates = &input.environment.gates;
+    let mut decisions = Vec::new();
+    if let (Some(soak), Some(since)) = (&gates.soak, input.previous_healthy_since) {
+        decisions.push(soak_decision(soak, since, input.now));
+    }
+    if gates.approvals > 0 {
+        decisions.push(approval_decision(input));
+    }
+    for window in &gates.freeze {
+        decisions.push(freeze_decision(window, input.now));
+    }
+    decisions
+}
+
+fn soak_decision(soak: &str, since: DateTime<Utc>, now: DateTime<Utc>) -> GateDecision {
+    let required = match parse_duration(soak) {
+        Ok(required) => required,
+        Err(problem) => {
+            return GateDecision {
+                gate: "soak",
+                passed: false,
+                reason: format!("`gates.soak` is not a duration: {problem}"),
+            };
+        }
+    };
+    let waited = (now - since).to_std().unwrap_or_default();
+    let passed = waited >= required;
+    let reason = if passed {
+        format!("healthy for {} (soak {soak})", human(waited))
+    } else {
+        format!(
+            "soaking: healthy for {} of {soak}; {} to go",
+            human(waited),
+            human(required - waited)
+        )
+    };
+    GateDecision {
+        gate: "soak",
+        passed,
+        reason,
+    }
+}
+
+fn human(duration: std::time::Duration) -> String {
+    let seconds = duration.as_secs();
+    match seconds {
+        0..60 => format!("{seconds}s"),
+        60..3600 => format!("{}m{:02}s", seconds / 60, seconds % 60),
+        _ => format!("{}h{:02}m", seconds / 3600, (seconds % 3600) / 60),
+    }
+}
+
+fn approval_decision(input: &GateInput<'_>) -> GateDecision {
+    let gates = &input.environment.gates;
+    let author = input.release.author.as_deref();
+    let mut counted = Vec::new();
+    let mut refused = Vec::new();
+    for login in input.approvals {
+        if Some(login.as_str()) == author {
+            refused.push(format!("{login} (the release's author)"));
+        } else if !gates.approvers.is_empty()
+            && !gates.approvers.iter().any(|allowed| {
+                allowed == login
+                    || (allowed.starts_with('@') && input.teams.is_member(allowed, login))
+            })
+        {
+            refused.push(format!("{login} (not in {})", gates.approvers.join(", ")));
+        } else if !counted.contains(login) {
+            counted.push(login.clone());
+        }
+    }
+    let required = gates.approvals as usize;
+    let passed = counted.len() >= required;
+    let mut reason = format!("{} of {required} approvals", counted.len());
+    if !counted.is_empty() {
+        reason.push_str(&format!(" ({})", counted.join(", ")));
+    }
+    if !refused.is_empty() {
+        reason.push_str(&format!("; not counted: {}", refused.join(", ")));
+    }
+    if !passed {
+        let who = if gates.approvers.is_empty() {
+            "anyone but the release's author".to_owned()
+        } else {
+            gates.approvers.join(", ")
+        };
+        reason.push_str(&format!(
+            "; waiting for approval by {who} (`sluice approve {} {}`)",
+            input.environment.name, input.release.id
+        ));
+    }
+    GateDecision {
+        gate: "approval",
+        passed,
+        reason,
+    }
+}
+
+/// A point in the week, in minutes since Monday 00:00.
+fn parse_week_point(text: &str) -> Result<u32, String> {
+    let mut words = text.split_whitespace();
+    let (Some(day), Some(time), None) = (words.next(), words.next(), words.next()) else {
+        return Err(format!("`{text}` is not `DAY HH:MM` (e.g. `friday 12:00`)"));
+    };
+    const DAYS: [&str; 7] = [
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ];
+    let day_lower = day.to_ascii_lowercase();
+    let day_index = DAYS
+        .iter()
+        .position(|name| *name == day_lower || name[..3] == *day_lower)
+        .ok_or_else(|| format!("`{day}` in `{text}` is not a day of the week"))?;
+    let (hours, minutes) = time
+        .split_once(':')
+        .and_then(|(hours, minutes)| {
+            Some((hours.parse::<u32>().ok()?, minutes.parse::<u32>().ok()?))
+        })
+        .filter(|(hours, minutes)| *hours < 24 && *minutes < 60)
+        .ok_or_else(|| format!("`{time}` in `{text}` is not a time HH:MM"))?;
+    Ok(day_index as u32 * 24 * 60 + hours * 60 + minutes)
+}
+
+/// Checks a freeze window's fields; the loader reports the message at the window's position.
+pub fn check_freeze_window(window: &FreezeWindow) -> Result<(), String> {
+    parse_week_point(&window.from)?;
+    parse_week_point(&window.to)?;
+    if let Some(zone) = &window.timezone {
+        zone.parse::<chrono_tz::Tz>()
+            .map_err(|_| format!("`{zone}` is not an IANA time zone such as `Europe/Amsterdam`"))?;
+    }
+    Ok(())
+}
+
+fn freeze_decision(window: &FreezeWindow, now: DateTime<Utc>) -> GateDecision {
+    let described = format!(
+        "freeze {} to {} {}",
+        window.from,
+        window.to,
+        window.timezone.as_deref().unwrap_or("UTC")
+    );
+    let bounds = check_freeze_window(window).and_then(|()| {
+        Ok((
+            parse_week_point(&window.from)?,
+            parse_week_point(&window.to)?,
+        ))
+    });
+    let (from, to) = match bounds {
+        Ok(bounds) => bounds,
+        Err(problem) => {
+            return GateDecision {
+                gate: "freeze",
+                passed: false,
+                reason: format!("{described}: {problem}"),
+            };
+        }
+    };
+    let zone: chrono_tz::Tz = window
+        .timezone
+        .as_deref()
+        .and_then(|zone| zone.parse().ok())
+        .unwrap_or(chrono_tz::UTC);
+    let local = now.with_timezone(&zone);
+    let point =
+        local.weekday().num_days_from_monday() * 24 * 60 + local.hour() * 60 + local.minute();
+    let inside = if from <= to {
+        from <= point && point < to
+    } else {
+        point >= from || point < to
+    };
+    let reason = match (&window.reason, inside) {
+        (Some(why), true) => format!("{described}: {why}; now {}", local.format("%A %H:%M %Z")),
+        (None, true) => format!("{described}; now {}", local.format("%A %H:%M %Z")),
+        (_, false) => format!("outside {described}"),
+    };
+    GateDecision {
+        gate: "freeze",
+        passed: !inside,
+        reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::environment::Gates;
+    use chrono::TimeZone;
+
+    fn environment(gates: Gates) -> Environment {
+        Environment {
+            name: "production".into(),
+            after: Some("staging".into()),
+            branch: None,
+            description: None,
+            gates,
+            terraform: None,
+            kubernetes: None,
+            airflow: None,
+            mlflow: None,
+            vars: Default::default(),
+        }
+    }
+
+    fn release(author: &str) -> Release {
+        Release {
+            id: "r7-0123456789ab".into(),
+            repository: "acme/platform".into(),
+            commit: "0123456789abcdef0123456789abcdef01234567".into(),
+            branch: "main".into(),
+            author: Some(author.into()),
+            created_at: 0,
+            sequence: 7,
+            images: Default::default(),
+            plans: Default::default(),
+            dag_tree: None,
+            models: Default::default(),
+        }
+    }
+
+    fn at(year: i32, month: u32, day: u32, hour: u32, minute: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(year, month, day, hour, minute, 0)
+            .unwrap()
+    }
+
+    fn decide(
+        gates: Gates,
+        approvals: &[&str],
+        since: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Vec<GateDecision> {
+        let environment = environment(gates);
+        let release = release("alice");
+        let approvals: Vec<String> = approvals.iter().map(|login| login.to_string()).collect();
+        let teams = StaticTeams(
+            [("example/leads".to_owned(), vec!["carol".to_owned()])]
+                .into_iter()
+                .collect(),
+        );
+        evaluate(&GateInput {
+            environment: &environment,
+            release: &release,
+            previous_healthy_since: since,
+            approvals: &approvals,
+            teams: &teams,
+            now,
+        })
+    }
+
+    #[test]
+    fn soak_waits_until_the_previous_environment_was_healthy_long_enough() {
+        let gates = Gates {
+            soak: Some("10m".into()),
+            ..Gates::default()
+        };
+        let since = at(2026, 11, 24, 9, 0);
+        let early = decide(gates.clone(), &[], Some(since), at(2026, 11, 24, 9, 4));
+        assert!(!early[0].passed);
+        assert!(
+            early[0].reason.contains("6m00s to go"),
+            "{}",
+            early[0].reason
+        );
+        let later = decide(gates, &[], Some(since), at(2026, 11, 24, 9, 10));
+        assert!(later[0].passed, "{}", later[0].reason);
+    }
+
+    #[test]
+    fn the_author_and_people_outside_the_approvers_do_not_count() {
+        let gates = Gates {
+            approvals: 1,
+            approvers: vec!["@example/leads".into(), "dave".into()],
+            ..Gates::default()
+        };
+        let now = at(2026, 11, 24, 9, 0);
+        let by_author = decide(gates.clone(), &["alice"], None, now);
+        assert!(!by_author[0].passed);
+        assert!(
+            by_author[0].reason.contains("alice (the release's author)"),
+            "{}",
+            by_author[0].reason
+        );
+        let by_outsider = decide(gates.clone(), &["bob"], None, now);
+        assert!(!by_outsider[0].passed, "{}", by_outsider[0].reason);
+        assert!(decide(gates.clone(), &["carol"], None, now)[0].passed);
+        assert!(decide(gates, &["dave"], None, now)[0].passed);
+    }
+
+    #[test]
+    fn a_weekend_freeze_in_amsterdam_holds_from_friday_noon_to_monday_morning() {
+        let gates = Gates {
+            freeze: vec![FreezeWindow {
+                from: "friday 12:00".into(),
+                to: "monday 06:00".into(),
+                timezone: Some("Europe/Amsterdam".into()),
+                reason: Some("no production deploys over the weekend".into()),
+            }],
+            ..Gates::default()
+        };
+        // 2026-11-27 is a Friday; Amsterdam is UTC+1 in November.
+        let check = |now: DateTime<Utc>, frozen: bool| {
+            let decision = &decide(gates.clone(), &[], None, now)[0];
+            assert_eq!(!decision.passed, frozen, "{now}: {}", decision.reason);
+        };
+        check(at(2026, 11, 27, 10, 59), false);
+        check(at(2026, 11, 27, 11, 0), true);
+        check(at(2026, 11, 29, 23, 0), true);
+        check(at(2026, 11, 30, 4, 59), true);
+        check(at(2026, 11, 30, 5, 0), false);
+        check(at(2026, 11, 25, 12, 0), false);
+    }
+
+    #[test]
+    fn a_malformed_window_is_explained_and_blocks() {
+        let window = FreezeWindow {
+            from: "fri 12".into(),
+            to: "monday 06:00".into(),
+            timezone: Some("Mars/Olympus".into()),
+            reason: None,
+        };
+        assert!(
+            check_freeze_window(&window)
+                .unwrap_err()
+                .contains("`12` in `fri 12` is not a time")
+        );
+        let gates = Gates {
+            freeze: vec![window],
+            ..Gates::default()
+        };
+        assert!(!decide(gates, &[], None, at(2026, 11, 25, 12, 0))[0].passed);
+    }
+}

@@ -1,0 +1,482 @@
+//! The promotion records as SQL: releases, environment state, deployments and their steps,
+//! approvals, requests and the audit history (`deploy::DeployStore` for `SqliteStore`). Knows the
+//! tables, not what promotion decides with them.
+
+use super::error::{Failure, FailureResult, StoreResult};
+use super::sqlite::SqliteStore;
+use crate::deploy::state::{
+    AuditEntry, DeployRequest, DeployStore, Deployment, DeploymentAction, DeploymentStatus,
+    EnvironmentState, NewAuditEntry, NewDeployment, RequestAction, StepPhase, StepState,
+};
+use crate::deploy::{Release, TargetKind};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+fn json_text<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("plain data serialises")
+}
+
+fn corrupt(what: &str, text: &str) -> Failure {
+    Failure::Sqlite(rusqlite::Error::InvalidColumnType(
+        0,
+        format!("{what} `{text}`"),
+        rusqlite::types::Type::Text,
+    ))
+}
+
+fn release_from(body: String) -> FailureResult<Release> {
+    serde_json::from_str(&body).map_err(|_| corrupt("release body", &body))
+}
+
+fn deployment_from(row: &Row<'_>) -> rusqlite::Result<(Deployment, String, String)> {
+    let action: String = row.get(5)?;
+    let status: String = row.get(6)?;
+    Ok((
+        Deployment {
+            id: row.get(0)?,
+            repository: row.get(1)?,
+            environment: row.get(2)?,
+            release: row.get(3)?,
+            previous: row.get(4)?,
+            action: DeploymentAction::Promote,
+            status: DeploymentStatus::Running,
+            actor: row.get(7)?,
+            reason: row.get(8)?,
+            started_at: row.get(9)?,
+            finished_at: row.get(10)?,
+        },
+        action,
+        status,
+    ))
+}
+
+const DEPLOYMENT_COLUMNS: &str = "id, repository, environment, release_id, previous_id, action, \
+     status, actor, reason, started_at, finished_at";
+
+fn query_deployments(
+    connection: &Connection,
+    sql: &str,
+    parameters: &[&dyn rusqlite::ToSql],
+) -> FailureResult<Vec<Deployment>> {
+    let mut statement = connection.prepare_cached(sql)?;
+    let rows = statement
+        .query_map(parameters, deployment_from)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.into_iter()
+        .map(|(mut deployment, action, status)| {
+            deployment.action =
+                DeploymentAction::parse(&action).ok_or_else(|| corrupt("action", &action))?;
+            deployment.status =
+                DeploymentStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?;
+            Ok(deployment)
+        })
+        .collect()
+}
+
+fn target_kind(text: &str) -> Option<TargetKind> {
+    [
+        TargetKind::Terraform,
+        TargetKind::Kubernetes,
+        TargetKind::Airflow,
+        TargetKind::Mlflow,
+    ]
+    .into_iter()
+    .find(|kind| kind.as_str() == text)
+}
+
+impl DeployStore for SqliteStore {
+    fn insert_release(&self, release: &Release) -> StoreResult<bool> {
+        let release = release.clone();
+        self.writer.write("recording a release", move |connection| {
+            let inserted = connection.execute(
+                "INSERT INTO releases (repository, id, commit_sha, sequence, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                params![
+                    release.repository,
+                    release.id,
+                    release.commit,
+                    release.sequence,
+                    json_text(&release)
+                ],
+            )?;
+            Ok(inserted == 1)
+        })
+    }
+
+    fn releases(&self, repository: &str) -> StoreResult<Vec<Release>> {
+        self.read("listing releases", |connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT body FROM releases WHERE repository = ?1 ORDER BY sequence DESC, id DESC",
+            )?;
+            let bodies = statement
+                .query_map([repository], |row| row.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            bodies.into_iter().map(release_from).collect()
+        })
+    }
+
+    fn release(&self, repository: &str, id: &str) -> StoreResult<Option<Release>> {
+        self.read("reading a release", |connection| {
+            let body: Option<String> = connection
+                .query_row(
+                    "SELECT body FROM releases WHERE repository = ?1 AND id = ?2",
+                    [repository, id],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            body.map(release_from).transpose()
+        })
+    }
+
+    fn reject_release(&self, repository: &str, id: &str, reason: &str) -> StoreResult<()> {
+        let (repository, id, reason) = (repository.to_owned(), id.to_owned(), reason.to_owned());
+        self.writer.write("rejecting a release", move |connection| {
+            connection.execute(
+                "UPDATE releases SET rejected = ?3 WHERE repository = ?1 AND id = ?2",
+                params![repository, id, reason],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn rejected_releases(&self, repository: &str) -> StoreResult<Vec<(String, String)>> {
+        self.read("listing rejected releases", |connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT id, rejected FROM releases WHERE repository = ?1 AND rejected IS NOT NULL",
+            )?;
+            let rows = statement
+                .query_map([repository], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn environment_states(&self, repository: &str) -> StoreResult<Vec<EnvironmentState>> {
+        self.read("reading environment state", |connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT environment, release_id, healthy_since FROM environment_state
+                 WHERE repository = ?1 ORDER BY environment",
+            )?;
+            let rows = statement
+                .query_map([repository], |row| {
+                    Ok(EnvironmentState {
+                        environment: row.get(0)?,
+                        release: row.get(1)?,
+                        healthy_since: row.get(2)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn start_deployment(&self, deployment: &NewDeployment) -> StoreResult<Option<i64>> {
+        let deployment = deployment.clone();
+        self.writer
+            .write("starting a deployment", move |connection| {
+                let inserted = connection.execute(
+                "INSERT INTO deployments (repository, environment, release_id, previous_id, action,
+                     status, actor, reason, started_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8) ON CONFLICT DO NOTHING",
+                params![
+                    deployment.repository,
+                    deployment.environment,
+                    deployment.release,
+                    deployment.previous,
+                    deployment.action.as_str(),
+                    deployment.actor,
+                    deployment.reason,
+                    deployment.at
+                ],
+            )?;
+                Ok((inserted == 1).then(|| connection.last_insert_rowid()))
+            })
+    }
+
+    fn running_deployments(&self, repository: &str) -> StoreResult<Vec<Deployment>> {
+        self.read("listing running deployments", |connection| {
+            query_deployments(
+                connection,
+                &format!(
+                    "SELECT {DEPLOYMENT_COLUMNS} FROM deployments
+                     WHERE repository = ?1 AND status = 'running' ORDER BY id"
+                ),
+                &[&repository],
+            )
+        })
+    }
+
+    fn deployments(
+        &self,
+        repository: &str,
+        environment: Option<&str>,
+    ) -> StoreResult<Vec<Deployment>> {
+        self.read("listing deployments", |connection| {
+            query_deployments(
+                connection,
+                &format!(
+                    "SELECT {DEPLOYMENT_COLUMNS} FROM deployments
+                     WHERE repository = ?1 AND (?2 IS NULL OR environment = ?2) ORDER BY id"
+                ),
+                &[&repository, &environment],
+            )
+        })
+    }
+
+    fn record_step(&self, deployment: i64, step: &StepState) -> StoreResult<()> {
+        let step = step.clone();
+        self.writer
+            .write("recording a deployment step", move |connection| {
+                connection.execute(
+                    "INSERT INTO deployment_steps (deployment_id, target, phase, summary, rollback,
+                     outputs, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (deployment_id, target) DO UPDATE SET phase = excluded.phase,
+                     summary = excluded.summary, rollback = excluded.rollback,
+                     outputs = excluded.outputs, at = excluded.at",
+                    params![
+                        deployment,
+                        step.target.as_str(),
+                        step.phase.as_str(),
+                        step.summary,
+                        json_text(&step.rollback),
+                        json_text(&step.outputs),
+                        step.at
+                    ],
+                )?;
+                Ok(())
+            })
+    }
+
+    fn steps(&self, deployment: i64) -> StoreResult<Vec<StepState>> {
+        self.read("reading deployment steps", |connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT target, phase, summary, rollback, outputs, at FROM deployment_steps
+                 WHERE deployment_id = ?1",
+            )?;
+            let rows = statement
+                .query_map([deployment], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, String>(3)?,
+                        row.get::<_, String>(4)?,
+                        row.get::<_, i64>(5)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut steps = rows
+                .into_iter()
+                .map(|(target, phase, summary, rollback, outputs, at)| {
+                    Ok(StepState {
+                        target: target_kind(&target).ok_or_else(|| corrupt("target", &target))?,
+                        phase: StepPhase::parse(&phase).ok_or_else(|| corrupt("phase", &phase))?,
+                        summary,
+                        rollback: serde_json::from_str(&rollback)
+                            .map_err(|_| corrupt("rollback data", &rollback))?,
+                        outputs: serde_json::from_str(&outputs)
+                            .map_err(|_| corrupt("outputs", &outputs))?,
+                        at,
+                    })
+                })
+                .collect::<FailureResult<Vec<_>>>()?;
+            steps.sort_by_key(|step| step.target);
+            Ok(steps)
+        })
+    }
+
+    fn finish_deployment(
+        &self,
+        deployment: i64,
+        status: DeploymentStatus,
+        reason: Option<&str>,
+        now_running: Option<(&str, i64)>,
+    ) -> StoreResult<()> {
+        let reason = reason.map(str::to_owned);
+        let now_running = now_running.map(|(release, at)| (release.to_owned(), at));
+        self.writer.write("finishing a deployment", move |connection| {
+            let finished_at = now_running
+                .as_ref()
+                .map(|(_, at)| *at)
+                .unwrap_or_else(|| chrono::Utc::now().timestamp());
+            connection.execute(
+                "UPDATE deployments SET status = ?2, reason = coalesce(?3, reason), finished_at = ?4
+                 WHERE id = ?1",
+                params![deployment, status.as_str(), reason, finished_at],
+            )?;
+            if let Some((release, at)) = now_running {
+                connection.execute(
+                    "INSERT INTO environment_state (repository, environment, release_id, healthy_since)
+                     SELECT repository, environment, ?2, ?3 FROM deployments WHERE id = ?1
+                     ON CONFLICT (repository, environment) DO UPDATE
+                         SET release_id = excluded.release_id, healthy_since = excluded.healthy_since",
+                    params![deployment, release, at],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn add_approval(
+        &self,
+        repository: &str,
+        environment: &str,
+        release: &str,
+        approver: &str,
+        at: i64,
+    ) -> StoreResult<bool> {
+        let values = [repository, environment, release, approver].map(str::to_owned);
+        self.writer
+            .write("recording an approval", move |connection| {
+                let inserted = connection.execute(
+                    "INSERT INTO approvals (repository, environment, release_id, approver, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                    params![values[0], values[1], values[2], values[3], at],
+                )?;
+                Ok(inserted == 1)
+            })
+    }
+
+    fn approvals(
+        &self,
+        repository: &str,
+        environment: &str,
+        release: &str,
+    ) -> StoreResult<Vec<String>> {
+        self.read("listing approvals", |connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT approver FROM approvals
+                 WHERE repository = ?1 AND environment = ?2 AND release_id = ?3 ORDER BY at",
+            )?;
+            let rows = statement
+                .query_map([repository, environment, release], |row| row.get(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn add_request(&self, request: &DeployRequest) -> StoreResult<i64> {
+        let request = request.clone();
+        self.writer.write("recording a deployment request", move |connection| {
+            connection.execute(
+                "INSERT INTO deploy_requests (repository, environment, release_id, action, actor, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    request.repository,
+                    request.environment,
+                    request.release,
+                    request.action.as_str(),
+                    request.actor,
+                    request.at
+                ],
+            )?;
+            Ok(connection.last_insert_rowid())
+        })
+    }
+
+    fn pending_requests(&self, repository: &str) -> StoreResult<Vec<DeployRequest>> {
+        self.read("listing deployment requests", |connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT id, repository, environment, release_id, action, actor, at FROM deploy_requests
+                 WHERE repository = ?1 AND outcome IS NULL ORDER BY id",
+            )?;
+            let rows = statement
+                .query_map([repository], |row| {
+                    Ok((
+                        DeployRequest {
+                            id: row.get(0)?,
+                            repository: row.get(1)?,
+                            environment: row.get(2)?,
+                            release: row.get(3)?,
+                            action: RequestAction::Promote,
+                            actor: row.get(5)?,
+                            at: row.get(6)?,
+                            outcome: None,
+                        },
+                        row.get::<_, String>(4)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.into_iter()
+                .map(|(mut request, action)| {
+                    request.action =
+                        RequestAction::parse(&action).ok_or_else(|| corrupt("action", &action))?;
+                    Ok(request)
+                })
+                .collect()
+        })
+    }
+
+    fn complete_request(&self, id: i64, outcome: &str) -> StoreResult<()> {
+        let outcome = outcome.to_owned();
+        self.writer
+            .write("completing a deployment request", move |connection| {
+                connection.execute(
+                    "UPDATE deploy_requests SET outcome = ?2 WHERE id = ?1",
+                    params![id, outcome],
+                )?;
+                Ok(())
+            })
+    }
+
+    fn record_audit(&self, entry: &NewAuditEntry<'_>) -> StoreResult<()> {
+        let owned = (
+            entry.repository.to_owned(),
+            entry.environment.map(str::to_owned),
+            entry.release.map(str::to_owned),
+            entry.action.to_owned(),
+            entry.actor.map(str::to_owned),
+            entry.outcome.to_owned(),
+            entry.reason.to_owned(),
+            entry.at,
+        );
+        self.writer.write("recording history", move |connection| {
+            connection.execute(
+                "INSERT INTO deploy_audit (repository, environment, release_id, action, actor,
+                     outcome, reason, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    owned.0, owned.1, owned.2, owned.3, owned.4, owned.5, owned.6, owned.7
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn audit(&self, repository: &str, environment: Option<&str>) -> StoreResult<Vec<AuditEntry>> {
+        self.read("reading history", |connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT id, repository, environment, release_id, action, actor, outcome, reason, at
+                 FROM deploy_audit WHERE repository = ?1 AND (?2 IS NULL OR environment = ?2)
+                 ORDER BY id",
+            )?;
+            let rows = statement
+                .query_map(params![repository, environment], |row| {
+                    Ok(AuditEntry {
+                        id: row.get(0)?,
+                        repository: row.get(1)?,
+                        environment: row.get(2)?,
+                        release: row.get(3)?,
+                        action: row.get(4)?,
+                        actor: row.get(5)?,
+                        outcome: row.get(6)?,
+                        reason: row.get(7)?,
+                        at: row.get(8)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn release_repositories(&self) -> StoreResult<Vec<String>> {
+        self.read("listing repositories with releases", |connection| {
+            let mut statement =
+                connection.prepare_cached("SELECT DISTINCT repository FROM releases ORDER BY 1")?;
+            let rows = statement
+                .query_map([], |row| row.get(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+}

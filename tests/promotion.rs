@@ -1,0 +1,546 @@
+//! Promotion through dev → staging → production with recording targets: the order of targets
+//! inside an environment, gates (soak on a clock the test moves, approvals that refuse the author,
+//! a freeze window), supersession by a newer release, no older release over a newer one, and a
+//! failed rollout rolled back automatically.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use sluice::config::environment::{Environment, FreezeWindow, Gates};
+use sluice::deploy::execute::HealthSettings;
+use sluice::deploy::gates::StaticTeams;
+use sluice::deploy::reconcile::{Reconciler, TargetFactory, TreeSource};
+use sluice::deploy::recording::{RecordedCall, RecordingTarget};
+use sluice::deploy::state::{DeployRequest, DeployStore, RequestAction};
+use sluice::deploy::{Release, Target, TargetError, TargetKind};
+use sluice::policy::Clock;
+use sluice::store::SqliteStore;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+struct TestClock(Mutex<DateTime<Utc>>);
+
+impl Clock for TestClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+impl TestClock {
+    fn advance(&self, by: Duration) {
+        *self.0.lock().unwrap() += by;
+    }
+}
+
+struct Recording(PathBuf);
+
+impl TargetFactory for Recording {
+    fn targets(&self, _environment: &Environment) -> Result<Vec<Arc<dyn Target>>, TargetError> {
+        // Handed over out of order on purpose: the reconciler owns the order.
+        Ok([
+            TargetKind::Mlflow,
+            TargetKind::Terraform,
+            TargetKind::Airflow,
+            TargetKind::Kubernetes,
+        ]
+        .into_iter()
+        .map(|kind| {
+            Arc::new(RecordingTarget {
+                kind,
+                directory: self.0.clone(),
+            }) as Arc<dyn Target>
+        })
+        .collect())
+    }
+}
+
+struct Trees(PathBuf);
+
+impl TreeSource for Trees {
+    fn tree<'a>(
+        &'a self,
+        _release: &'a Release,
+    ) -> futures_util::future::BoxFuture<'a, Result<PathBuf, String>> {
+        Box::pin(async move { Ok(self.0.clone()) })
+    }
+}
+
+fn environment(name: &str, after: Option<&str>, gates: Gates) -> Environment {
+    Environment {
+        name: name.into(),
+        after: after.map(str::to_owned),
+        branch: None,
+        description: None,
+        gates,
+        terraform: None,
+        kubernetes: None,
+        airflow: None,
+        mlflow: None,
+        vars: Default::default(),
+    }
+}
+
+struct Platform {
+    _directory: tempfile::TempDir,
+    calls: PathBuf,
+    store: Arc<SqliteStore>,
+    clock: Arc<TestClock>,
+    reconciler: Reconciler,
+}
+
+/// A Wednesday morning in Amsterdam, far from the weekend freeze.
+fn wednesday() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap()
+}
+
+fn platform(production_gates: Gates, start: DateTime<Utc>) -> Platform {
+    let directory = tempfile::tempdir().unwrap();
+    let calls = directory.path().join("calls");
+    std::fs::create_dir_all(&calls).unwrap();
+    let store = Arc::new(SqliteStore::open(&directory.path().join("sluice.db")).unwrap());
+    let clock = Arc::new(TestClock(Mutex::new(start)));
+    let reconciler = Reconciler {
+        store: store.clone(),
+        repository: "acme/platform".into(),
+        environments: vec![
+            environment("production", Some("staging"), production_gates),
+            environment("dev", None, Gates::default()),
+            environment(
+                "staging",
+                Some("dev"),
+                Gates {
+                    soak: Some("10m".into()),
+                    ..Gates::default()
+                },
+            ),
+        ],
+        targets: Arc::new(Recording(calls.clone())),
+        trees: Arc::new(Trees(directory.path().to_path_buf())),
+        clock: clock.clone(),
+        teams: Arc::new(StaticTeams(
+            [("example/leads".to_owned(), vec!["carol".to_owned()])]
+                .into_iter()
+                .collect(),
+        )),
+        health: HealthSettings {
+            poll: std::time::Duration::from_millis(5),
+            timeout: std::time::Duration::from_secs(30),
+        },
+    };
+    Platform {
+        _directory: directory,
+        calls,
+        store,
+        clock,
+        reconciler,
+    }
+}
+
+fn release(sequence: i64, author: &str) -> Release {
+    let commit = format!("{sequence:0>40}");
+    Release {
+        id: Release::new_id(sequence, &commit),
+        repository: "acme/platform".into(),
+        commit,
+        branch: "main".into(),
+        author: Some(author.into()),
+        created_at: 0,
+        sequence,
+        images: Default::default(),
+        plans: Default::default(),
+        dag_tree: None,
+        models: Default::default(),
+    }
+}
+
+impl Platform {
+    fn land(&self, sequence: i64, author: &str) -> String {
+        let release = release(sequence, author);
+        assert!(self.store.insert_release(&release).unwrap());
+        release.id
+    }
+
+    async fn pass(&self) -> sluice::deploy::reconcile::PassReport {
+        self.reconciler.pass().await.unwrap()
+    }
+
+    fn running(&self) -> Vec<(String, String)> {
+        self.store
+            .environment_states("acme/platform")
+            .unwrap()
+            .into_iter()
+            .map(|state| (state.environment, state.release))
+            .collect()
+    }
+
+    fn runs(&self, environment: &str) -> Option<String> {
+        self.running()
+            .into_iter()
+            .find(|(name, _)| name == environment)
+            .map(|(_, release)| release)
+    }
+
+    fn applies(&self, environment: &str) -> Vec<(TargetKind, String)> {
+        RecordingTarget::calls(&self.calls)
+            .into_iter()
+            .filter(|call| call.call == "apply" && call.environment == environment)
+            .map(|call| (call.target, call.release))
+            .collect()
+    }
+
+    fn calls(&self) -> Vec<RecordedCall> {
+        RecordingTarget::calls(&self.calls)
+    }
+
+    fn hold(&self, environment: &str, kind: &str) -> PathBuf {
+        let path = self.calls.join(format!("hold-{environment}-{kind}"));
+        std::fs::write(&path, "").unwrap();
+        path
+    }
+
+    fn fail(&self, environment: &str, kind: &str, release: &str) {
+        std::fs::write(
+            self.calls.join(format!("fail-{environment}-{kind}")),
+            release,
+        )
+        .unwrap();
+    }
+
+    fn history(&self, environment: &str) -> Vec<String> {
+        self.store
+            .audit("acme/platform", Some(environment))
+            .unwrap()
+            .into_iter()
+            .map(|entry| {
+                format!(
+                    "{} {} {}: {}",
+                    entry.action,
+                    entry.outcome,
+                    entry.release.unwrap_or_default(),
+                    entry.reason
+                )
+            })
+            .collect()
+    }
+}
+
+fn no_production_gates() -> Gates {
+    Gates::default()
+}
+
+#[tokio::test]
+async fn inside_an_environment_targets_apply_in_order_each_after_the_previous_is_healthy() {
+    let platform = platform(no_production_gates(), wednesday());
+    let first = platform.land(1, "alice");
+    platform.pass().await;
+    let dev_calls: Vec<String> = platform
+        .calls()
+        .into_iter()
+        .filter(|call| call.environment == "dev")
+        .map(|call| format!("{} {}", call.call, call.target.as_str()))
+        .collect();
+    assert_eq!(
+        dev_calls,
+        [
+            "apply terraform",
+            "health terraform",
+            "apply kubernetes",
+            "health kubernetes",
+            "apply airflow",
+            "health airflow",
+            "apply mlflow",
+            "health mlflow"
+        ]
+    );
+    assert_eq!(platform.runs("dev"), Some(first.clone()));
+    // Staging soaks 10 minutes after dev became healthy; nothing reaches it yet.
+    assert_eq!(platform.runs("staging"), None);
+    assert!(platform.applies("staging").is_empty());
+}
+
+#[tokio::test]
+async fn staging_waits_for_its_soak_and_production_for_an_approval_that_is_not_the_authors() {
+    let production = Gates {
+        approvals: 1,
+        approvers: vec!["@example/leads".into()],
+        ..Gates::default()
+    };
+    let platform = platform(production, wednesday());
+    let first = platform.land(1, "alice");
+    platform.pass().await;
+    platform.clock.advance(Duration::minutes(9));
+    let report = platform.pass().await;
+    assert_eq!(platform.runs("staging"), None);
+    assert!(
+        report
+            .blocked
+            .iter()
+            .any(|(environment, _, reasons)| environment == "staging"
+                && reasons[0].contains("soaking")),
+        "{report:?}"
+    );
+
+    platform.clock.advance(Duration::minutes(1));
+    let report = platform.pass().await;
+    assert_eq!(platform.runs("staging"), Some(first.clone()));
+    let production_block = report
+        .blocked
+        .iter()
+        .find(|(environment, ..)| environment == "production")
+        .expect("production waits");
+    assert!(
+        production_block.2[0].contains("0 of 1 approvals"),
+        "{production_block:?}"
+    );
+
+    // The author approving does not count, nor does someone outside the team.
+    platform
+        .store
+        .add_approval("acme/platform", "production", &first, "alice", 0)
+        .unwrap();
+    platform
+        .store
+        .add_approval("acme/platform", "production", &first, "bob", 0)
+        .unwrap();
+    platform.pass().await;
+    let report = platform.pass().await;
+    assert_eq!(platform.runs("production"), None, "{report:?}");
+    let reasons = &report.blocked[0].2[0];
+    assert!(
+        reasons.contains("alice (the release's author)")
+            && reasons.contains("bob (not in @example/leads)"),
+        "{reasons}"
+    );
+
+    platform
+        .store
+        .add_approval("acme/platform", "production", &first, "carol", 0)
+        .unwrap();
+    platform.pass().await;
+    assert_eq!(platform.runs("production"), Some(first.clone()));
+    let history = platform.history("production");
+    assert!(
+        history
+            .iter()
+            .any(|line| line.starts_with("gate blocked") && line.contains("approval")),
+        "{history:#?}"
+    );
+    assert!(
+        history
+            .iter()
+            .any(|line| line.starts_with("gate passed") && line.contains("carol")),
+        "{history:#?}"
+    );
+    assert!(
+        history
+            .iter()
+            .any(|line| line.starts_with("promote succeeded")),
+        "{history:#?}"
+    );
+    // A held gate is recorded when its reason changes, not on every pass: the first block and
+    // the one that lists the approvals not counted.
+    assert_eq!(
+        history
+            .iter()
+            .filter(|line| line.starts_with("gate blocked"))
+            .count(),
+        2,
+        "{history:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_freeze_window_holds_production_until_it_ends() {
+    let production = Gates {
+        freeze: vec![FreezeWindow {
+            from: "friday 12:00".into(),
+            to: "monday 06:00".into(),
+            timezone: Some("Europe/Amsterdam".into()),
+            reason: Some("no production deploys over the weekend".into()),
+        }],
+        ..Gates::default()
+    };
+    // Friday 11:50 UTC = 12:50 in Amsterdam.
+    let friday = Utc.with_ymd_and_hms(2026, 11, 27, 11, 50, 0).unwrap();
+    let platform = platform(production, friday);
+    let first = platform.land(1, "alice");
+    platform.pass().await;
+    platform.clock.advance(Duration::minutes(10));
+    platform.pass().await;
+    let report = platform.pass().await;
+    assert_eq!(platform.runs("staging"), Some(first.clone()));
+    assert_eq!(platform.runs("production"), None);
+    assert!(
+        report.blocked[0].2[0].contains("no production deploys over the weekend"),
+        "{report:?}"
+    );
+    // Monday 05:00 UTC = 06:00 in Amsterdam: the window is over.
+    platform
+        .clock
+        .advance(Duration::hours(65) + Duration::minutes(10));
+    platform.pass().await;
+    assert_eq!(platform.runs("production"), Some(first));
+}
+
+#[tokio::test]
+async fn a_newer_release_supersedes_one_waiting_at_a_gate_and_the_older_never_deploys_there() {
+    let platform = platform(no_production_gates(), wednesday());
+    let first = platform.land(1, "alice");
+    platform.pass().await;
+    platform.clock.advance(Duration::minutes(5));
+    let second = platform.land(2, "bob");
+    platform.pass().await;
+    assert_eq!(platform.runs("dev"), Some(second.clone()));
+    platform.clock.advance(Duration::minutes(10));
+    platform.pass().await;
+    platform.pass().await;
+    assert_eq!(platform.runs("staging"), Some(second.clone()));
+    assert_eq!(platform.runs("production"), Some(second.clone()));
+    for environment in ["staging", "production"] {
+        assert!(
+            platform
+                .applies(environment)
+                .iter()
+                .all(|(_, release)| *release == second),
+            "{environment} must never receive {first}: {:?}",
+            platform.applies(environment)
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_older_release_recorded_late_never_replaces_a_newer_one() {
+    let platform = platform(no_production_gates(), wednesday());
+    let newer = platform.land(5, "alice");
+    platform.pass().await;
+    let older = platform.land(3, "bob");
+    platform.pass().await;
+    assert_eq!(platform.runs("dev"), Some(newer));
+    assert!(
+        platform
+            .applies("dev")
+            .iter()
+            .all(|(_, release)| *release != older)
+    );
+}
+
+#[tokio::test]
+async fn a_failed_rollout_rolls_the_environment_back_and_stops_the_promotion() {
+    let platform = platform(no_production_gates(), wednesday());
+    let good = platform.land(1, "alice");
+    platform.pass().await;
+    platform.clock.advance(Duration::minutes(10));
+    platform.pass().await;
+    platform.pass().await;
+    assert_eq!(platform.runs("production"), Some(good.clone()));
+
+    let bad = platform.land(2, "bob");
+    platform.fail("dev", "airflow", &bad);
+    let report = platform.pass().await;
+    assert_eq!(
+        report.deployments,
+        [("dev".to_owned(), bad.clone(), "rolled_back".to_owned())]
+    );
+    assert_eq!(
+        platform.runs("dev"),
+        Some(good.clone()),
+        "dev stays on its previous release"
+    );
+    let undone: Vec<(TargetKind, Option<String>)> = platform
+        .calls()
+        .into_iter()
+        .filter(|call| call.call == "rollback")
+        .map(|call| (call.target, call.undoing))
+        .collect();
+    assert_eq!(
+        undone,
+        [
+            (TargetKind::Airflow, Some(bad.clone())),
+            (TargetKind::Kubernetes, Some(bad.clone())),
+            (TargetKind::Terraform, Some(bad.clone())),
+        ],
+        "what was applied is undone, newest first"
+    );
+    // The bad release is rejected: later passes never pick it again, nor does staging see it.
+    platform.clock.advance(Duration::hours(1));
+    platform.pass().await;
+    platform.pass().await;
+    assert!(
+        platform
+            .applies("staging")
+            .iter()
+            .all(|(_, release)| *release == good)
+    );
+    let rejected = platform.store.rejected_releases("acme/platform").unwrap();
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0].0, bad);
+    assert!(rejected[0].1.contains("airflow unhealthy"), "{rejected:?}");
+}
+
+#[tokio::test]
+async fn a_rollback_request_redeploys_the_earlier_release_without_terraform_and_rejects_the_newer()
+{
+    let platform = platform(no_production_gates(), wednesday());
+    let first = platform.land(1, "alice");
+    platform.pass().await;
+    let second = platform.land(2, "alice");
+    platform.pass().await;
+    assert_eq!(platform.runs("dev"), Some(second.clone()));
+    let before = platform.calls().len();
+    platform
+        .store
+        .add_request(&DeployRequest {
+            id: 0,
+            repository: "acme/platform".into(),
+            environment: "dev".into(),
+            release: None,
+            action: RequestAction::Rollback,
+            actor: Some("carol".into()),
+            at: 0,
+            outcome: None,
+        })
+        .unwrap();
+    platform.pass().await;
+    assert_eq!(platform.runs("dev"), Some(first.clone()));
+    let redeployed: Vec<TargetKind> = platform.calls()[before..]
+        .iter()
+        .filter(|call| call.call == "apply")
+        .map(|call| call.target)
+        .collect();
+    assert_eq!(
+        redeployed,
+        [
+            TargetKind::Kubernetes,
+            TargetKind::Airflow,
+            TargetKind::Mlflow
+        ]
+    );
+    // Automatic promotion does not bring the rolled-back release back.
+    platform.pass().await;
+    assert_eq!(platform.runs("dev"), Some(first));
+    assert!(
+        platform
+            .history("dev")
+            .iter()
+            .any(|line| line.starts_with("reject recorded") && line.contains(&second))
+    );
+}
+
+#[tokio::test]
+async fn a_held_rollout_times_out_into_a_rollback() {
+    let mut platform = platform(no_production_gates(), wednesday());
+    platform.reconciler.health.timeout = std::time::Duration::from_millis(50);
+    let _held = platform.hold("dev", "kubernetes");
+    let first = platform.land(1, "alice");
+    let report = platform.pass().await;
+    assert_eq!(
+        report.deployments,
+        [("dev".to_owned(), first, "rolled_back".to_owned())]
+    );
+    assert_eq!(platform.runs("dev"), None);
+    let history = platform.history("dev");
+    assert!(
+        history
+            .iter()
+            .any(|line| line.contains("kubernetes not healthy after")),
+        "{history:#?}"
+    );
+}
