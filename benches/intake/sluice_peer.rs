@@ -28,6 +28,9 @@ pub fn start(data_dir: &Path, secret: &str, repository: &str) -> anyhow::Result<
     )]);
     let state = AppState {
         store: store.clone(),
+        deploy_store: store.clone(),
+        promotion_wakeup: Arc::new(Notify::new()),
+        api_token: None,
         webhook_secret: Arc::new(secret.as_bytes().to_vec()),
         repositories: Arc::new(repositories),
         metrics: Arc::new(Metrics::default()),

@@ -54,6 +54,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
     engine.start();
     let state = AppState {
         store: engine.store.clone(),
+        deploy_store: engine.deploy_store.clone(),
+        promotion_wakeup: engine.promotion_wakeup.clone(),
+        api_token: None,
         webhook_secret: Arc::new(DEMO_SECRET.as_bytes().to_vec()),
         repositories: Arc::new(BTreeMap::from([(
             DEMO_REPOSITORY.to_owned(),

@@ -1,5 +1,11 @@
 //! Wiring shared by `serve`, `run` and `demo`: the store, the mirrors, and the background tasks.
 
+use crate::deploy::execute::HealthSettings;
+use crate::deploy::gates::StaticTeams;
+use crate::deploy::state::DeployStore;
+use crate::policy::SystemClock;
+use crate::scheduler::promotion::PromotionService;
+use crate::scheduler::releases::ReleaseCutter;
 use crate::scheduler::{Dispatcher, EngineSettings, IntakeWorker, Mirrors, RunUpdate};
 use crate::steps::{LocalRunner, StepRunner};
 use crate::store::{SqliteStore, Store};
@@ -10,11 +16,13 @@ use tokio::sync::{Notify, broadcast};
 
 pub struct Engine {
     pub store: Arc<dyn Store>,
+    pub deploy_store: Arc<dyn DeployStore>,
     pub mirrors: Arc<Mirrors>,
     pub settings: EngineSettings,
     pub intake_wakeup: Arc<Notify>,
     pub dispatcher_wakeup: Arc<Notify>,
     pub updates: broadcast::Sender<RunUpdate>,
+    pub promotion_wakeup: Arc<Notify>,
 }
 
 impl Engine {
@@ -29,18 +37,22 @@ impl Engine {
                 data_dir.display()
             )
         })?;
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data_dir.join("sluice.db"))?);
+        let sqlite = Arc::new(SqliteStore::open(&data_dir.join("sluice.db"))?);
+        let store: Arc<dyn Store> = sqlite.clone();
+        let deploy_store: Arc<dyn DeployStore> = sqlite;
         let mut settings = EngineSettings::new(data_dir.to_owned());
         settings.max_parallel_jobs = max_parallel_jobs;
         let mirrors = Arc::new(Mirrors::new(settings.mirrors_dir(), repositories));
         let (updates, _) = broadcast::channel(4096);
         Ok(Engine {
             store,
+            deploy_store,
             mirrors,
             settings,
             intake_wakeup: Arc::new(Notify::new()),
             dispatcher_wakeup: Arc::new(Notify::new()),
             updates,
+            promotion_wakeup: Arc::new(Notify::new()),
         })
     }
 
@@ -71,5 +83,54 @@ impl Engine {
             }
             .run(),
         );
+    }
+
+    /// Starts cutting releases from finished merges and promoting them through the environments.
+    pub fn start_promotion(&self, promotion: PromotionSettings) {
+        tokio::spawn(
+            ReleaseCutter {
+                store: self.store.clone(),
+                deploy_store: self.deploy_store.clone(),
+                mirrors: self.mirrors.clone(),
+                updates: self.updates.subscribe(),
+                promotion_wakeup: self.promotion_wakeup.clone(),
+            }
+            .run(),
+        );
+        let data_dir = self.settings.data_dir.clone();
+        tokio::spawn(
+            PromotionService {
+                store: self.deploy_store.clone(),
+                mirrors: self.mirrors.clone(),
+                targets: Arc::new(crate::targets::EnvironmentTargets::from_env(
+                    data_dir.clone(),
+                )),
+                clock: Arc::new(SystemClock),
+                teams: Arc::new(promotion.teams),
+                health: promotion.health,
+                trees_dir: data_dir.join("releases"),
+                interval: promotion.interval,
+                wakeup: self.promotion_wakeup.clone(),
+            }
+            .run(),
+        );
+    }
+}
+
+/// How promotion runs in a server.
+pub struct PromotionSettings {
+    /// How often gates are looked at again without an event (soak times, freeze windows).
+    pub interval: std::time::Duration,
+    pub health: HealthSettings,
+    pub teams: StaticTeams,
+}
+
+impl Default for PromotionSettings {
+    fn default() -> PromotionSettings {
+        PromotionSettings {
+            interval: std::time::Duration::from_secs(15),
+            health: HealthSettings::default(),
+            teams: StaticTeams::default(),
+        }
     }
 }

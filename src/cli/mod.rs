@@ -1,4 +1,5 @@
-//! The command line: `validate`, `serve`, `run`, `runs`, `logs`, `demo`, `policy`. The only module that
+//! The command line: `validate`, `serve`, `run`, `runs`, `logs`, `demo`, `policy`, and promotion
+//! (`releases`, `status`, `history`, `approve`, `promote`, `rollback`). The only module that
 //! prints for humans; everything it does goes through the library's modules.
 
 mod demo;
@@ -6,6 +7,7 @@ mod engine;
 mod inspect;
 mod local_run;
 mod policy;
+mod promotion;
 mod serve;
 mod validate;
 
@@ -47,6 +49,18 @@ pub enum Command {
     /// Rego policies: check a Terraform plan against them, or run their unit tests.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// The releases cut from merges, newest first.
+    Releases(promotion::StoreArgs),
+    /// Each environment's release, health, pending gates and locks.
+    Status(promotion::StoreArgs),
+    /// Every deployment and gate decision: who, what, when, why, and the outcome.
+    History(promotion::HistoryArgs),
+    /// Approve a release for an environment.
+    Approve(promotion::ApproveArgs),
+    /// Deploy a release to an environment now, outside automatic promotion.
+    Promote(promotion::PromoteArgs),
+    /// Return an environment to an earlier release and reject the current one.
+    Rollback(promotion::RollbackArgs),
 }
 
 /// Where runs and mirrors live unless `--data-dir` says otherwise.
@@ -76,6 +90,12 @@ pub fn main() -> ExitCode {
         Command::Logs(args) => inspect::logs(args),
         Command::Demo(args) => runtime().and_then(|runtime| runtime.block_on(demo::run(args))),
         Command::Policy(command) => policy::run(command),
+        Command::Releases(args) => promotion::releases(args),
+        Command::Status(args) => promotion::status(args),
+        Command::History(args) => promotion::history(args),
+        Command::Approve(args) => promotion::approve(args),
+        Command::Promote(args) => promotion::promote(args),
+        Command::Rollback(args) => promotion::rollback(args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

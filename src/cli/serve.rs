@@ -70,6 +70,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<bool> {
         .unwrap_or(4);
     let engine = Engine::open(&data_dir, repositories.clone(), max_parallel_jobs)?;
     engine.start();
+    engine.start_promotion(promotion_settings(&file_config.promotion)?);
     for repository in &file_config.repositories {
         if let Some(interval) = &repository.poll_interval {
             let interval = crate::config::workflow::parse_duration(interval).map_err(|error| {
@@ -89,6 +90,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<bool> {
     }
     let state = AppState {
         store: engine.store.clone(),
+        deploy_store: engine.deploy_store.clone(),
+        promotion_wakeup: engine.promotion_wakeup.clone(),
+        api_token: std::env::var("SLUICE_API_TOKEN")
+            .ok()
+            .filter(|token| !token.is_empty())
+            .map(Arc::new),
         webhook_secret: Arc::new(secret.into_bytes()),
         repositories: Arc::new(repositories),
         metrics: Arc::new(Metrics::default()),
@@ -112,6 +119,31 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<bool> {
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     Ok(true)
+}
+
+/// Promotion settings from the server configuration, durations checked.
+fn promotion_settings(
+    config: &crate::config::server::PromotionConfig,
+) -> anyhow::Result<super::engine::PromotionSettings> {
+    let duration = |field: &str, value: &Option<String>, default: std::time::Duration| match value {
+        None => Ok(default),
+        Some(text) => crate::config::workflow::parse_duration(text).map_err(|error| {
+            anyhow::anyhow!("promotion.{field} in the server configuration: {error}")
+        }),
+    };
+    let defaults = super::engine::PromotionSettings::default();
+    Ok(super::engine::PromotionSettings {
+        interval: duration("interval", &config.interval, defaults.interval)?,
+        health: crate::deploy::execute::HealthSettings {
+            poll: duration("health-poll", &config.health_poll, defaults.health.poll)?,
+            timeout: duration(
+                "health-timeout",
+                &config.health_timeout,
+                defaults.health.timeout,
+            )?,
+        },
+        teams: crate::deploy::gates::StaticTeams(config.teams.clone()),
+    })
 }
 
 /// `OWNER/NAME=URL`; a relative local path is made absolute.

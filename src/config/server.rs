@@ -17,6 +17,27 @@ pub struct ServerConfig {
     pub max_parallel_jobs: Option<usize>,
     #[serde(default)]
     pub repositories: Vec<RepositoryConfig>,
+    /// How releases are promoted through the environments.
+    #[serde(default)]
+    pub promotion: PromotionConfig,
+}
+
+/// Promotion settings of a server.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PromotionConfig {
+    /// How often gates are looked at again without an event (default `15s`).
+    #[serde(default)]
+    pub interval: Option<String>,
+    /// How often a target's health is asked for after an apply (default `2s`).
+    #[serde(default, rename = "health-poll")]
+    pub health_poll: Option<String>,
+    /// How long a target may take to become healthy before the deployment is rolled back (default `10m`).
+    #[serde(default, rename = "health-timeout")]
+    pub health_timeout: Option<String>,
+    /// Members of the teams named in `gates.approvers`, e.g. `example/ml-platform-leads: [alice]`.
+    #[serde(default)]
+    pub teams: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// A repository sluice accepts deliveries for and watches.

@@ -3,6 +3,7 @@
 //! Airflow, MLflow). This module defines both contracts; the promotion reconciler drives them and
 //! each target lives in its own module. It knows nothing of webhooks, runs or pull requests.
 
+pub mod actions;
 pub mod execute;
 pub mod gates;
 pub mod reconcile;

@@ -8,6 +8,7 @@ mod changed;
 mod checkout;
 mod error;
 mod fetch;
+mod history;
 mod pool;
 mod read;
 mod remote_url;
@@ -172,6 +173,18 @@ impl Mirror {
     pub fn default_branch(&self) -> Result<Option<String>, GitError> {
         let handle = self.handle()?;
         read::default_branch(self, &handle)
+    }
+
+    /// How many commits lead to `commit` along first parents: git order on a branch.
+    pub fn first_parent_depth(&self, commit: &str) -> Result<u64, GitError> {
+        let handle = self.handle()?;
+        history::first_parent_depth(self, &handle, commit)
+    }
+
+    /// The tree id of a directory at a commit; `None` when it is absent.
+    pub fn tree_id(&self, commit: &str, dir: &str) -> Result<Option<String>, GitError> {
+        let handle = self.handle()?;
+        history::tree_id(self, &handle, commit, dir)
     }
 
     fn handle(&self) -> Result<PooledHandle<'_>, GitError> {

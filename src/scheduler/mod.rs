@@ -10,6 +10,8 @@ mod intake;
 mod job;
 mod mirrors;
 mod poll;
+pub mod promotion;
+pub mod releases;
 
 pub use dispatch::{Dispatcher, RunUpdate};
 pub use event::{EventRequest, event_from_delivery};

@@ -3,6 +3,7 @@
 //! plans or runs anything itself; it wakes the intake worker instead.
 
 mod api;
+mod deploy_api;
 mod error;
 pub mod metrics;
 pub mod webhook;
@@ -25,6 +26,11 @@ pub const MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    pub deploy_store: Arc<dyn crate::deploy::state::DeployStore>,
+    /// Signalled after a person asks promotion for something.
+    pub promotion_wakeup: Arc<Notify>,
+    /// `SLUICE_API_TOKEN`: required for the promotion API's writes; `None` = read-only.
+    pub api_token: Option<Arc<String>>,
     /// The shared webhook secret (`SLUICE_WEBHOOK_SECRET`).
     pub webhook_secret: Arc<Vec<u8>>,
     /// Accepted repositories: `OWNER/NAME` -> fetch URL.
@@ -43,6 +49,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/runs", get(api::list_runs))
         .route("/api/runs/{id}", get(api::get_run))
         .route("/api/runs/{id}/jobs/{job}/log", get(api::job_log))
+        .route("/api/releases", get(deploy_api::releases))
+        .route("/api/status", get(deploy_api::status))
+        .route("/api/history", get(deploy_api::history))
+        .route(
+            "/api/environments/{environment}/{action}",
+            post(deploy_api::act),
+        )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

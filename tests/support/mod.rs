@@ -70,6 +70,15 @@ impl Server {
     }
 
     pub fn start_with(data_dir: &Path, repos: &[String], extra_args: &[&str]) -> Server {
+        Server::start_with_env(data_dir, repos, extra_args, &[])
+    }
+
+    pub fn start_with_env(
+        data_dir: &Path,
+        repos: &[String],
+        extra_args: &[&str],
+        environment: &[(&str, &Path)],
+    ) -> Server {
         std::fs::create_dir_all(data_dir).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
         command
@@ -79,6 +88,9 @@ impl Server {
             command.args(["--repo", repo]);
         }
         command.args(extra_args);
+        for (name, value) in environment {
+            command.env(name, value);
+        }
         let mut child = command
             .env("SLUICE_WEBHOOK_SECRET", SECRET)
             .env("SLUICE_LOG", "info")

@@ -1,0 +1,261 @@
+//! `sluice releases`, `status`, `history`, `approve`, `promote` and `rollback`: promotion seen and
+//! steered from the command line, on the same store the server uses. Requests are recorded and
+//! the server carries them out on its next pass.
+
+use crate::deploy::actions::{self, ActionError};
+use crate::deploy::state::{DeployStore, RequestAction};
+use crate::store::SqliteStore;
+use chrono::{TimeZone, Utc};
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// Where the server keeps its data (as given to `sluice serve`).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// OWNER/NAME; needed only when several repositories have releases.
+    #[arg(long = "repo")]
+    pub repository: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Only this environment.
+    pub environment: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    pub environment: String,
+    /// The release (id or commit sha); default: the one waiting at the environment's gate.
+    pub release: Option<String>,
+    /// Who approves (default: $SLUICE_ACTOR, else $USER).
+    #[arg(long = "as")]
+    pub actor: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    pub environment: String,
+    pub release: String,
+    #[arg(long = "as")]
+    pub actor: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    pub environment: String,
+    /// The release to return to; default: the one the environment ran before.
+    #[arg(long)]
+    pub to: Option<String>,
+    #[arg(long = "as")]
+    pub actor: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+fn open(args: &StoreArgs) -> anyhow::Result<(SqliteStore, String)> {
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(super::default_data_dir);
+    let database = data_dir.join("sluice.db");
+    if !database.exists() {
+        anyhow::bail!(
+            "no sluice data in {}; pass --data-dir as given to `sluice serve`",
+            data_dir.display()
+        );
+    }
+    let store = SqliteStore::open(&database)?;
+    let repository =
+        actions::repository(&store, args.repository.as_deref()).map_err(into_anyhow)?;
+    Ok((store, repository))
+}
+
+fn into_anyhow(error: ActionError) -> anyhow::Error {
+    anyhow::anyhow!("{error}")
+}
+
+fn actor(given: &Option<String>) -> String {
+    given
+        .clone()
+        .or_else(|| std::env::var("SLUICE_ACTOR").ok())
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+fn when(seconds: i64) -> String {
+    Utc.timestamp_opt(seconds, 0)
+        .single()
+        .map(|time| time.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
+pub fn releases(args: StoreArgs) -> anyhow::Result<bool> {
+    let (store, repository) = open(&args)?;
+    print!("{}", render_releases(&store, &repository)?);
+    Ok(true)
+}
+
+pub fn render_releases(store: &dyn DeployStore, repository: &str) -> anyhow::Result<String> {
+    let rejected = store.rejected_releases(repository)?;
+    let mut text = format!(
+        "{:<20} {:<12} {:<19} {:<10} {}\n",
+        "RELEASE", "COMMIT", "CREATED", "AUTHOR", "CONTENTS"
+    );
+    for release in store.releases(repository)? {
+        let mut contents = Vec::new();
+        if !release.images.is_empty() {
+            contents.push(format!("{} images", release.images.len()));
+        }
+        if !release.plans.is_empty() {
+            contents.push(format!(
+                "plans for {}",
+                release.plans.keys().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        if let Some(tree) = &release.dag_tree {
+            contents.push(format!("DAGs {}", &tree[..12.min(tree.len())]));
+        }
+        if !release.models.is_empty() {
+            contents.push(format!(
+                "model pins for {}",
+                release
+                    .models
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if let Some((_, why)) = rejected.iter().find(|(id, _)| *id == release.id) {
+            contents.push(format!("REJECTED: {why}"));
+        }
+        text.push_str(&format!(
+            "{:<20} {:<12} {:<19} {:<10} {}\n",
+            release.id,
+            crate::model::short_commit(&release.commit),
+            when(release.created_at),
+            release.author.as_deref().unwrap_or("-"),
+            contents.join("; ")
+        ));
+    }
+    Ok(text)
+}
+
+pub fn status(args: StoreArgs) -> anyhow::Result<bool> {
+    let (store, repository) = open(&args)?;
+    print!("{}", render_status(&store, &repository)?);
+    Ok(true)
+}
+
+pub fn render_status(store: &dyn DeployStore, repository: &str) -> anyhow::Result<String> {
+    let mut text = String::new();
+    for environment in actions::status(store, repository, &[]).map_err(into_anyhow)? {
+        text.push_str(&format!(
+            "{:<12} {}\n",
+            environment.environment,
+            match (&environment.release, environment.healthy_since) {
+                (Some(release), Some(since)) =>
+                    format!("runs {release}, healthy since {}", when(since)),
+                _ => "no release yet".to_owned(),
+            }
+        ));
+        if let Some(deployment) = &environment.deploying {
+            text.push_str(&format!(
+                "             locked: deploying {} ({}) since {}\n",
+                deployment.release,
+                deployment.action.as_str(),
+                when(deployment.started_at)
+            ));
+        }
+        if let Some((release, reason)) = &environment.waiting {
+            text.push_str(&format!("             waiting: {release}: {reason}\n"));
+        }
+    }
+    Ok(text)
+}
+
+pub fn history(args: HistoryArgs) -> anyhow::Result<bool> {
+    let (store, repository) = open(&args.store)?;
+    print!(
+        "{}",
+        render_history(&store, &repository, args.environment.as_deref())?
+    );
+    Ok(true)
+}
+
+pub fn render_history(
+    store: &dyn DeployStore,
+    repository: &str,
+    environment: Option<&str>,
+) -> anyhow::Result<String> {
+    let mut text = String::new();
+    for entry in store.audit(repository, environment)? {
+        text.push_str(&format!(
+            "{}  {:<11} {:<9} {:<8} {:<20} {:<10} {}\n",
+            when(entry.at),
+            entry.environment.as_deref().unwrap_or("-"),
+            entry.action,
+            entry.outcome,
+            entry.release.as_deref().unwrap_or("-"),
+            entry.actor.as_deref().unwrap_or("sluice"),
+            entry.reason
+        ));
+    }
+    Ok(text)
+}
+
+pub fn approve(args: ApproveArgs) -> anyhow::Result<bool> {
+    let (store, repository) = open(&args.store)?;
+    let message = actions::approve(
+        &store,
+        &repository,
+        &args.environment,
+        args.release.as_deref(),
+        &actor(&args.actor),
+        Utc::now().timestamp(),
+    )
+    .map_err(into_anyhow)?;
+    println!("{message}");
+    Ok(true)
+}
+
+pub fn promote(args: PromoteArgs) -> anyhow::Result<bool> {
+    let (store, repository) = open(&args.store)?;
+    let message = actions::request(
+        &store,
+        &repository,
+        &args.environment,
+        RequestAction::Promote,
+        Some(&args.release),
+        &actor(&args.actor),
+        Utc::now().timestamp(),
+    )
+    .map_err(into_anyhow)?;
+    println!("{message}; the server carries it out on its next pass");
+    Ok(true)
+}
+
+pub fn rollback(args: RollbackArgs) -> anyhow::Result<bool> {
+    let (store, repository) = open(&args.store)?;
+    let message = actions::request(
+        &store,
+        &repository,
+        &args.environment,
+        RequestAction::Rollback,
+        args.to.as_deref(),
+        &actor(&args.actor),
+        Utc::now().timestamp(),
+    )
+    .map_err(into_anyhow)?;
+    println!("{message}; the server carries it out on its next pass");
+    Ok(true)
+}

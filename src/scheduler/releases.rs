@@ -1,0 +1,196 @@
+//! Cutting releases: when every run of a merge (a push to a deploy branch) has finished and none
+//! failed, the commit becomes a release carrying what was built and reviewed for it: image digests
+//! from the build jobs' outputs, the DAG folder's tree id, the model pins, and the reviewed plan of
+//! each environment. Looks at recently finished runs on every run update and after a restart, so
+//! a release is never missed; recording is idempotent (one release per commit).
+
+use super::{Mirrors, RunUpdate, StoredPlan};
+use crate::config::{self, SourceFile};
+use crate::deploy::Release;
+use crate::deploy::state::DeployStore;
+use crate::model::{EventKind, Run, Status};
+use crate::store::{RunFilter, Store};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tokio::sync::{Notify, broadcast};
+
+/// How many recent runs each look covers.
+const RECENT_RUNS: usize = 200;
+
+pub struct ReleaseCutter {
+    pub store: Arc<dyn Store>,
+    pub deploy_store: Arc<dyn DeployStore>,
+    pub mirrors: Arc<Mirrors>,
+    pub updates: broadcast::Receiver<RunUpdate>,
+    /// Woken when a release is recorded (the promotion reconciler waits on it).
+    pub promotion_wakeup: Arc<Notify>,
+}
+
+impl ReleaseCutter {
+    pub async fn run(mut self) {
+        loop {
+            let cutter = (
+                self.store.clone(),
+                self.deploy_store.clone(),
+                self.mirrors.clone(),
+            );
+            let recorded = tokio::task::spawn_blocking(move || {
+                cut_finished_merges(cutter.0.as_ref(), cutter.1.as_ref(), &cutter.2)
+            })
+            .await
+            .unwrap_or(0);
+            if recorded > 0 {
+                self.promotion_wakeup.notify_one();
+            }
+            // Any run update may finish a merge; a lagged receiver simply looks again.
+            loop {
+                match self.updates.recv().await {
+                    Ok(RunUpdate::RunStatus { status, .. }) if status.is_terminal() => break,
+                    Ok(_) => continue,
+                    Err(broadcast::error::RecvError::Lagged(_)) => break,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        }
+    }
+}
+
+/// Records a release for each merge commit whose runs all finished without failure. Returns how
+/// many were new.
+pub fn cut_finished_merges(
+    store: &dyn Store,
+    deploy_store: &dyn DeployStore,
+    mirrors: &Mirrors,
+) -> usize {
+    let runs = match store.list_runs(&RunFilter {
+        limit: Some(RECENT_RUNS),
+        ..RunFilter::default()
+    }) {
+        Ok(runs) => runs,
+        Err(error) => {
+            tracing::error!(%error, "cannot list runs to cut releases");
+            return 0;
+        }
+    };
+    let mut merges: BTreeMap<(String, String), Vec<&Run>> = BTreeMap::new();
+    for run in runs.iter().filter(|run| run.event == EventKind::Merge) {
+        merges
+            .entry((run.repository.clone(), run.commit.clone()))
+            .or_default()
+            .push(run);
+    }
+    let mut recorded = 0;
+    for ((repository, commit), runs) in merges {
+        let finished = runs.iter().all(|run| run.status.is_terminal());
+        let clean = runs
+            .iter()
+            .all(|run| matches!(run.status, Status::Succeeded | Status::Skipped));
+        let any_ran = runs.iter().any(|run| run.status == Status::Succeeded);
+        if !(finished && clean && any_ran) {
+            continue;
+        }
+        let known = deploy_store
+            .releases(&repository)
+            .map(|releases| releases.iter().any(|release| release.commit == commit))
+            .unwrap_or(true);
+        if known {
+            continue;
+        }
+        match cut_release(store, mirrors, &repository, &commit, &runs) {
+            Ok(release) => match deploy_store.insert_release(&release) {
+                Ok(true) => {
+                    tracing::info!(repository, release = %release.id, "release recorded");
+                    recorded += 1;
+                }
+                Ok(false) => {}
+                Err(error) => tracing::error!(%error, "cannot record a release"),
+            },
+            Err(error) => tracing::error!(repository, commit, %error, "cannot cut a release"),
+        }
+    }
+    recorded
+}
+
+fn cut_release(
+    store: &dyn Store,
+    mirrors: &Mirrors,
+    repository: &str,
+    commit: &str,
+    runs: &[&Run],
+) -> anyhow::Result<Release> {
+    let mirror = mirrors.get(repository)?;
+    let sequence = mirror.first_parent_depth(commit)? as i64;
+    let first = runs[0];
+    let plan: Option<StoredPlan> = store
+        .run_plan(first.id)?
+        .and_then(|text| serde_json::from_str(&text).ok());
+    let author = plan.as_ref().and_then(|plan| plan.event.actor.clone());
+    let branch = first
+        .git_ref
+        .strip_prefix("refs/heads/")
+        .unwrap_or(&first.git_ref)
+        .to_owned();
+    let mut images = BTreeMap::new();
+    for run in runs {
+        let Some(full) = store.get_run(run.id)? else {
+            continue;
+        };
+        for job in &full.jobs {
+            if let Some(image) = job
+                .outputs
+                .get("image")
+                .filter(|image| image.contains("@sha256:"))
+            {
+                let name = image.split('@').next().unwrap_or(image);
+                let short = name.rsplit('/').next().unwrap_or(name);
+                let short = short.split(':').next().unwrap_or(short);
+                images.insert(short.to_owned(), image.clone());
+            }
+        }
+    }
+    let files: Vec<SourceFile> = mirror
+        .read_dir(commit, "environments")?
+        .into_iter()
+        .map(|(path, contents)| SourceFile { path, contents })
+        .collect();
+    let project = config::load_project(&files);
+    let mut dag_tree = None;
+    let mut models = BTreeMap::new();
+    for loaded in &project.environments {
+        let environment = &loaded.value;
+        if let Some(dags) = environment
+            .airflow
+            .as_ref()
+            .and_then(|airflow| airflow.get("dags"))
+            .and_then(|dags| dags.as_str())
+            && dag_tree.is_none()
+        {
+            dag_tree = mirror.tree_id(commit, dags)?;
+        }
+        if let Some(pins) = environment
+            .mlflow
+            .as_ref()
+            .and_then(|mlflow| mlflow.get("pins"))
+            .and_then(|pins| pins.as_str())
+            && let Some(bytes) = mirror.read_file(commit, pins)?
+        {
+            models.insert(
+                environment.name.clone(),
+                String::from_utf8_lossy(&bytes).trim().to_owned(),
+            );
+        }
+    }
+    Ok(Release {
+        id: Release::new_id(sequence, commit),
+        repository: repository.to_owned(),
+        commit: commit.to_owned(),
+        branch,
+        author,
+        created_at: chrono::Utc::now().timestamp(),
+        sequence,
+        images,
+        plans: BTreeMap::new(),
+        dag_tree,
+        models,
+    })
+}
