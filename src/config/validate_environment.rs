@@ -63,6 +63,16 @@ pub fn check_environments(environments: &[(&str, &Environment, &Node)]) -> Vec<D
                 None,
             ));
         }
+        for (index, window) in environment.gates.freeze.iter().enumerate() {
+            if let Err(problem) = crate::deploy::gates::check_freeze_window(window) {
+                diagnostics.push(at(
+                    path,
+                    find(tree, &["gates".into(), "freeze".into(), index.into()]).value_position,
+                    format!("`gates.freeze[{index}]` in {label}: {problem}"),
+                    Some("write `from: friday 12:00`, `to: monday 06:00`, `timezone: Europe/Amsterdam`".to_string()),
+                ));
+            }
+        }
     }
     diagnostics.extend(after_cycles(environments));
     diagnostics
@@ -165,6 +175,28 @@ mod tests {
                 "environments/dev.yaml:2:8: environment `dev` comes after itself\n  hint: name the environment that precedes it, or remove `after`",
                 "environments/staging.yaml:2:8: environment `staging` comes after unknown environment `dve`\n  hint: did you mean `dev`? environments: dev, staging",
             ],
+        );
+    }
+
+    #[test]
+    fn a_freeze_window_that_cannot_be_read_is_reported_where_it_is() {
+        let project = crate::config::load_project(&[crate::config::SourceFile {
+            path: "environments/production.yaml".into(),
+            contents: b"name: production\ngates:\n  freeze:\n    - { from: friday noon, to: monday 06:00 }\n".to_vec(),
+        }]);
+        let messages: Vec<String> = project
+            .diagnostics
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(messages.len(), 1, "{messages:?}");
+        assert!(
+            messages[0].starts_with("environments/production.yaml:4:"),
+            "{messages:?}"
+        );
+        assert!(
+            messages[0].contains("`noon` in `friday noon` is not a time HH:MM"),
+            "{messages:?}"
         );
     }
 
