@@ -129,6 +129,24 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
         }
     }
 
+    let recorded_calls = work_dir.join("recorded-target-calls");
+    all_good &= super::demo_promotion::DemoPromotion {
+        store: engine.store.clone(),
+        deploy_store: engine.deploy_store.clone(),
+        mirrors: engine.mirrors.clone(),
+        repository: DEMO_REPOSITORY.to_owned(),
+        targets: Arc::new(super::demo_promotion::DemoTargets {
+            real: crate::targets::EnvironmentTargets {
+                data_dir: work_dir.join("data"),
+                recording: None,
+            },
+            recording: recorded_calls.clone(),
+        }),
+        work_dir: work_dir.clone(),
+    }
+    .run()
+    .await?;
+
     let metrics = client
         .get(format!("{base_url}/metrics"))
         .send()
