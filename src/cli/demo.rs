@@ -70,6 +70,24 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
     tokio::spawn(async move { axum::serve(listener, router(state)).await });
     println!("==> sluice is listening on {base_url} and watches {DEMO_REPOSITORY}");
 
+    let promotion = super::demo_promotion::DemoPromotion {
+        store: engine.store.clone(),
+        deploy_store: engine.deploy_store.clone(),
+        mirrors: engine.mirrors.clone(),
+        repository: DEMO_REPOSITORY.to_owned(),
+        targets: Arc::new(super::demo_promotion::DemoTargets {
+            real: crate::targets::EnvironmentTargets {
+                data_dir: work_dir.join("data"),
+                recording: None,
+            },
+            recording: work_dir.join("recorded-target-calls"),
+        }),
+        work_dir: work_dir.clone(),
+        clock: super::demo_promotion::DemoPromotion::wednesday_clock(),
+    };
+    println!(
+        "==> promotion runs on a simulated clock from Wednesday 10:00 Europe/Amsterdam, outside production's weekend freeze; each jump is shown"
+    );
     let client = reqwest::Client::new();
     let mut updates = engine.updates.subscribe();
     let mut all_good = true;
@@ -90,6 +108,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
     )
     .await?;
     all_good &= show_runs(&runs);
+    all_good &= promotion.promote_newest(true).await?;
 
     println!(
         "==> a platform engineer edits staging's description and pushes again: the images' contexts did not change, so nothing is rebuilt"
@@ -129,23 +148,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
         }
     }
 
-    let recorded_calls = work_dir.join("recorded-target-calls");
-    all_good &= super::demo_promotion::DemoPromotion {
-        store: engine.store.clone(),
-        deploy_store: engine.deploy_store.clone(),
-        mirrors: engine.mirrors.clone(),
-        repository: DEMO_REPOSITORY.to_owned(),
-        targets: Arc::new(super::demo_promotion::DemoTargets {
-            real: crate::targets::EnvironmentTargets {
-                data_dir: work_dir.join("data"),
-                recording: None,
-            },
-            recording: recorded_calls.clone(),
-        }),
-        work_dir: work_dir.clone(),
-    }
-    .run()
-    .await?;
+    all_good &= promotion.promote_newest(false).await?;
+    all_good &= promotion.roll_back_production().await?;
 
     let metrics = client
         .get(format!("{base_url}/metrics"))

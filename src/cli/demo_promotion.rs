@@ -1,6 +1,6 @@
-//! The promotion part of `sluice demo`: the merges became releases; the newest walks dev →
-//! staging (after its soak) → production (after an approval by someone other than its author),
-//! then production is rolled back. The demo drives the reconciler pass by pass on a simulated
+//! The promotion part of `sluice demo`: each merge becomes a release that walks dev → staging
+//! (after its soak) → production (after an approval by someone other than its author); then
+//! production is rolled back to the first release. The demo drives the reconciler pass by pass on a simulated
 //! clock that starts on a Wednesday morning in Amsterdam, so a ten-minute soak takes no time and
 //! the weekend freeze does not apply; every jump of the clock is printed.
 
@@ -10,7 +10,7 @@ use crate::deploy::execute::HealthSettings;
 use crate::deploy::gates::StaticTeams;
 use crate::deploy::reconcile::{Reconciler, TargetFactory};
 use crate::deploy::state::{DeployStore, RequestAction};
-use crate::deploy::{actions, Target, TargetError};
+use crate::deploy::{Target, TargetError, actions};
 use crate::policy::Clock;
 use crate::scheduler::Mirrors;
 use crate::scheduler::promotion::{MirrorTrees, read_environments};
@@ -43,66 +43,185 @@ pub struct DemoPromotion {
     pub repository: String,
     pub targets: Arc<dyn TargetFactory>,
     pub work_dir: PathBuf,
+    pub clock: Arc<DemoClock>,
 }
 
 impl DemoPromotion {
-    pub async fn run(self) -> anyhow::Result<bool> {
-        let (store, deploy_store, mirrors) = (self.store.clone(), self.deploy_store.clone(), self.mirrors.clone());
+    /// A clock at Wednesday 2026-11-25 10:00 in Amsterdam.
+    pub fn wednesday_clock() -> Arc<DemoClock> {
+        let start = Utc
+            .with_ymd_and_hms(2026, 11, 25, 9, 0, 0)
+            .single()
+            .expect("a valid time");
+        Arc::new(DemoClock(Mutex::new(start)))
+    }
+
+    async fn reconciler(&self) -> anyhow::Result<Option<Reconciler>> {
+        let (store, deploy_store, mirrors) = (
+            self.store.clone(),
+            self.deploy_store.clone(),
+            self.mirrors.clone(),
+        );
         tokio::task::spawn_blocking(move || {
-            crate::scheduler::releases::cut_finished_merges(store.as_ref(), deploy_store.as_ref(), &mirrors)
+            crate::scheduler::releases::cut_finished_merges(
+                store.as_ref(),
+                deploy_store.as_ref(),
+                &mirrors,
+            )
         })
         .await?;
-        println!("==> every run of the merges finished cleanly, so each merge is a release: `sluice releases`");
-        indent(&render_releases(self.deploy_store.as_ref(), &self.repository)?);
         let releases = self.deploy_store.releases(&self.repository)?;
         let Some(newest) = releases.first().cloned() else {
-            println!("    no release was cut (a merge's runs did not all succeed); nothing to promote");
-            return Ok(false);
+            println!(
+                "    no release was cut (a merge's runs did not all succeed); nothing to promote"
+            );
+            return Ok(None);
         };
         let mirror = self.mirrors.get(&self.repository)?;
         let commit = newest.commit.clone();
         let environments: Vec<Environment> =
             tokio::task::spawn_blocking(move || read_environments(&mirror, &commit)).await??;
-        // Wednesday 2026-11-25 10:00 in Amsterdam.
-        let start = Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).single().expect("a valid time");
-        let clock = Arc::new(DemoClock(Mutex::new(start)));
-        let teams = StaticTeams([("example/ml-platform-leads".to_owned(), vec![LEAD.to_owned()])].into_iter().collect());
-        let reconciler = Reconciler {
+        let teams = StaticTeams(
+            [(
+                "example/ml-platform-leads".to_owned(),
+                vec![LEAD.to_owned()],
+            )]
+            .into_iter()
+            .collect(),
+        );
+        Ok(Some(Reconciler {
             store: self.deploy_store.clone(),
             repository: self.repository.clone(),
             environments,
             targets: self.targets.clone(),
-            trees: Arc::new(MirrorTrees { mirrors: self.mirrors.clone(), directory: self.work_dir.join("data/releases") }),
-            clock: clock.clone(),
+            trees: Arc::new(MirrorTrees {
+                mirrors: self.mirrors.clone(),
+                directory: self.work_dir.join("data/releases"),
+            }),
+            clock: self.clock.clone(),
             teams: Arc::new(teams),
-            health: HealthSettings { poll: std::time::Duration::from_millis(200), timeout: std::time::Duration::from_secs(120) },
+            health: HealthSettings {
+                poll: std::time::Duration::from_millis(200),
+                timeout: std::time::Duration::from_secs(120),
+            },
+        }))
+    }
+
+    /// The newest release walks dev → staging → production. With `show_author_refusal`, the
+    /// release's author first tries to approve production and is not counted.
+    pub async fn promote_newest(&self, show_author_refusal: bool) -> anyhow::Result<bool> {
+        let Some(reconciler) = self.reconciler().await? else {
+            return Ok(false);
         };
-        println!("==> promotion runs on a simulated clock from Wednesday 10:00 Europe/Amsterdam (outside production's weekend freeze)");
+        println!("==> the merge's runs finished cleanly, so it is a release: `sluice releases`");
+        indent(&render_releases(
+            self.deploy_store.as_ref(),
+            &self.repository,
+        )?);
+        let newest = self.deploy_store.releases(&self.repository)?.remove(0);
         let mut all_good = true;
-        all_good &= self.pass(&reconciler, "first pass: dev takes the newest release; the older one is superseded").await?;
-        clock.advance(Duration::minutes(10));
-        all_good &= self.pass(&reconciler, "10 minutes later: staging's soak is over").await?;
-        clock.advance(Duration::minutes(30));
-        self.pass(&reconciler, "30 minutes later: production's soak is over, but it needs an approval").await?;
-        let author = newest.author.clone().unwrap_or_else(|| "the author".to_owned());
-        let own = actions::approve(self.deploy_store.as_ref(), &self.repository, "production", None, &author, clock.now().timestamp())
+        all_good &= self
+            .pass(
+                &reconciler,
+                &format!("{}: dev takes the release", self.time()),
+            )
+            .await?;
+        self.clock.advance(Duration::minutes(10));
+        all_good &= self
+            .pass(
+                &reconciler,
+                &format!("{}: staging's 10-minute soak is over", self.time()),
+            )
+            .await?;
+        self.clock.advance(Duration::minutes(30));
+        self.pass(
+            &reconciler,
+            &format!(
+                "{}: production's 30-minute soak is over; it needs an approval",
+                self.time()
+            ),
+        )
+        .await?;
+        if show_author_refusal {
+            let author = newest
+                .author
+                .clone()
+                .unwrap_or_else(|| "the author".to_owned());
+            let own = actions::approve(
+                self.deploy_store.as_ref(),
+                &self.repository,
+                "production",
+                None,
+                &author,
+                self.clock.now().timestamp(),
+            )
             .map_err(|error| anyhow::anyhow!("{error}"))?;
-        println!("==> sluice approve production --as {author}\n    {own}");
-        self.pass(&reconciler, "the author's own approval does not open the gate").await?;
-        let lead = actions::approve(self.deploy_store.as_ref(), &self.repository, "production", None, LEAD, clock.now().timestamp())
-            .map_err(|error| anyhow::anyhow!("{error}"))?;
-        println!("==> sluice approve production --as {LEAD}   ({LEAD} is in @example/ml-platform-leads)\n    {lead}");
-        all_good &= self.pass(&reconciler, "production deploys").await?;
-        if releases.len() > 1 {
-            let requested = actions::request(self.deploy_store.as_ref(), &self.repository, "production", RequestAction::Rollback, None, LEAD, clock.now().timestamp())
-                .map_err(|error| anyhow::anyhow!("{error}"))?;
-            println!("==> sluice rollback production --as {LEAD}\n    {requested}");
-            clock.advance(Duration::minutes(5));
-            all_good &= self.pass(&reconciler, "the rollback is carried out through the same targets (Terraform excluded: no reviewed plan for the old release)").await?;
+            println!("==> sluice approve production --as {author}\n    {own}");
+            self.pass(
+                &reconciler,
+                "the author's own approval does not open the gate",
+            )
+            .await?;
         }
-        println!("==> sluice history production");
-        indent(&render_history(self.deploy_store.as_ref(), &self.repository, Some("production"))?);
+        let lead = actions::approve(
+            self.deploy_store.as_ref(),
+            &self.repository,
+            "production",
+            None,
+            LEAD,
+            self.clock.now().timestamp(),
+        )
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+        println!(
+            "==> sluice approve production --as {LEAD}   ({LEAD} is in @example/ml-platform-leads)\n    {lead}"
+        );
+        all_good &= self.pass(&reconciler, "production deploys").await?;
+        self.clock.advance(Duration::hours(2));
         Ok(all_good)
+    }
+
+    /// Production goes back to the release before, which rejects the current one.
+    pub async fn roll_back_production(&self) -> anyhow::Result<bool> {
+        let Some(reconciler) = self.reconciler().await? else {
+            return Ok(false);
+        };
+        let requested = actions::request(
+            self.deploy_store.as_ref(),
+            &self.repository,
+            "production",
+            RequestAction::Rollback,
+            None,
+            LEAD,
+            self.clock.now().timestamp(),
+        )
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+        println!("==> sluice rollback production --as {LEAD}\n    {requested}");
+        let all_good = self
+            .pass(&reconciler, "the rollback redeploys the earlier release through the same targets (not Terraform: an old release has no plan reviewed against today's state)")
+            .await?;
+        println!(
+            "==> `sluice releases` now marks the rolled-back release rejected; automatic promotion will not pick it again"
+        );
+        indent(&render_releases(
+            self.deploy_store.as_ref(),
+            &self.repository,
+        )?);
+        println!("==> sluice history production");
+        indent(&render_history(
+            self.deploy_store.as_ref(),
+            &self.repository,
+            Some("production"),
+        )?);
+        Ok(all_good)
+    }
+
+    fn time(&self) -> String {
+        let zone: chrono_tz::Tz = "Europe/Amsterdam".parse().expect("a known zone");
+        self.clock
+            .now()
+            .with_timezone(&zone)
+            .format("%A %H:%M %Z (simulated)")
+            .to_string()
     }
 
     async fn pass(&self, reconciler: &Reconciler, title: &str) -> anyhow::Result<bool> {
@@ -117,7 +236,10 @@ impl DemoPromotion {
             println!("    {environment} holds {release}: {}", reasons.join("; "));
         }
         println!("    `sluice status`:");
-        indent(&render_status(self.deploy_store.as_ref(), &self.repository)?.replace('\n', "\n    "));
+        indent(&render_status(
+            self.deploy_store.as_ref(),
+            &self.repository,
+        )?);
         Ok(all_good)
     }
 }

@@ -547,7 +547,18 @@ impl Reconciler {
         report: &mut PassReport,
     ) -> Result<(), ReconcileError> {
         let outcome = match self.request_target(&request).await? {
-            Err(refusal) => refusal,
+            Err(refusal) => {
+                self.audit(
+                    Some(&request.environment),
+                    request.release.as_deref(),
+                    "request",
+                    request.actor.as_deref(),
+                    "refused",
+                    &refusal,
+                )
+                .await?;
+                refusal
+            }
             Ok((environment, release, current)) => {
                 let actor = request.actor.as_deref();
                 let action = match request.action {
