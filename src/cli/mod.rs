@@ -1,10 +1,11 @@
-//! The command line: `validate`, `serve`, `run`, `runs`, `logs`, `demo`, `policy`. The only module that
+//! The command line: `validate`, `serve`, `run`, `runs`, `logs`, `demo`, `policy`, `plan`. The only module that
 //! prints for humans; everything it does goes through the library's modules.
 
 mod demo;
 mod engine;
 mod inspect;
 mod local_run;
+mod plan;
 mod policy;
 mod serve;
 mod validate;
@@ -47,6 +48,8 @@ pub enum Command {
     /// Rego policies: check a Terraform plan against them, or run their unit tests.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Plan an environment's Terraform on the working tree and check the policies (exit 1 on deny).
+    Plan(plan::PlanArgs),
 }
 
 /// Where runs and mirrors live unless `--data-dir` says otherwise.
@@ -76,6 +79,7 @@ pub fn main() -> ExitCode {
         Command::Logs(args) => inspect::logs(args),
         Command::Demo(args) => runtime().and_then(|runtime| runtime.block_on(demo::run(args))),
         Command::Policy(command) => policy::run(command),
+        Command::Plan(args) => runtime().and_then(|runtime| runtime.block_on(plan::run(args))),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

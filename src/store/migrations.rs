@@ -80,6 +80,8 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (job_id, name)
     ) WITHOUT ROWID;
     "#,
+    // 3: Terraform plans (sealed), locks with leases and their queue.
+    super::terraform::MIGRATION,
 ];
 
 /// The schema version this build writes.
