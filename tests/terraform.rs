@@ -172,7 +172,9 @@ fn files_under(directory: &Path) -> Vec<PathBuf> {
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|window| window == needle)
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
 }
 
 #[tokio::test]
@@ -183,11 +185,19 @@ async fn a_reviewed_plan_is_stored_encrypted_and_applied_exactly_after_the_merge
     let PlanOutcome::Planned { change, .. } = &planned else {
         unreachable!()
     };
-    assert!(change.summary_text.contains("terraform_data"), "{}", change.summary_text);
+    assert!(
+        change.summary_text.contains("terraform_data"),
+        "{}",
+        change.summary_text
+    );
     assert_eq!(change.outputs()["plan_sha256"], sha256);
 
     // Nothing of the plan file or its JSON is readable anywhere under the data directory.
-    let record = bench.store.terraform_plan_by_sha256(&sha256).unwrap().unwrap();
+    let record = bench
+        .store
+        .terraform_plan_by_sha256(&sha256)
+        .unwrap()
+        .unwrap();
     let plaintext_plan = sluice::terraform::operations::open_plan(&bench.key, &record).unwrap();
     assert_eq!(sluice::terraform::seal::sha256_hex(&plaintext_plan), sha256);
     let plan_json_text = serde_json::to_vec(&change.plan_json).unwrap();
@@ -201,7 +211,11 @@ async fn a_reviewed_plan_is_stored_encrypted_and_applied_exactly_after_the_merge
     for file in files_under(bench.data_dir.path()) {
         let bytes = std::fs::read(&file).unwrap();
         for needle in &needles {
-            assert!(!contains(&bytes, needle), "plaintext plan bytes in {}", file.display());
+            assert!(
+                !contains(&bytes, needle),
+                "plaintext plan bytes in {}",
+                file.display()
+            );
         }
     }
     // The checkout stays as it was: no .terraform, no lock file, no state.
@@ -211,27 +225,46 @@ async fn a_reviewed_plan_is_stored_encrypted_and_applied_exactly_after_the_merge
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     left_in_dev.sort();
-    assert_eq!(left_in_dev, ["main.tf", "outputs.tf", "terraform.tfvars", "variables.tf"]);
+    assert_eq!(
+        left_in_dev,
+        ["main.tf", "outputs.tf", "terraform.tfvars", "variables.tf"]
+    );
 
     let lock = bench.store.terraform_lock(&dev_target()).unwrap().unwrap();
     assert_eq!(lock.holder.pull_request, Some(12));
 
     let applied = bench
-        .merge(ApplyMode::ReviewedPlanOnly, merge_commit("base-0", "head-1"))
+        .merge(
+            ApplyMode::ReviewedPlanOnly,
+            merge_commit("base-0", "head-1"),
+        )
         .await;
-    let ApplyOutcome::Applied { sha256: applied_sha, outputs, .. } = applied else {
-        panic!("expected an apply, got {applied:?}")
+    let (applied_sha, outputs) = match applied {
+        ApplyOutcome::Applied {
+            sha256, outputs, ..
+        } => (sha256, outputs),
+        other => panic!("expected an apply, got {other:?}"),
     };
     assert_eq!(applied_sha, sha256);
     assert_eq!(outputs["cluster_name"], "ml-dev", "{outputs}");
-    let record = bench.store.terraform_plan_by_sha256(&sha256).unwrap().unwrap();
+    let record = bench
+        .store
+        .terraform_plan_by_sha256(&sha256)
+        .unwrap()
+        .unwrap();
     assert_eq!(record.apply_status.as_deref(), Some("applied"));
     assert!(record.apply_outputs.unwrap().contains("ml-dev"));
-    assert!(bench.store.terraform_lock(&dev_target()).unwrap().is_none(), "the apply releases the lock");
+    assert!(
+        bench.store.terraform_lock(&dev_target()).unwrap().is_none(),
+        "the apply releases the lock"
+    );
 
     // Idempotent: the same merge again applies nothing.
     let again = bench
-        .merge(ApplyMode::ReviewedPlanOnly, merge_commit("base-0", "head-1"))
+        .merge(
+            ApplyMode::ReviewedPlanOnly,
+            merge_commit("base-0", "head-1"),
+        )
         .await;
     assert_eq!(again, ApplyOutcome::AlreadyApplied { sha256 });
 }
@@ -241,16 +274,26 @@ async fn a_moved_base_refuses_unless_the_environment_applies_automatically() {
     let bench = Bench::new();
     stored_sha(&bench.plan(12, "head-1", "base-0").await);
     let refused = bench
-        .merge(ApplyMode::ReviewedPlanOnly, merge_commit("base-moved", "head-1"))
+        .merge(
+            ApplyMode::ReviewedPlanOnly,
+            merge_commit("base-moved", "head-1"),
+        )
         .await;
-    let ApplyOutcome::Refused(reason) = refused else {
-        panic!("expected a refusal, got {refused:?}")
+    let reason = match refused {
+        ApplyOutcome::Refused(reason) => reason,
+        other => panic!("expected a refusal, got {other:?}"),
     };
-    assert!(reason.contains("the base branch moved since the plan"), "{reason}");
+    assert!(
+        reason.contains("the base branch moved since the plan"),
+        "{reason}"
+    );
     assert!(reason.contains("re-plan"), "{reason}");
 
     let no_plan = bench
-        .merge(ApplyMode::ReviewedPlanOnly, merge_commit("base-0", "never-planned"))
+        .merge(
+            ApplyMode::ReviewedPlanOnly,
+            merge_commit("base-0", "never-planned"),
+        )
         .await;
     assert!(
         matches!(&no_plan, ApplyOutcome::Refused(reason) if reason.contains("no reviewed plan for commit merge-of-never-planned")),
@@ -258,8 +301,13 @@ async fn a_moved_base_refuses_unless_the_environment_applies_automatically() {
     );
 
     // `apply: auto` plans the merged commit again and applies that plan.
-    let automatic = bench.merge(ApplyMode::Auto, merge_commit("base-moved", "head-1")).await;
-    assert!(matches!(automatic, ApplyOutcome::Applied { .. }), "{automatic:?}");
+    let automatic = bench
+        .merge(ApplyMode::Auto, merge_commit("base-moved", "head-1"))
+        .await;
+    assert!(
+        matches!(automatic, ApplyOutcome::Applied { .. }),
+        "{automatic:?}"
+    );
 }
 
 #[tokio::test]
@@ -268,16 +316,25 @@ async fn a_superseded_plan_refuses_and_the_newer_one_applies() {
     stored_sha(&bench.plan(12, "head-1", "base-0").await);
     let newer = stored_sha(&bench.plan(12, "head-2", "base-0").await);
     let refused = bench
-        .merge(ApplyMode::ReviewedPlanOnly, merge_commit("base-0", "head-1"))
+        .merge(
+            ApplyMode::ReviewedPlanOnly,
+            merge_commit("base-0", "head-1"),
+        )
         .await;
     assert!(
         matches!(&refused, ApplyOutcome::Refused(reason) if reason.contains("superseded by a newer plan for commit head-2")),
         "{refused:?}"
     );
     let applied = bench
-        .merge(ApplyMode::ReviewedPlanOnly, merge_commit("base-0", "head-2"))
+        .merge(
+            ApplyMode::ReviewedPlanOnly,
+            merge_commit("base-0", "head-2"),
+        )
         .await;
-    assert!(matches!(applied, ApplyOutcome::Applied { ref sha256, .. } if *sha256 == newer), "{applied:?}");
+    assert!(
+        matches!(applied, ApplyOutcome::Applied { ref sha256, .. } if *sha256 == newer),
+        "{applied:?}"
+    );
 }
 
 #[tokio::test]
@@ -285,26 +342,43 @@ async fn tampered_ciphertext_refuses_to_apply() {
     let bench = Bench::new();
     let sha256 = stored_sha(&bench.plan(12, "head-1", "base-0").await);
     {
-        let connection = rusqlite::Connection::open(bench.data_dir.path().join("sluice.db")).unwrap();
-        connection.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+        let connection =
+            rusqlite::Connection::open(bench.data_dir.path().join("sluice.db")).unwrap();
+        connection
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .unwrap();
         let sealed: Vec<u8> = connection
-            .query_row("SELECT sealed_plan FROM terraform_plans WHERE sha256 = ?1", [&sha256], |row| row.get(0))
+            .query_row(
+                "SELECT sealed_plan FROM terraform_plans WHERE sha256 = ?1",
+                [&sha256],
+                |row| row.get(0),
+            )
             .unwrap();
         let mut tampered = sealed.clone();
         let middle = tampered.len() / 2;
         tampered[middle] ^= 0x40;
         connection
-            .execute("UPDATE terraform_plans SET sealed_plan = ?1 WHERE sha256 = ?2", rusqlite::params![tampered, sha256])
+            .execute(
+                "UPDATE terraform_plans SET sealed_plan = ?1 WHERE sha256 = ?2",
+                rusqlite::params![tampered, sha256],
+            )
             .unwrap();
     }
     let refused = bench
-        .merge(ApplyMode::ReviewedPlanOnly, merge_commit("base-0", "head-1"))
+        .merge(
+            ApplyMode::ReviewedPlanOnly,
+            merge_commit("base-0", "head-1"),
+        )
         .await;
     assert!(
         matches!(&refused, ApplyOutcome::Refused(reason) if reason.contains("tampered")),
         "{refused:?}"
     );
-    let record = bench.store.terraform_plan_by_sha256(&sha256).unwrap().unwrap();
+    let record = bench
+        .store
+        .terraform_plan_by_sha256(&sha256)
+        .unwrap()
+        .unwrap();
     assert_eq!(record.apply_status, None, "nothing was applied");
 }
 
@@ -313,8 +387,9 @@ async fn contention_is_a_result_and_closing_the_pull_request_releases_the_lock()
     let bench = Bench::new();
     stored_sha(&bench.plan(12, "head-1", "base-0").await);
     let contended = bench.plan(13, "other-1", "base-0").await;
-    let PlanOutcome::Locked(message) = contended else {
-        panic!("expected contention, got {contended:?}")
+    let message = match contended {
+        PlanOutcome::Locked(message) => message,
+        other => panic!("expected contention, got {other:?}"),
     };
     assert!(
         message.contains("locked by pull request #12; apply or unlock it there"),
@@ -331,7 +406,13 @@ async fn contention_is_a_result_and_closing_the_pull_request_releases_the_lock()
         locks::release_for_closed_pull_request(&*bench.store, "example/platform", 12).unwrap();
     assert_eq!(released.len(), 1);
     stored_sha(&bench.plan(13, "other-1", "base-0").await);
-    let released = locks::unlock(&*bench.store, "example/platform", "dev", "platform/infra/envs/dev").unwrap();
+    let released = locks::unlock(
+        &*bench.store,
+        "example/platform",
+        "dev",
+        "platform/infra/envs/dev",
+    )
+    .unwrap();
     assert_eq!(released.unwrap().holder.pull_request, Some(13));
 }
 
@@ -349,15 +430,35 @@ fn lock_request(pull_request: u64, queue: bool) -> LockRequest {
 fn the_queue_is_first_in_first_out_and_a_plan_under_a_lost_lock_is_not_stored() {
     let directory = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&directory.path().join("sluice.db")).unwrap();
-    let LockOutcome::Acquired { generation } = store.acquire_terraform_lock(&lock_request(1, true)).unwrap() else {
+    let LockOutcome::Acquired { generation } = store
+        .acquire_terraform_lock(&lock_request(1, true))
+        .unwrap()
+    else {
         panic!("a free lock is acquired")
     };
-    assert!(matches!(store.acquire_terraform_lock(&lock_request(2, true)).unwrap(), LockOutcome::Queued { position: 1, .. }));
-    assert!(matches!(store.acquire_terraform_lock(&lock_request(3, true)).unwrap(), LockOutcome::Queued { position: 2, .. }));
-    assert!(matches!(store.acquire_terraform_lock(&lock_request(4, false)).unwrap(), LockOutcome::Held { .. }));
+    assert!(matches!(
+        store
+            .acquire_terraform_lock(&lock_request(2, true))
+            .unwrap(),
+        LockOutcome::Queued { position: 1, .. }
+    ));
+    assert!(matches!(
+        store
+            .acquire_terraform_lock(&lock_request(3, true))
+            .unwrap(),
+        LockOutcome::Queued { position: 2, .. }
+    ));
+    assert!(matches!(
+        store
+            .acquire_terraform_lock(&lock_request(4, false))
+            .unwrap(),
+        LockOutcome::Held { .. }
+    ));
 
     // Pull request 1 closes while its plan runs: the plan is not stored.
-    store.release_terraform_locks_of_pull_request("example/platform", 1).unwrap();
+    store
+        .release_terraform_locks_of_pull_request("example/platform", 1)
+        .unwrap();
     let plan = NewTerraformPlan {
         target: dev_target(),
         workspace: "default".into(),
@@ -374,15 +475,29 @@ fn the_queue_is_first_in_first_out_and_a_plan_under_a_lost_lock_is_not_stored() 
         sealed_json: vec![2],
         lock_generation: Some(generation),
     };
-    assert_eq!(store.insert_terraform_plan(&plan).unwrap(), PlanInsert::LockLost);
+    assert_eq!(
+        store.insert_terraform_plan(&plan).unwrap(),
+        PlanInsert::LockLost
+    );
 
     // The head of the queue goes first.
-    assert!(matches!(store.acquire_terraform_lock(&lock_request(3, true)).unwrap(), LockOutcome::Queued { position: 2, .. }));
-    let LockOutcome::Acquired { generation: next } = store.acquire_terraform_lock(&lock_request(2, true)).unwrap() else {
+    assert!(matches!(
+        store
+            .acquire_terraform_lock(&lock_request(3, true))
+            .unwrap(),
+        LockOutcome::Queued { position: 2, .. }
+    ));
+    let LockOutcome::Acquired { generation: next } = store
+        .acquire_terraform_lock(&lock_request(2, true))
+        .unwrap()
+    else {
         panic!("the head of the queue acquires the released lock")
     };
     assert!(next > generation, "a new holder gets a new generation");
-    let _ = LockHolder { pull_request: None, label: String::new() };
+    let _ = LockHolder {
+        pull_request: None,
+        label: String::new(),
+    };
 }
 
 #[test]
@@ -390,20 +505,28 @@ fn a_missing_or_malformed_key_refuses_to_start() {
     let missing = PlanKey::from_lookup(|_| None).unwrap_err();
     assert_eq!(missing, SealError::MissingKey);
     assert!(missing.to_string().contains("SLUICE_PLAN_KEY"), "{missing}");
-    let malformed = PlanKey::from_lookup(|name| (name == "SLUICE_PLAN_KEY").then(|| "not-a-key".into())).unwrap_err();
-    assert!(matches!(malformed, SealError::MalformedKey { .. }), "{malformed}");
+    let malformed =
+        PlanKey::from_lookup(|name| (name == "SLUICE_PLAN_KEY").then(|| "not-a-key".into()))
+            .unwrap_err();
+    assert!(
+        matches!(malformed, SealError::MalformedKey { .. }),
+        "{malformed}"
+    );
 }
 
 #[tokio::test]
 async fn the_target_applies_the_release_plan_reports_health_and_refuses_rollback() {
     let bench = Bench::new();
     let sha256 = stored_sha(&bench.plan(12, "head-1", "base-0").await);
-    let environment: sluice::config::environment::Environment = serde_json::from_value(serde_json::json!({
-        "name": "dev",
-        "terraform": {"dir": "platform/infra/envs/dev", "var_files": ["terraform.tfvars"]},
-    }))
-    .unwrap();
-    let settings = sluice::terraform::TerraformSettings::from_environment(&environment).unwrap().unwrap();
+    let environment: sluice::config::environment::Environment =
+        serde_json::from_value(serde_json::json!({
+            "name": "dev",
+            "terraform": {"dir": "platform/infra/envs/dev", "var_files": ["terraform.tfvars"]},
+        }))
+        .unwrap();
+    let settings = sluice::terraform::TerraformSettings::from_environment(&environment)
+        .unwrap()
+        .unwrap();
     let store: Arc<dyn Store> = bench.store.clone();
     let target = sluice::targets::terraform::TerraformTarget::new(
         settings,
@@ -433,15 +556,31 @@ async fn the_target_applies_the_release_plan_reports_health_and_refuses_rollback
     let diff = target.diff(&context).await.unwrap();
     assert!(!diff.changes.is_empty());
     assert_eq!(diff.facts["plan_sha256"], sha256.as_str());
-    assert!(matches!(target.health(&context).await.unwrap(), Health::Progressing(_)));
+    assert!(matches!(
+        target.health(&context).await.unwrap(),
+        Health::Progressing(_)
+    ));
     let applied = target.apply(&context).await.unwrap();
     assert_eq!(applied.outputs["cluster_name"], "ml-dev");
     assert_eq!(target.health(&context).await.unwrap(), Health::Healthy);
     let second = target.apply(&context).await.unwrap();
-    assert!(second.summary.contains("applied already"), "{}", second.summary);
-    assert_eq!(target.current(&environment).await.unwrap()["plan_sha256"], sha256.as_str());
-    let rollback = target.rollback(&context, &applied.rollback).await.unwrap_err();
-    assert!(matches!(&rollback, TargetError::Rejected(reason) if reason.contains("reviewed plan")), "{rollback}");
+    assert!(
+        second.summary.contains("applied already"),
+        "{}",
+        second.summary
+    );
+    assert_eq!(
+        target.current(&environment).await.unwrap()["plan_sha256"],
+        sha256.as_str()
+    );
+    let rollback = target
+        .rollback(&context, &applied.rollback)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&rollback, TargetError::Rejected(reason) if reason.contains("reviewed plan")),
+        "{rollback}"
+    );
 }
 
 #[test]
@@ -460,7 +599,12 @@ fn sluice_plan_prints_the_summary_and_exits_1_on_a_deny() {
     };
     let passed = run(bench.empty_policies.path());
     let stdout = String::from_utf8_lossy(&passed.stdout);
-    assert_eq!(passed.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&passed.stderr));
+    assert_eq!(
+        passed.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&passed.stderr)
+    );
     assert!(stdout.contains("to add"), "{stdout}");
     assert!(stdout.contains("passed"), "{stdout}");
 

@@ -42,7 +42,10 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<bool> {
         settings,
         repository: "local/working-tree".to_owned(),
         checkout: args.root.clone(),
-        data_dir: args.data_dir.clone().unwrap_or_else(super::default_data_dir),
+        data_dir: args
+            .data_dir
+            .clone()
+            .unwrap_or_else(super::default_data_dir),
         env: Default::default(),
         log: Some(line_sender),
         cancel: Default::default(),

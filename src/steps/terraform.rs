@@ -11,8 +11,8 @@ use crate::config::workflow::{TerraformCommand, TerraformStep};
 use crate::model::EventKind;
 use crate::policy::{PolicyContext, SystemClock};
 use crate::terraform::{
-    ApplyOutcome, MergedCommit, PlanKey, PlanOrigin, PlanOutcome, TerraformJob,
-    TerraformSettings, operations,
+    ApplyOutcome, MergedCommit, PlanKey, PlanOrigin, PlanOutcome, TerraformJob, TerraformSettings,
+    operations,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -69,16 +69,27 @@ pub async fn execute(step: &TerraformStep, context: &StepContext) -> StepOutcome
                             "the plan for {} was denied by {} polic{}; fix the change or the policy, then push again",
                             step.environment,
                             change.evaluation.denials().count() + change.evaluation.errors.len(),
-                            if change.evaluation.denials().count() + change.evaluation.errors.len() == 1 { "y" } else { "ies" }
+                            if change.evaluation.denials().count() + change.evaluation.errors.len()
+                                == 1
+                            {
+                                "y"
+                            } else {
+                                "ies"
+                            }
                         )),
                     }
                 }
                 Ok(PlanOutcome::Locked(message)) | Ok(PlanOutcome::LockLost(message)) => {
-                    record_outputs(context, BTreeMap::from([("locked".to_owned(), message.clone())]))
-                        .await;
+                    record_outputs(
+                        context,
+                        BTreeMap::from([("locked".to_owned(), message.clone())]),
+                    )
+                    .await;
                     StepOutcome::Failed(message)
                 }
-                Err(error) => StepOutcome::Failed(format!("terraform plan for {}: {error}", step.environment)),
+                Err(error) => {
+                    StepOutcome::Failed(format!("terraform plan for {}: {error}", step.environment))
+                }
             }
         }
         TerraformCommand::Apply => {
@@ -103,7 +114,9 @@ pub async fn execute(step: &TerraformStep, context: &StepContext) -> StepOutcome
             )
             .await;
             match outcome {
-                Ok(ApplyOutcome::Applied { sha256, outputs, .. }) => {
+                Ok(ApplyOutcome::Applied {
+                    sha256, outputs, ..
+                }) => {
                     record_outputs(
                         context,
                         BTreeMap::from([
@@ -115,11 +128,18 @@ pub async fn execute(step: &TerraformStep, context: &StepContext) -> StepOutcome
                     StepOutcome::Exited(0)
                 }
                 Ok(ApplyOutcome::AlreadyApplied { sha256 }) => {
-                    record_outputs(context, BTreeMap::from([("plan_sha256".to_owned(), sha256)])).await;
+                    record_outputs(
+                        context,
+                        BTreeMap::from([("plan_sha256".to_owned(), sha256)]),
+                    )
+                    .await;
                     StepOutcome::Exited(0)
                 }
                 Ok(ApplyOutcome::Refused(reason)) => StepOutcome::Failed(reason),
-                Err(error) => StepOutcome::Failed(format!("terraform apply for {}: {error}", step.environment)),
+                Err(error) => StepOutcome::Failed(format!(
+                    "terraform apply for {}: {error}",
+                    step.environment
+                )),
             }
         }
     }
@@ -166,6 +186,8 @@ async fn record_outputs(context: &StepContext, outputs: BTreeMap<String, String>
     let recorded =
         tokio::task::spawn_blocking(move || store.set_job_outputs(run, &job, &outputs)).await;
     if let Ok(Err(error)) = recorded {
-        let _ = context.log.send(format!("sluice: cannot record the step's outputs: {error}"));
+        let _ = context
+            .log
+            .send(format!("sluice: cannot record the step's outputs: {error}"));
     }
 }

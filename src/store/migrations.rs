@@ -81,7 +81,7 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     "#,
     // 3: Terraform plans (sealed), locks with leases and their queue.
-    super::terraform::MIGRATION,
+    super::terraform_locks::MIGRATION,
 ];
 
 /// The schema version this build writes.

@@ -11,6 +11,7 @@ mod reads;
 mod rows;
 mod sqlite;
 mod terraform;
+mod terraform_locks;
 mod writer;
 mod writes;
 

@@ -91,8 +91,14 @@ impl PlannedChange {
             ("plan_sha256".to_owned(), self.sha256.clone()),
             ("summary".to_owned(), self.summary_text.clone()),
             ("counts".to_owned(), self.summary.counts.symbols()),
-            ("denials".to_owned(), self.evaluation.denials().count().to_string()),
-            ("warnings".to_owned(), self.evaluation.warnings().count().to_string()),
+            (
+                "denials".to_owned(),
+                self.evaluation.denials().count().to_string(),
+            ),
+            (
+                "warnings".to_owned(),
+                self.evaluation.warnings().count().to_string(),
+            ),
         ])
     }
 
@@ -110,14 +116,23 @@ impl PlannedChange {
                 format!("{label:<5} {}: {}", finding.rule, finding.message)
             })
             .collect();
-        lines.extend(self.evaluation.errors.iter().map(|error| format!("ERROR {error}")));
+        lines.extend(
+            self.evaluation
+                .errors
+                .iter()
+                .map(|error| format!("ERROR {error}")),
+        );
         lines.push(format!(
             "policies: {} denied, {} warning(s), {} error(s), {} rule(s) evaluated: {}",
             self.evaluation.denials().count(),
             self.evaluation.warnings().count(),
             self.evaluation.errors.len(),
             self.evaluation.rules_evaluated,
-            if self.evaluation.passed() { "passed" } else { "FAILED" }
+            if self.evaluation.passed() {
+                "passed"
+            } else {
+                "FAILED"
+            }
         ));
         lines
     }
@@ -164,7 +179,10 @@ pub async fn plan_only(
         summary_text,
         evaluation,
     };
-    job.say(format!("plan {} for {}:", planned.sha256, job.settings.environment));
+    job.say(format!(
+        "plan {} for {}:",
+        planned.sha256, job.settings.environment
+    ));
     for line in planned.summary_text.lines() {
         job.say(line.to_owned());
     }
@@ -277,7 +295,9 @@ pub enum ApplyOutcome {
         outputs: serde_json::Value,
     },
     /// The plan for this merge was applied before; nothing was done.
-    AlreadyApplied { sha256: String },
+    AlreadyApplied {
+        sha256: String,
+    },
     Refused(String),
 }
 
@@ -349,14 +369,18 @@ pub async fn apply_after_merge(
                 && lock.holder.pull_request.is_some()
                 && lock.holder.pull_request != plan.pull_request
             {
-                let message = locks::contention_message(&crate::store::LockOutcome::Held { by: lock })
-                    .unwrap_or_default();
+                let message =
+                    locks::contention_message(&crate::store::LockOutcome::Held { by: lock })
+                        .unwrap_or_default();
                 return Ok(ApplyOutcome::Refused(message));
             }
             return apply_stored(job, store, key, plan).await;
         }
         Decision::AlreadyApplied(plan) => {
-            job.say(format!("plan {} was applied already; nothing to do", plan.sha256));
+            job.say(format!(
+                "plan {} was applied already; nothing to do",
+                plan.sha256
+            ));
             return Ok(ApplyOutcome::AlreadyApplied {
                 sha256: plan.sha256.clone(),
             });
@@ -376,7 +400,10 @@ pub async fn apply_after_merge(
         tree: merged.tree.clone(),
         base_commit: merged.parents.first().cloned(),
         pull_request: None,
-        holder_label: format!("the merge of {}", crate::model::short_commit(&merged.commit)),
+        holder_label: format!(
+            "the merge of {}",
+            crate::model::short_commit(&merged.commit)
+        ),
     };
     match plan_and_store(job, store, key, &origin, policies_dir, context).await? {
         PlanOutcome::Planned {

@@ -95,7 +95,10 @@ pub fn decide<'a>(
     }
     Decision::Refuse(Refusal::BaseMoved {
         sha256: plan.sha256.clone(),
-        planned_base: plan.base_commit.clone().unwrap_or_else(|| "an unknown base".into()),
+        planned_base: plan
+            .base_commit
+            .clone()
+            .unwrap_or_else(|| "an unknown base".into()),
         merged_onto: merged_onto.cloned().unwrap_or_else(|| "no parent".into()),
     })
 }
@@ -154,13 +157,37 @@ mod tests {
     #[test]
     fn merges_find_the_reviewed_plan_or_say_why_not() {
         let reviewed = [plan(1, "head", "tree-h", "base")];
-        check(&reviewed, merged("m", &["base", "head"], "tree-h"), "apply sha-1");
-        check(&reviewed, merged("m", &["base", "head"], "tree-m"), "apply sha-1");
-        check(&reviewed, merged("m", &["moved", "head"], "tree-m"), "base moved");
-        check(&reviewed, merged("head", &["before"], "tree-h"), "apply sha-1");
-        check(&reviewed, merged("squash", &["base"], "tree-h"), "apply sha-1");
+        check(
+            &reviewed,
+            merged("m", &["base", "head"], "tree-h"),
+            "apply sha-1",
+        );
+        check(
+            &reviewed,
+            merged("m", &["base", "head"], "tree-m"),
+            "apply sha-1",
+        );
+        check(
+            &reviewed,
+            merged("m", &["moved", "head"], "tree-m"),
+            "base moved",
+        );
+        check(
+            &reviewed,
+            merged("head", &["before"], "tree-h"),
+            "apply sha-1",
+        );
+        check(
+            &reviewed,
+            merged("squash", &["base"], "tree-h"),
+            "apply sha-1",
+        );
         check(&reviewed, merged("squash", &["moved"], "tree-s"), "no plan");
-        check(&reviewed, merged("m", &["base", "other"], "tree-x"), "no plan");
+        check(
+            &reviewed,
+            merged("m", &["base", "other"], "tree-x"),
+            "no plan",
+        );
         check(&[], merged("m", &["base", "head"], "tree-h"), "no plan");
 
         let mut older = plan(1, "head", "tree-h", "base");
@@ -171,10 +198,18 @@ mod tests {
             merged("m", &["base", "head"], "tree-h"),
             "superseded",
         );
-        check(&[newer, older], merged("m", &["base", "head2"], "tree-h2"), "apply sha-2");
+        check(
+            &[newer, older],
+            merged("m", &["base", "head2"], "tree-h2"),
+            "apply sha-2",
+        );
 
         let mut applied = plan(1, "head", "tree-h", "base");
         applied.apply_status = Some("applied".into());
-        check(&[applied], merged("m", &["base", "head"], "tree-h"), "already sha-1");
+        check(
+            &[applied],
+            merged("m", &["base", "head"], "tree-h"),
+            "already sha-1",
+        );
     }
 }

@@ -39,7 +39,9 @@ pub enum TerraformError {
         dir: String,
         code: i32,
     },
-    #[error("`terraform {command}` in {dir} timed out after {seconds}s and was killed; raise `terraform.timeout` in the environment file")]
+    #[error(
+        "`terraform {command}` in {dir} timed out after {seconds}s and was killed; raise `terraform.timeout` in the environment file"
+    )]
     TimedOut {
         command: String,
         dir: String,
@@ -121,7 +123,9 @@ impl TerraformRun {
         let scratch = tempfile::Builder::new()
             .prefix("sluice-terraform-")
             .tempdir()
-            .map_err(|error| TerraformError::Io(format!("cannot create a temporary directory: {error}")))?;
+            .map_err(|error| {
+                TerraformError::Io(format!("cannot create a temporary directory: {error}"))
+            })?;
         for directory in [&paths.plugin_cache, &paths.state_dir] {
             std::fs::create_dir_all(directory).map_err(|error| {
                 TerraformError::Io(format!("cannot create {}: {error}", directory.display()))
@@ -156,7 +160,7 @@ impl TerraformRun {
     pub async fn init(&self) -> Result<(), TerraformError> {
         let lock_file = self.dir.join(".terraform.lock.hcl");
         let lock_file_existed = lock_file.exists();
-        let mut arguments = vec!["init".to_owned(), "-input=false".to_owned(), "-no-color".to_owned()];
+        let mut arguments = words(&["init", "-input=false", "-no-color"]);
         for (key, value) in &self.settings.backend_config {
             arguments.push(format!("-backend-config={key}={value}"));
         }
@@ -175,17 +179,17 @@ impl TerraformRun {
         outcome?;
         if self.settings.workspace != "default" {
             let workspace = self.settings.workspace.clone();
-            self.run(
-                &["workspace".into(), "select".into(), "-or-create=true".into(), workspace],
-                false,
-            )
-            .await?;
+            let mut arguments = words(&["workspace", "select", "-or-create=true"]);
+            arguments.push(workspace);
+            self.run(&arguments, false).await?;
         }
         Ok(())
     }
 
     pub async fn validate(&self) -> Result<(), TerraformError> {
-        self.run(&["validate".into(), "-no-color".into()], false).await.map(drop)
+        self.run(&words(&["validate", "-no-color"]), false)
+            .await
+            .map(drop)
     }
 
     /// `plan -out`; returns the plan file's bytes.
@@ -207,9 +211,13 @@ impl TerraformRun {
     /// `show -json` of the plan file, captured and not logged.
     pub async fn show_json(&self) -> Result<serde_json::Value, TerraformError> {
         let plan_file = self.plan_file().display().to_string();
-        let stdout = self.run(&["show".into(), "-json".into(), plan_file], true).await?;
+        let mut arguments = words(&["show", "-json"]);
+        arguments.push(plan_file);
+        let stdout = self.run(&arguments, true).await?;
         serde_json::from_slice(&stdout).map_err(|error| {
-            TerraformError::Io(format!("`terraform show -json` printed something that is not JSON: {error}"))
+            TerraformError::Io(format!(
+                "`terraform show -json` printed something that is not JSON: {error}"
+            ))
         })
     }
 
@@ -218,21 +226,20 @@ impl TerraformRun {
         std::fs::write(self.plan_file(), plan)
             .map_err(|error| TerraformError::Io(format!("cannot write the plan file: {error}")))?;
         let plan_file = self.plan_file().display().to_string();
-        let outcome = self
-            .run(
-                &["apply".into(), "-input=false".into(), "-no-color".into(), "-auto-approve".into(), plan_file],
-                false,
-            )
-            .await;
+        let mut arguments = words(&["apply", "-input=false", "-no-color", "-auto-approve"]);
+        arguments.push(plan_file);
+        let outcome = self.run(&arguments, false).await;
         let _ = std::fs::remove_file(self.plan_file());
         outcome.map(drop)
     }
 
     /// `output -json` with sensitive values replaced by `(sensitive value)`.
     pub async fn outputs(&self) -> Result<serde_json::Value, TerraformError> {
-        let stdout = self.run(&["output".into(), "-json".into()], true).await?;
+        let stdout = self.run(&words(&["output", "-json"]), true).await?;
         let outputs: serde_json::Value = serde_json::from_slice(&stdout).map_err(|error| {
-            TerraformError::Io(format!("`terraform output -json` printed something that is not JSON: {error}"))
+            TerraformError::Io(format!(
+                "`terraform output -json` printed something that is not JSON: {error}"
+            ))
         })?;
         Ok(mask_sensitive_outputs(outputs))
     }
@@ -283,15 +290,34 @@ impl TerraformRun {
         };
         let timeout: Duration = self.settings.timeout;
         let dir = self.dir_label.clone();
-        let status = tokio::select! {
-            status = child.wait() => status.map_err(|error| TerraformError::Io(error.to_string()))?,
-            _ = tokio::time::sleep(timeout) => {
-                let _ = child.kill().await;
-                return Err(TerraformError::TimedOut { command: command_name, dir, seconds: timeout.as_secs() });
+        enum Ending {
+            Exited(std::io::Result<std::process::ExitStatus>),
+            TimedOut,
+            Cancelled,
+        }
+        let ending = tokio::select! {
+            status = child.wait() => Ending::Exited(status),
+            _ = tokio::time::sleep(timeout) => Ending::TimedOut,
+            _ = self.cancel.cancelled() => Ending::Cancelled,
+        };
+        let status = match ending {
+            Ending::Exited(status) => {
+                status.map_err(|error| TerraformError::Io(error.to_string()))?
             }
-            _ = self.cancel.cancelled() => {
+            Ending::TimedOut => {
                 let _ = child.kill().await;
-                return Err(TerraformError::Cancelled { command: command_name, dir });
+                return Err(TerraformError::TimedOut {
+                    command: command_name,
+                    dir,
+                    seconds: timeout.as_secs(),
+                });
+            }
+            Ending::Cancelled => {
+                let _ = child.kill().await;
+                return Err(TerraformError::Cancelled {
+                    command: command_name,
+                    dir,
+                });
             }
         };
         let _ = stderr_pump.await;
@@ -307,6 +333,10 @@ impl TerraformRun {
     }
 }
 
+fn words(list: &[&str]) -> Vec<String> {
+    list.iter().map(|word| (*word).to_owned()).collect()
+}
+
 async fn pump_lines(stream: Option<impl AsyncRead + Unpin>, log: Option<LogSink>) {
     let Some(stream) = stream else { return };
     let mut lines = BufReader::new(stream).lines();
@@ -319,9 +349,14 @@ async fn pump_lines(stream: Option<impl AsyncRead + Unpin>, log: Option<LogSink>
 
 /// Whether a `.tf` file in `dir` declares `backend "local"`.
 fn declares_local_backend(dir: &Path) -> bool {
-    let Ok(entries) = std::fs::read_dir(dir) else { return false };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
     entries.flatten().any(|entry| {
-        entry.path().extension().is_some_and(|extension| extension == "tf")
+        entry
+            .path()
+            .extension()
+            .is_some_and(|extension| extension == "tf")
             && std::fs::read_to_string(entry.path()).is_ok_and(|text| {
                 text.lines().any(|line| {
                     let words: Vec<&str> = line.split_whitespace().collect();
@@ -333,11 +368,14 @@ fn declares_local_backend(dir: &Path) -> bool {
 
 /// `terraform output -json` with every sensitive output's value replaced.
 pub fn mask_sensitive_outputs(outputs: serde_json::Value) -> serde_json::Value {
-    let serde_json::Value::Object(entries) = outputs else { return outputs };
+    let serde_json::Value::Object(entries) = outputs else {
+        return outputs;
+    };
     let masked = entries
         .into_iter()
         .map(|(name, output)| {
-            let sensitive = output.get("sensitive").and_then(serde_json::Value::as_bool) == Some(true);
+            let sensitive =
+                output.get("sensitive").and_then(serde_json::Value::as_bool) == Some(true);
             let value = if sensitive {
                 serde_json::Value::String("(sensitive value)".into())
             } else {
@@ -370,7 +408,11 @@ mod tests {
     fn a_local_backend_is_recognised() {
         let directory = tempfile::tempdir().unwrap();
         assert!(!declares_local_backend(directory.path()));
-        std::fs::write(directory.path().join("main.tf"), "terraform {\n  backend \"local\" {}\n}\n").unwrap();
+        std::fs::write(
+            directory.path().join("main.tf"),
+            "terraform {\n  backend \"local\" {}\n}\n",
+        )
+        .unwrap();
         assert!(declares_local_backend(directory.path()));
     }
 }

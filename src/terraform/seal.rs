@@ -24,7 +24,9 @@ pub enum SealError {
     )]
     MissingKey,
     /// Never includes the key or any part of it.
-    #[error("the plan key from {source_name} is not 32 bytes as hex or base64; generate one with `openssl rand -hex 32`")]
+    #[error(
+        "the plan key from {source_name} is not 32 bytes as hex or base64; generate one with `openssl rand -hex 32`"
+    )]
     MalformedKey { source_name: String },
     #[error("cannot read the plan key file {path}: {message}; check {KEY_FILE_VARIABLE}")]
     KeyFile { path: String, message: String },
@@ -81,12 +83,11 @@ impl PlanKey {
             return PlanKey::parse(&text, KEY_VARIABLE);
         }
         if let Some(path) = lookup(KEY_FILE_VARIABLE).filter(|path| !path.is_empty()) {
-            let text = std::fs::read_to_string(Path::new(&path)).map_err(|error| {
-                SealError::KeyFile {
+            let text =
+                std::fs::read_to_string(Path::new(&path)).map_err(|error| SealError::KeyFile {
                     path: path.clone(),
                     message: error.to_string(),
-                }
-            })?;
+                })?;
             return PlanKey::parse(&text, &path);
         }
         Err(SealError::MissingKey)
@@ -173,7 +174,10 @@ mod tests {
         let mut flipped = sealed.clone();
         let last = flipped.len() - 1;
         flipped[last] ^= 1;
-        assert!(matches!(key().open(&flipped, &address), Err(SealError::Tampered { .. })));
+        assert!(matches!(
+            key().open(&flipped, &address),
+            Err(SealError::Tampered { .. })
+        ));
         let other_key = PlanKey::from_bytes([8; 32]);
         assert!(other_key.open(&sealed, &address).is_err());
         assert!(key().open(&sealed, &sha256_hex(b"another plan")).is_err());
@@ -197,10 +201,9 @@ mod tests {
         let key_file = directory.path().join("plan.key");
         std::fs::write(&key_file, format!("{hex_key}\n")).unwrap();
         let key_file_text = key_file.display().to_string();
-        let from_file = PlanKey::from_lookup(|name| {
-            (name == KEY_FILE_VARIABLE).then(|| key_file_text.clone())
-        })
-        .unwrap();
+        let from_file =
+            PlanKey::from_lookup(|name| (name == KEY_FILE_VARIABLE).then(|| key_file_text.clone()))
+                .unwrap();
         assert_eq!(from_file.0, [0x11; 32]);
         assert_eq!(format!("{from_file:?}"), "PlanKey(redacted)");
     }

@@ -179,10 +179,19 @@ mod tests {
             Ok(("infra", ApplyMode::ReviewedPlanOnly, LockMode::Queue)),
         );
         check(json!({"dir": "../x"}), Err("terraform.dir"));
-        check(json!({"dir": "x", "apply": "always"}), Err("reviewed-plan-only"));
+        check(
+            json!({"dir": "x", "apply": "always"}),
+            Err("reviewed-plan-only"),
+        );
         check(json!({"dir": "x", "colour": 1}), Err("colour"));
-        check(json!({"dir": "x", "timeout": "5 parsecs"}), Err("terraform.timeout"));
-        check(json!({"dir": "x", "workspace": "a b"}), Err("terraform.workspace"));
+        check(
+            json!({"dir": "x", "timeout": "5 parsecs"}),
+            Err("terraform.timeout"),
+        );
+        check(
+            json!({"dir": "x", "workspace": "a b"}),
+            Err("terraform.workspace"),
+        );
     }
 
     #[test]

@@ -41,13 +41,10 @@ pub fn from_environment(
         return Ok(None);
     };
     let key = PlanKey::from_env().map_err(|error| TargetError::Configuration(error.to_string()))?;
-    Ok(Some(Box::new(TerraformTarget::new(
-        settings,
-        repository,
-        data_dir,
-        store,
-        key,
-    ))))
+    let target: Box<dyn Target> = Box::new(TerraformTarget::new(
+        settings, repository, data_dir, store, key,
+    ));
+    Ok(Some(target))
 }
 
 impl TerraformTarget {
@@ -105,7 +102,10 @@ impl TerraformTarget {
     }
 
     /// The plan the release carries for this environment, checked to belong here.
-    fn release_plan(&self, context: &DeployContext) -> Result<Option<TerraformPlanRecord>, TargetError> {
+    fn release_plan(
+        &self,
+        context: &DeployContext,
+    ) -> Result<Option<TerraformPlanRecord>, TargetError> {
         let Some(sha256) = context.release.plans.get(&self.settings.environment) else {
             return Ok(None);
         };
@@ -122,7 +122,10 @@ impl TerraformTarget {
         if plan.target != self.plan_target() || plan.workspace != self.settings.workspace {
             return Err(TargetError::Rejected(format!(
                 "plan {sha256} was made for {} ({}), not for {} ({}); re-plan for this environment",
-                plan.target.environment, plan.target.dir, self.settings.environment, self.settings.dir
+                plan.target.environment,
+                plan.target.dir,
+                self.settings.environment,
+                self.settings.dir
             )));
         }
         Ok(Some(plan))
@@ -197,7 +200,9 @@ impl Target for TerraformTarget {
             let job = self.job(context);
             let outcome = match self.release_plan(context)? {
                 Some(plan) if plan.apply_status.as_deref() == Some("applied") => {
-                    ApplyOutcome::AlreadyApplied { sha256: plan.sha256 }
+                    ApplyOutcome::AlreadyApplied {
+                        sha256: plan.sha256,
+                    }
                 }
                 Some(plan) if plan.superseded_by.is_some() => {
                     return Err(TargetError::Rejected(format!(
@@ -232,12 +237,18 @@ impl Target for TerraformTarget {
                     summary,
                     outputs,
                 } => Ok(Applied {
-                    summary: format!("applied plan {} ({summary})", crate::model::short_commit(&sha256)),
+                    summary: format!(
+                        "applied plan {} ({summary})",
+                        crate::model::short_commit(&sha256)
+                    ),
                     rollback: serde_json::json!({"plan_sha256": sha256}),
                     outputs,
                 }),
                 ApplyOutcome::AlreadyApplied { sha256 } => Ok(Applied {
-                    summary: format!("plan {} was applied already", crate::model::short_commit(&sha256)),
+                    summary: format!(
+                        "plan {} was applied already",
+                        crate::model::short_commit(&sha256)
+                    ),
                     rollback: serde_json::json!({"plan_sha256": sha256}),
                     outputs: serde_json::Value::Null,
                 }),
