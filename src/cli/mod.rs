@@ -1,4 +1,4 @@
-//! The command line: `validate`, `serve`, `run`, `runs`, `logs`, `demo`, `policy`, and promotion
+//! The command line: `validate`, `serve`, `run`, `runs`, `logs`, `demo`, `policy`, `plan`, and promotion
 //! (`releases`, `status`, `history`, `approve`, `promote`, `rollback`). The only module that
 //! prints for humans; everything it does goes through the library's modules.
 
@@ -7,6 +7,7 @@ mod demo_promotion;
 mod engine;
 mod inspect;
 mod local_run;
+mod plan;
 mod policy;
 mod promotion;
 mod serve;
@@ -62,6 +63,8 @@ pub enum Command {
     Promote(promotion::PromoteArgs),
     /// Return an environment to an earlier release and reject the current one.
     Rollback(promotion::RollbackArgs),
+    /// Plan an environment's Terraform on the working tree and check the policies (exit 1 on deny).
+    Plan(plan::PlanArgs),
 }
 
 /// Where runs and mirrors live unless `--data-dir` says otherwise.
@@ -97,6 +100,7 @@ pub fn main() -> ExitCode {
         Command::Approve(args) => promotion::approve(args),
         Command::Promote(args) => promotion::promote(args),
         Command::Rollback(args) => promotion::rollback(args),
+        Command::Plan(args) => runtime().and_then(|runtime| runtime.block_on(plan::run(args))),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

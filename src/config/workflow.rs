@@ -326,6 +326,27 @@ pub struct Step {
     /// Build a container image through the Docker engine and push it (see `config::build`).
     #[serde(default)]
     pub build: Option<super::build::BuildStep>,
+    /// Plan an environment's Terraform or apply its reviewed plan (see `steps::terraform`).
+    #[serde(default)]
+    pub terraform: Option<TerraformStep>,
+}
+
+/// `terraform: { environment: dev, command: plan }`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TerraformStep {
+    /// The environment file (`environments/<name>.yaml`) whose `terraform:` section to use.
+    pub environment: String,
+    pub command: TerraformCommand,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TerraformCommand {
+    /// Plan, summarise, check the policies, store the plan encrypted under the lock.
+    Plan,
+    /// On a merge: apply the stored reviewed plan for the merged commit.
+    Apply,
 }
 
 impl Step {
@@ -337,6 +358,9 @@ impl Step {
         }
         if self.build.is_some() {
             kinds.push("build");
+        }
+        if self.terraform.is_some() {
+            kinds.push("terraform");
         }
         kinds
     }
@@ -353,6 +377,13 @@ impl Step {
         }
         if let Some(build) = &self.build {
             return format!("build: {}", build.image);
+        }
+        if let Some(terraform) = &self.terraform {
+            let command = match terraform.command {
+                TerraformCommand::Plan => "plan",
+                TerraformCommand::Apply => "apply",
+            };
+            return format!("terraform {command}: {}", terraform.environment);
         }
         format!("step {}", index + 1)
     }

@@ -5,6 +5,7 @@
 pub mod build;
 pub mod container;
 pub mod host;
+pub mod terraform;
 mod redact;
 
 pub use redact::Redactor;
@@ -170,6 +171,9 @@ pub async fn execute_kind(
 ) -> StepOutcome {
     if let Some(build_step) = &step.build {
         return build::execute(build_step, context).await;
+    }
+    if let Some(terraform_step) = &step.terraform {
+        return terraform::execute(terraform_step, context).await;
     }
     StepOutcome::NotStarted(format!(
         "this step sets no step kind it can run (kinds set: {:?}); write `run:`",

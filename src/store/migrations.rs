@@ -157,6 +157,8 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX deploy_audit_by_environment ON deploy_audit (repository, environment, id);
     "#,
+    // 4: Terraform plans (sealed), locks with leases and their queue.
+    super::terraform_locks::MIGRATION,
 ];
 
 /// The schema version this build writes.

@@ -1,4 +1,4 @@
-//! The durable store: webhook deliveries, runs, jobs, steps and logs, behind the narrow `Store`
+//! The durable store: webhook deliveries, runs, jobs, steps and logs, Terraform plans and locks, behind the narrow `Store`
 //! trait. This is the only module with SQL; it maps rows to and from `crate::model` types and
 //! knows nothing of HTTP, git, planning or scheduling. The trait speaks only model types so that
 //! another database (PostgreSQL, for several replicas) can implement it later; methods are
@@ -11,11 +11,17 @@ mod outputs;
 mod reads;
 mod rows;
 mod sqlite;
+mod terraform;
+mod terraform_locks;
 mod writer;
 mod writes;
 
 pub use error::{StoreError, StoreResult};
 pub use sqlite::SqliteStore;
+pub use terraform::{
+    LockHolder, LockOutcome, LockRecord, LockRequest, NewTerraformPlan, PlanInsert,
+    TerraformPlanRecord, TerraformStore, TerraformTarget,
+};
 pub use writer::WriteCounts;
 
 use crate::model::{Delivery, EventKind, Run, RunId, Status, StepRecord};
@@ -74,7 +80,7 @@ pub struct StoreStats {
 
 /// Everything sluice keeps between restarts. Implementations are shared between threads and
 /// every method may block on IO.
-pub trait Store: Send + Sync {
+pub trait Store: TerraformStore + Send + Sync {
     /// Durable when it returns. Same delivery id again -> `Duplicate`, nothing written.
     fn insert_delivery(&self, delivery: &Delivery) -> StoreResult<Inserted>;
 

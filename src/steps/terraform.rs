@@ -1,0 +1,193 @@
+//! The `terraform` step kind: `terraform: { environment: dev, command: plan }` plans the
+//! environment's Terraform at the job's commit, prints the summary and the policy findings,
+//! records them as job outputs (`plan_sha256`, `summary`, `counts`, `denials`, `warnings`) and
+//! stores the plan encrypted under the environment's lock; any deny fails the step.
+//! `command: apply` runs on a merge and applies exactly the reviewed plan for the merged commit,
+//! recording `plan_sha256` and `terraform_outputs`. The work is `crate::terraform::operations`';
+//! this file resolves the environment, key, commit facts and policy context from the `StepContext`.
+
+use super::{StepContext, StepOutcome};
+use crate::config::workflow::{TerraformCommand, TerraformStep};
+use crate::model::EventKind;
+use crate::policy::{PolicyContext, SystemClock};
+use crate::terraform::{
+    ApplyOutcome, MergedCommit, PlanKey, PlanOrigin, PlanOutcome, TerraformJob, TerraformSettings,
+    operations,
+};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub async fn execute(step: &TerraformStep, context: &StepContext) -> StepOutcome {
+    let settings = match load_settings(&context.workspace, &step.environment) {
+        Ok(settings) => settings,
+        Err(message) => return StepOutcome::NotStarted(format!("terraform step: {message}")),
+    };
+    let key = match PlanKey::from_env() {
+        Ok(key) => key,
+        Err(error) => return StepOutcome::NotStarted(format!("terraform step: {error}")),
+    };
+    let job = TerraformJob {
+        settings,
+        repository: context.event.repository.clone(),
+        checkout: context.workspace.clone(),
+        data_dir: context.data_dir.clone(),
+        env: context.env.clone(),
+        log: Some(context.log.clone()),
+        cancel: context.cancel.clone(),
+    };
+    let mut policy_context = PolicyContext::at(&SystemClock);
+    policy_context.environment = Some(step.environment.clone());
+    policy_context.event = Some(context.event.kind.as_str().to_owned());
+    policy_context.author = context.event.actor.clone();
+    policy_context.commit = Some(context.event.commit.clone());
+    let policies_dir = context.workspace.join("policies");
+    let facts = commit_facts(context);
+    match step.command {
+        TerraformCommand::Plan => {
+            let origin = PlanOrigin {
+                commit: context.event.commit.clone(),
+                tree: facts.as_ref().and_then(|facts| facts.tree.clone()),
+                base_commit: context.event.before.clone(),
+                pull_request: context.event.pull_request,
+                holder_label: format!("{} of {}", context.event.kind, context.event.git_ref),
+            };
+            let outcome = operations::plan_and_store(
+                &job,
+                &*context.store,
+                &key,
+                &origin,
+                &policies_dir,
+                &policy_context,
+            )
+            .await;
+            match outcome {
+                Ok(PlanOutcome::Planned { change, stored_id }) => {
+                    record_outputs(context, change.outputs()).await;
+                    match stored_id {
+                        Some(_) => StepOutcome::Exited(0),
+                        None => StepOutcome::Failed(format!(
+                            "the plan for {} was denied by {} polic{}; fix the change or the policy, then push again",
+                            step.environment,
+                            change.evaluation.denials().count() + change.evaluation.errors.len(),
+                            if change.evaluation.denials().count() + change.evaluation.errors.len()
+                                == 1
+                            {
+                                "y"
+                            } else {
+                                "ies"
+                            }
+                        )),
+                    }
+                }
+                Ok(PlanOutcome::Locked(message)) | Ok(PlanOutcome::LockLost(message)) => {
+                    record_outputs(
+                        context,
+                        BTreeMap::from([("locked".to_owned(), message.clone())]),
+                    )
+                    .await;
+                    StepOutcome::Failed(message)
+                }
+                Err(error) => {
+                    StepOutcome::Failed(format!("terraform plan for {}: {error}", step.environment))
+                }
+            }
+        }
+        TerraformCommand::Apply => {
+            if context.event.kind != EventKind::Merge {
+                return StepOutcome::NotStarted(format!(
+                    "terraform apply runs only for merges (this event is `{}`); guard the job with `if: event == 'merge'`",
+                    context.event.kind
+                ));
+            }
+            let merged = facts.unwrap_or_else(|| MergedCommit {
+                commit: context.event.commit.clone(),
+                parents: context.event.before.clone().into_iter().collect(),
+                tree: None,
+            });
+            let outcome = operations::apply_after_merge(
+                &job,
+                &*context.store,
+                &key,
+                &merged,
+                &policies_dir,
+                &policy_context,
+            )
+            .await;
+            match outcome {
+                Ok(ApplyOutcome::Applied {
+                    sha256, outputs, ..
+                }) => {
+                    record_outputs(
+                        context,
+                        BTreeMap::from([
+                            ("plan_sha256".to_owned(), sha256),
+                            ("terraform_outputs".to_owned(), outputs.to_string()),
+                        ]),
+                    )
+                    .await;
+                    StepOutcome::Exited(0)
+                }
+                Ok(ApplyOutcome::AlreadyApplied { sha256 }) => {
+                    record_outputs(
+                        context,
+                        BTreeMap::from([("plan_sha256".to_owned(), sha256)]),
+                    )
+                    .await;
+                    StepOutcome::Exited(0)
+                }
+                Ok(ApplyOutcome::Refused(reason)) => StepOutcome::Failed(reason),
+                Err(error) => StepOutcome::Failed(format!(
+                    "terraform apply for {}: {error}",
+                    step.environment
+                )),
+            }
+        }
+    }
+}
+
+/// The environment's Terraform settings from `environments/*.yaml` in the checkout.
+pub fn load_settings(checkout: &Path, environment: &str) -> Result<TerraformSettings, String> {
+    let files = crate::config::read_project_dir(checkout)
+        .map_err(|error| format!("cannot read environments/ in the checkout: {error}"))?;
+    let project = crate::config::load_project(&files);
+    let Some(loaded) = project
+        .environments
+        .iter()
+        .find(|loaded| loaded.value.name == environment)
+    else {
+        return Err(format!(
+            "no environment `{environment}` in environments/ (or its file has problems; run `sluice validate`)"
+        ));
+    };
+    match TerraformSettings::from_environment(&loaded.value) {
+        Ok(Some(settings)) => Ok(settings),
+        Ok(None) => Err(format!(
+            "environments/{environment}.yaml has no `terraform:` section; add one with at least `dir:`"
+        )),
+        Err(problems) => Err(problems.join("; ")),
+    }
+}
+
+/// Parents and tree of the job's commit from the repository's mirror, when there is one.
+fn commit_facts(context: &StepContext) -> Option<MergedCommit> {
+    let (owner, name) = context.event.repository.split_once('/')?;
+    let mirror: PathBuf = context
+        .data_dir
+        .join("mirrors")
+        .join(owner)
+        .join(format!("{name}.git"));
+    operations::merged_commit_facts(&mirror, &context.event.commit)
+}
+
+async fn record_outputs(context: &StepContext, outputs: BTreeMap<String, String>) {
+    let store = context.store.clone();
+    let run = context.run_id;
+    let job = context.job.clone();
+    let recorded =
+        tokio::task::spawn_blocking(move || store.set_job_outputs(run, &job, &outputs)).await;
+    if let Ok(Err(error)) = recorded {
+        let _ = context
+            .log
+            .send(format!("sluice: cannot record the step's outputs: {error}"));
+    }
+}
