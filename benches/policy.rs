@@ -8,9 +8,11 @@
 //! mismatch fails the run.
 //!
 //! Run with `scripts/bench-policy.sh` (installs regopy and checkov into virtual environments)
-//! or `cargo bench --bench policy`. Settings: `BENCH_REPEATS` (passes over the plans per engine,
-//! default 11), `BENCH_REGOPY_REPEATS` (the same for regopy, default 1), `BENCH_CHECKOV_FILES` (how many plans, spread evenly over the sorted
-//! list, checkov checks one process each; default all), `SLUICE_REGOPY_PYTHON`, `SLUICE_CHECKOV`.
+//! or `cargo bench --bench policy`. Settings: `BENCH_REPEATS` (passes over the plans for sluice,
+//! default 11), `BENCH_REGOPY_REPEATS` (the same for regopy, default 1), `BENCH_CONTEXTS` (1 runs
+//! only the first context; default 2), `BENCH_REGOPY_MODES` (default `query,bundle`),
+//! `BENCH_CHECKOV_FILES` (how many plans, spread evenly over the sorted list, checkov checks one
+//! process each; default all), `SLUICE_REGOPY_PYTHON`, `SLUICE_CHECKOV`.
 
 #[path = "policy/checkov.rs"]
 mod checkov;
@@ -146,8 +148,16 @@ fn main() -> anyhow::Result<()> {
             "2025-01-02T10:00:00Z",
         ),
     ];
+    let context_count = setting("BENCH_CONTEXTS")
+        .unwrap_or(contexts.len())
+        .clamp(1, contexts.len());
+    let regopy_modes: Vec<String> = std::env::var("BENCH_REGOPY_MODES")
+        .unwrap_or_else(|_| "query,bundle".to_owned())
+        .split(',')
+        .map(str::to_owned)
+        .collect();
     let mut report = report::Report::new(rules.clone());
-    for named in &contexts {
+    for named in &contexts[..context_count] {
         let sluice_run =
             sluice_peer::evaluate_all(&compiled.policy_set, &plan_texts, &named.context, repeats)?;
         report.add_engine(
@@ -171,7 +181,7 @@ fn main() -> anyhow::Result<()> {
             rules: &rules,
             plan_paths: &plan_paths,
         };
-        for mode in ["query", "bundle"] {
+        for mode in &regopy_modes {
             let label = format!("regopy ({mode})");
             match regopy::run(python, &job, mode, regopy_repeats) {
                 Ok(run) => {
