@@ -736,6 +736,43 @@ fn compare_with_regopy(
     }
 }
 
+/// Plans that make the rules no real plan triggers speak: a destroyed stateful resource
+/// (`terraform.stateful`), a GPU pool kept warm (`terraform.instance_types.warn`), and a
+/// compliant production plan, written as files beside nothing else.
+fn crafted_plans(directory: &Path) -> Vec<PathBuf> {
+    let dropped_database = json!({"address": "module.mlflow.terraform_data.database[0]", "mode": "managed", "type": "terraform_data", "name": "database",
+        "change": {"actions": ["delete"], "before": {"input": {}}, "after": null}});
+    let replaced_bucket = json!({"address": "aws_s3_bucket.artifacts", "mode": "managed", "type": "aws_s3_bucket", "name": "artifacts",
+        "change": {"actions": ["delete", "create"], "before": {"bucket": "artifacts"}, "after": {"bucket": "artifacts", "tags": tags("production")}}});
+    let warm_gpu_pool = resource(
+        "module.cluster.terraform_data.node_pool[\"gpu\"]",
+        &["create"],
+        json!({"instance_type": "g5.xlarge", "budget": "large", "min_size": 2, "gpu": true, "tags": tags("production")}),
+    );
+    let plans = [
+        (
+            "crafted_stateful_destroy.json",
+            json!({"resource_changes": [dropped_database, replaced_bucket]}),
+        ),
+        (
+            "crafted_warm_gpu_pool.json",
+            with_extra(compliant_plan("production", "large"), warm_gpu_pool),
+        ),
+        (
+            "crafted_compliant.json",
+            compliant_plan("production", "large"),
+        ),
+    ];
+    plans
+        .into_iter()
+        .map(|(name, plan)| {
+            let path = directory.join(name);
+            std::fs::write(&path, plan.to_string()).unwrap();
+            path
+        })
+        .collect()
+}
+
 #[test]
 fn the_default_policies_agree_with_regopy_on_every_real_plan() {
     let Some(python) = regopy_python() else {
@@ -754,12 +791,18 @@ fn the_default_policies_agree_with_regopy_on_every_real_plan() {
         .collect();
     plan_paths.sort();
     assert_eq!(plan_paths.len(), 121);
+    let crafted_directory = tempfile::tempdir().unwrap();
+    plan_paths.extend(crafted_plans(crafted_directory.path()));
     let mut comparison = Comparison::default();
     // Production at a Friday merge: the freeze and the production-only denials take part.
     // Dev on a Thursday pull request: the small budget tier and the warnings take part.
+    // Production on a Friday pull request, approved: the freeze and stateful warnings.
+    let mut approved_pull_request = context("production", "pull_request", FRIDAY);
+    approved_pull_request.approvals = vec!["bob".to_owned()];
     for context in [
         context("production", "merge", FRIDAY),
         context("dev", "pull_request", THURSDAY),
+        approved_pull_request,
     ] {
         compare_with_regopy(
             &python,
@@ -782,16 +825,23 @@ fn the_default_policies_agree_with_regopy_on_every_real_plan() {
         "{} findings",
         comparison.total_findings
     );
-    for rule in [
-        "terraform.tags.deny",
-        "terraform.tags.warn",
-        "terraform.instance_types.deny",
-        "terraform.ingress.deny",
-        "terraform.ingress.warn",
-        "terraform.public_buckets.deny",
-        "terraform.public_buckets.warn",
-        "terraform.freeze.deny",
-    ] {
+    // Every rule of the default Terraform set is compared, and every one of them fired.
+    let terraform_sources = load_sources(&repository_root().join("policies/terraform")).unwrap();
+    let terraform_rules: Vec<String> = PolicySet::compile(&terraform_sources)
+        .unwrap()
+        .rules()
+        .iter()
+        .map(|rule| rule.path())
+        .collect();
+    assert_eq!(terraform_rules.len(), 12, "{terraform_rules:?}");
+    for rule in &terraform_rules {
+        assert!(
+            policy_set
+                .rules()
+                .iter()
+                .any(|compared| &compared.path() == rule),
+            "{rule} is not compared"
+        );
         assert!(
             comparison.rules_that_fired.contains(rule),
             "{rule} never fired: {:?}",
