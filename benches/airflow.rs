@@ -22,7 +22,9 @@ fn dag_text(index: usize, round: usize) -> String {
         "\"\"\"Generated DAG {index}.\"\"\"\nimport pendulum\nfrom airflow.sdk import DAG, task\n\nwith DAG(dag_id=\"generated_{index}\", schedule=None, start_date=pendulum.datetime(2025, 1, 1)):\n"
     );
     for task in 0..20 {
-        text.push_str(&format!("    # task {task} of DAG {index}: a line of ordinary padding to reach a typical size\n"));
+        text.push_str(&format!(
+            "    # task {task} of DAG {index}: a line of ordinary padding to reach a typical size\n"
+        ));
     }
     text.push_str(&format!("    ROUND = {round}\n"));
     text
@@ -30,7 +32,11 @@ fn dag_text(index: usize, round: usize) -> String {
 
 fn median(samples: &mut [Duration]) -> (Duration, Duration, Duration) {
     samples.sort_unstable();
-    (samples[samples.len() / 2], samples[0], samples[samples.len() - 1])
+    (
+        samples[samples.len() / 2],
+        samples[0],
+        samples[samples.len() - 1],
+    )
 }
 
 /// A number from `rsync --stats`, e.g. "Total transferred file size: 2,051 bytes".
@@ -38,7 +44,12 @@ fn rsync_stat(stats: &str, label: &str) -> u64 {
     stats
         .lines()
         .find_map(|line| line.strip_prefix(label))
-        .map(|rest| rest.split_whitespace().next().unwrap_or("0").replace(',', ""))
+        .map(|rest| {
+            rest.split_whitespace()
+                .next()
+                .unwrap_or("0")
+                .replace(',', "")
+        })
         .and_then(|number| number.parse().ok())
         .unwrap_or(0)
 }
@@ -50,18 +61,32 @@ fn rsync(source: &Path, destination: &Path) -> String {
         .arg(format!("{}/", destination.display()))
         .output()
         .expect("rsync runs; apt-get install rsync");
-    assert!(output.status.success(), "rsync failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "rsync failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 fn main() {
-    let repeats: usize = std::env::var("BENCH_REPEATS").ok().and_then(|value| value.parse().ok()).unwrap_or(7).max(1);
-    let file_count: usize = std::env::var("BENCH_FILES").ok().and_then(|value| value.parse().ok()).unwrap_or(10_000);
+    let repeats: usize = std::env::var("BENCH_REPEATS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(7)
+        .max(1);
+    let file_count: usize = std::env::var("BENCH_FILES")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(10_000);
     if Command::new("rsync").arg("--version").output().is_err() {
         eprintln!("rsync is missing; install it (apt-get install rsync) and run again");
         std::process::exit(2);
     }
-    println!("airflow DAG deploy: {file_count} files, one changed per round, {repeats} rounds; {}", machine::describe());
+    println!(
+        "airflow DAG deploy: {file_count} files, one changed per round, {repeats} rounds; {}",
+        machine::describe()
+    );
     let scratch = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let source = scratch.path().join("source");
     std::fs::create_dir_all(&source).unwrap();
@@ -71,32 +96,43 @@ fn main() {
         total_bytes += text.len() as u64;
         std::fs::write(source.join(format!("dag_{index:05}.py")), text).unwrap();
     }
-    let folder = VersionedFolder { folder: scratch.path().join("dags"), versions: scratch.path().join("dags.versions"), keep: 3 };
+    let folder = VersionedFolder {
+        folder: scratch.path().join("dags"),
+        versions: scratch.path().join("dags.versions"),
+        keep: 3,
+    };
     let rsync_destination = scratch.path().join("rsync-dags");
     std::fs::create_dir_all(&rsync_destination).unwrap();
     folder.deploy(&source).unwrap();
     rsync(&source, &rsync_destination);
 
     let (mut sluice_times, mut rsync_times) = (Vec::new(), Vec::new());
-    let (mut sluice_bytes, mut sluice_files, mut rsync_bytes, mut rsync_files) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut sluice_bytes, mut sluice_files, mut rsync_bytes, mut rsync_files) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 1..=repeats {
         let changed_index = (round * 7919) % file_count;
-        std::fs::write(source.join(format!("dag_{changed_index:05}.py")), dag_text(changed_index, round)).unwrap();
+        std::fs::write(
+            source.join(format!("dag_{changed_index:05}.py")),
+            dag_text(changed_index, round),
+        )
+        .unwrap();
         // Alternate which runs first so neither always meets a warmer page cache.
-        let run_sluice = |times: &mut Vec<Duration>, bytes: &mut Vec<u64>, files: &mut Vec<usize>| {
-            let started = Instant::now();
-            let outcome = folder.deploy(&source).unwrap();
-            times.push(started.elapsed());
-            bytes.push(outcome.bytes_copied);
-            files.push(outcome.files_copied);
-        };
-        let run_rsync = |times: &mut Vec<Duration>, bytes: &mut Vec<u64>, files: &mut Vec<usize>| {
-            let started = Instant::now();
-            let stats = rsync(&source, &rsync_destination);
-            times.push(started.elapsed());
-            bytes.push(rsync_stat(&stats, "Total transferred file size: "));
-            files.push(rsync_stat(&stats, "Number of regular files transferred: ") as usize);
-        };
+        let run_sluice =
+            |times: &mut Vec<Duration>, bytes: &mut Vec<u64>, files: &mut Vec<usize>| {
+                let started = Instant::now();
+                let outcome = folder.deploy(&source).unwrap();
+                times.push(started.elapsed());
+                bytes.push(outcome.bytes_copied);
+                files.push(outcome.files_copied);
+            };
+        let run_rsync =
+            |times: &mut Vec<Duration>, bytes: &mut Vec<u64>, files: &mut Vec<usize>| {
+                let started = Instant::now();
+                let stats = rsync(&source, &rsync_destination);
+                times.push(started.elapsed());
+                bytes.push(rsync_stat(&stats, "Total transferred file size: "));
+                files.push(rsync_stat(&stats, "Number of regular files transferred: ") as usize);
+            };
         if round % 2 == 0 {
             run_sluice(&mut sluice_times, &mut sluice_bytes, &mut sluice_files);
             run_rsync(&mut rsync_times, &mut rsync_bytes, &mut rsync_files);
@@ -109,7 +145,15 @@ fn main() {
     let (rsync_median, rsync_min, rsync_max) = median(&mut rsync_times);
     println!("tree: {file_count} files, {total_bytes} bytes\n");
     print_table(
-        &["tool", "median", "min", "max", "vs rsync", "files copied / round", "bytes copied / round"],
+        &[
+            "tool",
+            "median",
+            "min",
+            "max",
+            "vs rsync",
+            "files copied / round",
+            "bytes copied / round",
+        ],
         &[
             vec![
                 "sluice VersionedFolder::deploy".into(),

@@ -46,7 +46,9 @@ pub fn airflow_venv() -> Option<PathBuf> {
 /// The one Airflow of this test binary, started on first use; None (skip) without a venv.
 pub fn airflow() -> Option<&'static Airflow> {
     static AIRFLOW: OnceLock<Option<Airflow>> = OnceLock::new();
-    AIRFLOW.get_or_init(|| airflow_venv().map(|venv| Airflow::start(&venv))).as_ref()
+    AIRFLOW
+        .get_or_init(|| airflow_venv().map(|venv| Airflow::start(&venv)))
+        .as_ref()
 }
 
 /// Tests share one DAG folder: they take turns.
@@ -56,7 +58,11 @@ pub fn exclusive() -> MutexGuard<'static, ()> {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Airflow {
@@ -68,7 +74,11 @@ impl Airflow {
         let port = free_port();
         let base_url = format!("http://127.0.0.1:{port}");
         let log_path = home.join("standalone.log");
-        let path = format!("{}:{}", venv.join("bin").display(), std::env::var("PATH").unwrap_or_default());
+        let path = format!(
+            "{}:{}",
+            venv.join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
         // The shell starts Airflow in its own process group, then waits for its stdin to close
         // (this test binary exiting, however it exits) and kills the group.
         let script = r#"airflow standalone >"$SLUICE_AIRFLOW_LOG" 2>&1 &
@@ -89,7 +99,10 @@ kill -KILL -$$ 2>/dev/null"#;
             .env("AIRFLOW__API__PORT", port.to_string())
             .env("AIRFLOW__API__HOST", "127.0.0.1")
             .env("AIRFLOW__API__WORKERS", "1")
-            .env("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", format!("{base_url}/execution/"))
+            .env(
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+                format!("{base_url}/execution/"),
+            )
             .env("AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL", "2")
             .env("AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL", "2")
             .env("AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES", "1")
@@ -125,7 +138,10 @@ kill -KILL -$$ 2>/dev/null"#;
 
     /// Polls the health endpoint until the scheduler and the DAG processor report healthy.
     fn wait_until_healthy(&self, timeout: Duration) {
-        let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
         let started = Instant::now();
         let url = format!("{}/api/v2/monitor/health", self.base_url);
         let mut last = String::new();
@@ -144,18 +160,26 @@ kill -KILL -$$ 2>/dev/null"#;
             }
             std::thread::sleep(Duration::from_millis(500));
         }
-        panic!("airflow did not become healthy within {timeout:?} (last health: {last}):\n{}", self.log_tail());
+        panic!(
+            "airflow did not become healthy within {timeout:?} (last health: {last}):\n{}",
+            self.log_tail()
+        );
     }
 
     fn read_password(&self) -> String {
         let path = self.password_file();
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
         let passwords: serde_json::Value = serde_json::from_str(&text).unwrap();
-        passwords[&self.username].as_str().expect("a password for admin").to_owned()
+        passwords[&self.username]
+            .as_str()
+            .expect("a password for admin")
+            .to_owned()
     }
 
     pub fn password_file(&self) -> PathBuf {
-        self.home.join("simple_auth_manager_passwords.json.generated")
+        self.home
+            .join("simple_auth_manager_passwords.json.generated")
     }
 
     pub fn python(&self) -> PathBuf {

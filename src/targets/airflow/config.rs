@@ -97,27 +97,51 @@ impl AirflowConfig {
     fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         if self.keep < 2 {
-            problems.push(format!("field `airflow.keep` is {}; keep at least 2 versions so a rollback has one", self.keep));
+            problems.push(format!(
+                "field `airflow.keep` is {}; keep at least 2 versions so a rollback has one",
+                self.keep
+            ));
         }
         if !matches!(self.api_version, 2 | 3) {
-            problems.push(format!("field `airflow.api_version` is {}; write 3 (`/api/v2`) or 2 (`/api/v1`)", self.api_version));
+            problems.push(format!(
+                "field `airflow.api_version` is {}; write 3 (`/api/v2`) or 2 (`/api/v1`)",
+                self.api_version
+            ));
         }
-        if self.folder.as_os_str().is_empty() || self.folder.parent().is_none_or(|parent| parent.as_os_str().is_empty()) {
-            problems.push(format!("field `airflow.folder` is `{}`; name an absolute path like /srv/airflow/dev/dags", self.folder.display()));
+        if self.folder.as_os_str().is_empty()
+            || self
+                .folder
+                .parent()
+                .is_none_or(|parent| parent.as_os_str().is_empty())
+        {
+            problems.push(format!(
+                "field `airflow.folder` is `{}`; name an absolute path like /srv/airflow/dev/dags",
+                self.folder.display()
+            ));
         }
-        if self.dags.is_absolute() || self.dags.components().any(|part| matches!(part, std::path::Component::ParentDir)) {
+        if self.dags.is_absolute()
+            || self
+                .dags
+                .components()
+                .any(|part| matches!(part, std::path::Component::ParentDir))
+        {
             problems.push(format!("field `airflow.dags` is `{}`; name a folder inside the repository like platform/dags", self.dags.display()));
         }
         if let Some(api) = &self.api
             && url::Url::parse(api).is_err()
         {
-            problems.push(format!("field `airflow.api` is `{api}`, not a URL; write e.g. http://127.0.0.1:8080"));
+            problems.push(format!(
+                "field `airflow.api` is `{api}`, not a URL; write e.g. http://127.0.0.1:8080"
+            ));
         }
         if let Some(auth) = &self.auth
             && auth.password_env.is_none()
             && auth.password_file.is_none()
         {
-            problems.push("field `airflow.auth` has neither `password_env` nor `password_file`; name one".to_owned());
+            problems.push(
+                "field `airflow.auth` has neither `password_env` nor `password_file`; name one"
+                    .to_owned(),
+            );
         }
         if let Some(timeout) = &self.parse_timeout
             && let Err(message) = timeout.to_duration()
@@ -125,10 +149,14 @@ impl AirflowConfig {
             problems.push(format!("field `airflow.parse_timeout`: {message}"));
         }
         if !self.unpause.is_empty() && self.api.is_none() {
-            problems.push("field `airflow.unpause` needs `airflow.api` to reach Airflow; add it".to_owned());
+            problems.push(
+                "field `airflow.unpause` needs `airflow.api` to reach Airflow; add it".to_owned(),
+            );
         }
         if !self.variables.is_empty() && self.api.is_none() {
-            problems.push("field `airflow.variables` needs `airflow.api` to reach Airflow; add it".to_owned());
+            problems.push(
+                "field `airflow.variables` needs `airflow.api` to reach Airflow; add it".to_owned(),
+            );
         }
         problems
     }
@@ -149,7 +177,9 @@ impl AirflowConfig {
     }
 
     pub fn python(&self) -> PathBuf {
-        self.python.clone().unwrap_or_else(|| PathBuf::from("python3"))
+        self.python
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("python3"))
     }
 }
 
@@ -171,7 +201,10 @@ mod tests {
 
     #[test]
     fn sections_parse_or_name_the_field() {
-        check(json!({"dags": "platform/dags", "folder": "/srv/airflow/dev/dags"}), Ok(()));
+        check(
+            json!({"dags": "platform/dags", "folder": "/srv/airflow/dev/dags"}),
+            Ok(()),
+        );
         check(
             json!({"dags": "platform/dags", "folder": "/srv/a/dags", "api": "http://127.0.0.1:8089",
                    "validate": true, "unpause": ["a"], "variables": {"k": "v"}, "keep": 3,
@@ -179,20 +212,51 @@ mod tests {
                    "parse_timeout": "2m"}),
             Ok(()),
         );
-        check(json!({"dags": "d", "folder": "/f", "colour": 1}), Err("unknown field `colour`"));
+        check(
+            json!({"dags": "d", "folder": "/f", "colour": 1}),
+            Err("unknown field `colour`"),
+        );
         check(json!({"folder": "/f"}), Err("missing field `dags`"));
-        check(json!({"dags": "d", "folder": "/s/f", "keep": 1}), Err("`airflow.keep` is 1"));
-        check(json!({"dags": "d", "folder": "/s/f", "api": "nope"}), Err("`airflow.api` is `nope`"));
-        check(json!({"dags": "d", "folder": "/s/f", "unpause": ["x"]}), Err("`airflow.unpause` needs"));
-        check(json!({"dags": "../d", "folder": "/s/f"}), Err("`airflow.dags` is `../d`"));
-        check(json!({"dags": "d", "folder": "/s/f", "auth": {"username": "a"}}), Err("neither"));
-        check(json!({"dags": "d", "folder": "/s/f", "parse_timeout": "soon"}), Err("parse_timeout"));
-        check(json!({"dags": "d", "folder": "/s/f", "auth": {"username": "a", "x": 1}}), Err("field `airflow.auth"));
+        check(
+            json!({"dags": "d", "folder": "/s/f", "keep": 1}),
+            Err("`airflow.keep` is 1"),
+        );
+        check(
+            json!({"dags": "d", "folder": "/s/f", "api": "nope"}),
+            Err("`airflow.api` is `nope`"),
+        );
+        check(
+            json!({"dags": "d", "folder": "/s/f", "unpause": ["x"]}),
+            Err("`airflow.unpause` needs"),
+        );
+        check(
+            json!({"dags": "../d", "folder": "/s/f"}),
+            Err("`airflow.dags` is `../d`"),
+        );
+        check(
+            json!({"dags": "d", "folder": "/s/f", "auth": {"username": "a"}}),
+            Err("neither"),
+        );
+        check(
+            json!({"dags": "d", "folder": "/s/f", "parse_timeout": "soon"}),
+            Err("parse_timeout"),
+        );
+        check(
+            json!({"dags": "d", "folder": "/s/f", "auth": {"username": "a", "x": 1}}),
+            Err("field `airflow.auth"),
+        );
     }
 
     #[test]
     fn versions_sit_beside_the_folder_by_default() {
-        let config = AirflowConfig::parse("dev", &serde_json::json!({"dags": "d", "folder": "/srv/dev/dags"})).unwrap();
-        assert_eq!(config.versions_directory(), PathBuf::from("/srv/dev/dags.versions"));
+        let config = AirflowConfig::parse(
+            "dev",
+            &serde_json::json!({"dags": "d", "folder": "/srv/dev/dags"}),
+        )
+        .unwrap();
+        assert_eq!(
+            config.versions_directory(),
+            PathBuf::from("/srv/dev/dags.versions")
+        );
     }
 }

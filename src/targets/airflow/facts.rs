@@ -71,17 +71,29 @@ pub fn file_changes(previous: &Manifest, next: &Manifest) -> Vec<Change> {
     let mut changes = Vec::new();
     for (file, digest) in next {
         match previous.get(file) {
-            None => changes.push(Change { address: file.clone(), action: ChangeAction::Create, detail: None }),
+            None => changes.push(Change {
+                address: file.clone(),
+                action: ChangeAction::Create,
+                detail: None,
+            }),
             Some(old) if old != digest => changes.push(Change {
                 address: file.clone(),
                 action: ChangeAction::Update,
-                detail: Some(format!("sha256 {} → {}", &old[..12.min(old.len())], &digest[..12.min(digest.len())])),
+                detail: Some(format!(
+                    "sha256 {} → {}",
+                    &old[..12.min(old.len())],
+                    &digest[..12.min(digest.len())]
+                )),
             }),
             Some(_) => {}
         }
     }
     for file in previous.keys().filter(|file| !next.contains_key(*file)) {
-        changes.push(Change { address: file.clone(), action: ChangeAction::Delete, detail: None });
+        changes.push(Change {
+            address: file.clone(),
+            action: ChangeAction::Delete,
+            detail: None,
+        });
     }
     changes.sort_by(|left, right| left.address.cmp(&right.address));
     changes
@@ -108,8 +120,16 @@ pub struct ValidationSummary {
     pub import_errors: BTreeMap<String, String>,
 }
 
-pub fn comment_section(environment: &str, previous: &Manifest, next: &Manifest, validation: Option<&Validation>) -> CommentSection {
-    let mut section = CommentSection { environment: environment.to_owned(), ..CommentSection::default() };
+pub fn comment_section(
+    environment: &str,
+    previous: &Manifest,
+    next: &Manifest,
+    validation: Option<&Validation>,
+) -> CommentSection {
+    let mut section = CommentSection {
+        environment: environment.to_owned(),
+        ..CommentSection::default()
+    };
     for change in file_changes(previous, next) {
         match change.action {
             ChangeAction::Create => section.added.push(change.address),
@@ -119,12 +139,20 @@ pub fn comment_section(environment: &str, previous: &Manifest, next: &Manifest, 
     }
     if let Some(validation) = validation {
         for dag in &validation.dags {
-            section.dags_by_file.entry(dag.file.clone()).or_default().push(dag.dag_id.clone());
+            section
+                .dags_by_file
+                .entry(dag.file.clone())
+                .or_default()
+                .push(dag.dag_id.clone());
         }
         section.validation = Some(ValidationSummary {
             airflow_version: validation.airflow_version.clone(),
             dag_count: validation.dags.len(),
-            import_errors: validation.import_errors.iter().map(|error| (error.file.clone(), error.message.clone())).collect(),
+            import_errors: validation
+                .import_errors
+                .iter()
+                .map(|error| (error.file.clone(), error.message.clone()))
+                .collect(),
         });
     }
     section
@@ -134,15 +162,28 @@ impl CommentSection {
     pub fn to_markdown(&self) -> String {
         let mut text = format!("#### Airflow DAGs · {}\n\n", self.environment);
         let describe = |file: &String| match self.dags_by_file.get(file) {
-            Some(ids) => format!("`{file}` ({})", ids.iter().map(|id| format!("`{id}`")).collect::<Vec<_>>().join(", ")),
+            Some(ids) => format!(
+                "`{file}` ({})",
+                ids.iter()
+                    .map(|id| format!("`{id}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             None => format!("`{file}`"),
         };
         if self.added.is_empty() && self.changed.is_empty() && self.removed.is_empty() {
             text.push_str("No DAG file changes.\n");
         }
-        for (label, files) in [("Added", &self.added), ("Changed", &self.changed), ("Removed", &self.removed)] {
+        for (label, files) in [
+            ("Added", &self.added),
+            ("Changed", &self.changed),
+            ("Removed", &self.removed),
+        ] {
             if !files.is_empty() {
-                text.push_str(&format!("- {label}: {}\n", files.iter().map(describe).collect::<Vec<_>>().join(", ")));
+                text.push_str(&format!(
+                    "- {label}: {}\n",
+                    files.iter().map(describe).collect::<Vec<_>>().join(", ")
+                ));
             }
         }
         match &self.validation {
@@ -172,7 +213,10 @@ mod tests {
     use crate::targets::airflow::validate::{DagFacts, ImportError};
 
     fn manifest(entries: &[(&str, &str)]) -> Manifest {
-        entries.iter().map(|(file, digest)| (file.to_string(), digest.to_string())).collect()
+        entries
+            .iter()
+            .map(|(file, digest)| (file.to_string(), digest.to_string()))
+            .collect()
     }
 
     fn validation() -> Validation {
@@ -187,28 +231,70 @@ mod tests {
                 max_active_runs: Some(4),
                 description: None,
             }],
-            import_errors: vec![ImportError { file: "broken.py".into(), message: "ModuleNotFoundError: No module named 'x'".into() }],
+            import_errors: vec![ImportError {
+                file: "broken.py".into(),
+                message: "ModuleNotFoundError: No module named 'x'".into(),
+            }],
         }
     }
 
     #[test]
     fn changes_and_the_comment_name_every_file_and_the_dags_in_it() {
-        let previous = manifest(&[("train.py", "aaaaaaaaaaaaaaaa"), ("gone.py", "b"), ("same.py", "c")]);
-        let next = manifest(&[("train.py", "dddddddddddddddd"), ("broken.py", "e"), ("same.py", "c")]);
+        let previous = manifest(&[
+            ("train.py", "aaaaaaaaaaaaaaaa"),
+            ("gone.py", "b"),
+            ("same.py", "c"),
+        ]);
+        let next = manifest(&[
+            ("train.py", "dddddddddddddddd"),
+            ("broken.py", "e"),
+            ("same.py", "c"),
+        ]);
         let section = comment_section("staging", &previous, &next, Some(&validation()));
-        assert_eq!((section.added.clone(), section.changed.clone(), section.removed.clone()), (vec!["broken.py".to_string()], vec!["train.py".to_string()], vec!["gone.py".to_string()]));
+        assert_eq!(
+            (
+                section.added.clone(),
+                section.changed.clone(),
+                section.removed.clone()
+            ),
+            (
+                vec!["broken.py".to_string()],
+                vec!["train.py".to_string()],
+                vec!["gone.py".to_string()]
+            )
+        );
         let markdown = section.to_markdown();
-        for fragment in ["Airflow DAGs · staging", "- Changed: `train.py` (`train`)", "- Removed: `gone.py`", "❌ Validation: 1 file(s)", "No module named 'x'"] {
-            assert!(markdown.contains(fragment), "{fragment} missing from:\n{markdown}");
+        for fragment in [
+            "Airflow DAGs · staging",
+            "- Changed: `train.py` (`train`)",
+            "- Removed: `gone.py`",
+            "❌ Validation: 1 file(s)",
+            "No module named 'x'",
+        ] {
+            assert!(
+                markdown.contains(fragment),
+                "{fragment} missing from:\n{markdown}"
+            );
         }
-        assert!(comment_section("dev", &next, &next, None).to_markdown().contains("No DAG file changes.\n\nValidation: not run"));
+        assert!(
+            comment_section("dev", &next, &next, None)
+                .to_markdown()
+                .contains("No DAG file changes.\n\nValidation: not run")
+        );
     }
 
     #[test]
     fn the_policy_input_names_repository_paths_and_leaves_an_unknown_owner_out() {
         let next = manifest(&[("train.py", "d")]);
         let sources = BTreeMap::from([("train.py".to_string(), "text".to_string())]);
-        let input = policy_input("dev", "platform/dags/", Some(&validation()), &next, &sources, &BTreeMap::new());
+        let input = policy_input(
+            "dev",
+            "platform/dags/",
+            Some(&validation()),
+            &next,
+            &sources,
+            &BTreeMap::new(),
+        );
         let dag = &input["dags"][0];
         assert_eq!(dag["file"], "platform/dags/train.py");
         assert_eq!(dag["sha256"], "d");

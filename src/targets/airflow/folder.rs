@@ -35,7 +35,11 @@ pub enum FolderError {
 
 fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> FolderError {
     let path = path.to_path_buf();
-    move |source| FolderError::Io { action, path, source }
+    move |source| FolderError::Io {
+        action,
+        path,
+        source,
+    }
 }
 
 /// What one deploy did.
@@ -72,7 +76,9 @@ pub fn scan(directory: &Path) -> Result<Manifest, FolderError> {
             let path = entry.path();
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            let file_type = std::fs::metadata(&path).map_err(io_error("read", &path))?.file_type();
+            let file_type = std::fs::metadata(&path)
+                .map_err(io_error("read", &path))?
+                .file_type();
             if file_type.is_dir() {
                 if name != "__pycache__" && name != ".git" {
                     pending.push(path);
@@ -80,7 +86,11 @@ pub fn scan(directory: &Path) -> Result<Manifest, FolderError> {
             } else if file_type.is_file() && !name.ends_with(".pyc") && name != MANIFEST {
                 let bytes = std::fs::read(&path).map_err(io_error("read", &path))?;
                 let relative = path.strip_prefix(directory).unwrap_or(&path);
-                let relative = relative.components().map(|part| part.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+                let relative = relative
+                    .components()
+                    .map(|part| part.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/");
                 manifest.insert(relative, hex::encode(Sha256::digest(&bytes)));
             }
         }
@@ -107,8 +117,11 @@ impl VersionedFolder {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(error) => Err(io_error("inspect", &self.folder)(error)),
             Ok(metadata) if metadata.file_type().is_symlink() => {
-                let target = std::fs::read_link(&self.folder).map_err(io_error("read the symlink", &self.folder))?;
-                Ok(target.file_name().map(|name| name.to_string_lossy().into_owned()))
+                let target = std::fs::read_link(&self.folder)
+                    .map_err(io_error("read the symlink", &self.folder))?;
+                Ok(target
+                    .file_name()
+                    .map(|name| name.to_string_lossy().into_owned()))
             }
             Ok(metadata) if metadata.is_dir() && is_empty_directory(&self.folder) => Ok(None),
             Ok(_) => Err(FolderError::Layout(format!(
@@ -134,16 +147,30 @@ impl VersionedFolder {
         let manifest = scan(source)?;
         let version = version_name(&manifest);
         let previous = self.live_version()?;
-        let mut outcome = FolderDeploy { version: version.clone(), previous: previous.clone(), ..FolderDeploy::default() };
+        let mut outcome = FolderDeploy {
+            version: version.clone(),
+            previous: previous.clone(),
+            ..FolderDeploy::default()
+        };
         if previous.as_deref() == Some(version.as_str()) && self.read_manifest(&version).is_some() {
             return Ok(outcome);
         }
         std::fs::create_dir_all(&self.versions).map_err(io_error("create", &self.versions))?;
         self.remove_leftovers()?;
         if self.read_manifest(&version).is_none() {
-            let previous_manifest = previous.as_deref().and_then(|name| self.read_manifest(name)).unwrap_or_default();
+            let previous_manifest = previous
+                .as_deref()
+                .and_then(|name| self.read_manifest(name))
+                .unwrap_or_default();
             let previous_path = previous.as_deref().map(|name| self.version_path(name));
-            self.build(source, &manifest, &version, &previous_manifest, previous_path.as_deref(), &mut outcome)?;
+            self.build(
+                source,
+                &manifest,
+                &version,
+                &previous_manifest,
+                previous_path.as_deref(),
+                &mut outcome,
+            )?;
         }
         self.switch_to(&version)?;
         outcome.switched = true;
@@ -160,7 +187,10 @@ impl VersionedFolder {
         previous_path: Option<&Path>,
         outcome: &mut FolderDeploy,
     ) -> Result<(), FolderError> {
-        let temporary = self.versions.join(format!("{TEMPORARY_PREFIX}{version}-{}", std::process::id()));
+        let temporary = self.versions.join(format!(
+            "{TEMPORARY_PREFIX}{version}-{}",
+            std::process::id()
+        ));
         std::fs::create_dir_all(&temporary).map_err(io_error("create", &temporary))?;
         for (relative, digest) in manifest {
             let destination = temporary.join(relative);
@@ -176,24 +206,30 @@ impl VersionedFolder {
             }
             let origin = source.join(relative);
             let bytes = std::fs::read(&origin).map_err(io_error("read", &origin))?;
-            let mut file = std::fs::File::create(&destination).map_err(io_error("write", &destination))?;
-            file.write_all(&bytes).map_err(io_error("write", &destination))?;
+            let mut file =
+                std::fs::File::create(&destination).map_err(io_error("write", &destination))?;
+            file.write_all(&bytes)
+                .map_err(io_error("write", &destination))?;
             file.sync_data().map_err(io_error("flush", &destination))?;
             outcome.files_copied += 1;
             outcome.bytes_copied += bytes.len() as u64;
         }
         // The manifest is written last: its presence marks the version complete.
         let manifest_path = temporary.join(MANIFEST);
-        let manifest_text = serde_json::to_vec_pretty(manifest).expect("a map of strings serialises");
-        let mut file = std::fs::File::create(&manifest_path).map_err(io_error("write", &manifest_path))?;
-        file.write_all(&manifest_text).map_err(io_error("write", &manifest_path))?;
+        let manifest_text =
+            serde_json::to_vec_pretty(manifest).expect("a map of strings serialises");
+        let mut file =
+            std::fs::File::create(&manifest_path).map_err(io_error("write", &manifest_path))?;
+        file.write_all(&manifest_text)
+            .map_err(io_error("write", &manifest_path))?;
         file.sync_all().map_err(io_error("flush", &manifest_path))?;
         let final_path = self.version_path(version);
         if final_path.exists() {
             // An incomplete version of the same name from an older crash: replace it.
             std::fs::remove_dir_all(&final_path).map_err(io_error("remove", &final_path))?;
         }
-        std::fs::rename(&temporary, &final_path).map_err(io_error("rename into place", &final_path))?;
+        std::fs::rename(&temporary, &final_path)
+            .map_err(io_error("rename into place", &final_path))?;
         sync_directory(&self.versions);
         Ok(())
     }
@@ -213,12 +249,15 @@ impl VersionedFolder {
         temporary_name.push(format!("{TEMPORARY_PREFIX}{}", std::process::id()));
         let temporary_link = self.folder.with_file_name(temporary_name);
         let _ = std::fs::remove_file(&temporary_link);
-        std::os::unix::fs::symlink(&target, &temporary_link).map_err(io_error("create the symlink", &temporary_link))?;
+        std::os::unix::fs::symlink(&target, &temporary_link)
+            .map_err(io_error("create the symlink", &temporary_link))?;
         if std::fs::symlink_metadata(&self.folder).is_ok_and(|metadata| metadata.is_dir()) {
             // An empty directory Airflow or an installer made before the first deploy.
-            std::fs::remove_dir(&self.folder).map_err(io_error("remove the empty folder", &self.folder))?;
+            std::fs::remove_dir(&self.folder)
+                .map_err(io_error("remove the empty folder", &self.folder))?;
         }
-        std::fs::rename(&temporary_link, &self.folder).map_err(io_error("switch the symlink", &self.folder))?;
+        std::fs::rename(&temporary_link, &self.folder)
+            .map_err(io_error("switch the symlink", &self.folder))?;
         sync_directory(parent);
         // Mark when the version was last live, so pruning keeps the most recent ones.
         let _ = std::fs::File::open(self.version_path(version).join(MANIFEST))
@@ -228,8 +267,15 @@ impl VersionedFolder {
 
     /// Removes temporary directories and links of deploys that were killed.
     fn remove_leftovers(&self) -> Result<(), FolderError> {
-        for entry in std::fs::read_dir(&self.versions).map_err(io_error("read", &self.versions))?.flatten() {
-            if entry.file_name().to_string_lossy().starts_with(TEMPORARY_PREFIX) {
+        for entry in std::fs::read_dir(&self.versions)
+            .map_err(io_error("read", &self.versions))?
+            .flatten()
+        {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(TEMPORARY_PREFIX)
+            {
                 std::fs::remove_dir_all(entry.path()).map_err(io_error("remove", &entry.path()))?;
             }
         }
@@ -247,7 +293,9 @@ impl VersionedFolder {
                 if name.starts_with(TEMPORARY_PREFIX) {
                     return None;
                 }
-                let modified = std::fs::metadata(entry.path().join(MANIFEST)).and_then(|metadata| metadata.modified()).ok()?;
+                let modified = std::fs::metadata(entry.path().join(MANIFEST))
+                    .and_then(|metadata| metadata.modified())
+                    .ok()?;
                 Some((modified, name))
             })
             .collect();
@@ -303,7 +351,11 @@ mod tests {
     }
 
     fn folder_in(root: &Path, keep: usize) -> VersionedFolder {
-        VersionedFolder { folder: root.join("dags"), versions: root.join("dags.versions"), keep }
+        VersionedFolder {
+            folder: root.join("dags"),
+            versions: root.join("dags.versions"),
+            keep,
+        }
     }
 
     #[test]
@@ -313,15 +365,34 @@ mod tests {
         write(&source, &[("a.py", "a"), ("lib/b.py", "b"), ("c.py", "c")]);
         let folder = folder_in(scratch.path(), 3);
         let first = folder.deploy(&source).unwrap();
-        assert_eq!((first.files_copied, first.files_linked, first.previous), (3, 0, None));
+        assert_eq!(
+            (first.files_copied, first.files_linked, first.previous),
+            (3, 0, None)
+        );
         write(&source, &[("c.py", "changed")]);
         let second = folder.deploy(&source).unwrap();
-        assert_eq!((second.files_copied, second.bytes_copied, second.files_linked), (1, 7, 2));
+        assert_eq!(
+            (
+                second.files_copied,
+                second.bytes_copied,
+                second.files_linked
+            ),
+            (1, 7, 2)
+        );
         assert_eq!(second.previous.as_deref(), Some(first.version.as_str()));
-        assert_eq!(std::fs::read_to_string(folder.folder.join("c.py")).unwrap(), "changed");
-        assert_eq!(std::fs::read_to_string(folder.folder.join("lib/b.py")).unwrap(), "b");
+        assert_eq!(
+            std::fs::read_to_string(folder.folder.join("c.py")).unwrap(),
+            "changed"
+        );
+        assert_eq!(
+            std::fs::read_to_string(folder.folder.join("lib/b.py")).unwrap(),
+            "b"
+        );
         let third = folder.deploy(&source).unwrap();
-        assert_eq!((third.files_copied, third.files_linked, third.switched), (0, 0, false));
+        assert_eq!(
+            (third.files_copied, third.files_linked, third.switched),
+            (0, 0, false)
+        );
     }
 
     #[test]
@@ -336,7 +407,10 @@ mod tests {
         }
         assert_eq!(folder.versions(), vec![names[3].clone(), names[2].clone()]);
         folder.switch_to(&names[2]).unwrap();
-        assert_eq!(std::fs::read_to_string(folder.folder.join("a.py")).unwrap(), "round 2");
+        assert_eq!(
+            std::fs::read_to_string(folder.folder.join("a.py")).unwrap(),
+            "round 2"
+        );
         assert!(folder.switch_to(&names[0]).is_err());
     }
 
@@ -348,11 +422,19 @@ mod tests {
         let folder = folder_in(scratch.path(), 2);
         std::fs::create_dir_all(&folder.folder).unwrap();
         folder.deploy(&source).unwrap();
-        assert!(std::fs::symlink_metadata(&folder.folder).unwrap().file_type().is_symlink());
+        assert!(
+            std::fs::symlink_metadata(&folder.folder)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
         let other = folder_in(&scratch.path().join("other"), 2);
         write(&other.folder, &[("mine.py", "x")]);
         let message = other.deploy(&source).unwrap_err().to_string();
-        assert!(message.contains("is not a symlink sluice made"), "{message}");
+        assert!(
+            message.contains("is not a symlink sluice made"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -362,10 +444,19 @@ mod tests {
         write(&source, &[("a.py", "a")]);
         let folder = folder_in(scratch.path(), 2);
         let version = version_name(&scan(&source).unwrap());
-        write(&folder.versions, &[(".incoming-x-1/half.py", "x"), (&format!("{version}/a.py"), "torn")]);
+        write(
+            &folder.versions,
+            &[
+                (".incoming-x-1/half.py", "x"),
+                (&format!("{version}/a.py"), "torn"),
+            ],
+        );
         let outcome = folder.deploy(&source).unwrap();
         assert_eq!(outcome.files_copied, 1);
-        assert_eq!(std::fs::read_to_string(folder.folder.join("a.py")).unwrap(), "a");
+        assert_eq!(
+            std::fs::read_to_string(folder.folder.join("a.py")).unwrap(),
+            "a"
+        );
         assert!(!folder.versions.join(".incoming-x-1").exists());
     }
 }

@@ -17,7 +17,9 @@ mod verify;
 pub use api::{AirflowApi, ApiDag, ApiError, ApiImportError, Credentials};
 pub use config::{AirflowConfig, AuthConfig};
 pub use facts::{CommentSection, ValidationSummary, comment_section, file_changes, policy_input};
-pub use folder::{FolderDeploy, FolderError, MANIFEST, Manifest, VersionedFolder, scan, version_name};
+pub use folder::{
+    FolderDeploy, FolderError, MANIFEST, Manifest, VersionedFolder, scan, version_name,
+};
 pub use target::{AirflowRollback, AirflowTarget};
 pub use validate::{DagFacts, ImportError, ValidateError, Validation, validate_dags};
 pub use verify::{Expectation, Verdict, judge, relative_file, wait_until_parsed};
@@ -27,7 +29,13 @@ use crate::deploy::{Target, TargetError};
 
 /// The target for `environment`, or None when its file has no `airflow:` section.
 pub fn from_environment(environment: &Environment) -> Result<Option<Box<dyn Target>>, TargetError> {
-    let Some(section) = &environment.airflow else { return Ok(None) };
-    let config = AirflowConfig::parse(&environment.name, section).map_err(TargetError::Configuration)?;
-    Ok(Some(Box::new(AirflowTarget::new(&environment.name, config)?)))
+    let Some(section) = &environment.airflow else {
+        return Ok(None);
+    };
+    let config =
+        AirflowConfig::parse(&environment.name, section).map_err(TargetError::Configuration)?;
+    Ok(Some(Box::new(AirflowTarget::new(
+        &environment.name,
+        config,
+    )?)))
 }

@@ -9,7 +9,9 @@ use super::folder::{Manifest, VersionedFolder, scan};
 use super::validate::{Validation, validate_dags};
 use super::verify::{Expectation, wait_until_parsed};
 use crate::config::environment::Environment;
-use crate::deploy::{Applied, DeployContext, Health, Target, TargetDiff, TargetError, TargetFuture, TargetKind};
+use crate::deploy::{
+    Applied, DeployContext, Health, Target, TargetDiff, TargetError, TargetFuture, TargetKind,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -38,13 +40,26 @@ const VALIDATION_TIMEOUT: Duration = Duration::from_secs(300);
 impl AirflowTarget {
     /// Reads the API password now (from the environment variable or file the config names), so a
     /// missing one is a configuration error before any deploy starts.
-    pub fn new(environment_name: &str, config: AirflowConfig) -> Result<AirflowTarget, TargetError> {
+    pub fn new(
+        environment_name: &str,
+        config: AirflowConfig,
+    ) -> Result<AirflowTarget, TargetError> {
         let credentials = match &config.auth {
             None => None,
-            Some(auth) => Some(Credentials { username: auth.username.clone(), password: read_password(environment_name, auth)? }),
+            Some(auth) => Some(Credentials {
+                username: auth.username.clone(),
+                password: read_password(environment_name, auth)?,
+            }),
         };
-        let api = config.api.as_deref().map(|base| AirflowApi::new(base, config.api_version, credentials));
-        Ok(AirflowTarget { environment_name: environment_name.to_owned(), config, api })
+        let api = config
+            .api
+            .as_deref()
+            .map(|base| AirflowApi::new(base, config.api_version, credentials));
+        Ok(AirflowTarget {
+            environment_name: environment_name.to_owned(),
+            config,
+            api,
+        })
     }
 
     pub fn config(&self) -> &AirflowConfig {
@@ -52,7 +67,11 @@ impl AirflowTarget {
     }
 
     pub fn folder(&self) -> VersionedFolder {
-        VersionedFolder { folder: self.config.folder.clone(), versions: self.config.versions_directory(), keep: self.config.keep }
+        VersionedFolder {
+            folder: self.config.folder.clone(),
+            versions: self.config.versions_directory(),
+            keep: self.config.keep,
+        }
     }
 
     fn source(&self, context: &DeployContext) -> Result<PathBuf, TargetError> {
@@ -78,10 +97,17 @@ impl AirflowTarget {
         validate_dags(&self.config.python(), source, VALIDATION_TIMEOUT)
             .await
             .map(Some)
-            .map_err(|error| TargetError::Configuration(format!("environment `{}`: {error}", self.environment_name)))
+            .map_err(|error| {
+                TargetError::Configuration(format!(
+                    "environment `{}`: {error}",
+                    self.environment_name
+                ))
+            })
     }
 
-    async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, super::folder::FolderError> + Send + 'static) -> Result<T, TargetError> {
+    async fn blocking<T: Send + 'static>(
+        work: impl FnOnce() -> Result<T, super::folder::FolderError> + Send + 'static,
+    ) -> Result<T, TargetError> {
         tokio::task::spawn_blocking(work)
             .await
             .map_err(|error| TargetError::Unavailable(format!("the folder task failed: {error}")))?
@@ -93,7 +119,9 @@ impl AirflowTarget {
 
     async fn set_variables(&self) -> Result<BTreeMap<String, Option<String>>, TargetError> {
         let mut earlier = BTreeMap::new();
-        let Some(api) = &self.api else { return Ok(earlier) };
+        let Some(api) = &self.api else {
+            return Ok(earlier);
+        };
         for (key, value) in &self.config.variables {
             let current = api.variable(key).await.map_err(unavailable)?;
             if current.as_deref() != Some(value.as_str()) {
@@ -104,7 +132,10 @@ impl AirflowTarget {
         Ok(earlier)
     }
 
-    async fn restore_variables(&self, earlier: &BTreeMap<String, Option<String>>) -> Result<(), TargetError> {
+    async fn restore_variables(
+        &self,
+        earlier: &BTreeMap<String, Option<String>>,
+    ) -> Result<(), TargetError> {
         let Some(api) = &self.api else { return Ok(()) };
         for (key, value) in earlier {
             match value {
@@ -120,11 +151,13 @@ impl AirflowTarget {
         let folder = self.folder();
         Self::blocking(move || match previous {
             Some(version) => folder.switch_to(&version),
-            None => std::fs::remove_file(&folder.folder).or_else(ignore_missing).map_err(|source| super::folder::FolderError::Io {
-                action: "remove the symlink",
-                path: folder.folder.clone(),
-                source,
-            }),
+            None => std::fs::remove_file(&folder.folder)
+                .or_else(ignore_missing)
+                .map_err(|source| super::folder::FolderError::Io {
+                    action: "remove the symlink",
+                    path: folder.folder.clone(),
+                    source,
+                }),
         })
         .await
     }
@@ -145,7 +178,13 @@ impl AirflowTarget {
         let folder = self.folder();
         let previous_manifest = {
             let folder = folder.clone();
-            Self::blocking(move || Ok(folder.live_version()?.and_then(|version| folder.read_manifest(&version)).unwrap_or_default())).await?
+            Self::blocking(move || {
+                Ok(folder
+                    .live_version()?
+                    .and_then(|version| folder.read_manifest(&version))
+                    .unwrap_or_default())
+            })
+            .await?
         };
         let earlier_variables = self.set_variables().await?;
         let switched_at = chrono::Utc::now();
@@ -158,11 +197,20 @@ impl AirflowTarget {
         let rollback = AirflowRollback {
             folder: folder.folder.clone(),
             version: outcome.version.clone(),
-            previous_version: outcome.previous.clone().filter(|previous| *previous != outcome.version),
+            previous_version: outcome
+                .previous
+                .clone()
+                .filter(|previous| *previous != outcome.version),
             variables: earlier_variables,
         };
         if let Some(api) = &self.api {
-            let expectation = expectation(&source, &previous_manifest, &next_manifest, validation.as_ref(), switched_at);
+            let expectation = expectation(
+                &source,
+                &previous_manifest,
+                &next_manifest,
+                validation.as_ref(),
+                switched_at,
+            );
             let verified = wait_until_parsed(
                 api,
                 &expectation,
@@ -180,9 +228,14 @@ impl AirflowTarget {
                     match self.switch_back(rollback.previous_version.clone()).await {
                         Ok(()) => report.push_str(&format!(
                             "\nrolled the DAG folder back to {}",
-                            rollback.previous_version.as_deref().unwrap_or("no version (empty)")
+                            rollback
+                                .previous_version
+                                .as_deref()
+                                .unwrap_or("no version (empty)")
                         )),
-                        Err(error) => report.push_str(&format!("\nrolling the DAG folder back failed too: {error}")),
+                        Err(error) => report.push_str(&format!(
+                            "\nrolling the DAG folder back failed too: {error}"
+                        )),
                     }
                 }
                 if let Err(error) = self.restore_variables(&rollback.variables).await {
@@ -201,10 +254,17 @@ impl AirflowTarget {
                 outcome.files_copied,
                 outcome.bytes_copied,
                 outcome.files_linked,
-                outcome.previous.as_deref().map(|previous| format!(", was {previous}")).unwrap_or_default()
+                outcome
+                    .previous
+                    .as_deref()
+                    .map(|previous| format!(", was {previous}"))
+                    .unwrap_or_default()
             )
         } else {
-            format!("DAG version {} already live; nothing copied", outcome.version)
+            format!(
+                "DAG version {} already live; nothing copied",
+                outcome.version
+            )
         };
         Ok(Applied {
             summary,
@@ -227,14 +287,35 @@ impl AirflowTarget {
         let (previous_manifest, next_manifest, sources) = {
             let source = source.clone();
             Self::blocking(move || {
-                let previous = folder.live_version().ok().flatten().and_then(|version| folder.read_manifest(&version)).unwrap_or_default();
+                let previous = folder
+                    .live_version()
+                    .ok()
+                    .flatten()
+                    .and_then(|version| folder.read_manifest(&version))
+                    .unwrap_or_default();
                 let next = scan(&source)?;
-                let sources: BTreeMap<String, String> = next.keys().filter(|file| file.ends_with(".py")).map(|file| (file.clone(), std::fs::read_to_string(source.join(file)).unwrap_or_default())).collect();
+                let sources: BTreeMap<String, String> = next
+                    .keys()
+                    .filter(|file| file.ends_with(".py"))
+                    .map(|file| {
+                        (
+                            file.clone(),
+                            std::fs::read_to_string(source.join(file)).unwrap_or_default(),
+                        )
+                    })
+                    .collect();
                 Ok((previous, next, sources))
             })
             .await?
         };
-        let facts = policy_input(&self.environment_name, &self.config.dags.to_string_lossy(), validation.as_ref(), &next_manifest, &sources, &self.config.variables);
+        let facts = policy_input(
+            &self.environment_name,
+            &self.config.dags.to_string_lossy(),
+            validation.as_ref(),
+            &next_manifest,
+            &sources,
+            &self.config.variables,
+        );
         let mut changes = file_changes(&previous_manifest, &next_manifest);
         for change in &mut changes {
             change.address = format!("{}/{}", self.config.folder.display(), change.address);
@@ -247,7 +328,11 @@ impl AirflowTarget {
         let folder = self.folder();
         let (live, wanted, manifest) = Self::blocking(move || {
             let manifest = scan(&source)?;
-            Ok((folder.live_version()?, super::folder::version_name(&manifest), manifest))
+            Ok((
+                folder.live_version()?,
+                super::folder::version_name(&manifest),
+                manifest,
+            ))
         })
         .await?;
         if live.as_deref() != Some(wanted.as_str()) {
@@ -257,7 +342,9 @@ impl AirflowTarget {
                 live.as_deref().unwrap_or("none")
             )));
         }
-        let Some(api) = &self.api else { return Ok(Health::Healthy) };
+        let Some(api) = &self.api else {
+            return Ok(Health::Healthy);
+        };
         let import_errors = match api.import_errors().await {
             Ok(errors) => errors,
             Err(error) => return Ok(Health::Progressing(error.to_string())),
@@ -265,22 +352,44 @@ impl AirflowTarget {
         let folder = self.folder();
         let ours: Vec<String> = import_errors
             .iter()
-            .map(|error| super::verify::relative_file(&error.filename, &folder.folder.to_string_lossy(), &folder.versions.to_string_lossy()))
+            .map(|error| {
+                super::verify::relative_file(
+                    &error.filename,
+                    &folder.folder.to_string_lossy(),
+                    &folder.versions.to_string_lossy(),
+                )
+            })
             .filter(|file| manifest.contains_key(file))
             .collect();
         if !ours.is_empty() {
-            return Ok(Health::Degraded(format!("airflow reports import errors for {}", ours.join(", "))));
+            return Ok(Health::Degraded(format!(
+                "airflow reports import errors for {}",
+                ours.join(", ")
+            )));
         }
         let dags = api.dags().await.map_err(unavailable)?;
-        let missing: Vec<&String> = self.config.unpause.iter().filter(|dag_id| !dags.iter().any(|dag| &dag.dag_id == *dag_id)).collect();
+        let missing: Vec<&String> = self
+            .config
+            .unpause
+            .iter()
+            .filter(|dag_id| !dags.iter().any(|dag| &dag.dag_id == *dag_id))
+            .collect();
         if !missing.is_empty() {
-            return Ok(Health::Progressing(format!("airflow does not list {missing:?} yet")));
+            return Ok(Health::Progressing(format!(
+                "airflow does not list {missing:?} yet"
+            )));
         }
         Ok(Health::Healthy)
     }
 }
 
-fn expectation(source: &Path, previous: &Manifest, next: &Manifest, validation: Option<&Validation>, switched_at: chrono::DateTime<chrono::Utc>) -> Expectation {
+fn expectation(
+    source: &Path,
+    previous: &Manifest,
+    next: &Manifest,
+    validation: Option<&Validation>,
+    switched_at: chrono::DateTime<chrono::Utc>,
+) -> Expectation {
     let changed_files = file_changes(previous, next)
         .into_iter()
         .filter(|change| change.action != crate::deploy::ChangeAction::Delete)
@@ -290,7 +399,10 @@ fn expectation(source: &Path, previous: &Manifest, next: &Manifest, validation: 
         Some(validation) => {
             let mut by_file: BTreeMap<String, Vec<String>> = BTreeMap::new();
             for dag in &validation.dags {
-                by_file.entry(dag.file.clone()).or_default().push(dag.dag_id.clone());
+                by_file
+                    .entry(dag.file.clone())
+                    .or_default()
+                    .push(dag.dag_id.clone());
             }
             by_file
         }
@@ -307,10 +419,18 @@ fn expectation(source: &Path, previous: &Manifest, next: &Manifest, validation: 
             .map(|file| (file.clone(), Vec::new()))
             .collect(),
     };
-    Expectation { files: next.keys().cloned().collect(), changed_files, dags_by_file, switched_at }
+    Expectation {
+        files: next.keys().cloned().collect(),
+        changed_files,
+        dags_by_file,
+        switched_at,
+    }
 }
 
-fn read_password(environment_name: &str, auth: &super::config::AuthConfig) -> Result<String, TargetError> {
+fn read_password(
+    environment_name: &str,
+    auth: &super::config::AuthConfig,
+) -> Result<String, TargetError> {
     if let Some(variable) = &auth.password_env {
         return std::env::var(variable).map_err(|_| {
             TargetError::Configuration(format!(
@@ -318,12 +438,17 @@ fn read_password(environment_name: &str, auth: &super::config::AuthConfig) -> Re
             ))
         });
     }
-    let path = auth.password_file.as_ref().expect("config parsing requires password_env or password_file");
+    let path = auth
+        .password_file
+        .as_ref()
+        .expect("config parsing requires password_env or password_file");
     let text = std::fs::read_to_string(path).map_err(|error| {
         TargetError::Configuration(format!("environment `{environment_name}`: cannot read `airflow.auth.password_file` {}: {error}", path.display()))
     })?;
     // Airflow's simple auth manager writes {"user": "password"}; other files hold the password.
-    if let Ok(serde_json::Value::Object(passwords)) = serde_json::from_str::<serde_json::Value>(&text) {
+    if let Ok(serde_json::Value::Object(passwords)) =
+        serde_json::from_str::<serde_json::Value>(&text)
+    {
         return passwords.get(&auth.username).and_then(|value| value.as_str()).map(str::to_owned).ok_or_else(|| {
             TargetError::Configuration(format!(
                 "environment `{environment_name}`: `airflow.auth.password_file` {} has no password for `{}`",
@@ -340,7 +465,11 @@ fn unavailable(error: super::api::ApiError) -> TargetError {
 }
 
 fn ignore_missing(error: std::io::Error) -> std::io::Result<()> {
-    if error.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(error) }
+    if error.kind() == std::io::ErrorKind::NotFound {
+        Ok(())
+    } else {
+        Err(error)
+    }
 }
 
 impl Target for AirflowTarget {
@@ -365,7 +494,10 @@ impl Target for AirflowTarget {
             let folder = self.folder();
             Self::blocking(move || {
                 let live = folder.live_version()?;
-                let files = live.as_deref().and_then(|version| folder.read_manifest(version)).map(|manifest| manifest.len());
+                let files = live
+                    .as_deref()
+                    .and_then(|version| folder.read_manifest(version))
+                    .map(|manifest| manifest.len());
                 Ok(serde_json::json!({
                     "folder": folder.folder,
                     "version": live,
@@ -377,7 +509,11 @@ impl Target for AirflowTarget {
         })
     }
 
-    fn rollback<'a>(&'a self, _context: &'a DeployContext, rollback: &'a serde_json::Value) -> TargetFuture<'a, Applied> {
+    fn rollback<'a>(
+        &'a self,
+        _context: &'a DeployContext,
+        rollback: &'a serde_json::Value,
+    ) -> TargetFuture<'a, Applied> {
         Box::pin(async move {
             let record: AirflowRollback = serde_json::from_value(rollback.clone())
                 .map_err(|error| TargetError::Configuration(format!("the airflow rollback record is unreadable: {error}; switch the folder by hand")))?;
@@ -399,7 +535,10 @@ impl Target for AirflowTarget {
             }
             self.restore_variables(&record.variables).await?;
             Ok(Applied {
-                summary: format!("DAG folder back on version {}", record.previous_version.as_deref().unwrap_or("none (empty)")),
+                summary: format!(
+                    "DAG folder back on version {}",
+                    record.previous_version.as_deref().unwrap_or("none (empty)")
+                ),
                 rollback: serde_json::Value::Null,
                 outputs: serde_json::json!({"version": record.previous_version}),
             })

@@ -82,9 +82,17 @@ impl Validation {
 
     /// "2 DAG files failed to import: a.py: ModuleNotFoundError: ...".
     pub fn failure_message(&self) -> String {
-        let mut message = format!("{} DAG file(s) failed to import with Airflow {}; fix them and push again:", self.import_errors.len(), self.airflow_version);
+        let mut message = format!(
+            "{} DAG file(s) failed to import with Airflow {}; fix them and push again:",
+            self.import_errors.len(),
+            self.airflow_version
+        );
         for error in &self.import_errors {
-            message.push_str(&format!("\n  {}:\n    {}", error.file, error.message.replace('\n', "\n    ")));
+            message.push_str(&format!(
+                "\n  {}:\n    {}",
+                error.file,
+                error.message.replace('\n', "\n    ")
+            ));
         }
         message
     }
@@ -99,8 +107,14 @@ pub enum ValidateError {
 
 /// Imports the DAGs in `dag_folder` with `python`'s Airflow. A separate `AIRFLOW_HOME` keeps the
 /// validation away from any real Airflow's configuration and database.
-pub async fn validate_dags(python: &Path, dag_folder: &Path, timeout: Duration) -> Result<Validation, ValidateError> {
-    let scratch_home = tempfile::tempdir().map_err(|error| ValidateError::Interpreter(format!("cannot create a temporary AIRFLOW_HOME: {error}")))?;
+pub async fn validate_dags(
+    python: &Path,
+    dag_folder: &Path,
+    timeout: Duration,
+) -> Result<Validation, ValidateError> {
+    let scratch_home = tempfile::tempdir().map_err(|error| {
+        ValidateError::Interpreter(format!("cannot create a temporary AIRFLOW_HOME: {error}"))
+    })?;
     let mut command = tokio::process::Command::new(python);
     command
         .arg("-c")
@@ -119,9 +133,19 @@ pub async fn validate_dags(python: &Path, dag_folder: &Path, timeout: Duration) 
         .map_err(|_| ValidateError::Interpreter(format!("validating DAGs with `{}` took longer than {timeout:?}; look for DAG files that do work at import time", python.display())))?
         .map_err(|error| ValidateError::Interpreter(format!("cannot run the validation interpreter `{}`: {error}; set `airflow.python` to a Python with Airflow installed", python.display())))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let Some(document) = stdout.lines().find_map(|line| line.strip_prefix("SLUICE-DAGBAG ")) else {
+    let Some(document) = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("SLUICE-DAGBAG "))
+    else {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let tail: Vec<&str> = stderr.lines().rev().take(6).collect::<Vec<_>>().into_iter().rev().collect();
+        let tail: Vec<&str> = stderr
+            .lines()
+            .rev()
+            .take(6)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
         return Err(ValidateError::Interpreter(format!(
             "the validation interpreter `{}` could not import Airflow's DagBag ({}): {}; set `airflow.python` to a Python with Airflow installed",
             python.display(),
@@ -129,5 +153,9 @@ pub async fn validate_dags(python: &Path, dag_folder: &Path, timeout: Duration) 
             tail.join(" | ")
         )));
     };
-    serde_json::from_str(document).map_err(|error| ValidateError::Interpreter(format!("the validation interpreter printed unreadable JSON: {error}")))
+    serde_json::from_str(document).map_err(|error| {
+        ValidateError::Interpreter(format!(
+            "the validation interpreter printed unreadable JSON: {error}"
+        ))
+    })
 }
