@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The full test suite, on a fresh Debian 12 machine or a developer's: installs and starts what the
-# tests need (a Docker engine with a local base image, a registry on 127.0.0.1:5000), then runs
+# tests need (a Docker engine with a local base image, a registry on 127.0.0.1:5000, regopy and
+# Airflow 3 in virtual environments), then runs
 # every test once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,11 @@ echo "==> regopy for the policy differential test"
 # a missing regopy fails it instead of skipping it.
 SLUICE_REGOPY_PYTHON="$(scripts/setup-regopy.sh)"
 export SLUICE_REGOPY_PYTHON SLUICE_REQUIRE_REGOPY=1
+
+echo "==> Airflow 3 for the Airflow target's tests"
+# tests/airflow.rs starts `airflow standalone` from this venv; here a missing one fails those tests.
+SLUICE_AIRFLOW_VENV="$(scripts/setup-airflow.sh)"
+export SLUICE_AIRFLOW_VENV SLUICE_REQUIRE_AIRFLOW=1
 
 echo "==> cargo test (library, binary and integration tests, one build)"
 # Benchmarks are binaries of their own (scripts/bench.sh); `--all-targets` would run them here.

@@ -1,1 +1,41 @@
-//! The airflow target (being built).
+//! The Airflow target: validates a release's DAGs with Airflow's own `DagBag` in the
+//! environment's interpreter, deploys them to the DAG folder atomically (versioned directories
+//! and one symlink rename, as git-sync does), verifies through the REST API that the DAG
+//! processor parsed them without import errors, unpauses the listed DAGs, sets the environment's
+//! Variables, and rolls the symlink back when verification fails. It also gives the policy input
+//! and the pull-request comment section for DAGs. It knows its `airflow:` environment section and
+//! Airflow; nothing of promotion order, gates, locks or other targets.
+
+mod api;
+mod config;
+mod facts;
+mod folder;
+mod target;
+mod validate;
+mod verify;
+
+pub use api::{AirflowApi, ApiDag, ApiError, ApiImportError, Credentials};
+pub use config::{AirflowConfig, AuthConfig};
+pub use facts::{CommentSection, ValidationSummary, comment_section, file_changes, policy_input};
+pub use folder::{
+    FolderDeploy, FolderError, MANIFEST, Manifest, VersionedFolder, scan, version_name,
+};
+pub use target::{AirflowRollback, AirflowTarget};
+pub use validate::{DagFacts, ImportError, ValidateError, Validation, validate_dags};
+pub use verify::{Expectation, Verdict, judge, relative_file, wait_until_parsed};
+
+use crate::config::environment::Environment;
+use crate::deploy::{Target, TargetError};
+
+/// The target for `environment`, or None when its file has no `airflow:` section.
+pub fn from_environment(environment: &Environment) -> Result<Option<Box<dyn Target>>, TargetError> {
+    let Some(section) = &environment.airflow else {
+        return Ok(None);
+    };
+    let config =
+        AirflowConfig::parse(&environment.name, section).map_err(TargetError::Configuration)?;
+    Ok(Some(Box::new(AirflowTarget::new(
+        &environment.name,
+        config,
+    )?)))
+}

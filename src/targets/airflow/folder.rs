@@ -1,0 +1,462 @@
+//! The DAG folder as git-sync keeps it: `folder` is a symlink to one immutable version directory
+//! under `versions/`, named by the hash of its content. A deploy builds the new version in a
+//! temporary directory (hard links for files whose sha256 did not change, copies for the rest),
+//! renames it into place and then switches the symlink with one `rename`, so the scheduler sees
+//! either the old tree or the new one, never a half-written one. Knows files only: nothing of
+//! Airflow, its API or releases.
+//!
+//! Each version directory holds `.sluice-manifest.json` (path → sha256), written last; a version
+//! without it is incomplete and never used. Deploys to one folder must not run concurrently (the
+//! reconciler holds the environment's lock): a deploy removes leftovers of killed ones.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub const MANIFEST: &str = ".sluice-manifest.json";
+const TEMPORARY_PREFIX: &str = ".incoming-";
+
+/// Relative path (with `/`) → sha256 hex of the file's bytes.
+pub type Manifest = BTreeMap<String, String>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FolderError {
+    #[error("{0}")]
+    Layout(String),
+    #[error("{action} `{path}`: {source}; check the path and its permissions")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> FolderError {
+    let path = path.to_path_buf();
+    move |source| FolderError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// What one deploy did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FolderDeploy {
+    /// The version directory's name now live.
+    pub version: String,
+    /// The version live before, if any.
+    pub previous: Option<String>,
+    pub files_copied: usize,
+    pub bytes_copied: u64,
+    pub files_linked: usize,
+    /// Whether the symlink moved (false when the version was already live).
+    pub switched: bool,
+    pub pruned: Vec<String>,
+}
+
+/// Where a folder's versions live and how many to keep.
+#[derive(Clone, Debug)]
+pub struct VersionedFolder {
+    pub folder: PathBuf,
+    pub versions: PathBuf,
+    pub keep: usize,
+}
+
+/// Reads every file under `directory` (skipping `__pycache__` and `*.pyc`) with its sha256.
+pub fn scan(directory: &Path) -> Result<Manifest, FolderError> {
+    let mut manifest = Manifest::new();
+    let mut pending = vec![directory.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        let entries = std::fs::read_dir(&current).map_err(io_error("read the folder", &current))?;
+        for entry in entries {
+            let entry = entry.map_err(io_error("read the folder", &current))?;
+            let path = entry.path();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let file_type = std::fs::metadata(&path)
+                .map_err(io_error("read", &path))?
+                .file_type();
+            if file_type.is_dir() {
+                if name != "__pycache__" && name != ".git" {
+                    pending.push(path);
+                }
+            } else if file_type.is_file() && !name.ends_with(".pyc") && name != MANIFEST {
+                let bytes = std::fs::read(&path).map_err(io_error("read", &path))?;
+                let relative = path.strip_prefix(directory).unwrap_or(&path);
+                let relative = relative
+                    .components()
+                    .map(|part| part.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                manifest.insert(relative, hex::encode(Sha256::digest(&bytes)));
+            }
+        }
+    }
+    Ok(manifest)
+}
+
+/// The version name of a manifest: 20 hex of the sha256 over its sorted `path\0sha256\n` lines.
+pub fn version_name(manifest: &Manifest) -> String {
+    let mut hasher = Sha256::new();
+    for (path, digest) in manifest {
+        hasher.update(path.as_bytes());
+        hasher.update([0]);
+        hasher.update(digest.as_bytes());
+        hasher.update(b"\n");
+    }
+    hex::encode(hasher.finalize())[..20].to_owned()
+}
+
+impl VersionedFolder {
+    /// The version the symlink points at now, if the folder is one of ours.
+    pub fn live_version(&self) -> Result<Option<String>, FolderError> {
+        match std::fs::symlink_metadata(&self.folder) {
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(io_error("inspect", &self.folder)(error)),
+            Ok(metadata) if metadata.file_type().is_symlink() => {
+                let target = std::fs::read_link(&self.folder)
+                    .map_err(io_error("read the symlink", &self.folder))?;
+                Ok(target
+                    .file_name()
+                    .map(|name| name.to_string_lossy().into_owned()))
+            }
+            Ok(metadata) if metadata.is_dir() && is_empty_directory(&self.folder) => Ok(None),
+            Ok(_) => Err(FolderError::Layout(format!(
+                "airflow folder `{}` exists and is not a symlink sluice made; move its files away (sluice will own this path) and deploy again",
+                self.folder.display()
+            ))),
+        }
+    }
+
+    pub fn version_path(&self, version: &str) -> PathBuf {
+        self.versions.join(version)
+    }
+
+    /// The manifest of a complete version, or None when it is missing or incomplete.
+    pub fn read_manifest(&self, version: &str) -> Option<Manifest> {
+        let text = std::fs::read(self.version_path(version).join(MANIFEST)).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+
+    /// Builds the version for `source` and makes it live. Copies only files whose sha256 differs
+    /// from the live version's; writes nothing when the version is already live.
+    pub fn deploy(&self, source: &Path) -> Result<FolderDeploy, FolderError> {
+        let manifest = scan(source)?;
+        let version = version_name(&manifest);
+        let previous = self.live_version()?;
+        let mut outcome = FolderDeploy {
+            version: version.clone(),
+            previous: previous.clone(),
+            ..FolderDeploy::default()
+        };
+        if previous.as_deref() == Some(version.as_str()) && self.read_manifest(&version).is_some() {
+            return Ok(outcome);
+        }
+        std::fs::create_dir_all(&self.versions).map_err(io_error("create", &self.versions))?;
+        self.remove_leftovers()?;
+        if self.read_manifest(&version).is_none() {
+            let previous_manifest = previous
+                .as_deref()
+                .and_then(|name| self.read_manifest(name))
+                .unwrap_or_default();
+            let previous_path = previous.as_deref().map(|name| self.version_path(name));
+            self.build(
+                source,
+                &manifest,
+                &version,
+                &previous_manifest,
+                previous_path.as_deref(),
+                &mut outcome,
+            )?;
+        }
+        self.switch_to(&version)?;
+        outcome.switched = true;
+        outcome.pruned = self.prune(&[version.as_str(), previous.as_deref().unwrap_or("")])?;
+        Ok(outcome)
+    }
+
+    fn build(
+        &self,
+        source: &Path,
+        manifest: &Manifest,
+        version: &str,
+        previous_manifest: &Manifest,
+        previous_path: Option<&Path>,
+        outcome: &mut FolderDeploy,
+    ) -> Result<(), FolderError> {
+        let temporary = self.versions.join(format!(
+            "{TEMPORARY_PREFIX}{version}-{}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&temporary).map_err(io_error("create", &temporary))?;
+        for (relative, digest) in manifest {
+            let destination = temporary.join(relative);
+            if let Some(parent) = destination.parent() {
+                std::fs::create_dir_all(parent).map_err(io_error("create", parent))?;
+            }
+            let unchanged = previous_manifest.get(relative) == Some(digest);
+            if let (true, Some(previous_path)) = (unchanged, previous_path)
+                && std::fs::hard_link(previous_path.join(relative), &destination).is_ok()
+            {
+                outcome.files_linked += 1;
+                continue;
+            }
+            let origin = source.join(relative);
+            let bytes = std::fs::read(&origin).map_err(io_error("read", &origin))?;
+            let mut file =
+                std::fs::File::create(&destination).map_err(io_error("write", &destination))?;
+            file.write_all(&bytes)
+                .map_err(io_error("write", &destination))?;
+            file.sync_data().map_err(io_error("flush", &destination))?;
+            outcome.files_copied += 1;
+            outcome.bytes_copied += bytes.len() as u64;
+        }
+        // The manifest is written last: its presence marks the version complete.
+        let manifest_path = temporary.join(MANIFEST);
+        let manifest_text =
+            serde_json::to_vec_pretty(manifest).expect("a map of strings serialises");
+        let mut file =
+            std::fs::File::create(&manifest_path).map_err(io_error("write", &manifest_path))?;
+        file.write_all(&manifest_text)
+            .map_err(io_error("write", &manifest_path))?;
+        file.sync_all().map_err(io_error("flush", &manifest_path))?;
+        let final_path = self.version_path(version);
+        if final_path.exists() {
+            // An incomplete version of the same name from an older crash: replace it.
+            std::fs::remove_dir_all(&final_path).map_err(io_error("remove", &final_path))?;
+        }
+        std::fs::rename(&temporary, &final_path)
+            .map_err(io_error("rename into place", &final_path))?;
+        sync_directory(&self.versions);
+        Ok(())
+    }
+
+    /// Points the folder at `version` with one rename. The version must be complete.
+    pub fn switch_to(&self, version: &str) -> Result<(), FolderError> {
+        if self.read_manifest(version).is_none() {
+            return Err(FolderError::Layout(format!(
+                "airflow version `{version}` under `{}` is missing or incomplete; deploy the release again",
+                self.versions.display()
+            )));
+        }
+        let parent = self.folder.parent().unwrap_or(Path::new("/"));
+        std::fs::create_dir_all(parent).map_err(io_error("create", parent))?;
+        let target = relative_target(&self.folder, &self.version_path(version));
+        let mut temporary_name = self.folder.file_name().unwrap_or_default().to_os_string();
+        temporary_name.push(format!("{TEMPORARY_PREFIX}{}", std::process::id()));
+        let temporary_link = self.folder.with_file_name(temporary_name);
+        let _ = std::fs::remove_file(&temporary_link);
+        std::os::unix::fs::symlink(&target, &temporary_link)
+            .map_err(io_error("create the symlink", &temporary_link))?;
+        if std::fs::symlink_metadata(&self.folder).is_ok_and(|metadata| metadata.is_dir()) {
+            // An empty directory Airflow or an installer made before the first deploy.
+            std::fs::remove_dir(&self.folder)
+                .map_err(io_error("remove the empty folder", &self.folder))?;
+        }
+        std::fs::rename(&temporary_link, &self.folder)
+            .map_err(io_error("switch the symlink", &self.folder))?;
+        sync_directory(parent);
+        // Mark when the version was last live, so pruning keeps the most recent ones.
+        let _ = std::fs::File::open(self.version_path(version).join(MANIFEST))
+            .and_then(|file| file.set_modified(std::time::SystemTime::now()));
+        Ok(())
+    }
+
+    /// Removes temporary directories and links of deploys that were killed.
+    fn remove_leftovers(&self) -> Result<(), FolderError> {
+        for entry in std::fs::read_dir(&self.versions)
+            .map_err(io_error("read", &self.versions))?
+            .flatten()
+        {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(TEMPORARY_PREFIX)
+            {
+                std::fs::remove_dir_all(entry.path()).map_err(io_error("remove", &entry.path()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Versions newest first (by when they were last made live).
+    pub fn versions(&self) -> Vec<String> {
+        let mut found: Vec<(std::time::SystemTime, String)> = std::fs::read_dir(&self.versions)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with(TEMPORARY_PREFIX) {
+                    return None;
+                }
+                let modified = std::fs::metadata(entry.path().join(MANIFEST))
+                    .and_then(|metadata| metadata.modified())
+                    .ok()?;
+                Some((modified, name))
+            })
+            .collect();
+        found.sort_by(|left, right| right.cmp(left));
+        found.into_iter().map(|(_, name)| name).collect()
+    }
+
+    /// Removes all but the newest `keep` versions; never one named in `protected`.
+    fn prune(&self, protected: &[&str]) -> Result<Vec<String>, FolderError> {
+        let mut pruned = Vec::new();
+        for name in self.versions().into_iter().skip(self.keep) {
+            if protected.contains(&name.as_str()) {
+                continue;
+            }
+            let path = self.version_path(&name);
+            std::fs::remove_dir_all(&path).map_err(io_error("remove", &path))?;
+            pruned.push(name);
+        }
+        Ok(pruned)
+    }
+}
+
+fn is_empty_directory(path: &Path) -> bool {
+    std::fs::read_dir(path).is_ok_and(|mut entries| entries.next().is_none())
+}
+
+/// The symlink's target relative to the folder's parent when the versions sit below it, so the
+/// tree survives being mounted elsewhere; absolute otherwise.
+fn relative_target(folder: &Path, version_path: &Path) -> PathBuf {
+    folder
+        .parent()
+        .and_then(|parent| version_path.strip_prefix(parent).ok())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| version_path.to_path_buf())
+}
+
+fn sync_directory(path: &Path) {
+    if let Ok(directory) = std::fs::File::open(path) {
+        let _ = directory.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(root: &Path, files: &[(&str, &str)]) {
+        for (path, text) in files {
+            let full = root.join(path);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::fs::write(full, text).unwrap();
+        }
+    }
+
+    fn folder_in(root: &Path, keep: usize) -> VersionedFolder {
+        VersionedFolder {
+            folder: root.join("dags"),
+            versions: root.join("dags.versions"),
+            keep,
+        }
+    }
+
+    #[test]
+    fn a_second_deploy_copies_only_the_changed_file_and_an_unchanged_one_nothing() {
+        let scratch = tempfile::tempdir().unwrap();
+        let source = scratch.path().join("source");
+        write(&source, &[("a.py", "a"), ("lib/b.py", "b"), ("c.py", "c")]);
+        let folder = folder_in(scratch.path(), 3);
+        let first = folder.deploy(&source).unwrap();
+        assert_eq!(
+            (first.files_copied, first.files_linked, first.previous),
+            (3, 0, None)
+        );
+        write(&source, &[("c.py", "changed")]);
+        let second = folder.deploy(&source).unwrap();
+        assert_eq!(
+            (
+                second.files_copied,
+                second.bytes_copied,
+                second.files_linked
+            ),
+            (1, 7, 2)
+        );
+        assert_eq!(second.previous.as_deref(), Some(first.version.as_str()));
+        assert_eq!(
+            std::fs::read_to_string(folder.folder.join("c.py")).unwrap(),
+            "changed"
+        );
+        assert_eq!(
+            std::fs::read_to_string(folder.folder.join("lib/b.py")).unwrap(),
+            "b"
+        );
+        let third = folder.deploy(&source).unwrap();
+        assert_eq!(
+            (third.files_copied, third.files_linked, third.switched),
+            (0, 0, false)
+        );
+    }
+
+    #[test]
+    fn old_versions_are_pruned_and_a_kept_one_can_be_switched_back_to() {
+        let scratch = tempfile::tempdir().unwrap();
+        let source = scratch.path().join("source");
+        let folder = folder_in(scratch.path(), 2);
+        let mut names = Vec::new();
+        for round in 0..4 {
+            write(&source, &[("a.py", &format!("round {round}"))]);
+            names.push(folder.deploy(&source).unwrap().version);
+        }
+        assert_eq!(folder.versions(), vec![names[3].clone(), names[2].clone()]);
+        folder.switch_to(&names[2]).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(folder.folder.join("a.py")).unwrap(),
+            "round 2"
+        );
+        assert!(folder.switch_to(&names[0]).is_err());
+    }
+
+    #[test]
+    fn a_folder_with_foreign_files_is_refused_and_an_empty_one_taken_over() {
+        let scratch = tempfile::tempdir().unwrap();
+        let source = scratch.path().join("source");
+        write(&source, &[("a.py", "a")]);
+        let folder = folder_in(scratch.path(), 2);
+        std::fs::create_dir_all(&folder.folder).unwrap();
+        folder.deploy(&source).unwrap();
+        assert!(
+            std::fs::symlink_metadata(&folder.folder)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        let other = folder_in(&scratch.path().join("other"), 2);
+        write(&other.folder, &[("mine.py", "x")]);
+        let message = other.deploy(&source).unwrap_err().to_string();
+        assert!(
+            message.contains("is not a symlink sluice made"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn leftovers_of_a_killed_deploy_are_removed_and_an_incomplete_version_rebuilt() {
+        let scratch = tempfile::tempdir().unwrap();
+        let source = scratch.path().join("source");
+        write(&source, &[("a.py", "a")]);
+        let folder = folder_in(scratch.path(), 2);
+        let version = version_name(&scan(&source).unwrap());
+        write(
+            &folder.versions,
+            &[
+                (".incoming-x-1/half.py", "x"),
+                (&format!("{version}/a.py"), "torn"),
+            ],
+        );
+        let outcome = folder.deploy(&source).unwrap();
+        assert_eq!(outcome.files_copied, 1);
+        assert_eq!(
+            std::fs::read_to_string(folder.folder.join("a.py")).unwrap(),
+            "a"
+        );
+        assert!(!folder.versions.join(".incoming-x-1").exists());
+    }
+}
