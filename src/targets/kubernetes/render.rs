@@ -3,7 +3,7 @@
 //! this environment and release: sluice's labels, image digests, model restarts, the content
 //! hash, and the order objects are applied in. Knows nothing of the API server.
 
-use crate::deploy::{Release, TargetError};
+use crate::deploy::TargetError;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -301,7 +301,7 @@ fn prepare_object(document: &SourceDocument, input: &PrepareInput<'_>) -> Result
     let annotations = child_object(metadata, "annotations");
     annotations.remove(CONTENT_HASH_ANNOTATION);
     annotations.remove(RELEASE_ANNOTATION);
-    for pod_spec in pod_specs_mut(&kind, &mut manifest) {
+    if let Some(pod_spec) = pod_specs_mut(&kind, &mut manifest) {
         rewrite_images(pod_spec, input.images);
     }
     let reference = format!("{}/{name}", kind.to_ascii_lowercase());
