@@ -25,10 +25,18 @@ const OBJECTS_PER_FILE: usize = 50;
 fn object(index: usize, changed: bool) -> String {
     let value = if changed { "changed" } else { "original" };
     match index % 5 {
-        0 | 1 => format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: config-{index}}}\ndata: {{value: {value}, index: \"{index}\"}}\n"),
-        2 => format!("apiVersion: v1\nkind: Service\nmetadata: {{name: service-{index}, annotations: {{note: {value}}}}}\nspec:\n  selector: {{app: app-{index}}}\n  ports: [{{port: 80, targetPort: 8080}}]\n"),
-        3 => format!("apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: app-{index}}}\nspec:\n  replicas: 2\n  selector: {{matchLabels: {{app: app-{index}}}}}\n  template:\n    metadata: {{labels: {{app: app-{index}}}, annotations: {{note: {value}}}}}\n    spec:\n      containers: [{{name: app, image: 'registry.local/app:1.{index}'}}]\n"),
-        _ => format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: secret-{index}}}\nstringData: {{token: {value}-{index}}}\n"),
+        0 | 1 => format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: config-{index}}}\ndata: {{value: {value}, index: \"{index}\"}}\n"
+        ),
+        2 => format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: service-{index}, annotations: {{note: {value}}}}}\nspec:\n  selector: {{app: app-{index}}}\n  ports: [{{port: 80, targetPort: 8080}}]\n"
+        ),
+        3 => format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: app-{index}}}\nspec:\n  replicas: 2\n  selector: {{matchLabels: {{app: app-{index}}}}}\n  template:\n    metadata: {{labels: {{app: app-{index}}}, annotations: {{note: {value}}}}}\n    spec:\n      containers: [{{name: app, image: 'registry.local/app:1.{index}'}}]\n"
+        ),
+        _ => format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: secret-{index}}}\nstringData: {{token: {value}-{index}}}\n"
+        ),
     }
 }
 
@@ -41,7 +49,11 @@ fn write_manifests(directory: &Path, changed: &[usize]) {
         for index in file_index * OBJECTS_PER_FILE..(file_index + 1) * OBJECTS_PER_FILE {
             let _ = writeln!(text, "---\n{}", object(index, changed.contains(&index)));
         }
-        std::fs::write(directory.join(format!("objects-{file_index:02}.yaml")), text).unwrap();
+        std::fs::write(
+            directory.join(format!("objects-{file_index:02}.yaml")),
+            text,
+        )
+        .unwrap();
     }
 }
 
@@ -62,7 +74,13 @@ fn release(sequence: i64) -> Release {
     }
 }
 
-fn row(pass: &str, elapsed: std::time::Duration, calls: CallCounts, max_lists_per_kind: u64, summary: &str) -> Vec<String> {
+fn row(
+    pass: &str,
+    elapsed: std::time::Duration,
+    calls: CallCounts,
+    max_lists_per_kind: u64,
+    summary: &str,
+) -> Vec<String> {
     vec![
         pass.to_owned(),
         milliseconds(elapsed),
@@ -85,8 +103,13 @@ async fn main() {
         "kubernetes": {"namespace": "bench", "manifests": "k8s", "prune": true},
     }))
     .unwrap();
-    let options = KubernetesOptions { api_server: Some(url), ..KubernetesOptions::default() };
-    let target = KubernetesTarget::new(&environment, options).unwrap().unwrap();
+    let options = KubernetesOptions {
+        api_server: Some(url),
+        ..KubernetesOptions::default()
+    };
+    let target = KubernetesTarget::new(&environment, options)
+        .unwrap()
+        .unwrap();
     let context = |sequence| DeployContext {
         environment: environment.clone(),
         release: release(sequence),
@@ -105,11 +128,31 @@ async fn main() {
         let started = Instant::now();
         let applied = target.apply(&context(sequence as i64 + 1)).await.unwrap();
         let elapsed = started.elapsed();
-        let max_lists = fake.lists_per_resource().values().copied().max().unwrap_or(0);
-        rows.push(row(pass, elapsed, fake.calls(), max_lists, &applied.summary));
+        let max_lists = fake
+            .lists_per_resource()
+            .values()
+            .copied()
+            .max()
+            .unwrap_or(0);
+        rows.push(row(
+            pass,
+            elapsed,
+            fake.calls(),
+            max_lists,
+            &applied.summary,
+        ));
     }
     print_table(
-        &["pass", "wall time", "writes", "LISTs", "max LISTs per kind", "GETs", "discovery", "summary"],
+        &[
+            "pass",
+            "wall time",
+            "writes",
+            "LISTs",
+            "max LISTs per kind",
+            "GETs",
+            "discovery",
+            "summary",
+        ],
         &rows,
     );
 }

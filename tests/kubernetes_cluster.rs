@@ -21,7 +21,10 @@ fn written(applied: &sluice::deploy::Applied) -> usize {
 }
 
 /// Polls health until it is not progressing, for at most three minutes.
-async fn settled_health(target: &KubernetesTarget, context: &sluice::deploy::DeployContext) -> Health {
+async fn settled_health(
+    target: &KubernetesTarget,
+    context: &sluice::deploy::DeployContext,
+) -> Health {
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         let health = target.health(context).await.unwrap();
@@ -32,20 +35,36 @@ async fn settled_health(target: &KubernetesTarget, context: &sluice::deploy::Dep
     }
 }
 
-fn manifests(tree: &std::path::Path, namespace: &str, alias: &str, image: &str, with_service: bool, deadline: u32) {
-    let namespace_object = format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {namespace}\n");
-    let deployment = deployment(image, 1).replace("spec:\n  replicas", &format!("spec:\n  progressDeadlineSeconds: {deadline}\n  replicas"));
+fn manifests(
+    tree: &std::path::Path,
+    namespace: &str,
+    alias: &str,
+    image: &str,
+    with_service: bool,
+    deadline: u32,
+) {
+    let namespace_object =
+        format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {namespace}\n");
+    let deployment = deployment(image, 1).replace(
+        "spec:\n  replicas",
+        &format!("spec:\n  progressDeadlineSeconds: {deadline}\n  replicas"),
+    );
     let mut app = format!("{}---\n{deployment}", config_map(alias));
     if with_service {
         app = format!("{app}---\n{SERVICE}");
     }
-    write_manifests(tree, &[("namespace.yaml", &namespace_object), ("app.yaml", &app)]);
+    write_manifests(
+        tree,
+        &[("namespace.yaml", &namespace_object), ("app.yaml", &app)],
+    );
 }
 
 #[tokio::test]
 async fn scenarios_on_a_real_cluster() {
     let Ok(kubeconfig) = std::env::var("SLUICE_TEST_KUBECONFIG") else {
-        eprintln!("skipped: set SLUICE_TEST_KUBECONFIG to a kubeconfig of a disposable cluster (kind, k3d, minikube) to run the Kubernetes target on it");
+        eprintln!(
+            "skipped: set SLUICE_TEST_KUBECONFIG to a kubeconfig of a disposable cluster (kind, k3d, minikube) to run the Kubernetes target on it"
+        );
         return;
     };
     let namespace = format!("sluice-test-{}", std::process::id());
@@ -59,10 +78,14 @@ async fn scenarios_on_a_real_cluster() {
     let tree = tempfile::tempdir().unwrap();
     let environment = environment("clustertest", section(false, "3m"));
     let options = KubernetesOptions {
-        policies: Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/kubernetes")),
+        policies: Some(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/kubernetes"),
+        ),
         ..KubernetesOptions::default()
     };
-    let target = KubernetesTarget::new(&environment, options.clone()).unwrap().unwrap();
+    let target = KubernetesTarget::new(&environment, options.clone())
+        .unwrap()
+        .unwrap();
 
     // First sync creates all.
     manifests(tree.path(), &namespace, "candidate", PAUSE_1, true, 600);
@@ -72,21 +95,43 @@ async fn scenarios_on_a_real_cluster() {
     assert_eq!(settled_health(&target, &first).await, Health::Healthy);
 
     // Unchanged sync writes nothing.
-    let applied = target.apply(&context(&environment, release(2), tree.path())).await.unwrap();
+    let applied = target
+        .apply(&context(&environment, release(2), tree.path()))
+        .await
+        .unwrap();
     assert_eq!(written(&applied), 0, "{}", applied.summary);
 
     // One change writes one object.
     manifests(tree.path(), &namespace, "staging", PAUSE_1, true, 600);
-    let applied = target.apply(&context(&environment, release(3), tree.path())).await.unwrap();
-    assert_eq!(applied.outputs["written"], json!([format!("ConfigMap/{namespace}/churn-config")]));
+    let applied = target
+        .apply(&context(&environment, release(3), tree.path()))
+        .await
+        .unwrap();
+    assert_eq!(
+        applied.outputs["written"],
+        json!([format!("ConfigMap/{namespace}/churn-config")])
+    );
 
     // A removed object is pruned.
     manifests(tree.path(), &namespace, "staging", PAUSE_1, false, 600);
-    let applied = target.apply(&context(&environment, release(4), tree.path())).await.unwrap();
-    assert_eq!(applied.outputs["pruned"], json!([format!("Service/{namespace}/serving-api")]));
+    let applied = target
+        .apply(&context(&environment, release(4), tree.path()))
+        .await
+        .unwrap();
+    assert_eq!(
+        applied.outputs["pruned"],
+        json!([format!("Service/{namespace}/serving-api")])
+    );
 
     // A failed rollout (an image that does not exist, a short progress deadline) rolls back.
-    manifests(tree.path(), &namespace, "broken", "registry.invalid/none:1", false, 10);
+    manifests(
+        tree.path(),
+        &namespace,
+        "broken",
+        "registry.invalid/none:1",
+        false,
+        10,
+    );
     let broken = context(&environment, release(5), tree.path());
     let applied = target.apply(&broken).await.unwrap();
     let health = settled_health(&target, &broken).await;
@@ -98,18 +143,38 @@ async fn scenarios_on_a_real_cluster() {
 
     // `:latest` is refused in production.
     let production = environment_for("production", section(false, "3m"));
-    let production_target = KubernetesTarget::new(&production, options.clone()).unwrap().unwrap();
-    manifests(tree.path(), &namespace, "staging", "registry.k8s.io/pause:latest", false, 600);
-    let error = production_target.apply(&context(&production, release(6), tree.path())).await.unwrap_err();
+    let production_target = KubernetesTarget::new(&production, options.clone())
+        .unwrap()
+        .unwrap();
+    manifests(
+        tree.path(),
+        &namespace,
+        "staging",
+        "registry.k8s.io/pause:latest",
+        false,
+        600,
+    );
+    let error = production_target
+        .apply(&context(&production, release(6), tree.path()))
+        .await
+        .unwrap_err();
     assert!(matches!(error, TargetError::Rejected(_)), "{error}");
 
     // Clean up: render nothing and prune the namespace too.
     write_manifests(tree.path(), &[]);
     let cleanup_environment = environment_for("clustertest", section(true, "3m"));
-    let cleanup = KubernetesTarget::new(&cleanup_environment, options).unwrap().unwrap();
-    cleanup.apply(&context(&cleanup_environment, release(7), tree.path())).await.unwrap();
+    let cleanup = KubernetesTarget::new(&cleanup_environment, options)
+        .unwrap()
+        .unwrap();
+    cleanup
+        .apply(&context(&cleanup_environment, release(7), tree.path()))
+        .await
+        .unwrap();
 }
 
-fn environment_for(name: &str, section: serde_json::Value) -> sluice::config::environment::Environment {
+fn environment_for(
+    name: &str,
+    section: serde_json::Value,
+) -> sluice::config::environment::Environment {
     environment(name, section)
 }

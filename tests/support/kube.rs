@@ -36,7 +36,12 @@ pub fn release(sequence: i64) -> Release {
 }
 
 pub fn context(environment: &Environment, release: Release, tree: &Path) -> DeployContext {
-    DeployContext { environment: environment.clone(), release, tree: tree.to_path_buf(), previous: None }
+    DeployContext {
+        environment: environment.clone(),
+        release,
+        tree: tree.to_path_buf(),
+        previous: None,
+    }
 }
 
 /// Replaces the manifests directory `k8s/` under `tree` with `files`.
@@ -52,7 +57,9 @@ pub fn write_manifests(tree: &Path, files: &[(&str, &str)]) {
 pub const NAMESPACE: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ml-test\n";
 
 pub fn config_map(value: &str) -> String {
-    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: churn-config\ndata:\n  MODEL_ALIAS: {value}\n")
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: churn-config\ndata:\n  MODEL_ALIAS: {value}\n"
+    )
 }
 
 pub const SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata:\n  name: serving-api\nspec:\n  selector: {app: serving-api}\n  ports: [{port: 80, targetPort: 8080}]\n";

@@ -21,7 +21,10 @@ pub enum Connection {
     /// A plain URL without credentials (the fake API server, `kubectl proxy`).
     Url(Url),
     /// A kubeconfig file (default `$KUBECONFIG` or `~/.kube/config`) and context.
-    Kubeconfig { path: Option<PathBuf>, context: Option<String> },
+    Kubeconfig {
+        path: Option<PathBuf>,
+        context: Option<String>,
+    },
     /// The pod's service account.
     InCluster,
 }
@@ -80,8 +83,12 @@ impl Cluster {
                 })?
             }
         };
-        let client = Client::try_from(config).map_err(|error| unavailable("cannot build the Kubernetes client", error))?;
-        Ok(Cluster { client, discovery: tokio::sync::Mutex::new(None) })
+        let client = Client::try_from(config)
+            .map_err(|error| unavailable("cannot build the Kubernetes client", error))?;
+        Ok(Cluster {
+            client,
+            discovery: tokio::sync::Mutex::new(None),
+        })
     }
 
     /// Discovery, run once and again when `refresh` (after CRDs were applied).
@@ -103,30 +110,45 @@ impl Cluster {
 
     pub fn resolve(discovery: &Discovery, api_version: &str, kind: &str) -> Option<ResolvedKind> {
         let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-        let (resource, capabilities) = discovery.resolve_gvk(&GroupVersionKind::gvk(group, version, kind))?;
-        Some(ResolvedKind { resource, namespaced: capabilities.scope == Scope::Namespaced })
+        let (resource, capabilities) =
+            discovery.resolve_gvk(&GroupVersionKind::gvk(group, version, kind))?;
+        Some(ResolvedKind {
+            resource,
+            namespaced: capabilities.scope == Scope::Namespaced,
+        })
     }
 
     /// The preferred version of `kind` in `group`, when served.
     pub fn resolve_kind(discovery: &Discovery, group: &str, kind: &str) -> Option<ResolvedKind> {
         let (resource, capabilities) = discovery.get(group)?.recommended_kind(kind)?;
-        Some(ResolvedKind { resource, namespaced: capabilities.scope == Scope::Namespaced })
+        Some(ResolvedKind {
+            resource,
+            namespaced: capabilities.scope == Scope::Namespaced,
+        })
     }
 
     fn api(&self, kind: &ResolvedKind, namespace: Option<&str>) -> Api<DynamicObject> {
         match (kind.namespaced, namespace) {
-            (true, Some(namespace)) => Api::namespaced_with(self.client.clone(), namespace, &kind.resource),
+            (true, Some(namespace)) => {
+                Api::namespaced_with(self.client.clone(), namespace, &kind.resource)
+            }
             _ => Api::all_with(self.client.clone(), &kind.resource),
         }
     }
 
     /// Every object of the kind, in all namespaces, whose labels match `selector`: one LIST.
-    pub async fn list(&self, kind: &ResolvedKind, selector: &str) -> Result<Vec<Value>, TargetError> {
+    pub async fn list(
+        &self,
+        kind: &ResolvedKind,
+        selector: &str,
+    ) -> Result<Vec<Value>, TargetError> {
         let list = self
             .api(kind, None)
             .list(&ListParams::default().labels(selector))
             .await
-            .map_err(|error| unavailable(&format!("cannot list {}", kind.resource.plural), error))?;
+            .map_err(|error| {
+                unavailable(&format!("cannot list {}", kind.resource.plural), error)
+            })?;
         let api_version = kind.resource.api_version.clone();
         let kind_name = kind.resource.kind.clone();
         Ok(list
@@ -141,12 +163,19 @@ impl Cluster {
             .collect())
     }
 
-    pub async fn get(&self, kind: &ResolvedKind, namespace: Option<&str>, name: &str) -> Result<Option<Value>, TargetError> {
+    pub async fn get(
+        &self,
+        kind: &ResolvedKind,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Option<Value>, TargetError> {
         let object = self
             .api(kind, namespace)
             .get_opt(name)
             .await
-            .map_err(|error| unavailable(&format!("cannot read {} {name}", kind.resource.kind), error))?;
+            .map_err(|error| {
+                unavailable(&format!("cannot read {} {name}", kind.resource.kind), error)
+            })?;
         Ok(object.map(|object| serde_json::to_value(object).unwrap_or(Value::Null)))
     }
 
@@ -177,12 +206,24 @@ impl Cluster {
     }
 
     /// Deletes the object; one already gone counts as deleted.
-    pub async fn delete(&self, kind: &ResolvedKind, namespace: Option<&str>, name: &str) -> Result<(), TargetError> {
-        match self.api(kind, namespace).delete(name, &DeleteParams::background()).await {
+    pub async fn delete(
+        &self,
+        kind: &ResolvedKind,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<(), TargetError> {
+        match self
+            .api(kind, namespace)
+            .delete(name, &DeleteParams::background())
+            .await
+        {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
             Err(error) => Err(unavailable(
-                &format!("cannot delete {}", super::render::object_address(&kind.resource.kind, namespace, name)),
+                &format!(
+                    "cannot delete {}",
+                    super::render::object_address(&kind.resource.kind, namespace, name)
+                ),
                 error,
             )),
         }
@@ -195,10 +236,12 @@ fn apply_error(address: &str, error: kube::Error) -> TargetError {
             "{address}: another field manager owns fields sluice sets ({}); set `kubernetes.force: true` to take them over, or remove them from the manifest",
             status.message
         )),
-        kube::Error::Api(status) if matches!(status.code, 400 | 403 | 422) => TargetError::Rejected(format!(
-            "{address}: the API server refused the object ({} {}): {}; fix the manifest or the permissions",
-            status.code, status.reason, status.message
-        )),
+        kube::Error::Api(status) if matches!(status.code, 400 | 403 | 422) => {
+            TargetError::Rejected(format!(
+                "{address}: the API server refused the object ({} {}): {}; fix the manifest or the permissions",
+                status.code, status.reason, status.message
+            ))
+        }
         _ => unavailable(&format!("cannot apply {address}"), error),
     }
 }

@@ -82,7 +82,9 @@ impl KubernetesConfig {
         })?;
         let mut problems = Vec::new();
         if config.namespace.trim().is_empty() {
-            problems.push("`kubernetes.namespace` is empty; name the namespace objects go to".to_owned());
+            problems.push(
+                "`kubernetes.namespace` is empty; name the namespace objects go to".to_owned(),
+            );
         }
         if let Err(problem) = config.health_timeout() {
             problems.push(problem);
@@ -163,7 +165,11 @@ mod tests {
     use super::*;
 
     fn check(text: &str, expect: Option<u64>) {
-        assert_eq!(parse_duration(text).map(|duration| duration.as_secs()), expect, "{text}");
+        assert_eq!(
+            parse_duration(text).map(|duration| duration.as_secs()),
+            expect,
+            "{text}"
+        );
     }
 
     #[test]
@@ -177,7 +183,8 @@ mod tests {
     }
 
     fn environment(section: serde_json::Value) -> Environment {
-        serde_json::from_value(serde_json::json!({"name": "staging", "kubernetes": section})).unwrap()
+        serde_json::from_value(serde_json::json!({"name": "staging", "kubernetes": section}))
+            .unwrap()
     }
 
     #[test]
@@ -194,7 +201,10 @@ mod tests {
         })))
         .unwrap_err()
         .to_string();
-        assert!(error.contains("`soon`") && error.contains("`serving-api`"), "{error}");
+        assert!(
+            error.contains("`soon`") && error.contains("`serving-api`"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -203,7 +213,9 @@ mod tests {
             let path = format!("{}/environments/{name}.yaml", env!("CARGO_MANIFEST_DIR"));
             let text = std::fs::read_to_string(path).unwrap();
             let environment: Environment = serde_saphyr::from_str(&text).unwrap();
-            let config = KubernetesConfig::from_environment(&environment).unwrap().unwrap();
+            let config = KubernetesConfig::from_environment(&environment)
+                .unwrap()
+                .unwrap();
             assert!(config.namespace.starts_with("ml-"));
         }
     }

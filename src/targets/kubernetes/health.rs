@@ -35,8 +35,15 @@ pub fn workload_health(kind: &str, object: &Value) -> WorkloadHealth {
     use WorkloadHealth::*;
     let generation = number(object, "/metadata/generation");
     let observed = number(object, "/status/observedGeneration");
-    let desired = object.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
-    let not_observed = || Progressing(format!("waiting for the controller to observe generation {generation} (seen {observed})"));
+    let desired = object
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    let not_observed = || {
+        Progressing(format!(
+            "waiting for the controller to observe generation {generation} (seen {observed})"
+        ))
+    };
     match kind {
         "Deployment" => {
             if let Some(progressing) = condition(object, "Progressing")
@@ -56,9 +63,14 @@ pub fn workload_health(kind: &str, object: &Value) -> WorkloadHealth {
             if updated < desired {
                 Progressing(format!("{updated} of {desired} replicas updated"))
             } else if total > updated {
-                Progressing(format!("{} old replicas pending termination", total - updated))
+                Progressing(format!(
+                    "{} old replicas pending termination",
+                    total - updated
+                ))
             } else if available < updated {
-                Progressing(format!("{available} of {updated} updated replicas available"))
+                Progressing(format!(
+                    "{available} of {updated} updated replicas available"
+                ))
             } else {
                 Ready
             }
@@ -98,10 +110,17 @@ pub fn workload_health(kind: &str, object: &Value) -> WorkloadHealth {
             if let Some(failed) = condition(object, "Failed")
                 && failed["status"].as_str() == Some("True")
             {
-                return Failed(format!("job failed: {}", failed["reason"].as_str().unwrap_or("no reason")));
+                return Failed(format!(
+                    "job failed: {}",
+                    failed["reason"].as_str().unwrap_or("no reason")
+                ));
             }
-            let completions = object.pointer("/spec/completions").and_then(Value::as_i64).unwrap_or(1);
-            let complete = condition(object, "Complete").is_some_and(|complete| complete["status"].as_str() == Some("True"));
+            let completions = object
+                .pointer("/spec/completions")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
+            let complete = condition(object, "Complete")
+                .is_some_and(|complete| complete["status"].as_str() == Some("True"));
             let succeeded = number(object, "/status/succeeded");
             if complete || succeeded >= completions {
                 Ready
@@ -115,7 +134,11 @@ pub fn workload_health(kind: &str, object: &Value) -> WorkloadHealth {
 
 /// The target's health from every workload's: degraded when one failed or the rollout took
 /// longer than `timeout`, progressing while one is not done, else healthy.
-pub fn summarize(workloads: &[(String, WorkloadHealth)], elapsed: Duration, timeout: Duration) -> Health {
+pub fn summarize(
+    workloads: &[(String, WorkloadHealth)],
+    elapsed: Duration,
+    timeout: Duration,
+) -> Health {
     let failed: Vec<String> = workloads
         .iter()
         .filter_map(|(address, health)| match health {
@@ -166,26 +189,82 @@ mod tests {
 
     #[test]
     fn deployments() {
-        check("Deployment", deployment(2, json!({"observedGeneration": 1, "updatedReplicas": 2, "replicas": 2, "availableReplicas": 2})), "progressing");
-        check("Deployment", deployment(2, json!({"observedGeneration": 2, "updatedReplicas": 1, "replicas": 3, "availableReplicas": 2})), "progressing");
-        check("Deployment", deployment(2, json!({"observedGeneration": 2, "updatedReplicas": 2, "replicas": 2, "availableReplicas": 1})), "progressing");
-        check("Deployment", deployment(2, json!({"observedGeneration": 2, "updatedReplicas": 2, "replicas": 2, "availableReplicas": 2})), "ready");
-        check("Deployment", deployment(2, json!({"conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]})), "failed");
+        check(
+            "Deployment",
+            deployment(
+                2,
+                json!({"observedGeneration": 1, "updatedReplicas": 2, "replicas": 2, "availableReplicas": 2}),
+            ),
+            "progressing",
+        );
+        check(
+            "Deployment",
+            deployment(
+                2,
+                json!({"observedGeneration": 2, "updatedReplicas": 1, "replicas": 3, "availableReplicas": 2}),
+            ),
+            "progressing",
+        );
+        check(
+            "Deployment",
+            deployment(
+                2,
+                json!({"observedGeneration": 2, "updatedReplicas": 2, "replicas": 2, "availableReplicas": 1}),
+            ),
+            "progressing",
+        );
+        check(
+            "Deployment",
+            deployment(
+                2,
+                json!({"observedGeneration": 2, "updatedReplicas": 2, "replicas": 2, "availableReplicas": 2}),
+            ),
+            "ready",
+        );
+        check(
+            "Deployment",
+            deployment(
+                2,
+                json!({"conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]}),
+            ),
+            "failed",
+        );
     }
 
     #[test]
     fn other_workloads() {
         check("Job", json!({"status": {"succeeded": 1}}), "ready");
         check("Job", json!({"status": {"active": 1}}), "progressing");
-        check("Job", json!({"status": {"conditions": [{"type": "Failed", "status": "True"}]}}), "failed");
-        check("DaemonSet", json!({"metadata": {"generation": 1}, "status": {"observedGeneration": 1, "desiredNumberScheduled": 3, "updatedNumberScheduled": 3, "numberAvailable": 2}}), "progressing");
-        check("StatefulSet", json!({"metadata": {"generation": 1}, "spec": {"replicas": 1}, "status": {"observedGeneration": 1, "readyReplicas": 1, "updatedReplicas": 1, "currentRevision": "a", "updateRevision": "a"}}), "ready");
+        check(
+            "Job",
+            json!({"status": {"conditions": [{"type": "Failed", "status": "True"}]}}),
+            "failed",
+        );
+        check(
+            "DaemonSet",
+            json!({"metadata": {"generation": 1}, "status": {"observedGeneration": 1, "desiredNumberScheduled": 3, "updatedNumberScheduled": 3, "numberAvailable": 2}}),
+            "progressing",
+        );
+        check(
+            "StatefulSet",
+            json!({"metadata": {"generation": 1}, "spec": {"replicas": 1}, "status": {"observedGeneration": 1, "readyReplicas": 1, "updatedReplicas": 1, "currentRevision": "a", "updateRevision": "a"}}),
+            "ready",
+        );
     }
 
     #[test]
     fn a_stalled_rollout_degrades_after_the_timeout() {
-        let workloads = vec![("Deployment/ml/api".to_owned(), WorkloadHealth::Progressing("0 of 2".into()))];
-        assert!(matches!(summarize(&workloads, Duration::from_secs(10), Duration::from_secs(60)), Health::Progressing(_)));
-        assert!(matches!(summarize(&workloads, Duration::from_secs(60), Duration::from_secs(60)), Health::Degraded(_)));
+        let workloads = vec![(
+            "Deployment/ml/api".to_owned(),
+            WorkloadHealth::Progressing("0 of 2".into()),
+        )];
+        assert!(matches!(
+            summarize(&workloads, Duration::from_secs(10), Duration::from_secs(60)),
+            Health::Progressing(_)
+        ));
+        assert!(matches!(
+            summarize(&workloads, Duration::from_secs(60), Duration::from_secs(60)),
+            Health::Degraded(_)
+        ));
     }
 }

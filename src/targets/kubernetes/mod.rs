@@ -65,11 +65,15 @@ pub fn from_environment(
     environment: &Environment,
     options: KubernetesOptions,
 ) -> Result<Option<Box<dyn Target>>, TargetError> {
-    Ok(KubernetesTarget::new(environment, options)?.map(|target| Box::new(target) as Box<dyn Target>))
+    Ok(KubernetesTarget::new(environment, options)?
+        .map(|target| Box::new(target) as Box<dyn Target>))
 }
 
 impl KubernetesTarget {
-    pub fn new(environment: &Environment, options: KubernetesOptions) -> Result<Option<KubernetesTarget>, TargetError> {
+    pub fn new(
+        environment: &Environment,
+        options: KubernetesOptions,
+    ) -> Result<Option<KubernetesTarget>, TargetError> {
         let Some(config) = KubernetesConfig::from_environment(environment)? else {
             return Ok(None);
         };
@@ -93,7 +97,10 @@ impl KubernetesTarget {
         } else if self.config.in_cluster {
             Connection::InCluster
         } else {
-            Connection::Kubeconfig { path: self.config.kubeconfig.clone(), context: self.config.context.clone() }
+            Connection::Kubeconfig {
+                path: self.config.kubeconfig.clone(),
+                context: self.config.context.clone(),
+            }
         }
     }
 
@@ -105,7 +112,10 @@ impl KubernetesTarget {
     }
 
     fn label_selector(&self) -> String {
-        format!("{MANAGED_BY_LABEL}=sluice,{ENVIRONMENT_LABEL}={}", self.environment)
+        format!(
+            "{MANAGED_BY_LABEL}=sluice,{ENVIRONMENT_LABEL}={}",
+            self.environment
+        )
     }
 
     /// The objects the context's release renders to, prepared for this environment.
@@ -120,7 +130,10 @@ impl KubernetesTarget {
                     .get(model)
                     .or_else(|| context.release.models.get(model));
                 if let Some(version) = version {
-                    versions.entry(workload.clone()).or_default().insert(model.clone(), version.clone());
+                    versions
+                        .entry(workload.clone())
+                        .or_default()
+                        .insert(model.clone(), version.clone());
                 }
             }
         }
@@ -131,13 +144,27 @@ impl KubernetesTarget {
             restarts: &versions,
         };
         render::prepare_objects(&documents, &input).map_err(|problems| {
-            TargetError::Rejected(format!("kubernetes manifests for {}: {}", self.environment, problems.join("; ")))
+            TargetError::Rejected(format!(
+                "kubernetes manifests for {}: {}",
+                self.environment,
+                problems.join("; ")
+            ))
         })
     }
 
-    fn check_policies(&self, context: &DeployContext, objects: &[RenderedObject]) -> Result<(), TargetError> {
+    fn check_policies(
+        &self,
+        context: &DeployContext,
+        objects: &[RenderedObject],
+    ) -> Result<(), TargetError> {
         if let Some(directory) = &self.options.policies {
-            policy::check_policies(directory, &self.environment, &self.config.namespace, objects, &context.release)?;
+            policy::check_policies(
+                directory,
+                &self.environment,
+                &self.config.namespace,
+                objects,
+                &context.release,
+            )?;
         }
         Ok(())
     }
@@ -147,11 +174,18 @@ impl KubernetesTarget {
 /// the MLflow target, so only this field is read.
 fn model_restarts(environment: &Environment) -> Result<BTreeMap<String, Vec<String>>, TargetError> {
     let mut restarts: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let Some(models) = environment.mlflow.as_ref().and_then(|mlflow| mlflow.get("models")).and_then(|models| models.as_object()) else {
+    let Some(models) = environment
+        .mlflow
+        .as_ref()
+        .and_then(|mlflow| mlflow.get("models"))
+        .and_then(|models| models.as_object())
+    else {
         return Ok(restarts);
     };
     for (model, settings) in models {
-        let Some(list) = settings.get("restart") else { continue };
+        let Some(list) = settings.get("restart") else {
+            continue;
+        };
         let entries = list.as_array().ok_or_else(|| {
             TargetError::Configuration(format!(
                 "environments/{}.yaml: `mlflow.models.{model}.restart` is not a list; write e.g. [deployment/serving-api]",
@@ -165,7 +199,10 @@ fn model_restarts(environment: &Environment) -> Result<BTreeMap<String, Vec<Stri
                     environment.name
                 ))
             })?;
-            restarts.entry(format!("{}/{}", parsed.0, parsed.1)).or_default().push(model.clone());
+            restarts
+                .entry(format!("{}/{}", parsed.0, parsed.1))
+                .or_default()
+                .push(model.clone());
         }
     }
     Ok(restarts)
@@ -192,7 +229,11 @@ impl Target for KubernetesTarget {
         Box::pin(sync::current(self))
     }
 
-    fn rollback<'a>(&'a self, context: &'a DeployContext, rollback: &'a serde_json::Value) -> TargetFuture<'a, Applied> {
+    fn rollback<'a>(
+        &'a self,
+        context: &'a DeployContext,
+        rollback: &'a serde_json::Value,
+    ) -> TargetFuture<'a, Applied> {
         Box::pin(sync::rollback(self, context, rollback))
     }
 }

@@ -50,7 +50,9 @@ impl RenderedObject {
 
     /// The API group (`""` for the core group).
     pub fn group(&self) -> &str {
-        self.api_version.rsplit_once('/').map_or("", |(group, _)| group)
+        self.api_version
+            .rsplit_once('/')
+            .map_or("", |(group, _)| group)
     }
 
     pub fn wave(&self) -> i64 {
@@ -95,9 +97,19 @@ pub fn is_bootstrap_kind(kind: &str) -> bool {
 /// 0 config, 1 workloads, 2 the rest.
 fn kind_phase(kind: &str) -> u8 {
     match kind {
-        "ConfigMap" | "Secret" | "ServiceAccount" | "Role" | "RoleBinding" | "ClusterRole"
-        | "ClusterRoleBinding" | "Service" | "PersistentVolumeClaim" | "LimitRange"
-        | "ResourceQuota" | "PriorityClass" | "StorageClass" => 0,
+        "ConfigMap"
+        | "Secret"
+        | "ServiceAccount"
+        | "Role"
+        | "RoleBinding"
+        | "ClusterRole"
+        | "ClusterRoleBinding"
+        | "Service"
+        | "PersistentVolumeClaim"
+        | "LimitRange"
+        | "ResourceQuota"
+        | "PriorityClass"
+        | "StorageClass" => 0,
         "Deployment" | "StatefulSet" | "DaemonSet" | "Job" | "CronJob" | "Pod" | "ReplicaSet" => 1,
         _ => 2,
     }
@@ -118,9 +130,8 @@ pub fn read_manifests(directory: &Path) -> Result<Vec<SourceDocument>, TargetErr
     if is_kustomization {
         let text = run_kustomize(directory)?;
         let source = format!("kubectl kustomize {}", directory.display());
-        return parse_documents(&source, &text).map_err(|problems| {
-            TargetError::Rejected(problems.join("; "))
-        });
+        return parse_documents(&source, &text)
+            .map_err(|problems| TargetError::Rejected(problems.join("; ")));
     }
     let mut files = Vec::new();
     collect_manifest_files(directory, &mut files);
@@ -212,7 +223,11 @@ pub fn parse_documents(source: &str, text: &str) -> Result<Vec<SourceDocument>, 
             Err(error) => problems.push(format!("{shown}: invalid YAML: {error}")),
         }
     }
-    if problems.is_empty() { Ok(documents) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(documents)
+    } else {
+        Err(problems)
+    }
 }
 
 fn split_documents(text: &str) -> Vec<String> {
@@ -272,10 +287,17 @@ pub fn prepare_objects(
         }
     }
     objects.sort_by_key(RenderedObject::apply_order);
-    if problems.is_empty() { Ok(objects) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(objects)
+    } else {
+        Err(problems)
+    }
 }
 
-fn prepare_object(document: &SourceDocument, input: &PrepareInput<'_>) -> Result<RenderedObject, String> {
+fn prepare_object(
+    document: &SourceDocument,
+    input: &PrepareInput<'_>,
+) -> Result<RenderedObject, String> {
     let source = &document.source;
     let mut manifest = document.value.clone();
     let text_field = |pointer: &str| {
@@ -287,9 +309,11 @@ fn prepare_object(document: &SourceDocument, input: &PrepareInput<'_>) -> Result
     };
     let api_version = text_field("/apiVersion")
         .ok_or_else(|| format!("{source}: no `apiVersion`; every object needs one"))?;
-    let kind = text_field("/kind").ok_or_else(|| format!("{source}: no `kind`; every object needs one"))?;
-    let name = text_field("/metadata/name")
-        .ok_or_else(|| format!("{source}: {kind} has no `metadata.name`; name it (generateName is not supported)"))?;
+    let kind = text_field("/kind")
+        .ok_or_else(|| format!("{source}: no `kind`; every object needs one"))?;
+    let name = text_field("/metadata/name").ok_or_else(|| {
+        format!("{source}: {kind} has no `metadata.name`; name it (generateName is not supported)")
+    })?;
     let namespace = text_field("/metadata/namespace");
     let metadata = manifest
         .get_mut("metadata")
@@ -310,11 +334,17 @@ fn prepare_object(document: &SourceDocument, input: &PrepareInput<'_>) -> Result
     {
         let annotations = child_object(template_metadata, "annotations");
         for (model, version) in models {
-            annotations.insert(format!("{MODEL_ANNOTATION_PREFIX}{}", annotation_safe(model)), json!(version));
+            annotations.insert(
+                format!("{MODEL_ANNOTATION_PREFIX}{}", annotation_safe(model)),
+                json!(version),
+            );
         }
     }
     let content_hash = content_hash(&manifest);
-    let metadata = manifest.get_mut("metadata").and_then(Value::as_object_mut).expect("checked above");
+    let metadata = manifest
+        .get_mut("metadata")
+        .and_then(Value::as_object_mut)
+        .expect("checked above");
     let annotations = child_object(metadata, "annotations");
     annotations.insert(CONTENT_HASH_ANNOTATION.into(), json!(content_hash));
     annotations.insert(RELEASE_ANNOTATION.into(), json!(input.release_id));
@@ -340,9 +370,18 @@ fn child_object<'a>(parent: &'a mut Map<String, Value>, key: &str) -> &'a mut Ma
 fn annotation_safe(name: &str) -> String {
     let cleaned: String = name
         .chars()
-        .map(|character| if character.is_ascii_alphanumeric() || matches!(character, '-' | '_' | '.') { character } else { '-' })
+        .map(|character| {
+            if character.is_ascii_alphanumeric() || matches!(character, '-' | '_' | '.') {
+                character
+            } else {
+                '-'
+            }
+        })
         .collect();
-    cleaned.chars().take(63 - MODEL_ANNOTATION_PREFIX.len().min(20)).collect()
+    cleaned
+        .chars()
+        .take(63 - MODEL_ANNOTATION_PREFIX.len().min(20))
+        .collect()
 }
 
 /// sha256 over the manifest's canonical JSON (keys sorted), without sluice's own annotations.
@@ -390,8 +429,13 @@ fn pod_template_pointer(kind: &str) -> Option<&'static str> {
     }
 }
 
-fn pod_template_metadata_mut<'a>(kind: &str, manifest: &'a mut Value) -> Option<&'a mut Map<String, Value>> {
-    let template = manifest.pointer_mut(pod_template_pointer(kind)?)?.as_object_mut()?;
+fn pod_template_metadata_mut<'a>(
+    kind: &str,
+    manifest: &'a mut Value,
+) -> Option<&'a mut Map<String, Value>> {
+    let template = manifest
+        .pointer_mut(pod_template_pointer(kind)?)?
+        .as_object_mut()?;
     Some(child_object(template, "metadata"))
 }
 
@@ -426,9 +470,7 @@ pub fn pinned_image(image: &str, images: &BTreeMap<String, String>) -> Option<St
     let short_name = repository.rsplit('/').next().unwrap_or(repository);
     images.iter().find_map(|(name, pinned)| {
         let pinned_repository = image_repository(pinned);
-        let matches = name == repository
-            || name == short_name
-            || pinned_repository == repository;
+        let matches = name == repository || name == short_name || pinned_repository == repository;
         matches.then(|| pinned.clone())
     })
 }
@@ -449,19 +491,30 @@ mod tests {
 
     #[test]
     fn image_repositories() {
-        let check = |image: &str, expect: &str| assert_eq!(image_repository(image), expect, "{image}");
+        let check =
+            |image: &str, expect: &str| assert_eq!(image_repository(image), expect, "{image}");
         check("serving-api", "serving-api");
         check("serving-api:1.2", "serving-api");
-        check("127.0.0.1:5000/serving-api:3f9c2ab", "127.0.0.1:5000/serving-api");
+        check(
+            "127.0.0.1:5000/serving-api:3f9c2ab",
+            "127.0.0.1:5000/serving-api",
+        );
         check("127.0.0.1:5000/serving-api", "127.0.0.1:5000/serving-api");
         check("r.io/a/b@sha256:ab", "r.io/a/b");
     }
 
     #[test]
     fn parse_errors_name_the_file_and_document() {
-        let problems = parse_documents("app.yaml", "kind: A\n---\n[unclosed\n---\n- 1\n").unwrap_err();
-        assert!(problems[0].starts_with("app.yaml#2: invalid YAML"), "{problems:?}");
-        assert!(problems[1].starts_with("app.yaml#3: the document is not a mapping"), "{problems:?}");
+        let problems =
+            parse_documents("app.yaml", "kind: A\n---\n[unclosed\n---\n- 1\n").unwrap_err();
+        assert!(
+            problems[0].starts_with("app.yaml#2: invalid YAML"),
+            "{problems:?}"
+        );
+        assert!(
+            problems[1].starts_with("app.yaml#3: the document is not a mapping"),
+            "{problems:?}"
+        );
     }
 
     #[test]
@@ -471,7 +524,10 @@ mod tests {
             "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: api}\nspec:\n  template:\n    spec:\n      containers:\n      - {name: api, image: '127.0.0.1:5000/serving-api:3f9c2ab'}\n      - {name: side, image: 'busybox:1.36'}\n",
         )
         .unwrap();
-        let images = BTreeMap::from([("serving-api".to_owned(), "127.0.0.1:5000/serving-api@sha256:abc".to_owned())]);
+        let images = BTreeMap::from([(
+            "serving-api".to_owned(),
+            "127.0.0.1:5000/serving-api@sha256:abc".to_owned(),
+        )]);
         let restarts = BTreeMap::from([(
             "deployment/api".to_owned(),
             BTreeMap::from([("churn-classifier".to_owned(), "7".to_owned())]),
@@ -479,7 +535,12 @@ mod tests {
         let prepare = |release_id: &str| {
             prepare_objects(
                 &documents,
-                &PrepareInput { environment: "dev", release_id, images: &images, restarts: &restarts },
+                &PrepareInput {
+                    environment: "dev",
+                    release_id,
+                    images: &images,
+                    restarts: &restarts,
+                },
             )
             .unwrap()
             .remove(0)
@@ -488,9 +549,15 @@ mod tests {
         let second = prepare("r2-bbbb");
         assert_eq!(first.content_hash, second.content_hash);
         let containers = &first.manifest["spec"]["template"]["spec"]["containers"];
-        assert_eq!(containers[0]["image"], "127.0.0.1:5000/serving-api@sha256:abc");
+        assert_eq!(
+            containers[0]["image"],
+            "127.0.0.1:5000/serving-api@sha256:abc"
+        );
         assert_eq!(containers[1]["image"], "busybox:1.36");
-        assert_eq!(first.manifest["metadata"]["labels"][ENVIRONMENT_LABEL], "dev");
+        assert_eq!(
+            first.manifest["metadata"]["labels"][ENVIRONMENT_LABEL],
+            "dev"
+        );
         assert_eq!(
             first.manifest["spec"]["template"]["metadata"]["annotations"]["sluice.dev/model-churn-classifier"],
             "7"

@@ -4,9 +4,13 @@
 
 use super::cluster::{Cluster, ResolvedKind};
 use super::health::{WorkloadHealth, is_workload_kind, summarize, workload_health};
-use super::render::{CONTENT_HASH_ANNOTATION, RELEASE_ANNOTATION, RenderedObject, is_bootstrap_kind, object_address};
+use super::render::{
+    CONTENT_HASH_ANNOTATION, RELEASE_ANNOTATION, RenderedObject, is_bootstrap_kind, object_address,
+};
 use super::{KubernetesTarget, config};
-use crate::deploy::{Applied, Change, ChangeAction, DeployContext, Health, TargetDiff, TargetError};
+use crate::deploy::{
+    Applied, Change, ChangeAction, DeployContext, Health, TargetDiff, TargetError,
+};
 use kube::discovery::Discovery;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -56,14 +60,24 @@ fn live_key(kind: &ResolvedKind, object: &Value) -> Key {
     (
         kind.resource.group.clone(),
         kind.resource.kind.clone(),
-        object["metadata"]["namespace"].as_str().unwrap_or_default().to_owned(),
-        object["metadata"]["name"].as_str().unwrap_or_default().to_owned(),
+        object["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
     )
 }
 
 /// Resolves each object's kind and fills the default namespace; returns those the cluster does
 /// not serve (yet) apart.
-fn resolve(discovery: &Discovery, objects: Vec<RenderedObject>, namespace: &str) -> (Vec<Planned>, Vec<RenderedObject>) {
+fn resolve(
+    discovery: &Discovery,
+    objects: Vec<RenderedObject>,
+    namespace: &str,
+) -> (Vec<Planned>, Vec<RenderedObject>) {
     let mut planned = Vec::new();
     let mut unresolved = Vec::new();
     for mut object in objects {
@@ -86,7 +100,14 @@ fn resolve(discovery: &Discovery, objects: Vec<RenderedObject>, namespace: &str)
 fn unknown_kinds_error(unresolved: &[RenderedObject]) -> TargetError {
     let names: Vec<String> = unresolved
         .iter()
-        .map(|object| format!("{} ({}, apiVersion {})", object.address(), object.source, object.api_version))
+        .map(|object| {
+            format!(
+                "{} ({}, apiVersion {})",
+                object.address(),
+                object.source,
+                object.api_version
+            )
+        })
         .collect();
     TargetError::Rejected(format!(
         "the cluster does not serve the kind of {}; install the CRD (or render it with the manifests) or fix apiVersion/kind",
@@ -100,14 +121,27 @@ async fn inventory(
     cluster: &Cluster,
     discovery: &Discovery,
     planned: &[Planned],
-) -> Result<(BTreeMap<Key, (ResolvedKind, Value)>, BTreeSet<(String, String)>), TargetError> {
+) -> Result<
+    (
+        BTreeMap<Key, (ResolvedKind, Value)>,
+        BTreeSet<(String, String)>,
+    ),
+    TargetError,
+> {
     let mut kinds: BTreeMap<(String, String), ResolvedKind> = BTreeMap::new();
     for item in planned {
-        kinds.entry((item.kind.resource.group.clone(), item.kind.resource.kind.clone())).or_insert_with(|| item.kind.clone());
+        kinds
+            .entry((
+                item.kind.resource.group.clone(),
+                item.kind.resource.kind.clone(),
+            ))
+            .or_insert_with(|| item.kind.clone());
     }
     for (group, kind) in PRUNABLE_KINDS {
         if let Some(resolved) = Cluster::resolve_kind(discovery, group, kind) {
-            kinds.entry(((*group).to_owned(), (*kind).to_owned())).or_insert(resolved);
+            kinds
+                .entry(((*group).to_owned(), (*kind).to_owned()))
+                .or_insert(resolved);
         }
     }
     let mut live = BTreeMap::new();
@@ -151,7 +185,15 @@ fn restorable(kind: &ResolvedKind, object: &Value) -> Value {
         map.insert("kind".into(), json!(kind.resource.kind));
     }
     if let Some(metadata) = object["metadata"].as_object_mut() {
-        for field in ["uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "selfLink", "deletionTimestamp"] {
+        for field in [
+            "uid",
+            "resourceVersion",
+            "generation",
+            "creationTimestamp",
+            "managedFields",
+            "selfLink",
+            "deletionTimestamp",
+        ] {
             metadata.remove(field);
         }
     }
@@ -187,29 +229,44 @@ async fn write_if_changed(
     }
     let namespace = item.object.namespace.as_deref();
     cluster
-        .apply(&item.kind, namespace, &item.object.name, &item.object.manifest, target.config.force, false)
+        .apply(
+            &item.kind,
+            namespace,
+            &item.object.name,
+            &item.object.manifest,
+            target.config.force,
+            false,
+        )
         .await?;
     match previous {
         Some(previous) => progress.restore.push(restorable(&item.kind, previous)),
-        None => progress.created.push(reference(&item.kind, namespace, &item.object.name)),
+        None => progress
+            .created
+            .push(reference(&item.kind, namespace, &item.object.name)),
     }
     progress.written.push(item.object.address());
     Ok(())
 }
 
-pub async fn apply(target: &KubernetesTarget, context: &DeployContext) -> Result<Applied, TargetError> {
+pub async fn apply(
+    target: &KubernetesTarget,
+    context: &DeployContext,
+) -> Result<Applied, TargetError> {
     let objects = target.render(context)?;
     target.check_policies(context, &objects)?;
     let cluster = target.cluster().await?;
     let discovery = cluster.discovery(false).await?;
     let (planned, unresolved) = resolve(&discovery, objects, &target.config.namespace);
-    let renders_crds = planned.iter().any(|item| item.object.kind == "CustomResourceDefinition");
+    let renders_crds = planned
+        .iter()
+        .any(|item| item.object.kind == "CustomResourceDefinition");
     if !unresolved.is_empty() && !renders_crds {
         return Err(unknown_kinds_error(&unresolved));
     }
     let (mut live, mut listed_kinds) = inventory(target, cluster, &discovery, &planned).await?;
-    let (bootstrap, mut rest): (Vec<Planned>, Vec<Planned>) =
-        planned.into_iter().partition(|item| is_bootstrap_kind(&item.object.kind));
+    let (bootstrap, mut rest): (Vec<Planned>, Vec<Planned>) = planned
+        .into_iter()
+        .partition(|item| is_bootstrap_kind(&item.object.kind));
     let mut progress = Progress::default();
     for item in &bootstrap {
         write_if_changed(target, cluster, item, &live, &mut progress).await?;
@@ -222,7 +279,15 @@ pub async fn apply(target: &KubernetesTarget, context: &DeployContext) -> Result
         }
         let new_kinds: BTreeMap<(String, String), ResolvedKind> = more
             .iter()
-            .map(|item| ((item.kind.resource.group.clone(), item.kind.resource.kind.clone()), item.kind.clone()))
+            .map(|item| {
+                (
+                    (
+                        item.kind.resource.group.clone(),
+                        item.kind.resource.kind.clone(),
+                    ),
+                    item.kind.clone(),
+                )
+            })
             .filter(|(key, _)| !listed_kinds.contains(key))
             .collect();
         list_kinds(target, cluster, new_kinds.values(), &mut live).await?;
@@ -233,7 +298,11 @@ pub async fn apply(target: &KubernetesTarget, context: &DeployContext) -> Result
     for item in &rest {
         write_if_changed(target, cluster, item, &live, &mut progress).await?;
     }
-    let rendered: BTreeSet<Key> = bootstrap.iter().chain(rest.iter()).map(Planned::key).collect();
+    let rendered: BTreeSet<Key> = bootstrap
+        .iter()
+        .chain(rest.iter())
+        .map(Planned::key)
+        .collect();
     if target.config.prune {
         for (key, (kind, object)) in live.iter().rev() {
             if rendered.contains(key) || !may_prune(target, &kind.resource.kind) {
@@ -242,7 +311,9 @@ pub async fn apply(target: &KubernetesTarget, context: &DeployContext) -> Result
             let namespace = (!key.2.is_empty()).then_some(key.2.as_str());
             cluster.delete(kind, namespace, &key.3).await?;
             progress.restore.push(restorable(kind, object));
-            progress.pruned.push(object_address(&kind.resource.kind, namespace, &key.3));
+            progress
+                .pruned
+                .push(object_address(&kind.resource.kind, namespace, &key.3));
         }
     }
     target
@@ -267,24 +338,38 @@ pub async fn apply(target: &KubernetesTarget, context: &DeployContext) -> Result
     })
 }
 
-pub async fn rollback(target: &KubernetesTarget, _context: &DeployContext, data: &Value) -> Result<Applied, TargetError> {
+pub async fn rollback(
+    target: &KubernetesTarget,
+    _context: &DeployContext,
+    data: &Value,
+) -> Result<Applied, TargetError> {
     let malformed = |what: &str| {
         TargetError::Rejected(format!(
             "kubernetes rollback data for {} has no valid `{what}`; it was not written by this target's apply",
             target.environment
         ))
     };
-    let restore = data["restore"].as_array().ok_or_else(|| malformed("restore"))?;
-    let delete = data["delete"].as_array().ok_or_else(|| malformed("delete"))?;
+    let restore = data["restore"]
+        .as_array()
+        .ok_or_else(|| malformed("restore"))?;
+    let delete = data["delete"]
+        .as_array()
+        .ok_or_else(|| malformed("delete"))?;
     let cluster = target.cluster().await?;
     let mut discovery = cluster.discovery(false).await?;
     let mut restored = 0;
     let mut ordered: Vec<&Value> = restore.iter().collect();
     ordered.sort_by_key(|object| !is_bootstrap_kind(object["kind"].as_str().unwrap_or_default()));
     for object in ordered {
-        let api_version = object["apiVersion"].as_str().ok_or_else(|| malformed("restore[].apiVersion"))?;
-        let kind_name = object["kind"].as_str().ok_or_else(|| malformed("restore[].kind"))?;
-        let name = object["metadata"]["name"].as_str().ok_or_else(|| malformed("restore[].metadata.name"))?;
+        let api_version = object["apiVersion"]
+            .as_str()
+            .ok_or_else(|| malformed("restore[].apiVersion"))?;
+        let kind_name = object["kind"]
+            .as_str()
+            .ok_or_else(|| malformed("restore[].kind"))?;
+        let name = object["metadata"]["name"]
+            .as_str()
+            .ok_or_else(|| malformed("restore[].metadata.name"))?;
         let kind = match Cluster::resolve(&discovery, api_version, kind_name) {
             Some(kind) => kind,
             None => {
@@ -295,18 +380,24 @@ pub async fn rollback(target: &KubernetesTarget, _context: &DeployContext, data:
             }
         };
         let namespace = object["metadata"]["namespace"].as_str();
-        cluster.apply(&kind, namespace, name, object, true, false).await?;
+        cluster
+            .apply(&kind, namespace, name, object, true, false)
+            .await?;
         restored += 1;
     }
     let mut deleted = 0;
     for reference in delete.iter().rev() {
-        let (Some(api_version), Some(kind_name), Some(name)) =
-            (reference["apiVersion"].as_str(), reference["kind"].as_str(), reference["name"].as_str())
-        else {
+        let (Some(api_version), Some(kind_name), Some(name)) = (
+            reference["apiVersion"].as_str(),
+            reference["kind"].as_str(),
+            reference["name"].as_str(),
+        ) else {
             return Err(malformed("delete[]"));
         };
         if let Some(kind) = Cluster::resolve(&discovery, api_version, kind_name) {
-            cluster.delete(&kind, reference["namespace"].as_str(), name).await?;
+            cluster
+                .delete(&kind, reference["namespace"].as_str(), name)
+                .await?;
             deleted += 1;
         }
     }
@@ -317,13 +408,21 @@ pub async fn rollback(target: &KubernetesTarget, _context: &DeployContext, data:
     })
 }
 
-pub async fn health(target: &KubernetesTarget, context: &DeployContext) -> Result<Health, TargetError> {
-    let timeout = target.config.health_timeout().map_err(TargetError::Configuration)?;
+pub async fn health(
+    target: &KubernetesTarget,
+    context: &DeployContext,
+) -> Result<Health, TargetError> {
+    let timeout = target
+        .config
+        .health_timeout()
+        .map_err(TargetError::Configuration)?;
     let objects = target.render(context)?;
     for rollout in &target.config.health.rollouts {
         let listed = config::parse_workload_reference(rollout);
         let rendered = objects.iter().any(|object| {
-            listed.as_ref().is_some_and(|(kind, name)| object.kind.eq_ignore_ascii_case(kind) && &object.name == name)
+            listed.as_ref().is_some_and(|(kind, name)| {
+                object.kind.eq_ignore_ascii_case(kind) && &object.name == name
+            })
         });
         if !rendered {
             return Err(TargetError::Configuration(format!(
@@ -336,13 +435,27 @@ pub async fn health(target: &KubernetesTarget, context: &DeployContext) -> Resul
     let discovery = cluster.discovery(false).await?;
     let (planned, _) = resolve(&discovery, objects, &target.config.namespace);
     let mut workloads = Vec::new();
-    for item in planned.iter().filter(|item| is_workload_kind(&item.object.kind)) {
-        let state = match cluster.get(&item.kind, item.object.namespace.as_deref(), &item.object.name).await? {
+    for item in planned
+        .iter()
+        .filter(|item| is_workload_kind(&item.object.kind))
+    {
+        let state = match cluster
+            .get(
+                &item.kind,
+                item.object.namespace.as_deref(),
+                &item.object.name,
+            )
+            .await?
+        {
             Some(object) if recorded_hash(&object) == Some(item.object.content_hash.as_str()) => {
                 workload_health(&item.object.kind, &object)
             }
-            Some(_) => WorkloadHealth::Progressing("the release's version is not applied yet".to_owned()),
-            None => WorkloadHealth::Progressing("not found; the release is not applied yet".to_owned()),
+            Some(_) => {
+                WorkloadHealth::Progressing("the release's version is not applied yet".to_owned())
+            }
+            None => {
+                WorkloadHealth::Progressing("not found; the release is not applied yet".to_owned())
+            }
         };
         workloads.push((item.object.address(), state));
     }
@@ -373,9 +486,13 @@ pub async fn current(target: &KubernetesTarget) -> Result<Value, TargetError> {
     Ok(json!({"environment": target.environment, "objects": objects}))
 }
 
-pub async fn diff(target: &KubernetesTarget, context: &DeployContext) -> Result<TargetDiff, TargetError> {
+pub async fn diff(
+    target: &KubernetesTarget,
+    context: &DeployContext,
+) -> Result<TargetDiff, TargetError> {
     let objects = target.render(context)?;
-    let facts = super::policy::policy_facts(&target.environment, &target.config.namespace, &objects);
+    let facts =
+        super::policy::policy_facts(&target.environment, &target.config.namespace, &objects);
     target.check_policies(context, &objects)?;
     let cluster = target.cluster().await?;
     let discovery = cluster.discovery(false).await?;
@@ -385,7 +502,11 @@ pub async fn diff(target: &KubernetesTarget, context: &DeployContext) -> Result<
     for item in &planned {
         let address = item.object.address();
         let Some((_, previous)) = live.get(&item.key()) else {
-            changes.push(Change { address, action: ChangeAction::Create, detail: None });
+            changes.push(Change {
+                address,
+                action: ChangeAction::Create,
+                detail: None,
+            });
             continue;
         };
         if recorded_hash(previous) == Some(item.object.content_hash.as_str()) {
@@ -393,14 +514,28 @@ pub async fn diff(target: &KubernetesTarget, context: &DeployContext) -> Result<
         }
         let namespace = item.object.namespace.as_deref();
         let after = cluster
-            .apply(&item.kind, namespace, &item.object.name, &item.object.manifest, target.config.force, true)
+            .apply(
+                &item.kind,
+                namespace,
+                &item.object.name,
+                &item.object.manifest,
+                target.config.force,
+                true,
+            )
             .await?;
         let detail = if item.object.kind == "Secret" {
             "data changed (values hidden)".to_owned()
         } else {
-            field_diff(&restorable(&item.kind, previous), &restorable(&item.kind, &after))
+            field_diff(
+                &restorable(&item.kind, previous),
+                &restorable(&item.kind, &after),
+            )
         };
-        changes.push(Change { address, action: ChangeAction::Update, detail: Some(detail) });
+        changes.push(Change {
+            address,
+            action: ChangeAction::Update,
+            detail: Some(detail),
+        });
     }
     for object in &unresolved {
         changes.push(Change {
@@ -417,13 +552,23 @@ pub async fn diff(target: &KubernetesTarget, context: &DeployContext) -> Result<
         let namespace = (!key.2.is_empty()).then_some(key.2.as_str());
         let address = object_address(&kind.resource.kind, namespace, &key.3);
         let (action, detail) = if !target.config.prune {
-            (ChangeAction::NoOp, "no longer rendered; kept because `kubernetes.prune` is false")
+            (
+                ChangeAction::NoOp,
+                "no longer rendered; kept because `kubernetes.prune` is false",
+            )
         } else if !may_prune(target, &kind.resource.kind) {
-            (ChangeAction::NoOp, "no longer rendered; kept: set `kubernetes.prune_namespaces`/`prune_persistent_volume_claims` to prune it")
+            (
+                ChangeAction::NoOp,
+                "no longer rendered; kept: set `kubernetes.prune_namespaces`/`prune_persistent_volume_claims` to prune it",
+            )
         } else {
             (ChangeAction::Delete, "pruned: no longer rendered")
         };
-        changes.push(Change { address, action, detail: Some(detail.to_owned()) });
+        changes.push(Change {
+            address,
+            action,
+            detail: Some(detail.to_owned()),
+        });
     }
     Ok(TargetDiff { changes, facts })
 }
@@ -433,26 +578,43 @@ pub async fn diff(target: &KubernetesTarget, context: &DeployContext) -> Result<
 pub fn field_diff(before: &Value, after: &Value) -> String {
     let mut lines = Vec::new();
     collect_differences(before, after, String::new(), &mut lines);
-    lines.retain(|line| !line.contains(CONTENT_HASH_ANNOTATION) && !line.contains(RELEASE_ANNOTATION));
+    lines.retain(|line| {
+        !line.contains(CONTENT_HASH_ANNOTATION) && !line.contains(RELEASE_ANNOTATION)
+    });
     let total = lines.len();
     lines.truncate(12);
     if total > lines.len() {
         lines.push(format!("… {} more", total - lines.len()));
     }
-    if lines.is_empty() { "no field changes".to_owned() } else { lines.join("; ") }
+    if lines.is_empty() {
+        "no field changes".to_owned()
+    } else {
+        lines.join("; ")
+    }
 }
 
 fn collect_differences(before: &Value, after: &Value, path: String, lines: &mut Vec<String>) {
     if before == after {
         return;
     }
-    let join = |key: &str| if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") };
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
     match (before, after) {
         (Value::Object(left), Value::Object(right)) => {
             let keys: BTreeSet<&String> = left.keys().chain(right.keys()).collect();
             for key in keys {
                 let missing = Value::Null;
-                collect_differences(left.get(key).unwrap_or(&missing), right.get(key).unwrap_or(&missing), join(key), lines);
+                collect_differences(
+                    left.get(key).unwrap_or(&missing),
+                    right.get(key).unwrap_or(&missing),
+                    join(key),
+                    lines,
+                );
             }
         }
         (Value::Array(left), Value::Array(right)) if left.len() == right.len() => {

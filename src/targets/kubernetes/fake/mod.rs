@@ -79,7 +79,9 @@ pub async fn spawn_fake_api_server() -> (Url, FakeApiServer) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind 127.0.0.1:0 for the fake API server");
-    let address = listener.local_addr().expect("local address of the fake API server");
+    let address = listener
+        .local_addr()
+        .expect("local address of the fake API server");
     let router = routes::router(state.clone());
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
@@ -94,7 +96,9 @@ impl FakeApiServer {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, FakeState> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn calls(&self) -> CallCounts {
@@ -127,11 +131,18 @@ impl FakeApiServer {
     /// The stored object of `kind` (e.g. `Deployment`), if any.
     pub fn object(&self, kind: &str, namespace: Option<&str>, name: &str) -> Option<Value> {
         let state = self.state();
-        let resource = state.resource_types.iter().find(|resource| resource.kind == kind)?;
+        let resource = state
+            .resource_types
+            .iter()
+            .find(|resource| resource.kind == kind)?;
         let key = (
             resource.group.clone(),
             resource.plural.clone(),
-            if resource.namespaced { namespace.unwrap_or_default().to_owned() } else { String::new() },
+            if resource.namespaced {
+                namespace.unwrap_or_default().to_owned()
+            } else {
+                String::new()
+            },
             name.to_owned(),
         );
         state.objects.get(&key).cloned()
@@ -143,15 +154,30 @@ impl FakeApiServer {
     }
 
     /// Replaces an object's status, as a controller would.
-    pub fn set_status(&self, kind: &str, namespace: Option<&str>, name: &str, status: Value) -> bool {
+    pub fn set_status(
+        &self,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        status: Value,
+    ) -> bool {
         let mut state = self.state();
-        let Some(resource) = state.resource_types.iter().find(|resource| resource.kind == kind).cloned() else {
+        let Some(resource) = state
+            .resource_types
+            .iter()
+            .find(|resource| resource.kind == kind)
+            .cloned()
+        else {
             return false;
         };
         let key = (
             resource.group.clone(),
             resource.plural.clone(),
-            if resource.namespaced { namespace.unwrap_or_default().to_owned() } else { String::new() },
+            if resource.namespaced {
+                namespace.unwrap_or_default().to_owned()
+            } else {
+                String::new()
+            },
             name.to_owned(),
         );
         match state.objects.get_mut(&key) {

@@ -30,20 +30,56 @@ pub fn built_in() -> Vec<ResourceType> {
         ("", "v1", "Secret", "secrets", true),
         ("", "v1", "Service", "services", true),
         ("", "v1", "ServiceAccount", "serviceaccounts", true),
-        ("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", true),
+        (
+            "",
+            "v1",
+            "PersistentVolumeClaim",
+            "persistentvolumeclaims",
+            true,
+        ),
         ("", "v1", "Pod", "pods", true),
         ("apps", "v1", "Deployment", "deployments", true),
         ("apps", "v1", "StatefulSet", "statefulsets", true),
         ("apps", "v1", "DaemonSet", "daemonsets", true),
         ("batch", "v1", "Job", "jobs", true),
         ("batch", "v1", "CronJob", "cronjobs", true),
-        ("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true),
+        (
+            "policy",
+            "v1",
+            "PodDisruptionBudget",
+            "poddisruptionbudgets",
+            true,
+        ),
         ("networking.k8s.io", "v1", "Ingress", "ingresses", true),
         ("rbac.authorization.k8s.io", "v1", "Role", "roles", true),
-        ("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true),
-        ("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", false),
-        ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", false),
-        ("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", false),
+        (
+            "rbac.authorization.k8s.io",
+            "v1",
+            "RoleBinding",
+            "rolebindings",
+            true,
+        ),
+        (
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRole",
+            "clusterroles",
+            false,
+        ),
+        (
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRoleBinding",
+            "clusterrolebindings",
+            false,
+        ),
+        (
+            "apiextensions.k8s.io",
+            "v1",
+            "CustomResourceDefinition",
+            "customresourcedefinitions",
+            false,
+        ),
     ];
     table
         .iter()
@@ -89,8 +125,14 @@ pub fn core_versions() -> Value {
 
 pub fn group_list(resource_types: &[ResourceType]) -> Value {
     let mut groups: Vec<(String, Vec<String>)> = Vec::new();
-    for resource in resource_types.iter().filter(|resource| !resource.group.is_empty()) {
-        match groups.iter_mut().find(|(group, _)| *group == resource.group) {
+    for resource in resource_types
+        .iter()
+        .filter(|resource| !resource.group.is_empty())
+    {
+        match groups
+            .iter_mut()
+            .find(|(group, _)| *group == resource.group)
+        {
             Some((_, versions)) => {
                 if !versions.contains(&resource.version) {
                     versions.push(resource.version.clone());
@@ -120,7 +162,9 @@ pub fn resource_list(resource_types: &[ResourceType], group: &str, version: &str
     if matching.is_empty() {
         return None;
     }
-    let verbs = json!(["create", "delete", "get", "list", "patch", "update", "watch"]);
+    let verbs = json!([
+        "create", "delete", "get", "list", "patch", "update", "watch"
+    ]);
     let mut resources = Vec::new();
     for resource in &matching {
         resources.push(json!({

@@ -12,17 +12,26 @@ use std::sync::{Arc, Mutex};
 type SharedState = Arc<Mutex<FakeState>>;
 
 pub fn router(state: SharedState) -> axum::Router {
-    axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-        let state = state.clone();
-        async move {
-            let mut guard = state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            handle(&mut guard, &method, &uri, &headers, &body)
-        }
-    })
+    axum::Router::new().fallback(
+        move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+            let state = state.clone();
+            async move {
+                let mut guard = state
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                handle(&mut guard, &method, &uri, &headers, &body)
+            }
+        },
+    )
 }
 
 fn reply(status: StatusCode, body: Value) -> Response {
-    (status, [("content-type", "application/json")], body.to_string()).into_response()
+    (
+        status,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 fn failure(status: StatusCode, reason: &str, message: String) -> Response {
@@ -41,12 +50,28 @@ struct Target {
     status: bool,
 }
 
-fn handle(state: &mut FakeState, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Response {
-    let segments: Vec<&str> = uri.path().trim_matches('/').split('/').filter(|segment| !segment.is_empty()).collect();
+fn handle(
+    state: &mut FakeState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    let segments: Vec<&str> = uri
+        .path()
+        .trim_matches('/')
+        .split('/')
+        .filter(|segment| !segment.is_empty())
+        .collect();
     let query: Vec<(String, String)> = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
         .into_owned()
         .collect();
-    let query_value = |key: &str| query.iter().find(|(name, _)| name == key).map(|(_, value)| value.clone());
+    let query_value = |key: &str| {
+        query
+            .iter()
+            .find(|(name, _)| name == key)
+            .map(|(_, value)| value.clone())
+    };
     let (group, version, rest) = match segments.as_slice() {
         ["api"] => {
             state.calls.discovery += 1;
@@ -58,34 +83,62 @@ fn handle(state: &mut FakeState, method: &Method, uri: &Uri, headers: &HeaderMap
         }
         ["api", version, rest @ ..] => ("", *version, rest),
         ["apis", group, version, rest @ ..] => (*group, *version, rest),
-        _ => return failure(StatusCode::NOT_FOUND, "NotFound", format!("no route for {}", uri.path())),
+        _ => {
+            return failure(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                format!("no route for {}", uri.path()),
+            );
+        }
     };
     if rest.is_empty() {
         state.calls.discovery += 1;
         return match resources::resource_list(&state.resource_types, group, version) {
             Some(list) => reply(StatusCode::OK, list),
-            None => failure(StatusCode::NOT_FOUND, "NotFound", format!("group version {group}/{version} is not served")),
+            None => failure(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                format!("group version {group}/{version} is not served"),
+            ),
         };
     }
     let (namespace, plural, name, status) = match rest {
         ["namespaces", namespace, plural] => (Some(*namespace), *plural, None, false),
         ["namespaces", namespace, plural, name] => (Some(*namespace), *plural, Some(*name), false),
-        ["namespaces", namespace, plural, name, "status"] => (Some(*namespace), *plural, Some(*name), true),
+        ["namespaces", namespace, plural, name, "status"] => {
+            (Some(*namespace), *plural, Some(*name), true)
+        }
         [plural] => (None, *plural, None, false),
         [plural, name] => (None, *plural, Some(*name), false),
         [plural, name, "status"] => (None, *plural, Some(*name), true),
-        _ => return failure(StatusCode::NOT_FOUND, "NotFound", format!("no route for {}", uri.path())),
+        _ => {
+            return failure(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                format!("no route for {}", uri.path()),
+            );
+        }
     };
     let Some(resource) = state
         .resource_types
         .iter()
-        .find(|resource| resource.group == group && resource.version == version && resource.plural == plural)
+        .find(|resource| {
+            resource.group == group && resource.version == version && resource.plural == plural
+        })
         .cloned()
     else {
-        return failure(StatusCode::NOT_FOUND, "NotFound", format!("the server could not find the requested resource {plural}"));
+        return failure(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("the server could not find the requested resource {plural}"),
+        );
     };
     let target = Target {
-        namespace: if resource.namespaced { namespace.map(str::to_owned) } else { None },
+        namespace: if resource.namespaced {
+            namespace.map(str::to_owned)
+        } else {
+            None
+        },
         resource,
         name: name.map(str::to_owned),
         status,
@@ -102,9 +155,16 @@ fn handle(state: &mut FakeState, method: &Method, uri: &Uri, headers: &HeaderMap
         ("PATCH", Some(name)) if target.status => patch_status(state, &target, name, body),
         ("PUT", Some(name)) if target.status => patch_status(state, &target, name, body),
         ("PATCH", Some(name)) => {
-            let content_type = headers.get("content-type").and_then(|value| value.to_str().ok()).unwrap_or("");
+            let content_type = headers
+                .get("content-type")
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or("");
             if !content_type.starts_with("application/apply-patch+yaml") {
-                return failure(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType", format!("the fake serves only server-side apply patches, not {content_type}"));
+                return failure(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "UnsupportedMediaType",
+                    format!("the fake serves only server-side apply patches, not {content_type}"),
+                );
             }
             let dry_run = query_value("dryRun").is_some();
             let force = query_value("force").as_deref() == Some("true");
@@ -122,7 +182,11 @@ fn handle(state: &mut FakeState, method: &Method, uri: &Uri, headers: &HeaderMap
                 None => not_found(&target, name),
             }
         }
-        _ => failure(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", format!("{method} is not served on {}", uri.path())),
+        _ => failure(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            format!("{method} is not served on {}", uri.path()),
+        ),
     }
 }
 
@@ -143,38 +207,55 @@ fn address(kind: &str, namespace: Option<&str>, name: &str) -> String {
 }
 
 fn not_found(target: &Target, name: &str) -> Response {
-    failure(StatusCode::NOT_FOUND, "NotFound", format!("{} \"{name}\" not found", target.resource.plural))
+    failure(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        format!("{} \"{name}\" not found", target.resource.plural),
+    )
 }
 
 /// `a=b,c!=d,e,!f`.
 fn matches_selector(labels: &Value, selector: &str) -> bool {
-    selector.split(',').map(str::trim).filter(|term| !term.is_empty()).all(|term| {
-        let label = |name: &str| labels.get(name).and_then(Value::as_str);
-        if let Some((name, value)) = term.split_once("!=") {
-            label(name.trim()) != Some(value.trim())
-        } else if let Some((name, value)) = term.split_once('=') {
-            label(name.trim().trim_end_matches('=')) == Some(value.trim())
-        } else if let Some(name) = term.strip_prefix('!') {
-            label(name).is_none()
-        } else {
-            label(term).is_some()
-        }
-    })
+    selector
+        .split(',')
+        .map(str::trim)
+        .filter(|term| !term.is_empty())
+        .all(|term| {
+            let label = |name: &str| labels.get(name).and_then(Value::as_str);
+            if let Some((name, value)) = term.split_once("!=") {
+                label(name.trim()) != Some(value.trim())
+            } else if let Some((name, value)) = term.split_once('=') {
+                label(name.trim().trim_end_matches('=')) == Some(value.trim())
+            } else if let Some(name) = term.strip_prefix('!') {
+                label(name).is_none()
+            } else {
+                label(term).is_some()
+            }
+        })
 }
 
 fn list(state: &mut FakeState, target: &Target, selector: Option<&str>) -> Response {
     state.calls.list += 1;
-    *state.lists_per_resource.entry(target.resource.plural.clone()).or_default() += 1;
+    *state
+        .lists_per_resource
+        .entry(target.resource.plural.clone())
+        .or_default() += 1;
     let items: Vec<Value> = state
         .objects
         .iter()
         .filter(|((group, plural, namespace, _), _)| {
             *group == target.resource.group
                 && *plural == target.resource.plural
-                && target.namespace.as_ref().is_none_or(|wanted| wanted == namespace)
+                && target
+                    .namespace
+                    .as_ref()
+                    .is_none_or(|wanted| wanted == namespace)
         })
         .map(|(_, object)| object)
-        .filter(|object| selector.is_none_or(|selector| matches_selector(&object["metadata"]["labels"], selector)))
+        .filter(|object| {
+            selector
+                .is_none_or(|selector| matches_selector(&object["metadata"]["labels"], selector))
+        })
         .cloned()
         .collect();
     reply(
@@ -189,10 +270,23 @@ fn list(state: &mut FakeState, target: &Target, selector: Option<&str>) -> Respo
 fn parse_body(body: &[u8]) -> Result<Value, Response> {
     serde_json::from_slice(body)
         .or_else(|_| serde_saphyr::from_slice::<Value>(body))
-        .map_err(|error| failure(StatusCode::BAD_REQUEST, "BadRequest", format!("cannot parse the body: {error}")))
+        .map_err(|error| {
+            failure(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                format!("cannot parse the body: {error}"),
+            )
+        })
 }
 
-fn apply(state: &mut FakeState, target: &Target, name: &str, body: &[u8], dry_run: bool, force: bool) -> Response {
+fn apply(
+    state: &mut FakeState,
+    target: &Target,
+    name: &str,
+    body: &[u8],
+    dry_run: bool,
+    force: bool,
+) -> Response {
     if dry_run {
         state.calls.dry_run += 1;
     } else {
@@ -203,33 +297,60 @@ fn apply(state: &mut FakeState, target: &Target, name: &str, body: &[u8], dry_ru
         Err(response) => return response,
     };
     if applied["metadata"]["name"].as_str() != Some(name) {
-        return failure(StatusCode::BAD_REQUEST, "BadRequest", format!("the body names {} but the URL names {name}", applied["metadata"]["name"]));
+        return failure(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            format!(
+                "the body names {} but the URL names {name}",
+                applied["metadata"]["name"]
+            ),
+        );
     }
     let object_key = key(target, name);
     let existing = state.objects.get(&object_key).cloned();
     if let Some(existing) = &existing {
         let owner = existing["metadata"]["labels"]["app.kubernetes.io/managed-by"].as_str();
         if !force && owner.is_some_and(|owner| owner != "sluice") {
-            return failure(StatusCode::CONFLICT, "Conflict", format!("Apply failed with 1 conflict: conflict with \"{}\"", owner.unwrap_or_default()));
+            return failure(
+                StatusCode::CONFLICT,
+                "Conflict",
+                format!(
+                    "Apply failed with 1 conflict: conflict with \"{}\"",
+                    owner.unwrap_or_default()
+                ),
+            );
         }
         if let Some(wanted) = applied["metadata"]["resourceVersion"].as_str()
             && Some(wanted) != existing["metadata"]["resourceVersion"].as_str()
         {
-            return failure(StatusCode::CONFLICT, "Conflict", format!("the object has been modified; resourceVersion {wanted} is stale"));
+            return failure(
+                StatusCode::CONFLICT,
+                "Conflict",
+                format!("the object has been modified; resourceVersion {wanted} is stale"),
+            );
         }
     }
     let resource_version = state.resource_version + 1;
-    let metadata = applied["metadata"].as_object_mut().expect("checked name above");
+    let metadata = applied["metadata"]
+        .as_object_mut()
+        .expect("checked name above");
     if let Some(namespace) = &target.namespace {
         metadata.insert("namespace".into(), json!(namespace));
     }
-    metadata.insert("resourceVersion".into(), json!(resource_version.to_string()));
+    metadata.insert(
+        "resourceVersion".into(),
+        json!(resource_version.to_string()),
+    );
     metadata.remove("managedFields");
     let generation = match &existing {
         None => 1,
         Some(existing) => {
             let previous = existing["metadata"]["generation"].as_i64().unwrap_or(1);
-            if existing.get("spec") != applied.get("spec") { previous + 1 } else { previous }
+            if existing.get("spec") != applied.get("spec") {
+                previous + 1
+            } else {
+                previous
+            }
         }
     };
     let metadata = applied["metadata"].as_object_mut().expect("an object");
@@ -261,8 +382,15 @@ fn apply(state: &mut FakeState, target: &Target, name: &str, body: &[u8], dry_ru
             }
         }
     }
-    state.write_log.push(format!("apply {}", address(&target.resource.kind, target.namespace.as_deref(), name)));
-    let status = if existing.is_some() { StatusCode::OK } else { StatusCode::CREATED };
+    state.write_log.push(format!(
+        "apply {}",
+        address(&target.resource.kind, target.namespace.as_deref(), name)
+    ));
+    let status = if existing.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
     state.objects.insert(object_key, applied.clone());
     reply(status, applied)
 }
@@ -274,11 +402,19 @@ fn create(state: &mut FakeState, target: &Target, body: &[u8]) -> Response {
         Err(response) => return response,
     };
     let Some(name) = object["metadata"]["name"].as_str().map(str::to_owned) else {
-        return failure(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", "metadata.name is required".to_owned());
+        return failure(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid",
+            "metadata.name is required".to_owned(),
+        );
     };
     let object_key = key(target, &name);
     if state.objects.contains_key(&object_key) {
-        return failure(StatusCode::CONFLICT, "AlreadyExists", format!("{} \"{name}\" already exists", target.resource.plural));
+        return failure(
+            StatusCode::CONFLICT,
+            "AlreadyExists",
+            format!("{} \"{name}\" already exists", target.resource.plural),
+        );
     }
     state.resource_version += 1;
     object["metadata"]["resourceVersion"] = json!(state.resource_version.to_string());
@@ -286,7 +422,10 @@ fn create(state: &mut FakeState, target: &Target, body: &[u8]) -> Response {
     if let Some(namespace) = &target.namespace {
         object["metadata"]["namespace"] = json!(namespace);
     }
-    state.write_log.push(format!("create {}", address(&target.resource.kind, target.namespace.as_deref(), &name)));
+    state.write_log.push(format!(
+        "create {}",
+        address(&target.resource.kind, target.namespace.as_deref(), &name)
+    ));
     state.objects.insert(object_key, object.clone());
     reply(StatusCode::CREATED, object)
 }
@@ -305,7 +444,11 @@ fn patch_status(state: &mut FakeState, target: &Target, name: &str, body: &[u8])
     if let Some(wanted) = update["metadata"]["resourceVersion"].as_str()
         && Some(wanted) != object["metadata"]["resourceVersion"].as_str()
     {
-        return failure(StatusCode::CONFLICT, "Conflict", format!("the object has been modified; resourceVersion {wanted} is stale"));
+        return failure(
+            StatusCode::CONFLICT,
+            "Conflict",
+            format!("the object has been modified; resourceVersion {wanted} is stale"),
+        );
     }
     let new_status = update.get("status").cloned().unwrap_or(Value::Null);
     match (object.get_mut("status"), new_status) {
@@ -325,7 +468,8 @@ fn play_controller(kind: &str, object: &mut Value, rollout: Rollout) {
     let ready = if done { replicas } else { 0 };
     object["status"] = match kind {
         "Deployment" => {
-            let mut conditions = vec![json!({"type": "Available", "status": if done { "True" } else { "False" }})];
+            let mut conditions =
+                vec![json!({"type": "Available", "status": if done { "True" } else { "False" }})];
             if rollout == Rollout::Fail {
                 conditions.push(json!({"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
                     "message": "ReplicaSet has timed out progressing."}));
@@ -333,15 +477,21 @@ fn play_controller(kind: &str, object: &mut Value, rollout: Rollout) {
             json!({"observedGeneration": generation, "replicas": replicas, "updatedReplicas": ready,
                    "readyReplicas": ready, "availableReplicas": ready, "conditions": conditions})
         }
-        "StatefulSet" => json!({"observedGeneration": generation, "replicas": replicas, "readyReplicas": ready,
-            "availableReplicas": ready, "updatedReplicas": ready, "currentRevision": if done { "r2" } else { "r1" }, "updateRevision": "r2"}),
+        "StatefulSet" => {
+            json!({"observedGeneration": generation, "replicas": replicas, "readyReplicas": ready,
+            "availableReplicas": ready, "updatedReplicas": ready, "currentRevision": if done { "r2" } else { "r1" }, "updateRevision": "r2"})
+        }
         "DaemonSet" => json!({"observedGeneration": generation, "desiredNumberScheduled": 1,
             "currentNumberScheduled": 1, "updatedNumberScheduled": if done { 1 } else { 0 },
             "numberAvailable": if done { 1 } else { 0 }, "numberUnavailable": if done { 0 } else { 1 }}),
         "Job" => match rollout {
-            Rollout::Succeed => json!({"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}),
+            Rollout::Succeed => {
+                json!({"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]})
+            }
             Rollout::Stall => json!({"active": 1}),
-            Rollout::Fail => json!({"failed": 3, "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]}),
+            Rollout::Fail => {
+                json!({"failed": 3, "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]})
+            }
         },
         _ => return,
     };
