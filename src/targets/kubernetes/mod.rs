@@ -1,1 +1,239 @@
-//! The kubernetes target (being built).
+//! The Kubernetes target: renders an environment's manifests (a directory, or a kustomize
+//! overlay), pins the release's images to digests, and applies them with server-side apply
+//! through discovery, so any kind works. Objects are applied in waves (namespaces and CRDs,
+//! then by `sluice.dev/wave`, config before workloads), skipped when the content hash recorded
+//! on them is unchanged, pruned by label when no longer rendered, and watched until their
+//! rollouts finish. Rollback re-applies the objects as they were before an apply and deletes
+//! what it created. This module knows its environment section and the API server, nothing of
+//! promotion order, gates or other targets.
+
+mod cluster;
+mod config;
+pub mod fake;
+mod health;
+mod policy;
+mod render;
+mod sync;
+
+pub use cluster::Connection;
+pub use config::{HealthConfig, KubernetesConfig};
+pub use health::{WorkloadHealth, workload_health};
+pub use policy::{check_policies, policy_facts, policy_input};
+pub use render::{
+    CONTENT_HASH_ANNOTATION, ENVIRONMENT_LABEL, MANAGED_BY_LABEL, MODEL_ANNOTATION_PREFIX,
+    RELEASE_ANNOTATION, RenderedObject, WAVE_ANNOTATION, parse_documents, pinned_image,
+};
+
+use crate::config::environment::Environment;
+use crate::deploy::{
+    Applied, DeployContext, Health, Target, TargetDiff, TargetError, TargetFuture, TargetKind,
+};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// What the environment file does not say about a deploy.
+#[derive(Clone, Debug, Default)]
+pub struct KubernetesOptions {
+    /// Reach this API server instead of the environment's kubeconfig/in-cluster credentials
+    /// (the fake API server in tests and the demo, or `kubectl proxy`).
+    pub api_server: Option<url::Url>,
+    /// Model name → the version its alias points to after this release, for models whose alias
+    /// the release moves. Workloads the environment lists under `mlflow.models.<name>.restart`
+    /// get the pod-template annotation `sluice.dev/model-<name>: <version>`, so they roll when it
+    /// changes. A model absent here falls back to the release's pin (`release.models`).
+    pub model_versions: BTreeMap<String, String>,
+    /// Evaluate the Rego policies under this directory on the rendered objects before `diff`
+    /// and `apply`; a denial rejects the release.
+    pub policies: Option<PathBuf>,
+}
+
+pub struct KubernetesTarget {
+    environment: String,
+    config: KubernetesConfig,
+    options: KubernetesOptions,
+    /// `deployment/serving-api` → models it serves (from `mlflow.models.<name>.restart`).
+    restarts: BTreeMap<String, Vec<String>>,
+    cluster: tokio::sync::OnceCell<cluster::Cluster>,
+    /// Release id → when it was last applied here, for the health timeout.
+    applied_at: Mutex<HashMap<String, Instant>>,
+}
+
+/// The target for `environment`, or `None` when its file has no `kubernetes:` section.
+pub fn from_environment(
+    environment: &Environment,
+    options: KubernetesOptions,
+) -> Result<Option<Box<dyn Target>>, TargetError> {
+    Ok(KubernetesTarget::new(environment, options)?
+        .map(|target| Box::new(target) as Box<dyn Target>))
+}
+
+impl KubernetesTarget {
+    pub fn new(
+        environment: &Environment,
+        options: KubernetesOptions,
+    ) -> Result<Option<KubernetesTarget>, TargetError> {
+        let Some(config) = KubernetesConfig::from_environment(environment)? else {
+            return Ok(None);
+        };
+        Ok(Some(KubernetesTarget {
+            environment: environment.name.clone(),
+            restarts: model_restarts(environment)?,
+            config,
+            options,
+            cluster: tokio::sync::OnceCell::new(),
+            applied_at: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    pub fn config(&self) -> &KubernetesConfig {
+        &self.config
+    }
+
+    fn connection(&self) -> Connection {
+        if let Some(url) = &self.options.api_server {
+            Connection::Url(url.clone())
+        } else if self.config.in_cluster {
+            Connection::InCluster
+        } else {
+            Connection::Kubeconfig {
+                path: self.config.kubeconfig.clone(),
+                context: self.config.context.clone(),
+            }
+        }
+    }
+
+    async fn cluster(&self) -> Result<&cluster::Cluster, TargetError> {
+        let connection = self.connection();
+        self.cluster
+            .get_or_try_init(|| async move { cluster::Cluster::connect(&connection).await })
+            .await
+    }
+
+    fn label_selector(&self) -> String {
+        format!(
+            "{MANAGED_BY_LABEL}=sluice,{ENVIRONMENT_LABEL}={}",
+            self.environment
+        )
+    }
+
+    /// The objects the context's release renders to, prepared for this environment.
+    pub fn render(&self, context: &DeployContext) -> Result<Vec<RenderedObject>, TargetError> {
+        let documents = render::read_manifests(&context.tree.join(&self.config.manifests))?;
+        let mut versions: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        for (workload, models) in &self.restarts {
+            for model in models {
+                let version = self
+                    .options
+                    .model_versions
+                    .get(model)
+                    .or_else(|| context.release.models.get(model));
+                if let Some(version) = version {
+                    versions
+                        .entry(workload.clone())
+                        .or_default()
+                        .insert(model.clone(), version.clone());
+                }
+            }
+        }
+        let input = render::PrepareInput {
+            environment: &self.environment,
+            release_id: &context.release.id,
+            images: &context.release.images,
+            restarts: &versions,
+        };
+        render::prepare_objects(&documents, &input).map_err(|problems| {
+            TargetError::Rejected(format!(
+                "kubernetes manifests for {}: {}",
+                self.environment,
+                problems.join("; ")
+            ))
+        })
+    }
+
+    fn check_policies(
+        &self,
+        context: &DeployContext,
+        objects: &[RenderedObject],
+    ) -> Result<(), TargetError> {
+        if let Some(directory) = &self.options.policies {
+            policy::check_policies(
+                directory,
+                &self.environment,
+                &self.config.namespace,
+                objects,
+                &context.release,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// `mlflow.models.<name>.restart: [deployment/x]` → workload → models; the section belongs to
+/// the MLflow target, so only this field is read.
+fn model_restarts(environment: &Environment) -> Result<BTreeMap<String, Vec<String>>, TargetError> {
+    let mut restarts: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let Some(models) = environment
+        .mlflow
+        .as_ref()
+        .and_then(|mlflow| mlflow.get("models"))
+        .and_then(|models| models.as_object())
+    else {
+        return Ok(restarts);
+    };
+    for (model, settings) in models {
+        let Some(list) = settings.get("restart") else {
+            continue;
+        };
+        let entries = list.as_array().ok_or_else(|| {
+            TargetError::Configuration(format!(
+                "environments/{}.yaml: `mlflow.models.{model}.restart` is not a list; write e.g. [deployment/serving-api]",
+                environment.name
+            ))
+        })?;
+        for entry in entries {
+            let parsed = entry.as_str().and_then(config::parse_workload_reference).ok_or_else(|| {
+                TargetError::Configuration(format!(
+                    "environments/{}.yaml: `mlflow.models.{model}.restart` entry {entry} is not `kind/name`; write e.g. deployment/serving-api",
+                    environment.name
+                ))
+            })?;
+            restarts
+                .entry(format!("{}/{}", parsed.0, parsed.1))
+                .or_default()
+                .push(model.clone());
+        }
+    }
+    Ok(restarts)
+}
+
+impl Target for KubernetesTarget {
+    fn kind(&self) -> TargetKind {
+        TargetKind::Kubernetes
+    }
+
+    fn diff<'a>(&'a self, context: &'a DeployContext) -> TargetFuture<'a, TargetDiff> {
+        Box::pin(sync::diff(self, context))
+    }
+
+    fn apply<'a>(&'a self, context: &'a DeployContext) -> TargetFuture<'a, Applied> {
+        Box::pin(sync::apply(self, context))
+    }
+
+    fn health<'a>(&'a self, context: &'a DeployContext) -> TargetFuture<'a, Health> {
+        Box::pin(sync::health(self, context))
+    }
+
+    fn current<'a>(&'a self, _environment: &'a Environment) -> TargetFuture<'a, serde_json::Value> {
+        Box::pin(sync::current(self))
+    }
+
+    fn rollback<'a>(
+        &'a self,
+        context: &'a DeployContext,
+        rollback: &'a serde_json::Value,
+    ) -> TargetFuture<'a, Applied> {
+        Box::pin(sync::rollback(self, context, rollback))
+    }
+}

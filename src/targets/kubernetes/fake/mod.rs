@@ -1,0 +1,197 @@
+//! An in-process fake Kubernetes API server for tests, benchmarks and the demo: discovery,
+//! GET/LIST with label selectors, server-side apply (create-if-absent, resourceVersion and
+//! generation bumps, dry-run), DELETE, `/status`, 404 and 409, with a count of calls per verb
+//! and a log of writes in order. A fake controller sets workload status after each apply, by
+//! default to a finished rollout; a test can make a rollout stall or fail by name. It keeps
+//! objects in memory without managedFields and knows nothing of sluice's target.
+
+mod resources;
+mod routes;
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use url::Url;
+
+pub use resources::ResourceType;
+
+/// What the fake controller does with a workload after it is applied.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Rollout {
+    /// All replicas updated and available; Jobs succeed.
+    #[default]
+    Succeed,
+    /// The controller observed the change but no new replica becomes available.
+    Stall,
+    /// Deployments exceed their progress deadline; Jobs fail.
+    Fail,
+}
+
+/// Calls per verb since start or the last `reset_calls`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CallCounts {
+    pub discovery: u64,
+    pub get: u64,
+    pub list: u64,
+    /// Server-side apply patches that were stored (dry runs excluded).
+    pub apply: u64,
+    pub dry_run: u64,
+    pub create: u64,
+    pub status: u64,
+    pub delete: u64,
+}
+
+impl CallCounts {
+    /// Calls that changed an object: applies, creates and deletes (status updates excluded).
+    pub fn writes(&self) -> u64 {
+        self.apply + self.create + self.delete
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct FakeState {
+    pub resource_types: Vec<ResourceType>,
+    /// (group, plural, namespace or "", name) → object.
+    pub objects: BTreeMap<(String, String, String, String), Value>,
+    pub resource_version: u64,
+    pub calls: CallCounts,
+    /// `apply Deployment/ml-dev/serving-api`, `delete ConfigMap/ml-dev/old`, in order.
+    pub write_log: Vec<String>,
+    /// Object name → rollout behaviour; absent names succeed.
+    pub rollouts: BTreeMap<String, Rollout>,
+    /// LIST calls per plural, for "at most one LIST per kind".
+    pub lists_per_resource: BTreeMap<String, u64>,
+}
+
+/// A running fake; stops when dropped.
+pub struct FakeApiServer {
+    url: Url,
+    state: Arc<Mutex<FakeState>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts the fake on 127.0.0.1 (a free port) in the current tokio runtime.
+pub async fn spawn_fake_api_server() -> (Url, FakeApiServer) {
+    let state = Arc::new(Mutex::new(FakeState {
+        resource_types: resources::built_in(),
+        ..FakeState::default()
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0 for the fake API server");
+    let address = listener
+        .local_addr()
+        .expect("local address of the fake API server");
+    let router = routes::router(state.clone());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    let url = Url::parse(&format!("http://{address}")).expect("fake API server URL");
+    (url.clone(), FakeApiServer { url, state, task })
+}
+
+impl FakeApiServer {
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, FakeState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn calls(&self) -> CallCounts {
+        self.state().calls
+    }
+
+    /// LIST calls per resource plural (`deployments`) since the last reset.
+    pub fn lists_per_resource(&self) -> BTreeMap<String, u64> {
+        self.state().lists_per_resource.clone()
+    }
+
+    /// Zeroes the call counts and the write log.
+    pub fn reset_calls(&self) {
+        let mut state = self.state();
+        state.calls = CallCounts::default();
+        state.write_log.clear();
+        state.lists_per_resource.clear();
+    }
+
+    /// Writes since the last reset, in order: `apply Kind/namespace/name`, `delete ...`.
+    pub fn write_log(&self) -> Vec<String> {
+        self.state().write_log.clone()
+    }
+
+    /// How the fake controller treats workloads named `name` from their next apply on.
+    pub fn set_rollout(&self, name: &str, rollout: Rollout) {
+        self.state().rollouts.insert(name.to_owned(), rollout);
+    }
+
+    /// The stored object of `kind` (e.g. `Deployment`), if any.
+    pub fn object(&self, kind: &str, namespace: Option<&str>, name: &str) -> Option<Value> {
+        let state = self.state();
+        let resource = state
+            .resource_types
+            .iter()
+            .find(|resource| resource.kind == kind)?;
+        let key = (
+            resource.group.clone(),
+            resource.plural.clone(),
+            if resource.namespaced {
+                namespace.unwrap_or_default().to_owned()
+            } else {
+                String::new()
+            },
+            name.to_owned(),
+        );
+        state.objects.get(&key).cloned()
+    }
+
+    /// Every stored object.
+    pub fn objects(&self) -> Vec<Value> {
+        self.state().objects.values().cloned().collect()
+    }
+
+    /// Replaces an object's status, as a controller would.
+    pub fn set_status(
+        &self,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        status: Value,
+    ) -> bool {
+        let mut state = self.state();
+        let Some(resource) = state
+            .resource_types
+            .iter()
+            .find(|resource| resource.kind == kind)
+            .cloned()
+        else {
+            return false;
+        };
+        let key = (
+            resource.group.clone(),
+            resource.plural.clone(),
+            if resource.namespaced {
+                namespace.unwrap_or_default().to_owned()
+            } else {
+                String::new()
+            },
+            name.to_owned(),
+        );
+        match state.objects.get_mut(&key) {
+            Some(object) => {
+                object["status"] = status;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Drop for FakeApiServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -1,0 +1,498 @@
+//! The fake API server's HTTP handling: parses the Kubernetes URL layout, serves discovery and
+//! the verbs, and plays a workload controller after each apply.
+
+use super::resources::{self, ResourceType};
+use super::{FakeState, Rollout};
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+
+type SharedState = Arc<Mutex<FakeState>>;
+
+pub fn router(state: SharedState) -> axum::Router {
+    axum::Router::new().fallback(
+        move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+            let state = state.clone();
+            async move {
+                let mut guard = state
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                handle(&mut guard, &method, &uri, &headers, &body)
+            }
+        },
+    )
+}
+
+fn reply(status: StatusCode, body: Value) -> Response {
+    (
+        status,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn failure(status: StatusCode, reason: &str, message: String) -> Response {
+    reply(
+        status,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+               "message": message, "reason": reason, "code": status.as_u16()}),
+    )
+}
+
+/// Where a request points.
+struct Target {
+    resource: ResourceType,
+    namespace: Option<String>,
+    name: Option<String>,
+    status: bool,
+}
+
+fn handle(
+    state: &mut FakeState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    let segments: Vec<&str> = uri
+        .path()
+        .trim_matches('/')
+        .split('/')
+        .filter(|segment| !segment.is_empty())
+        .collect();
+    let query: Vec<(String, String)> = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .into_owned()
+        .collect();
+    let query_value = |key: &str| {
+        query
+            .iter()
+            .find(|(name, _)| name == key)
+            .map(|(_, value)| value.clone())
+    };
+    let (group, version, rest) = match segments.as_slice() {
+        ["api"] => {
+            state.calls.discovery += 1;
+            return reply(StatusCode::OK, resources::core_versions());
+        }
+        ["apis"] => {
+            state.calls.discovery += 1;
+            return reply(StatusCode::OK, resources::group_list(&state.resource_types));
+        }
+        ["api", version, rest @ ..] => ("", *version, rest),
+        ["apis", group, version, rest @ ..] => (*group, *version, rest),
+        _ => {
+            return failure(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                format!("no route for {}", uri.path()),
+            );
+        }
+    };
+    if rest.is_empty() {
+        state.calls.discovery += 1;
+        return match resources::resource_list(&state.resource_types, group, version) {
+            Some(list) => reply(StatusCode::OK, list),
+            None => failure(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                format!("group version {group}/{version} is not served"),
+            ),
+        };
+    }
+    let (namespace, plural, name, status) = match rest {
+        ["namespaces", namespace, plural] => (Some(*namespace), *plural, None, false),
+        ["namespaces", namespace, plural, name] => (Some(*namespace), *plural, Some(*name), false),
+        ["namespaces", namespace, plural, name, "status"] => {
+            (Some(*namespace), *plural, Some(*name), true)
+        }
+        [plural] => (None, *plural, None, false),
+        [plural, name] => (None, *plural, Some(*name), false),
+        [plural, name, "status"] => (None, *plural, Some(*name), true),
+        _ => {
+            return failure(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                format!("no route for {}", uri.path()),
+            );
+        }
+    };
+    let Some(resource) = state
+        .resource_types
+        .iter()
+        .find(|resource| {
+            resource.group == group && resource.version == version && resource.plural == plural
+        })
+        .cloned()
+    else {
+        return failure(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("the server could not find the requested resource {plural}"),
+        );
+    };
+    let target = Target {
+        namespace: if resource.namespaced {
+            namespace.map(str::to_owned)
+        } else {
+            None
+        },
+        resource,
+        name: name.map(str::to_owned),
+        status,
+    };
+    match (method.as_str(), target.name.as_deref()) {
+        ("GET", None) => list(state, &target, query_value("labelSelector").as_deref()),
+        ("GET", Some(name)) => {
+            state.calls.get += 1;
+            match state.objects.get(&key(&target, name)) {
+                Some(object) => reply(StatusCode::OK, object.clone()),
+                None => not_found(&target, name),
+            }
+        }
+        ("PATCH", Some(name)) if target.status => patch_status(state, &target, name, body),
+        ("PUT", Some(name)) if target.status => patch_status(state, &target, name, body),
+        ("PATCH", Some(name)) => {
+            let content_type = headers
+                .get("content-type")
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or("");
+            if !content_type.starts_with("application/apply-patch+yaml") {
+                return failure(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "UnsupportedMediaType",
+                    format!("the fake serves only server-side apply patches, not {content_type}"),
+                );
+            }
+            let dry_run = query_value("dryRun").is_some();
+            let force = query_value("force").as_deref() == Some("true");
+            apply(state, &target, name, body, dry_run, force)
+        }
+        ("POST", None) => create(state, &target, body),
+        ("DELETE", Some(name)) => {
+            state.calls.delete += 1;
+            match state.objects.remove(&key(&target, name)) {
+                Some(object) => {
+                    let address = address(&target.resource.kind, target.namespace.as_deref(), name);
+                    state.write_log.push(format!("delete {address}"));
+                    reply(StatusCode::OK, object)
+                }
+                None => not_found(&target, name),
+            }
+        }
+        _ => failure(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            format!("{method} is not served on {}", uri.path()),
+        ),
+    }
+}
+
+fn key(target: &Target, name: &str) -> (String, String, String, String) {
+    (
+        target.resource.group.clone(),
+        target.resource.plural.clone(),
+        target.namespace.clone().unwrap_or_default(),
+        name.to_owned(),
+    )
+}
+
+fn address(kind: &str, namespace: Option<&str>, name: &str) -> String {
+    match namespace {
+        Some(namespace) => format!("{kind}/{namespace}/{name}"),
+        None => format!("{kind}/{name}"),
+    }
+}
+
+fn not_found(target: &Target, name: &str) -> Response {
+    failure(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        format!("{} \"{name}\" not found", target.resource.plural),
+    )
+}
+
+/// `a=b,c!=d,e,!f`.
+fn matches_selector(labels: &Value, selector: &str) -> bool {
+    selector
+        .split(',')
+        .map(str::trim)
+        .filter(|term| !term.is_empty())
+        .all(|term| {
+            let label = |name: &str| labels.get(name).and_then(Value::as_str);
+            if let Some((name, value)) = term.split_once("!=") {
+                label(name.trim()) != Some(value.trim())
+            } else if let Some((name, value)) = term.split_once('=') {
+                label(name.trim().trim_end_matches('=')) == Some(value.trim())
+            } else if let Some(name) = term.strip_prefix('!') {
+                label(name).is_none()
+            } else {
+                label(term).is_some()
+            }
+        })
+}
+
+fn list(state: &mut FakeState, target: &Target, selector: Option<&str>) -> Response {
+    state.calls.list += 1;
+    *state
+        .lists_per_resource
+        .entry(target.resource.plural.clone())
+        .or_default() += 1;
+    let items: Vec<Value> = state
+        .objects
+        .iter()
+        .filter(|((group, plural, namespace, _), _)| {
+            *group == target.resource.group
+                && *plural == target.resource.plural
+                && target
+                    .namespace
+                    .as_ref()
+                    .is_none_or(|wanted| wanted == namespace)
+        })
+        .map(|(_, object)| object)
+        .filter(|object| {
+            selector
+                .is_none_or(|selector| matches_selector(&object["metadata"]["labels"], selector))
+        })
+        .cloned()
+        .collect();
+    reply(
+        StatusCode::OK,
+        json!({
+            "apiVersion": target.resource.group_version(), "kind": format!("{}List", target.resource.kind),
+            "metadata": {"resourceVersion": state.resource_version.to_string()}, "items": items,
+        }),
+    )
+}
+
+fn parse_body(body: &[u8]) -> Result<Value, Response> {
+    serde_json::from_slice(body)
+        .or_else(|_| serde_saphyr::from_slice::<Value>(body))
+        .map_err(|error| {
+            failure(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                format!("cannot parse the body: {error}"),
+            )
+        })
+}
+
+fn apply(
+    state: &mut FakeState,
+    target: &Target,
+    name: &str,
+    body: &[u8],
+    dry_run: bool,
+    force: bool,
+) -> Response {
+    if dry_run {
+        state.calls.dry_run += 1;
+    } else {
+        state.calls.apply += 1;
+    }
+    let mut applied = match parse_body(body) {
+        Ok(value) => value,
+        Err(response) => return response,
+    };
+    if applied["metadata"]["name"].as_str() != Some(name) {
+        return failure(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            format!(
+                "the body names {} but the URL names {name}",
+                applied["metadata"]["name"]
+            ),
+        );
+    }
+    let object_key = key(target, name);
+    let existing = state.objects.get(&object_key).cloned();
+    if let Some(existing) = &existing {
+        let owner = existing["metadata"]["labels"]["app.kubernetes.io/managed-by"].as_str();
+        if !force && owner.is_some_and(|owner| owner != "sluice") {
+            return failure(
+                StatusCode::CONFLICT,
+                "Conflict",
+                format!(
+                    "Apply failed with 1 conflict: conflict with \"{}\"",
+                    owner.unwrap_or_default()
+                ),
+            );
+        }
+        if let Some(wanted) = applied["metadata"]["resourceVersion"].as_str()
+            && Some(wanted) != existing["metadata"]["resourceVersion"].as_str()
+        {
+            return failure(
+                StatusCode::CONFLICT,
+                "Conflict",
+                format!("the object has been modified; resourceVersion {wanted} is stale"),
+            );
+        }
+    }
+    let resource_version = state.resource_version + 1;
+    let metadata = applied["metadata"]
+        .as_object_mut()
+        .expect("checked name above");
+    if let Some(namespace) = &target.namespace {
+        metadata.insert("namespace".into(), json!(namespace));
+    }
+    metadata.insert(
+        "resourceVersion".into(),
+        json!(resource_version.to_string()),
+    );
+    metadata.remove("managedFields");
+    let generation = match &existing {
+        None => 1,
+        Some(existing) => {
+            let previous = existing["metadata"]["generation"].as_i64().unwrap_or(1);
+            if existing.get("spec") != applied.get("spec") {
+                previous + 1
+            } else {
+                previous
+            }
+        }
+    };
+    let metadata = applied["metadata"].as_object_mut().expect("an object");
+    metadata.insert("generation".into(), json!(generation));
+    match &existing {
+        Some(existing) => {
+            for field in ["uid", "creationTimestamp"] {
+                metadata.insert(field.into(), existing["metadata"][field].clone());
+            }
+            if let Some(status) = existing.get("status") {
+                applied["status"] = status.clone();
+            }
+        }
+        None => {
+            metadata.insert("uid".into(), json!(format!("uid-{resource_version}")));
+            metadata.insert("creationTimestamp".into(), json!("2026-01-01T00:00:00Z"));
+        }
+    }
+    if dry_run {
+        return reply(StatusCode::OK, applied);
+    }
+    state.resource_version = resource_version;
+    let rollout = state.rollouts.get(name).copied().unwrap_or_default();
+    play_controller(&target.resource.kind, &mut applied, rollout);
+    if target.resource.kind == "CustomResourceDefinition" {
+        for resource in resources::from_crd(&applied) {
+            if !state.resource_types.contains(&resource) {
+                state.resource_types.push(resource);
+            }
+        }
+    }
+    state.write_log.push(format!(
+        "apply {}",
+        address(&target.resource.kind, target.namespace.as_deref(), name)
+    ));
+    let status = if existing.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    state.objects.insert(object_key, applied.clone());
+    reply(status, applied)
+}
+
+fn create(state: &mut FakeState, target: &Target, body: &[u8]) -> Response {
+    state.calls.create += 1;
+    let mut object = match parse_body(body) {
+        Ok(value) => value,
+        Err(response) => return response,
+    };
+    let Some(name) = object["metadata"]["name"].as_str().map(str::to_owned) else {
+        return failure(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid",
+            "metadata.name is required".to_owned(),
+        );
+    };
+    let object_key = key(target, &name);
+    if state.objects.contains_key(&object_key) {
+        return failure(
+            StatusCode::CONFLICT,
+            "AlreadyExists",
+            format!("{} \"{name}\" already exists", target.resource.plural),
+        );
+    }
+    state.resource_version += 1;
+    object["metadata"]["resourceVersion"] = json!(state.resource_version.to_string());
+    object["metadata"]["generation"] = json!(1);
+    if let Some(namespace) = &target.namespace {
+        object["metadata"]["namespace"] = json!(namespace);
+    }
+    state.write_log.push(format!(
+        "create {}",
+        address(&target.resource.kind, target.namespace.as_deref(), &name)
+    ));
+    state.objects.insert(object_key, object.clone());
+    reply(StatusCode::CREATED, object)
+}
+
+/// PUT replaces the status; PATCH merges the body's `status` into it.
+fn patch_status(state: &mut FakeState, target: &Target, name: &str, body: &[u8]) -> Response {
+    state.calls.status += 1;
+    let update = match parse_body(body) {
+        Ok(value) => value,
+        Err(response) => return response,
+    };
+    let object_key = key(target, name);
+    let Some(object) = state.objects.get_mut(&object_key) else {
+        return not_found(target, name);
+    };
+    if let Some(wanted) = update["metadata"]["resourceVersion"].as_str()
+        && Some(wanted) != object["metadata"]["resourceVersion"].as_str()
+    {
+        return failure(
+            StatusCode::CONFLICT,
+            "Conflict",
+            format!("the object has been modified; resourceVersion {wanted} is stale"),
+        );
+    }
+    let new_status = update.get("status").cloned().unwrap_or(Value::Null);
+    match (object.get_mut("status"), new_status) {
+        (Some(Value::Object(current)), Value::Object(changes)) => current.extend(changes),
+        (_, new_status) => object["status"] = new_status,
+    }
+    state.resource_version += 1;
+    object["metadata"]["resourceVersion"] = json!(state.resource_version.to_string());
+    reply(StatusCode::OK, object.clone())
+}
+
+/// Sets the status a controller would after the workload's rollout.
+fn play_controller(kind: &str, object: &mut Value, rollout: Rollout) {
+    let generation = object["metadata"]["generation"].clone();
+    let replicas = object["spec"]["replicas"].as_i64().unwrap_or(1);
+    let done = rollout == Rollout::Succeed;
+    let ready = if done { replicas } else { 0 };
+    object["status"] = match kind {
+        "Deployment" => {
+            let mut conditions =
+                vec![json!({"type": "Available", "status": if done { "True" } else { "False" }})];
+            if rollout == Rollout::Fail {
+                conditions.push(json!({"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+                    "message": "ReplicaSet has timed out progressing."}));
+            }
+            json!({"observedGeneration": generation, "replicas": replicas, "updatedReplicas": ready,
+                   "readyReplicas": ready, "availableReplicas": ready, "conditions": conditions})
+        }
+        "StatefulSet" => {
+            json!({"observedGeneration": generation, "replicas": replicas, "readyReplicas": ready,
+            "availableReplicas": ready, "updatedReplicas": ready, "currentRevision": if done { "r2" } else { "r1" }, "updateRevision": "r2"})
+        }
+        "DaemonSet" => json!({"observedGeneration": generation, "desiredNumberScheduled": 1,
+            "currentNumberScheduled": 1, "updatedNumberScheduled": if done { 1 } else { 0 },
+            "numberAvailable": if done { 1 } else { 0 }, "numberUnavailable": if done { 0 } else { 1 }}),
+        "Job" => match rollout {
+            Rollout::Succeed => {
+                json!({"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]})
+            }
+            Rollout::Stall => json!({"active": 1}),
+            Rollout::Fail => {
+                json!({"failed": 3, "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]})
+            }
+        },
+        _ => return,
+    };
+}
