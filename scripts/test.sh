@@ -23,6 +23,12 @@ echo "==> regopy for the policy differential test"
 SLUICE_REGOPY_PYTHON="$(scripts/setup-regopy.sh)"
 export SLUICE_REGOPY_PYTHON SLUICE_REQUIRE_REGOPY=1
 
+echo "==> MLflow for the MLflow target's tests"
+# tests/mlflow.rs starts a real `mlflow server` from this venv; here a missing MLflow fails those
+# tests instead of skipping them.
+SLUICE_MLFLOW_VENV="$(scripts/setup-mlflow.sh)"
+export SLUICE_MLFLOW_VENV SLUICE_REQUIRE_MLFLOW=1
+
 echo "==> cargo test (library, binary and integration tests, one build)"
 # Benchmarks are binaries of their own (scripts/bench.sh); `--all-targets` would run them here.
 exec cargo test --locked --lib --bins --tests "$@"

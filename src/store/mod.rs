@@ -6,6 +6,7 @@
 
 mod error;
 mod migrations;
+mod model_history;
 mod outputs;
 mod reads;
 mod rows;
@@ -14,6 +15,9 @@ mod writer;
 mod writes;
 
 pub use error::{StoreError, StoreResult};
+pub use model_history::{
+    AliasMove, AliasMoveFilter, ModelHistory, NewAliasMove, last_alias_move,
+};
 pub use sqlite::SqliteStore;
 pub use writer::WriteCounts;
 

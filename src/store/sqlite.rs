@@ -21,7 +21,7 @@ const IDLE_READERS: usize = 8;
 pub struct SqliteStore {
     path: PathBuf,
     database: String,
-    writer: Writer,
+    pub(super) writer: Writer,
     idle_readers: Mutex<Vec<Connection>>,
 }
 
@@ -105,7 +105,7 @@ impl SqliteStore {
     }
 
     /// Runs `work` in one read transaction on a reader connection.
-    fn read<T>(
+    pub(super) fn read<T>(
         &self,
         operation: &'static str,
         work: impl FnOnce(&Connection) -> FailureResult<T>,
