@@ -134,7 +134,7 @@ impl MlflowServer {
         let spec = serde_json::json!({
             "model": model,
             "versions": versions.iter().map(|version| serde_json::json!({
-                "metrics": version.metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect::<serde_json::Map<_, _>>(),
+                "metrics": version.metrics.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(*v))).collect::<serde_json::Map<_, _>>(),
                 "tags": version.tags.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(*v))).collect::<serde_json::Map<_, _>>(),
             })).collect::<Vec<_>>(),
         });

@@ -263,11 +263,11 @@ pub(crate) async fn rollback(
             }
         }
         if let Some(previous_alias) = &done.previous_alias {
-            match &done.previous_alias_before {
+            let restored = match &done.previous_alias_before {
                 Some(version) => client.set_alias(&done.model, previous_alias, version).await,
                 None => client.delete_alias(&done.model, previous_alias).await,
-            }
-            .map_err(unavailable)?;
+            };
+            restored.map_err(unavailable)?;
         }
         let reverse = Move {
             model: done.model.clone(),

@@ -191,13 +191,13 @@ async fn decide_one(
         ));
     }
     let what = match &plan.version {
-        VersionPin::Exact(number) => format!("pinned version {number}"),
-        VersionPin::NewestPassing => "no registered version".to_string(),
+        VersionPin::Exact(number) => format!("pinned version {number} fails"),
+        VersionPin::NewestPassing => "no registered version passes".to_string(),
     };
     let shown: Vec<&String> = refusals.iter().take(5).collect();
     let more = refusals.len().saturating_sub(shown.len());
     Ok(Err(format!(
-        "model `{model}` in `{}`: {what} passes the gates for {} `{}`: {}{}; fix the model or the gates in the pins file",
+        "model `{model}` in `{}`: {what} the gates for {} `{}`: {}{}; register a better version or change the pin or the gates",
         config.environment,
         config.mode.as_str(),
         plan.alias,
