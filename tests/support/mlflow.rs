@@ -68,7 +68,14 @@ fn free_port() -> u16 {
 /// not installed and not required.
 pub fn server() -> Option<&'static MlflowServer> {
     static SERVER: OnceLock<Option<MlflowServer>> = OnceLock::new();
-    SERVER.get_or_init(|| mlflow_venv().map(start)).as_ref()
+    SERVER
+        .get_or_init(|| off_runtime(|| mlflow_venv().map(start)))
+        .as_ref()
+}
+
+/// Runs blocking HTTP calls on a thread of their own, so async tests may call these helpers.
+fn off_runtime<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| scope.spawn(work).join().unwrap())
 }
 
 fn start(venv: PathBuf) -> MlflowServer {
@@ -167,13 +174,15 @@ impl MlflowServer {
 
     /// A GET on the REST API, read back independently of the code under test.
     pub fn get(&self, endpoint: &str, query: &[(&str, &str)]) -> (u16, serde_json::Value) {
-        let response = reqwest::blocking::Client::new()
-            .get(format!("{}/api/2.0/mlflow/{endpoint}", self.url))
-            .query(query)
-            .send()
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().unwrap_or_default())
+        off_runtime(|| {
+            let response = reqwest::blocking::Client::new()
+                .get(format!("{}/api/2.0/mlflow/{endpoint}", self.url))
+                .query(query)
+                .send()
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.json().unwrap_or_default())
+        })
     }
 
     /// The version the alias points at now, `None` when it points nowhere.
