@@ -87,7 +87,7 @@ fn start(venv: PathBuf) -> MlflowServer {
     let script = format!(
         "setsid '{mlflow}' server --backend-store-uri 'sqlite:///{database}' --default-artifact-root '{artifacts}' \
          --host 127.0.0.1 --port {port} --workers 2 >'{log}' 2>&1 & server=$!; \
-         read _; kill -TERM -- -$server 2>/dev/null; wait",
+         read _; kill -TERM -$server 2>/dev/null; sleep 3; kill -KILL -$server 2>/dev/null; wait",
         mlflow = venv.join("bin/mlflow").display(),
         database = database.display(),
         artifacts = artifacts.display(),
