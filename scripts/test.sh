@@ -28,6 +28,11 @@ echo "==> Airflow 3 for the Airflow target's tests"
 # tests/airflow.rs starts `airflow standalone` from this venv; here a missing one fails those tests.
 SLUICE_AIRFLOW_VENV="$(scripts/setup-airflow.sh)"
 export SLUICE_AIRFLOW_VENV SLUICE_REQUIRE_AIRFLOW=1
+echo "==> MLflow for the MLflow target's tests"
+# tests/mlflow.rs starts a real `mlflow server` from this venv; here a missing MLflow fails those
+# tests instead of skipping them.
+SLUICE_MLFLOW_VENV="$(scripts/setup-mlflow.sh)"
+export SLUICE_MLFLOW_VENV SLUICE_REQUIRE_MLFLOW=1
 
 echo "==> cargo test (library, binary and integration tests, one build)"
 # Benchmarks are binaries of their own (scripts/bench.sh); `--all-targets` would run them here.

@@ -159,6 +159,22 @@ const MIGRATIONS: &[&str] = &[
     "#,
     // 4: Terraform plans (sealed), locks with leases and their queue.
     super::terraform_locks::MIGRATION,
+    // 3: every move of a registered model's alias (or stage) by a deploy or a rollback.
+    r#"
+    CREATE TABLE model_alias_moves (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        environment  TEXT NOT NULL,
+        model        TEXT NOT NULL,
+        alias        TEXT NOT NULL,
+        mode         TEXT NOT NULL,
+        from_version TEXT,
+        to_version   TEXT,
+        release_id   TEXT NOT NULL,
+        reason       TEXT NOT NULL,
+        moved_at     TEXT NOT NULL
+    );
+    CREATE INDEX model_alias_moves_by_alias ON model_alias_moves (environment, model, alias, id);
+    "#,
 ];
 
 /// The schema version this build writes.

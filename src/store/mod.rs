@@ -7,6 +7,7 @@
 mod deploy;
 mod error;
 mod migrations;
+mod model_history;
 mod outputs;
 mod reads;
 mod rows;
@@ -17,6 +18,9 @@ mod writer;
 mod writes;
 
 pub use error::{StoreError, StoreResult};
+pub use model_history::{
+    AliasMove, AliasMoveFilter, ModelHistory, NewAliasMove, last_alias_move,
+};
 pub use sqlite::SqliteStore;
 pub use terraform::{
     LockHolder, LockOutcome, LockRecord, LockRequest, NewTerraformPlan, PlanInsert,
