@@ -80,6 +80,20 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (job_id, name)
     ) WITHOUT ROWID;
     "#,
+    // 3: comments and commit statuses GitHub did not take yet, retried later. One pending entry
+    // per key: a newer comment for the same pull request and pipeline replaces an older one.
+    r#"
+    CREATE TABLE forge_outbox (
+        id              INTEGER PRIMARY KEY,
+        key             TEXT NOT NULL UNIQUE,
+        payload         TEXT NOT NULL,
+        attempts        INTEGER NOT NULL,
+        last_error      TEXT,
+        created_at      TEXT NOT NULL,
+        next_attempt_at TEXT NOT NULL
+    );
+    CREATE INDEX forge_outbox_due ON forge_outbox (next_attempt_at);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -6,6 +6,7 @@
 
 mod error;
 mod migrations;
+mod outbox;
 mod outputs;
 mod reads;
 mod rows;
@@ -14,6 +15,7 @@ mod writer;
 mod writes;
 
 pub use error::{StoreError, StoreResult};
+pub use outbox::{MemoryOutbox, Outbox, OutboxEntry, SqliteOutbox};
 pub use sqlite::SqliteStore;
 pub use writer::WriteCounts;
 
