@@ -49,7 +49,7 @@ pub fn split_markdown(markdown: &str, max_chars: usize) -> Vec<String> {
                 continue;
             }
             // The line alone is too long: take what fits, cut, go on with the remainder.
-            let room = limit.saturating_sub(current_chars).max(1);
+            let room = limit.saturating_sub(current_chars + 1).max(1);
             let split_at = rest
                 .char_indices()
                 .nth(room)
