@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod config;
 pub mod deploy;
+pub mod forge;
 pub mod git;
 pub mod model;
 pub mod planner;

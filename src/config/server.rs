@@ -38,6 +38,29 @@ pub struct PromotionConfig {
     /// Members of the teams named in `gates.approvers`, e.g. `example/ml-platform-leads: [alice]`.
     #[serde(default)]
     pub teams: std::collections::BTreeMap<String, Vec<String>>,
+    /// Pull-request comments, commit statuses and comment commands; none posted when absent.
+    #[serde(default)]
+    pub github: Option<GithubConfig>,
+}
+
+/// How sluice reaches GitHub: a token from an environment variable, or a GitHub App.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GithubConfig {
+    /// `https://api.github.com` by default; `https://HOST/api/v3` for GitHub Enterprise.
+    #[serde(default, rename = "api-url")]
+    pub api_url: Option<String>,
+    /// The environment variable holding a token (the token itself never goes in the file).
+    #[serde(default, rename = "token-env")]
+    pub token_env: Option<String>,
+    /// A GitHub App's id; with `private-key-path`, instead of a token.
+    #[serde(default, rename = "app-id")]
+    pub app_id: Option<u64>,
+    #[serde(default, rename = "private-key-path")]
+    pub private_key_path: Option<PathBuf>,
+    /// Where people see runs (`{run-url}/runs/{id}` is linked from comments and statuses).
+    #[serde(default, rename = "run-url")]
+    pub run_url: Option<String>,
 }
 
 /// A repository sluice accepts deliveries for and watches.

@@ -321,7 +321,13 @@ impl Dispatcher {
                         store: self.store.clone(),
                         mirrors: self.mirrors.clone(),
                         runner: self.runner.clone(),
-                        settings: self.settings.clone(),
+                        settings: EngineSettings {
+                            secrets: crate::forge::fork::secrets_for_run(
+                                active_run.plan.from_fork,
+                                &self.settings.secrets,
+                            ),
+                            ..self.settings.clone()
+                        },
                         updates: self.updates.clone(),
                         run_id: active_run.run.id,
                         plan: active_run.plan.clone(),

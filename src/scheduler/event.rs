@@ -9,6 +9,13 @@ use serde_json::Value;
 
 const ZERO_SHA: &str = "0000000000000000000000000000000000000000";
 
+impl EventRequest {
+    /// A pull request whose head branch lives in a fork.
+    pub fn is_from_fork(&self) -> bool {
+        matches!(self, EventRequest::PullRequest { from_fork: true, .. })
+    }
+}
+
 /// What a delivery asks for, before git is consulted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EventRequest {
@@ -28,6 +35,9 @@ pub enum EventRequest {
         base_ref: String,
         base_sha: Option<String>,
         actor: Option<String>,
+        /// The head branch lives in a fork: no secrets, no apply or deploy, and the pipeline
+        /// files are read from the base branch.
+        from_fork: bool,
     },
     /// Nothing to run; the text says why (stored as the delivery's outcome).
     Ignored(String),
@@ -89,7 +99,21 @@ pub fn event_from_delivery(delivery: &Delivery) -> Result<EventRequest, String> 
             base_ref: required("/pull_request/base/ref")?,
             base_sha: text("/pull_request/base/sha"),
             actor: text("/pull_request/user/login").or_else(|| text("/sender/login")),
+            from_fork: payload
+                .get("pull_request")
+                .is_some_and(crate::forge::fork::is_fork_pull_request),
         }),
+        "issue_comment" => Ok(EventRequest::Ignored(
+            match crate::forge::commands::comment_event(&payload) {
+                Some(comment) => match crate::forge::commands::parse(&comment.body) {
+                    crate::forge::commands::Parsed::NotACommand => {
+                        "ignored: the comment holds no command".to_owned()
+                    }
+                    _ => "comment command: answered by the forge".to_owned(),
+                },
+                None => "ignored: not a new comment on a pull request".to_owned(),
+            },
+        )),
         other => Ok(EventRequest::Ignored(format!(
             "ignored: event `{other}` is not handled"
         ))),
@@ -142,6 +166,7 @@ pub fn resolve(
             base_ref,
             base_sha,
             actor,
+            from_fork,
         } => {
             ensure_commit(mirror, head_sha)?;
             let base_tip = match base_sha {
@@ -153,7 +178,15 @@ pub fn resolve(
                 None => None,
             };
             let changed_paths = mirror.changed_paths(merge_base.as_deref(), head_sha)?;
-            let files = read_configuration(mirror, head_sha)?;
+            // A fork must not change what runs: its pipelines come from the base branch.
+            let configuration_commit = match (&from_fork, &base_tip) {
+                (true, Some(base_tip)) => base_tip.as_str(),
+                (true, None) => anyhow::bail!(
+                    "pull request {number} comes from a fork and its base branch `{base_ref}` is not in the mirror; fetch it so the pipelines can be read from it"
+                ),
+                (false, _) => head_sha.as_str(),
+            };
+            let files = read_configuration(mirror, configuration_commit)?;
             let event = Event {
                 kind: EventKind::PullRequest,
                 repository: repository.clone(),

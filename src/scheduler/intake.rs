@@ -3,7 +3,7 @@
 //! either leaves the delivery pending (planned again after restart) or fully planned.
 
 use super::event::{self, EventRequest};
-use super::{Mirrors, plan_runs};
+use super::Mirrors;
 use crate::model::Delivery;
 use crate::store::Store;
 use std::sync::Arc;
@@ -104,7 +104,7 @@ fn plan_delivery(
         return Ok(("ignored".to_owned(), Vec::new()));
     };
     event::classify(&mut event, &files);
-    let runs = plan_runs(&files, &event);
+    let runs = super::plan_runs_for(&files, &event, request.is_from_fork());
     Ok((
         format!(
             "{} run(s) for {} {}",

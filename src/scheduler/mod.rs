@@ -6,6 +6,7 @@
 
 mod dispatch;
 pub mod event;
+mod forge_feedback;
 mod intake;
 mod job;
 mod mirrors;
@@ -15,6 +16,7 @@ pub mod releases;
 
 pub use dispatch::{Dispatcher, RunUpdate};
 pub use event::{EventRequest, event_from_delivery};
+pub use forge_feedback::{ForgeFeedback, answer_comment_delivery};
 pub use intake::IntakeWorker;
 pub use mirrors::Mirrors;
 pub use poll::Poller;
@@ -65,12 +67,21 @@ impl EngineSettings {
 pub struct StoredPlan {
     pub event: Event,
     pub run: PlannedRun,
+    /// A pull request from a fork: its steps see no secrets.
+    #[serde(default)]
+    pub from_fork: bool,
 }
 
 /// Reads the configuration at the event's commit and plans the runs. Pipeline files that do not
 /// load become failed runs whose reason lists every problem, so a broken file is visible where the
 /// runs are, not only in a server log.
 pub fn plan_runs(files: &[SourceFile], event: &Event) -> Vec<NewRun> {
+    plan_runs_for(files, event, false)
+}
+
+/// `plan_runs`, telling whether the event is a pull request from a fork (its runs then get no
+/// secrets).
+pub fn plan_runs_for(files: &[SourceFile], event: &Event, from_fork: bool) -> Vec<NewRun> {
     let project = config::load_project(files);
     let mut runs = Vec::new();
     let mut broken_files: Vec<&str> = project
@@ -104,12 +115,27 @@ pub fn plan_runs(files: &[SourceFile], event: &Event) -> Vec<NewRun> {
         });
     }
     for planned in planner::plan(&project.workflows, event) {
-        runs.push(new_run(event, planned));
+        runs.push(new_run(event, supersede_on_new_push(event, planned), from_fork));
     }
     runs
 }
 
-fn new_run(event: &Event, planned: PlannedRun) -> NewRun {
+/// A new push to a pull request cancels the previous run of the same pipeline for it: a pull
+/// request's run without a `concurrency` of its own gets one per pull request and pipeline.
+fn supersede_on_new_push(event: &Event, mut planned: PlannedRun) -> PlannedRun {
+    if let (Some(number), None) = (event.pull_request, &planned.concurrency) {
+        planned.concurrency = Some(planner::PlannedConcurrency {
+            group: format!(
+                "pull_request:{}#{number}:{}",
+                event.repository, planned.pipeline
+            ),
+            cancel_in_progress: true,
+        });
+    }
+    planned
+}
+
+fn new_run(event: &Event, planned: PlannedRun, from_fork: bool) -> NewRun {
     let skipped = planned.skipped_reason.clone();
     let status = if skipped.is_some() {
         Status::Skipped
@@ -129,6 +155,7 @@ fn new_run(event: &Event, planned: PlannedRun) -> NewRun {
     let plan = serde_json::to_string(&StoredPlan {
         event: event.clone(),
         run: planned.clone(),
+        from_fork,
     })
     .expect("plans serialise");
     NewRun {

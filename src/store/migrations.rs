@@ -174,6 +174,19 @@ const MIGRATIONS: &[&str] = &[
         moved_at     TEXT NOT NULL
     );
     CREATE INDEX model_alias_moves_by_alias ON model_alias_moves (environment, model, alias, id);
+    // 3: comments and commit statuses GitHub did not take yet, retried later. One pending entry
+    // per key: a newer comment for the same pull request and pipeline replaces an older one.
+    r#"
+    CREATE TABLE forge_outbox (
+        id              INTEGER PRIMARY KEY,
+        key             TEXT NOT NULL UNIQUE,
+        payload         TEXT NOT NULL,
+        attempts        INTEGER NOT NULL,
+        last_error      TEXT,
+        created_at      TEXT NOT NULL,
+        next_attempt_at TEXT NOT NULL
+    );
+    CREATE INDEX forge_outbox_due ON forge_outbox (next_attempt_at);
     "#,
 ];
 

@@ -8,6 +8,7 @@ mod deploy;
 mod error;
 mod migrations;
 mod model_history;
+mod outbox;
 mod outputs;
 mod reads;
 mod rows;
@@ -21,6 +22,7 @@ pub use error::{StoreError, StoreResult};
 pub use model_history::{
     AliasMove, AliasMoveFilter, ModelHistory, NewAliasMove, last_alias_move,
 };
+pub use outbox::{MemoryOutbox, Outbox, OutboxEntry, SqliteOutbox};
 pub use sqlite::SqliteStore;
 pub use terraform::{
     LockHolder, LockOutcome, LockRecord, LockRequest, NewTerraformPlan, PlanInsert,

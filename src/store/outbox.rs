@@ -1,0 +1,294 @@
+//! The forge outbox: comments and commit statuses that GitHub did not accept when they were
+//! made, kept durably until a later attempt delivers them. Payloads are opaque text (the forge
+//! layer's JSON); the store only orders them by when they are due. `SqliteOutbox` shares the
+//! store's database file (table from migration 3) through its own connection; `MemoryOutbox`
+//! serves tests and runs without a database.
+
+use super::error::{StoreError, StoreResult};
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::Path;
+use std::sync::Mutex;
+
+/// One undelivered item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxEntry {
+    pub id: i64,
+    /// What the item is about; a newer item with the same key replaces it.
+    pub key: String,
+    pub payload: String,
+    /// Failed deliveries so far.
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub next_attempt_at: DateTime<Utc>,
+}
+
+pub trait Outbox: Send + Sync {
+    /// Records a failed delivery; replaces a pending item with the same key (keeping its count).
+    fn enqueue(
+        &self,
+        key: &str,
+        payload: &str,
+        error: &str,
+        next_attempt_at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    /// Items due at `now`, the earliest first.
+    fn due(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<Vec<OutboxEntry>>;
+
+    /// Every pending item, due or not.
+    fn pending(&self) -> StoreResult<Vec<OutboxEntry>>;
+
+    /// The item was delivered: forget it.
+    fn delivered(&self, id: i64) -> StoreResult<()>;
+
+    /// Another failed attempt: count it and try again at `next_attempt_at`.
+    fn failed_again(&self, id: i64, error: &str, next_attempt_at: DateTime<Utc>)
+    -> StoreResult<()>;
+}
+
+/// The outbox in the store's SQLite file.
+pub struct SqliteOutbox {
+    database: String,
+    connection: Mutex<Connection>,
+}
+
+impl SqliteOutbox {
+    /// Opens the outbox in the database at `path`, which `SqliteStore::open` has migrated.
+    pub fn open(path: &Path) -> StoreResult<SqliteOutbox> {
+        let database = path.display().to_string();
+        let connection = Connection::open(path)
+            .and_then(|connection| {
+                connection.busy_timeout(std::time::Duration::from_secs(5))?;
+                Ok(connection)
+            })
+            .map_err(|error| StoreError::Open {
+                database: database.clone(),
+                message: error.to_string(),
+            })?;
+        Ok(SqliteOutbox {
+            database,
+            connection: Mutex::new(connection),
+        })
+    }
+
+    fn with<T>(
+        &self,
+        operation: &'static str,
+        work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> StoreResult<T> {
+        let connection = self
+            .connection
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        work(&connection).map_err(|error| StoreError::Database {
+            database: self.database.clone(),
+            operation,
+            message: error.to_string(),
+        })
+    }
+}
+
+fn entry_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxEntry> {
+    let next_attempt_at: String = row.get(5)?;
+    Ok(OutboxEntry {
+        id: row.get(0)?,
+        key: row.get(1)?,
+        payload: row.get(2)?,
+        attempts: row.get(3)?,
+        last_error: row.get(4)?,
+        next_attempt_at: DateTime::parse_from_rfc3339(&next_attempt_at)
+            .map(|time| time.with_timezone(&Utc))
+            .unwrap_or_else(|_| Utc::now()),
+    })
+}
+
+const COLUMNS: &str = "id, key, payload, attempts, last_error, next_attempt_at";
+
+impl Outbox for SqliteOutbox {
+    fn enqueue(
+        &self,
+        key: &str,
+        payload: &str,
+        error: &str,
+        next_attempt_at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.with("enqueue outbox item", |connection| {
+            connection.execute(
+                "INSERT INTO forge_outbox (key, payload, attempts, last_error, created_at, next_attempt_at)
+                 VALUES (?1, ?2, 1, ?3, ?4, ?5)
+                 ON CONFLICT (key) DO UPDATE SET payload = excluded.payload,
+                     attempts = attempts + 1, last_error = excluded.last_error,
+                     next_attempt_at = excluded.next_attempt_at",
+                params![key, payload, error, Utc::now().to_rfc3339(), next_attempt_at.to_rfc3339()],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn due(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<Vec<OutboxEntry>> {
+        self.with("read due outbox items", |connection| {
+            let mut statement = connection.prepare(&format!(
+                "SELECT {COLUMNS} FROM forge_outbox WHERE next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2"
+            ))?;
+            statement
+                .query_map(params![now.to_rfc3339(), limit as i64], entry_from_row)?
+                .collect()
+        })
+    }
+
+    fn pending(&self) -> StoreResult<Vec<OutboxEntry>> {
+        self.with("read outbox items", |connection| {
+            let mut statement =
+                connection.prepare(&format!("SELECT {COLUMNS} FROM forge_outbox ORDER BY id"))?;
+            statement.query_map([], entry_from_row)?.collect()
+        })
+    }
+
+    fn delivered(&self, id: i64) -> StoreResult<()> {
+        self.with("remove delivered outbox item", |connection| {
+            connection.execute("DELETE FROM forge_outbox WHERE id = ?1", [id])?;
+            Ok(())
+        })
+    }
+
+    fn failed_again(
+        &self,
+        id: i64,
+        error: &str,
+        next_attempt_at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.with("reschedule outbox item", |connection| {
+            let found: Option<i64> = connection
+                .query_row("SELECT id FROM forge_outbox WHERE id = ?1", [id], |row| row.get(0))
+                .optional()?;
+            if found.is_some() {
+                connection.execute(
+                    "UPDATE forge_outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3 WHERE id = ?1",
+                    params![id, error, next_attempt_at.to_rfc3339()],
+                )?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// The outbox in memory: lost on restart.
+#[derive(Default)]
+pub struct MemoryOutbox {
+    entries: Mutex<(i64, Vec<OutboxEntry>)>,
+}
+
+impl Outbox for MemoryOutbox {
+    fn enqueue(
+        &self,
+        key: &str,
+        payload: &str,
+        error: &str,
+        next_attempt_at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut guard = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (next_id, entries) = &mut *guard;
+        if let Some(entry) = entries.iter_mut().find(|entry| entry.key == key) {
+            entry.payload = payload.to_owned();
+            entry.attempts += 1;
+            entry.last_error = Some(error.to_owned());
+            entry.next_attempt_at = next_attempt_at;
+        } else {
+            *next_id += 1;
+            entries.push(OutboxEntry {
+                id: *next_id,
+                key: key.to_owned(),
+                payload: payload.to_owned(),
+                attempts: 1,
+                last_error: Some(error.to_owned()),
+                next_attempt_at,
+            });
+        }
+        Ok(())
+    }
+
+    fn due(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<Vec<OutboxEntry>> {
+        let guard = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut due: Vec<OutboxEntry> = guard
+            .1
+            .iter()
+            .filter(|entry| entry.next_attempt_at <= now)
+            .cloned()
+            .collect();
+        due.sort_by_key(|entry| (entry.next_attempt_at, entry.id));
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    fn pending(&self) -> StoreResult<Vec<OutboxEntry>> {
+        Ok(self
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .1
+            .clone())
+    }
+
+    fn delivered(&self, id: i64) -> StoreResult<()> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .1
+            .retain(|entry| entry.id != id);
+        Ok(())
+    }
+
+    fn failed_again(
+        &self,
+        id: i64,
+        error: &str,
+        next_attempt_at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut guard = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(entry) = guard.1.iter_mut().find(|entry| entry.id == id) {
+            entry.attempts += 1;
+            entry.last_error = Some(error.to_owned());
+            entry.next_attempt_at = next_attempt_at;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_item_survives_reopening_and_a_newer_one_with_its_key_replaces_it() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("sluice.db");
+        drop(super::super::SqliteStore::open(&path).unwrap());
+        let now = Utc::now();
+        {
+            let outbox = SqliteOutbox::open(&path).unwrap();
+            outbox.enqueue("comment:a#1", "old", "502", now).unwrap();
+            outbox.enqueue("comment:a#1", "new", "503", now).unwrap();
+            outbox
+                .enqueue("status:x", "later", "502", now + chrono::Duration::hours(1))
+                .unwrap();
+        }
+        let outbox = SqliteOutbox::open(&path).unwrap();
+        let due = outbox.due(now, 10).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].payload, "new");
+        assert_eq!(due[0].attempts, 2);
+        assert_eq!(due[0].last_error.as_deref(), Some("503"));
+        outbox.delivered(due[0].id).unwrap();
+        assert_eq!(outbox.pending().unwrap().len(), 1);
+    }
+}
