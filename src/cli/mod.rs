@@ -1,6 +1,5 @@
 //! The command line: `validate`, `serve`, `run`, `runs`, `logs`, `demo`, `policy`, `plan`, and promotion
 //! (`releases`, `status`, `history`, `approve`, `promote`, `rollback`). The only module that
-//! The command line: `validate`, `serve`, `run`, `runs`, `logs`, `history`, `demo`, `policy`. The only module that
 //! prints for humans; everything it does goes through the library's modules.
 
 mod demo;
@@ -48,7 +47,6 @@ pub enum Command {
     /// Print a run's job logs.
     Logs(inspect::LogsArgs),
     /// What happened in an environment: `--models` lists the model alias moves, newest first.
-    History(history::HistoryArgs),
     /// The whole flow on the bundled example platform: a throwaway git remote, a server on
     /// loopback, a signed push, the run shown as it happens.
     Demo(demo::DemoArgs),
@@ -96,7 +94,6 @@ pub fn main() -> ExitCode {
         Command::Run(args) => runtime().and_then(|runtime| runtime.block_on(local_run::run(args))),
         Command::Runs(args) => inspect::runs(args),
         Command::Logs(args) => inspect::logs(args),
-        Command::History(args) => history::run(args),
         Command::Demo(args) => runtime().and_then(|runtime| runtime.block_on(demo::run(args))),
         Command::Policy(command) => policy::run(command),
         Command::Releases(args) => promotion::releases(args),

@@ -23,6 +23,18 @@ pub struct StoreArgs {
 pub struct HistoryArgs {
     /// Only this environment.
     pub environment: Option<String>,
+    /// Show the registered-model alias moves instead (from which version to which, by which release, when).
+    #[arg(long)]
+    pub models: bool,
+    /// With --models: only this model.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// With --models: at most this many moves.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    /// With --models: as JSON.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -184,6 +196,19 @@ pub fn render_status(store: &dyn DeployStore, repository: &str) -> anyhow::Resul
 }
 
 pub fn history(args: HistoryArgs) -> anyhow::Result<bool> {
+    if args.models {
+        let Some(environment) = args.environment else {
+            anyhow::bail!("name the environment: `sluice history ENV --models`");
+        };
+        return super::history::run(super::history::HistoryArgs {
+            environment,
+            models: true,
+            model: args.model,
+            limit: args.limit,
+            json: args.json,
+            data_dir: args.store.data_dir,
+        });
+    }
     let (store, repository) = open(&args.store)?;
     print!(
         "{}",

@@ -20,6 +20,9 @@ pub struct ServerConfig {
     /// How releases are promoted through the environments.
     #[serde(default)]
     pub promotion: PromotionConfig,
+    /// Pull-request comments, commit statuses and comment commands; none posted when absent.
+    #[serde(default)]
+    pub github: Option<GithubConfig>,
 }
 
 /// Promotion settings of a server.
@@ -38,9 +41,6 @@ pub struct PromotionConfig {
     /// Members of the teams named in `gates.approvers`, e.g. `example/ml-platform-leads: [alice]`.
     #[serde(default)]
     pub teams: std::collections::BTreeMap<String, Vec<String>>,
-    /// Pull-request comments, commit statuses and comment commands; none posted when absent.
-    #[serde(default)]
-    pub github: Option<GithubConfig>,
 }
 
 /// How sluice reaches GitHub: a token from an environment variable, or a GitHub App.

@@ -159,7 +159,7 @@ const MIGRATIONS: &[&str] = &[
     "#,
     // 4: Terraform plans (sealed), locks with leases and their queue.
     super::terraform_locks::MIGRATION,
-    // 3: every move of a registered model's alias (or stage) by a deploy or a rollback.
+    // 5: every move of a registered model's alias (or stage) by a deploy or a rollback.
     r#"
     CREATE TABLE model_alias_moves (
         id           INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -174,7 +174,7 @@ const MIGRATIONS: &[&str] = &[
         moved_at     TEXT NOT NULL
     );
     CREATE INDEX model_alias_moves_by_alias ON model_alias_moves (environment, model, alias, id);
-    // 3: comments and commit statuses GitHub did not take yet, retried later. One pending entry
+    // 6: comments and commit statuses GitHub did not take yet, retried later. One pending entry
     // per key: a newer comment for the same pull request and pipeline replaces an older one.
     r#"
     CREATE TABLE forge_outbox (
