@@ -174,6 +174,7 @@ const MIGRATIONS: &[&str] = &[
         moved_at     TEXT NOT NULL
     );
     CREATE INDEX model_alias_moves_by_alias ON model_alias_moves (environment, model, alias, id);
+    "#,
     // 6: comments and commit statuses GitHub did not take yet, retried later. One pending entry
     // per key: a newer comment for the same pull request and pipeline replaces an older one.
     r#"

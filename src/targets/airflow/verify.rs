@@ -238,7 +238,8 @@ mod tests {
             "/srv/dags.versions",
         );
         let text = format!("{verdict:?}");
-        assert!(text.contains(expect), "got {text}, want {expect}");
+        let expect = expect.replace('\n', "\\n");
+        assert!(text.contains(&expect), "got {text}, want {expect}");
     }
 
     #[test]
