@@ -33,7 +33,11 @@ impl TestClock {
 struct Recording(PathBuf);
 
 impl TargetFactory for Recording {
-    fn targets(&self, _environment: &Environment) -> Result<Vec<Arc<dyn Target>>, TargetError> {
+    fn targets(
+        &self,
+        _repository: &str,
+        _environment: &Environment,
+    ) -> Result<Vec<Arc<dyn Target>>, TargetError> {
         // Handed over out of order on purpose: the reconciler owns the order.
         Ok([
             TargetKind::Mlflow,

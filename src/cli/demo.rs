@@ -70,6 +70,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
     tokio::spawn(async move { axum::serve(listener, router(state)).await });
     println!("==> sluice is listening on {base_url} and watches {DEMO_REPOSITORY}");
 
+    let (kubernetes_api, _fake_kubernetes) =
+        crate::targets::kubernetes::fake::spawn_fake_api_server().await;
+    println!(
+        "==> an in-process fake Kubernetes API server stands in for the cluster at {kubernetes_api}"
+    );
     let promotion = super::demo_promotion::DemoPromotion {
         store: engine.store.clone(),
         deploy_store: engine.deploy_store.clone(),
@@ -79,8 +84,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
             real: crate::targets::EnvironmentTargets {
                 data_dir: work_dir.join("data"),
                 recording: None,
+                store: Some(engine.sqlite.clone()),
+                kubernetes_api: Some(kubernetes_api.clone()),
             },
             recording: work_dir.join("recorded-target-calls"),
+            explained: Default::default(),
         }),
         work_dir: work_dir.clone(),
         clock: super::demo_promotion::DemoPromotion::wednesday_clock(),

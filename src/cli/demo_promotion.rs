@@ -250,21 +250,116 @@ fn indent(text: &str) {
     }
 }
 
-/// Falls back to recording the calls for targets the demo machine cannot reach.
+/// Real targets where the demo machine has what they need, recorded calls for the rest: Terraform
+/// applies only a plan reviewed on a pull request, which the demo's merges do not have; Airflow and
+/// MLflow need their servers; Kubernetes needs `kubectl` to render the overlays and talks to an
+/// in-process fake API server.
 pub struct DemoTargets {
     pub real: crate::targets::EnvironmentTargets,
     pub recording: PathBuf,
+    pub explained: Mutex<std::collections::BTreeSet<String>>,
+}
+
+impl DemoTargets {
+    fn unavailable(
+        &self,
+        environment: &Environment,
+        kind: crate::deploy::TargetKind,
+    ) -> Option<String> {
+        use crate::deploy::TargetKind;
+        let section = |value: &Option<serde_json::Value>, key: &str| {
+            value
+                .as_ref()
+                .and_then(|section| section.get(key))
+                .and_then(|url| url.as_str())
+                .map(str::to_owned)
+        };
+        let reachable = |url: &str| {
+            url::Url::parse(url)
+                .ok()
+                .and_then(|url| url.socket_addrs(|| None).ok())
+                .and_then(|addresses| addresses.first().copied())
+                .is_some_and(|address| {
+                    std::net::TcpStream::connect_timeout(
+                        &address,
+                        std::time::Duration::from_millis(300),
+                    )
+                    .is_ok()
+                })
+        };
+        match kind {
+            TargetKind::Terraform => Some(
+                "applies only plans reviewed on a pull request; the demo's merges have none"
+                    .to_owned(),
+            ),
+            TargetKind::Kubernetes => std::process::Command::new("kubectl")
+                .args(["version", "--client"])
+                .output()
+                .is_err()
+                .then(|| {
+                    "kubectl is not installed to render the overlays (`kubectl kustomize`)"
+                        .to_owned()
+                }),
+            TargetKind::Airflow => match section(&environment.airflow, "api") {
+                Some(api) if reachable(&api) => None,
+                Some(api) => Some(format!("no Airflow answers at {api}")),
+                None => Some("no Airflow API configured".to_owned()),
+            },
+            TargetKind::Mlflow => match section(&environment.mlflow, "tracking_uri") {
+                Some(uri) if reachable(&uri) => None,
+                Some(uri) => Some(format!("no MLflow answers at {uri}")),
+                None => Some("no MLflow tracking URI configured".to_owned()),
+            },
+        }
+    }
 }
 
 impl TargetFactory for DemoTargets {
-    fn targets(&self, environment: &Environment) -> Result<Vec<Arc<dyn Target>>, TargetError> {
-        let fallback = crate::targets::EnvironmentTargets {
-            data_dir: self.real.data_dir.clone(),
-            recording: Some(self.recording.clone()),
-        };
-        match self.real.targets(environment) {
-            Ok(targets) if !targets.is_empty() => Ok(targets),
-            _ => fallback.targets(environment),
+    fn targets(
+        &self,
+        repository: &str,
+        environment: &Environment,
+    ) -> Result<Vec<Arc<dyn Target>>, TargetError> {
+        let mut chosen = Vec::new();
+        for (kind, built) in self.real.real_targets(repository, environment)? {
+            let reason = match (&built, self.unavailable(environment, kind)) {
+                (Err(error), _) => Some(error.to_string()),
+                (Ok(_), reason) => reason,
+            };
+            match (built, reason) {
+                (Ok(target), None) => {
+                    self.explain(format!("{} in {}: real", kind.as_str(), environment.name));
+                    chosen.push(target);
+                }
+                (_, reason) => {
+                    let reason = reason.unwrap_or_default();
+                    self.explain(format!(
+                        "{} in {}: calls recorded in {} ({reason})",
+                        kind.as_str(),
+                        environment.name,
+                        self.recording.display()
+                    ));
+                    chosen.extend(crate::targets::recording_targets(
+                        &self.recording,
+                        environment,
+                        Some(&[kind]),
+                    )?);
+                }
+            }
+        }
+        Ok(chosen)
+    }
+}
+
+impl DemoTargets {
+    fn explain(&self, line: String) {
+        if self
+            .explained
+            .lock()
+            .expect("explained lock")
+            .insert(line.clone())
+        {
+            println!("    target {line}");
         }
     }
 }

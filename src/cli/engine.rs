@@ -17,6 +17,8 @@ use tokio::sync::{Notify, broadcast};
 pub struct Engine {
     pub store: Arc<dyn Store>,
     pub deploy_store: Arc<dyn DeployStore>,
+    /// The same store, for the parts that need its other faces (plans, locks, model history).
+    pub sqlite: Arc<SqliteStore>,
     pub mirrors: Arc<Mirrors>,
     pub settings: EngineSettings,
     pub intake_wakeup: Arc<Notify>,
@@ -39,7 +41,7 @@ impl Engine {
         })?;
         let sqlite = Arc::new(SqliteStore::open(&data_dir.join("sluice.db"))?);
         let store: Arc<dyn Store> = sqlite.clone();
-        let deploy_store: Arc<dyn DeployStore> = sqlite;
+        let deploy_store: Arc<dyn DeployStore> = sqlite.clone();
         let mut settings = EngineSettings::new(data_dir.to_owned());
         settings.max_parallel_jobs = max_parallel_jobs;
         let mirrors = Arc::new(Mirrors::new(settings.mirrors_dir(), repositories));
@@ -47,6 +49,7 @@ impl Engine {
         Ok(Engine {
             store,
             deploy_store,
+            sqlite,
             mirrors,
             settings,
             intake_wakeup: Arc::new(Notify::new()),
@@ -104,6 +107,7 @@ impl Engine {
                 mirrors: self.mirrors.clone(),
                 targets: Arc::new(crate::targets::EnvironmentTargets::from_env(
                     data_dir.clone(),
+                    self.sqlite.clone(),
                 )),
                 clock: Arc::new(SystemClock),
                 teams: Arc::new(promotion.teams),

@@ -22,7 +22,11 @@ use std::sync::Arc;
 
 /// The targets an environment deploys to, in apply order.
 pub trait TargetFactory: Send + Sync {
-    fn targets(&self, environment: &Environment) -> Result<Vec<Arc<dyn Target>>, TargetError>;
+    fn targets(
+        &self,
+        repository: &str,
+        environment: &Environment,
+    ) -> Result<Vec<Arc<dyn Target>>, TargetError>;
 }
 
 /// A checkout of a release's commit for the targets to read.
@@ -511,7 +515,7 @@ impl Reconciler {
     ) -> Result<Outcome, String> {
         let mut targets = self
             .targets
-            .targets(environment)
+            .targets(&self.repository, environment)
             .map_err(|error| error.to_string())?;
         targets.sort_by_key(|target| target.kind());
         if deployment.action == DeploymentAction::Rollback

@@ -12,7 +12,13 @@ const ZERO_SHA: &str = "0000000000000000000000000000000000000000";
 impl EventRequest {
     /// A pull request whose head branch lives in a fork.
     pub fn is_from_fork(&self) -> bool {
-        matches!(self, EventRequest::PullRequest { from_fork: true, .. })
+        matches!(
+            self,
+            EventRequest::PullRequest {
+                from_fork: true,
+                ..
+            }
+        )
     }
 }
 

@@ -2,8 +2,8 @@
 //! Planning a delivery and recording its runs is one store transaction, so a crash at any moment
 //! either leaves the delivery pending (planned again after restart) or fully planned.
 
-use super::event::{self, EventRequest};
 use super::Mirrors;
+use super::event::{self, EventRequest};
 use crate::model::Delivery;
 use crate::store::Store;
 use std::sync::Arc;

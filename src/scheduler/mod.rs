@@ -115,7 +115,11 @@ pub fn plan_runs_for(files: &[SourceFile], event: &Event, from_fork: bool) -> Ve
         });
     }
     for planned in planner::plan(&project.workflows, event) {
-        runs.push(new_run(event, supersede_on_new_push(event, planned), from_fork));
+        runs.push(new_run(
+            event,
+            supersede_on_new_push(event, planned),
+            from_fork,
+        ));
     }
     runs
 }

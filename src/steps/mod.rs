@@ -5,8 +5,8 @@
 pub mod build;
 pub mod container;
 pub mod host;
-pub mod terraform;
 mod redact;
+pub mod terraform;
 
 pub use redact::Redactor;
 

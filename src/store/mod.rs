@@ -19,9 +19,7 @@ mod writer;
 mod writes;
 
 pub use error::{StoreError, StoreResult};
-pub use model_history::{
-    AliasMove, AliasMoveFilter, ModelHistory, NewAliasMove, last_alias_move,
-};
+pub use model_history::{AliasMove, AliasMoveFilter, ModelHistory, NewAliasMove, last_alias_move};
 pub use outbox::{MemoryOutbox, Outbox, OutboxEntry, SqliteOutbox};
 pub use sqlite::SqliteStore;
 pub use terraform::{
