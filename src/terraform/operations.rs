@@ -395,6 +395,17 @@ pub async fn apply_after_merge(
         "{refusal}\n`apply: auto`: planning the merged commit {} again",
         merged.commit
     ));
+    // The merged pull request is closed now: the lock it held for its plan is no longer its.
+    let merged_heads: Vec<&String> = merged.parents.iter().skip(1).chain([&merged.commit]).collect();
+    if let Some(lock) = store.terraform_lock(&job.target())?
+        && let Some(holder) = lock.holder.pull_request
+        && plans
+            .iter()
+            .any(|plan| plan.pull_request == Some(holder) && merged_heads.contains(&&plan.commit))
+    {
+        job.say(format!("releasing the lock of pull request #{holder}, which this merge closed"));
+        store.release_terraform_lock(&job.target(), Some(holder))?;
+    }
     let origin = PlanOrigin {
         commit: merged.commit.clone(),
         tree: merged.tree.clone(),
