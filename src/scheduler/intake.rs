@@ -76,6 +76,7 @@ impl IntakeWorker {
                 }
             };
             tracing::info!(delivery = %delivery.id, event = %delivery.event, %outcome, "delivery planned");
+            release_locks_of_closed_pull_request(store.as_ref(), &delivery);
             store.complete_delivery(&delivery.id, &outcome, &runs)
         })
         .await;
@@ -86,6 +87,26 @@ impl IntakeWorker {
             }
             Err(error) => tracing::error!(delivery = %delivery_id, %error, "planning task failed"),
         }
+    }
+}
+
+/// A pull request that closed (merged or not) gives up the Terraform locks it held, even while one
+/// of its plans is still running (that plan then finds its lock lost and is not stored).
+fn release_locks_of_closed_pull_request(store: &dyn crate::store::Store, delivery: &Delivery) {
+    let Ok(EventRequest::PullRequest { repository, number, action, .. }) =
+        event::event_from_delivery(delivery)
+    else {
+        return;
+    };
+    if action != "closed" {
+        return;
+    }
+    match crate::terraform::locks::release_for_closed_pull_request(store, &repository, number) {
+        Ok(released) if !released.is_empty() => {
+            tracing::info!(repository, pull_request = number, locks = released.len(), "released the locks of a closed pull request")
+        }
+        Ok(_) => {}
+        Err(error) => tracing::error!(repository, pull_request = number, %error, "cannot release the locks of a closed pull request"),
     }
 }
 
