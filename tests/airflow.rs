@@ -472,7 +472,7 @@ fn validation_reports_each_broken_file_with_the_last_lines_of_its_trace() {
             ("good.py", &dag_source("sluice_validated", "")),
             (
                 "syntax.py",
-                "from airflow.sdk import DAG\nthis is not python\n",
+                "from airflow.sdk import DAG\ndef broken(:\n    pass\n",
             ),
             (
                 "missing.py",

@@ -71,6 +71,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<bool> {
     let engine = Engine::open(&data_dir, repositories.clone(), max_parallel_jobs)?;
     engine.start();
     engine.start_promotion(promotion_settings(&file_config.promotion)?);
+    start_forge_feedback(&engine, &file_config, &data_dir)?;
     for repository in &file_config.repositories {
         if let Some(interval) = &repository.poll_interval {
             let interval = crate::config::workflow::parse_duration(interval).map_err(|error| {
@@ -119,6 +120,36 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<bool> {
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     Ok(true)
+}
+
+/// Pull-request comments and commit statuses, when the configuration has a `github:` section.
+fn start_forge_feedback(
+    engine: &Engine,
+    config: &ServerConfig,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let outbox = Arc::new(crate::store::SqliteOutbox::open(
+        &data_dir.join("sluice.db"),
+    )?);
+    let Some(forge) = crate::forge::from_config(config.github.as_ref(), outbox)
+        .map_err(|error| anyhow::anyhow!("github: {error}"))?
+    else {
+        return Ok(());
+    };
+    tokio::spawn(
+        crate::scheduler::forge_feedback::ForgeFeedback {
+            store: engine.store.clone(),
+            forge: Arc::new(forge),
+            updates: engine.updates.subscribe(),
+            contributions: Arc::new(crate::scheduler::contributions::JobOutputContributions {
+                store: engine.store.clone(),
+            }),
+            scan_interval: std::time::Duration::from_secs(5),
+            outbox_interval: std::time::Duration::from_secs(60),
+        }
+        .run(),
+    );
+    Ok(())
 }
 
 /// Promotion settings from the server configuration, durations checked.

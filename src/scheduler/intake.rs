@@ -93,8 +93,12 @@ impl IntakeWorker {
 /// A pull request that closed (merged or not) gives up the Terraform locks it held, even while one
 /// of its plans is still running (that plan then finds its lock lost and is not stored).
 fn release_locks_of_closed_pull_request(store: &dyn crate::store::Store, delivery: &Delivery) {
-    let Ok(EventRequest::PullRequest { repository, number, action, .. }) =
-        event::event_from_delivery(delivery)
+    let Ok(EventRequest::PullRequest {
+        repository,
+        number,
+        action,
+        ..
+    }) = event::event_from_delivery(delivery)
     else {
         return;
     };
@@ -103,10 +107,17 @@ fn release_locks_of_closed_pull_request(store: &dyn crate::store::Store, deliver
     }
     match crate::terraform::locks::release_for_closed_pull_request(store, &repository, number) {
         Ok(released) if !released.is_empty() => {
-            tracing::info!(repository, pull_request = number, locks = released.len(), "released the locks of a closed pull request")
+            tracing::info!(
+                repository,
+                pull_request = number,
+                locks = released.len(),
+                "released the locks of a closed pull request"
+            )
         }
         Ok(_) => {}
-        Err(error) => tracing::error!(repository, pull_request = number, %error, "cannot release the locks of a closed pull request"),
+        Err(error) => {
+            tracing::error!(repository, pull_request = number, %error, "cannot release the locks of a closed pull request")
+        }
     }
 }
 

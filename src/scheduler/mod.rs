@@ -4,9 +4,10 @@
 //! `git::Mirror`, configuration through `config`, decisions through the pure `planner`, and steps
 //! through `steps::StepRunner`; it knows nothing of HTTP.
 
+pub mod contributions;
 mod dispatch;
 pub mod event;
-mod forge_feedback;
+pub mod forge_feedback;
 mod intake;
 mod job;
 mod mirrors;

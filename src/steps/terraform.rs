@@ -62,7 +62,9 @@ pub async fn execute(step: &TerraformStep, context: &StepContext) -> StepOutcome
             .await;
             match outcome {
                 Ok(PlanOutcome::Planned { change, stored_id }) => {
-                    record_outputs(context, change.outputs()).await;
+                    let mut outputs = change.outputs();
+                    outputs.insert("environment".to_owned(), step.environment.clone());
+                    record_outputs(context, outputs).await;
                     match stored_id {
                         Some(_) => StepOutcome::Exited(0),
                         None => StepOutcome::Failed(format!(

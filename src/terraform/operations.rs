@@ -85,7 +85,7 @@ pub struct PlannedChange {
 }
 
 impl PlannedChange {
-    /// Job outputs: `plan_sha256`, `summary`, `counts`, `denials`, `warnings`.
+    /// Job outputs: `plan_sha256`, `summary`, `counts`, `denials`, `warnings`, `findings` (JSON).
     pub fn outputs(&self) -> BTreeMap<String, String> {
         BTreeMap::from([
             ("plan_sha256".to_owned(), self.sha256.clone()),
@@ -98,6 +98,11 @@ impl PlannedChange {
             (
                 "warnings".to_owned(),
                 self.evaluation.warnings().count().to_string(),
+            ),
+            // Every finding with its rule, for the pull-request comment.
+            (
+                "findings".to_owned(),
+                serde_json::to_string(&self.evaluation.findings).unwrap_or_default(),
             ),
         ])
     }
@@ -396,14 +401,21 @@ pub async fn apply_after_merge(
         merged.commit
     ));
     // The merged pull request is closed now: the lock it held for its plan is no longer its.
-    let merged_heads: Vec<&String> = merged.parents.iter().skip(1).chain([&merged.commit]).collect();
+    let merged_heads: Vec<&String> = merged
+        .parents
+        .iter()
+        .skip(1)
+        .chain([&merged.commit])
+        .collect();
     if let Some(lock) = store.terraform_lock(&job.target())?
         && let Some(holder) = lock.holder.pull_request
         && plans
             .iter()
             .any(|plan| plan.pull_request == Some(holder) && merged_heads.contains(&&plan.commit))
     {
-        job.say(format!("releasing the lock of pull request #{holder}, which this merge closed"));
+        job.say(format!(
+            "releasing the lock of pull request #{holder}, which this merge closed"
+        ));
         store.release_terraform_lock(&job.target(), Some(holder))?;
     }
     let origin = PlanOrigin {
