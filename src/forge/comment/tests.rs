@@ -1,3 +1,5 @@
+//! Tests of the comment: markers, sections, staleness, escaping and splitting, with small inputs.
+
 use super::*;
 use chrono::TimeZone;
 
