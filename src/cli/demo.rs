@@ -100,13 +100,31 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
     let mut updates = engine.updates.subscribe();
     let mut all_good = true;
 
-    println!("==> a data scientist changes the churn model's feature code and pushes to main");
-    let second_commit = commit_change(
+    println!(
+        "==> a data scientist opens pull request #1: the churn model's feature code changes on branch cap-tenure"
+    );
+    let (base, head) = super::demo_pull_request::open_branch(
         &repository_dir,
+        "cap-tenure",
         "platform/src/churn/features.py",
         FEATURE_NOTE,
         "Cap tenure feature at ten years",
     )?;
+    let runs = pull_request_and_watch(
+        &client,
+        &base_url,
+        1,
+        "cap-tenure",
+        &base,
+        &head,
+        &mut updates,
+    )
+    .await?;
+    all_good &= show_runs(&runs);
+    super::demo_pull_request::show_comment(engine.store.as_ref(), &runs);
+    println!("==> the pull request is reviewed and merged into main");
+    let second_commit = super::demo_pull_request::merge_branch(&repository_dir, "cap-tenure", 1)?;
+    close_pull_request(&client, &base_url, 1, "cap-tenure", &base, &head).await?;
     let runs = push_and_watch(
         &client,
         &base_url,
@@ -119,14 +137,28 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
     all_good &= promotion.promote_newest(true).await?;
 
     println!(
-        "==> a platform engineer edits staging's description and pushes again: the images' contexts did not change, so nothing is rebuilt"
+        "==> a platform engineer opens pull request #2 describing staging's soak; merged, the images' contexts did not change, so nothing is rebuilt"
     );
-    let third_commit = commit_change(
+    let (base, head) = super::demo_pull_request::open_branch(
         &repository_dir,
+        "describe-soak",
         "environments/staging.yaml",
         STAGING_NOTE,
         "Describe the staging soak",
     )?;
+    let runs = pull_request_and_watch(
+        &client,
+        &base_url,
+        2,
+        "describe-soak",
+        &base,
+        &head,
+        &mut updates,
+    )
+    .await?;
+    all_good &= show_runs(&runs);
+    let third_commit = super::demo_pull_request::merge_branch(&repository_dir, "describe-soak", 2)?;
+    close_pull_request(&client, &base_url, 2, "describe-soak", &base, &head).await?;
     let runs = push_and_watch(
         &client,
         &base_url,
@@ -192,10 +224,94 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
     Ok(all_good)
 }
 
+/// Stored plans are encrypted; the demo makes a throwaway key unless one is set. Called before any
+/// thread starts, so changing the environment is safe.
+pub fn ensure_plan_key() {
+    if std::env::var_os(crate::terraform::seal::KEY_VARIABLE).is_none()
+        && std::env::var_os(crate::terraform::seal::KEY_FILE_VARIABLE).is_none()
+    {
+        let key: [u8; 32] = rand::random();
+        // SAFETY: called from `main` before the runtime and any other thread exist.
+        unsafe { std::env::set_var(crate::terraform::seal::KEY_VARIABLE, hex::encode(key)) };
+    }
+}
+
 const FEATURE_NOTE: &str =
     "\n# Tenure is capped at ten years: longer tenures carry no extra churn signal.\n";
 const STAGING_NOTE: &str =
     "\n# Staging soaks a release for ten minutes before production may take it.\n";
+
+/// Sends GitHub's `pull_request` payload for a newly opened pull request, signed, and shows the
+/// runs as they happen.
+async fn pull_request_and_watch(
+    client: &reqwest::Client,
+    base_url: &str,
+    number: u64,
+    branch: &str,
+    base: &str,
+    head: &str,
+    updates: &mut tokio::sync::broadcast::Receiver<RunUpdate>,
+) -> anyhow::Result<Vec<crate::model::Run>> {
+    let payload =
+        super::demo_pull_request::opened_payload(DEMO_REPOSITORY, number, branch, base, head)?;
+    let response = client
+        .post(format!("{base_url}/webhooks/github"))
+        .header("content-type", "application/json")
+        .header("x-github-event", "pull_request")
+        .header(
+            "x-github-delivery",
+            format!("demo-pr-{number}-{}", &head[..12]),
+        )
+        .header(
+            "x-hub-signature-256",
+            crate::server::webhook::sign(DEMO_SECRET.as_bytes(), &payload),
+        )
+        .body(payload)
+        .send()
+        .await?;
+    println!(
+        "==> POST /webhooks/github (signed pull_request opened #{number}, head {}) -> {}",
+        &head[..7],
+        response.status()
+    );
+    if response.status() != reqwest::StatusCode::ACCEPTED {
+        anyhow::bail!(
+            "the server did not accept the delivery: {}",
+            response.text().await?
+        );
+    }
+    watch_until_finished(client, base_url, head, updates).await
+}
+
+/// Sends GitHub's `closed` payload of a merged pull request: its Terraform locks are released.
+async fn close_pull_request(
+    client: &reqwest::Client,
+    base_url: &str,
+    number: u64,
+    branch: &str,
+    base: &str,
+    head: &str,
+) -> anyhow::Result<()> {
+    let payload =
+        super::demo_pull_request::merged_payload(DEMO_REPOSITORY, number, branch, base, head)?;
+    let response = client
+        .post(format!("{base_url}/webhooks/github"))
+        .header("content-type", "application/json")
+        .header("x-github-event", "pull_request")
+        .header("x-github-delivery", format!("demo-pr-{number}-closed"))
+        .header(
+            "x-hub-signature-256",
+            crate::server::webhook::sign(DEMO_SECRET.as_bytes(), &payload),
+        )
+        .body(payload)
+        .send()
+        .await?;
+    println!(
+        "==> POST /webhooks/github (signed pull_request closed #{number}, merged) -> {}: its Terraform locks are released",
+        response.status()
+    );
+    Ok(())
+}
 
 /// Sends GitHub's push payload for `before..after`, signed, and shows the runs as they happen.
 async fn push_and_watch(
@@ -319,21 +435,6 @@ fn seed_repository(directory: &Path) -> anyhow::Result<String> {
         git2::RepositoryInitOptions::new().initial_head("main"),
     )?;
     commit_all(&repository, "Example ML platform")
-}
-
-fn commit_change(
-    directory: &Path,
-    relative: &str,
-    note: &str,
-    message: &str,
-) -> anyhow::Result<String> {
-    let repository = git2::Repository::open(directory)?;
-    let target = directory.join(relative);
-    std::fs::create_dir_all(target.parent().expect("files have parents"))?;
-    let mut text = std::fs::read_to_string(&target).unwrap_or_default();
-    text.push_str(note);
-    std::fs::write(&target, text)?;
-    commit_all(&repository, message)
 }
 
 fn commit_all(repository: &git2::Repository, message: &str) -> anyhow::Result<String> {

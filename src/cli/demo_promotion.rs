@@ -251,8 +251,7 @@ fn indent(text: &str) {
 }
 
 /// Real targets where the demo machine has what they need, recorded calls for the rest: Terraform
-/// applies only a plan reviewed on a pull request, which the demo's merges do not have; Airflow and
-/// MLflow need their servers; Kubernetes needs `kubectl` to render the overlays and talks to an
+/// applies the plans reviewed on the pull requests; Airflow and MLflow need their servers; Kubernetes needs `kubectl` to render the overlays and talks to an
 /// in-process fake API server.
 pub struct DemoTargets {
     pub real: crate::targets::EnvironmentTargets,
@@ -288,10 +287,7 @@ impl DemoTargets {
                 })
         };
         match kind {
-            TargetKind::Terraform => Some(
-                "applies only plans reviewed on a pull request; the demo's merges have none"
-                    .to_owned(),
-            ),
+            TargetKind::Terraform => None,
             TargetKind::Kubernetes => std::process::Command::new("kubectl")
                 .args(["version", "--client"])
                 .output()

@@ -4,6 +4,7 @@
 
 mod demo;
 mod demo_promotion;
+mod demo_pull_request;
 mod engine;
 mod history;
 mod inspect;
@@ -94,7 +95,10 @@ pub fn main() -> ExitCode {
         Command::Run(args) => runtime().and_then(|runtime| runtime.block_on(local_run::run(args))),
         Command::Runs(args) => inspect::runs(args),
         Command::Logs(args) => inspect::logs(args),
-        Command::Demo(args) => runtime().and_then(|runtime| runtime.block_on(demo::run(args))),
+        Command::Demo(args) => {
+            demo::ensure_plan_key();
+            runtime().and_then(|runtime| runtime.block_on(demo::run(args)))
+        }
         Command::Policy(command) => policy::run(command),
         Command::Releases(args) => promotion::releases(args),
         Command::Status(args) => promotion::status(args),
