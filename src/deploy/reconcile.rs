@@ -518,10 +518,10 @@ impl Reconciler {
             .targets(&self.repository, environment)
             .map_err(|error| error.to_string())?;
         targets.sort_by_key(|target| target.kind());
-        if deployment.action == DeploymentAction::Rollback
-            && !release.plans.contains_key(&environment.name)
-        {
-            // Terraform only applies a reviewed plan; an old release has none for today's state.
+        if deployment.action == DeploymentAction::Rollback {
+            // Terraform only applies a plan reviewed against today's state; the plan an old
+            // release carried was made against the state before it. Infrastructure goes back
+            // through a pull request whose plan is reviewed like any other.
             targets.retain(|target| target.kind() != TargetKind::Terraform);
         }
         let tree = self.trees.tree(release).await?;

@@ -156,6 +156,7 @@ fn cut_release(
     let project = config::load_project(&files);
     let mut dag_tree = None;
     let mut models = BTreeMap::new();
+    let mut plans = BTreeMap::new();
     for loaded in &project.environments {
         let environment = &loaded.value;
         if let Some(dags) = environment
@@ -166,6 +167,9 @@ fn cut_release(
             && dag_tree.is_none()
         {
             dag_tree = mirror.tree_id(commit, dags)?;
+        }
+        if let Some(sha256) = reviewed_plan(store, &mirror, repository, commit, environment) {
+            plans.insert(environment.name.clone(), sha256);
         }
         if let Some(pins) = environment
             .mlflow
@@ -189,8 +193,31 @@ fn cut_release(
         created_at: chrono::Utc::now().timestamp(),
         sequence,
         images,
-        plans: BTreeMap::new(),
+        plans,
         dag_tree,
         models,
     })
+}
+
+/// The sha256 of the plan reviewed on the pull request this merge landed, for an environment with
+/// Terraform; `None` when there is none to apply as it is (Terraform's target then says why).
+fn reviewed_plan(
+    store: &dyn Store,
+    mirror: &crate::git::Mirror,
+    repository: &str,
+    commit: &str,
+    environment: &crate::config::environment::Environment,
+) -> Option<String> {
+    let settings = crate::terraform::TerraformSettings::from_environment(environment).ok()??;
+    let target = crate::store::TerraformTarget {
+        repository: repository.to_owned(),
+        environment: settings.environment.clone(),
+        dir: settings.dir.clone(),
+    };
+    let plans = store.terraform_plans(&target, &settings.workspace).ok()?;
+    let merged = crate::terraform::operations::merged_commit_facts(mirror.path(), commit)?;
+    match crate::terraform::review::decide(&plans, &merged, &settings.environment) {
+        crate::terraform::review::Decision::Apply(plan) => Some(plan.sha256.clone()),
+        _ => None,
+    }
 }
