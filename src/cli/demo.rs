@@ -241,6 +241,28 @@ const FEATURE_NOTE: &str =
 const STAGING_NOTE: &str =
     "\n# Staging soaks a release for ten minutes before production may take it.\n";
 
+/// Posts a GitHub delivery to the demo's server, signed with the demo secret.
+async fn post_delivery(
+    client: &reqwest::Client,
+    base_url: &str,
+    event: &str,
+    delivery: &str,
+    payload: Vec<u8>,
+) -> anyhow::Result<reqwest::Response> {
+    Ok(client
+        .post(format!("{base_url}/webhooks/github"))
+        .header("content-type", "application/json")
+        .header("x-github-event", event)
+        .header("x-github-delivery", delivery)
+        .header(
+            "x-hub-signature-256",
+            crate::server::webhook::sign(DEMO_SECRET.as_bytes(), &payload),
+        )
+        .body(payload)
+        .send()
+        .await?)
+}
+
 /// Sends GitHub's `pull_request` payload for a newly opened pull request, signed, and shows the
 /// runs as they happen.
 async fn pull_request_and_watch(
@@ -254,21 +276,8 @@ async fn pull_request_and_watch(
 ) -> anyhow::Result<Vec<crate::model::Run>> {
     let payload =
         super::demo_pull_request::opened_payload(DEMO_REPOSITORY, number, branch, base, head)?;
-    let response = client
-        .post(format!("{base_url}/webhooks/github"))
-        .header("content-type", "application/json")
-        .header("x-github-event", "pull_request")
-        .header(
-            "x-github-delivery",
-            format!("demo-pr-{number}-{}", &head[..12]),
-        )
-        .header(
-            "x-hub-signature-256",
-            crate::server::webhook::sign(DEMO_SECRET.as_bytes(), &payload),
-        )
-        .body(payload)
-        .send()
-        .await?;
+    let delivery = format!("demo-pr-{number}-{}", &head[..12]);
+    let response = post_delivery(client, base_url, "pull_request", &delivery, payload).await?;
     println!(
         "==> POST /webhooks/github (signed pull_request opened #{number}, head {}) -> {}",
         &head[..7],
@@ -294,18 +303,14 @@ async fn close_pull_request(
 ) -> anyhow::Result<()> {
     let payload =
         super::demo_pull_request::merged_payload(DEMO_REPOSITORY, number, branch, base, head)?;
-    let response = client
-        .post(format!("{base_url}/webhooks/github"))
-        .header("content-type", "application/json")
-        .header("x-github-event", "pull_request")
-        .header("x-github-delivery", format!("demo-pr-{number}-closed"))
-        .header(
-            "x-hub-signature-256",
-            crate::server::webhook::sign(DEMO_SECRET.as_bytes(), &payload),
-        )
-        .body(payload)
-        .send()
-        .await?;
+    let response = post_delivery(
+        client,
+        base_url,
+        "pull_request",
+        &format!("demo-pr-{number}-closed"),
+        payload,
+    )
+    .await?;
     println!(
         "==> POST /webhooks/github (signed pull_request closed #{number}, merged) -> {}: its Terraform locks are released",
         response.status()
@@ -322,18 +327,14 @@ async fn push_and_watch(
     updates: &mut tokio::sync::broadcast::Receiver<RunUpdate>,
 ) -> anyhow::Result<Vec<crate::model::Run>> {
     let payload = push_payload(before, after)?;
-    let response = client
-        .post(format!("{base_url}/webhooks/github"))
-        .header("content-type", "application/json")
-        .header("x-github-event", "push")
-        .header("x-github-delivery", format!("demo-{}", &after[..12]))
-        .header(
-            "x-hub-signature-256",
-            crate::server::webhook::sign(DEMO_SECRET.as_bytes(), &payload),
-        )
-        .body(payload)
-        .send()
-        .await?;
+    let response = post_delivery(
+        client,
+        base_url,
+        "push",
+        &format!("demo-{}", &after[..12]),
+        payload,
+    )
+    .await?;
     println!(
         "==> POST /webhooks/github (signed push {}..{}) -> {}",
         &before[..7],

@@ -119,19 +119,7 @@ fn defuse_line(line: &str) -> String {
     defused
 }
 
-pub(super) fn longest_backtick_run(text: &str) -> usize {
-    let mut longest = 0;
-    let mut current = 0;
-    for character in text.chars() {
-        if character == '`' {
-            current += 1;
-            longest = longest.max(current);
-        } else {
-            current = 0;
-        }
-    }
-    longest
-}
+pub(super) use crate::terraform::summary::longest_backtick_run;
 
 #[cfg(test)]
 mod tests {

@@ -109,7 +109,8 @@ fn shown(value: &Shown) -> String {
     }
 }
 
-fn longest_backtick_run(text: &str) -> usize {
+/// The longest run of backticks in `text`: a code fence must be longer to hold it.
+pub fn longest_backtick_run(text: &str) -> usize {
     let mut longest = 0;
     let mut current = 0;
     for character in text.chars() {
