@@ -14,7 +14,6 @@ use sluice::targets::kubernetes::{KubernetesOptions, KubernetesTarget};
 use std::time::{Duration, Instant};
 
 const PAUSE_1: &str = "registry.k8s.io/pause:3.9";
-const PAUSE_2: &str = "registry.k8s.io/pause:3.10";
 
 fn written(applied: &sluice::deploy::Applied) -> usize {
     applied.outputs["written"].as_array().map_or(0, Vec::len)
