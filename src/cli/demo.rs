@@ -1,6 +1,7 @@
 //! `sluice demo`: the whole flow on the bundled example platform, on embedded defaults. It writes
-//! the example into a throwaway git repository, starts a server on loopback, makes a change,
-//! sends GitHub's push payload for it signed with a demo secret, and shows the run as it happens.
+//! the example into a throwaway git repository, starts a server on loopback, opens pull requests
+//! and merges them by sending GitHub's payloads signed with a demo secret, shows the runs and the
+//! pull-request comment as they happen, and promotes each merge through the environments.
 
 use super::Engine;
 use crate::model::Status;

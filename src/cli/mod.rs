@@ -47,9 +47,8 @@ pub enum Command {
     Runs(inspect::RunsArgs),
     /// Print a run's job logs.
     Logs(inspect::LogsArgs),
-    /// What happened in an environment: `--models` lists the model alias moves, newest first.
-    /// The whole flow on the bundled example platform: a throwaway git remote, a server on
-    /// loopback, a signed push, the run shown as it happens.
+    /// The whole flow on the bundled example platform: pull requests with their Terraform plans and
+    /// comment, merges promoted through dev, staging and production, and a rollback.
     Demo(demo::DemoArgs),
     /// Rego policies: check a Terraform plan against them, or run their unit tests.
     #[command(subcommand)]
@@ -58,7 +57,8 @@ pub enum Command {
     Releases(promotion::StoreArgs),
     /// Each environment's release, health, pending gates and locks.
     Status(promotion::StoreArgs),
-    /// Every deployment and gate decision: who, what, when, why, and the outcome.
+    /// Every deployment and gate decision: who, what, when, why, and the outcome (`--models`: every
+    /// move of a registered model's alias).
     History(promotion::HistoryArgs),
     /// Approve a release for an environment.
     Approve(promotion::ApproveArgs),
