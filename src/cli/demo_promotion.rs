@@ -212,6 +212,17 @@ impl DemoPromotion {
             &self.repository,
             Some("production"),
         )?);
+        println!(
+            "==> sluice history production --models   (every move of a model alias, which MLflow itself does not keep)"
+        );
+        super::history::run(super::history::HistoryArgs {
+            environment: "production".to_owned(),
+            models: true,
+            model: None,
+            limit: 20,
+            json: false,
+            data_dir: Some(self.work_dir.join("data")),
+        })?;
         Ok(all_good)
     }
 

@@ -164,6 +164,16 @@ async fn decide_one(
     for version in candidates {
         let candidate = with_metrics(client, version).await.map_err(unavailable)?;
         let soaked = match &plan.gates.soak_in {
+            // sluice's recorded alias moves, or the release tag sluice set on the version when it
+            // promoted it there (recorded by another sluice data directory, for instance).
+            Some(environment)
+                if candidate
+                    .version
+                    .tags
+                    .contains_key(&super::promote::release_tag(environment)) =>
+            {
+                Some(true)
+            }
             Some(environment) => {
                 promoted_in(history, environment, model, &candidate.version.version)?
             }
