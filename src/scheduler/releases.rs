@@ -5,7 +5,6 @@
 //! a release is never missed; recording is idempotent (one release per commit).
 
 use super::{Mirrors, RunUpdate, StoredPlan};
-use crate::config::{self, SourceFile};
 use crate::deploy::Release;
 use crate::deploy::state::DeployStore;
 use crate::model::{EventKind, Run, Status};
@@ -148,17 +147,11 @@ fn cut_release(
             }
         }
     }
-    let files: Vec<SourceFile> = mirror
-        .read_dir(commit, "environments")?
-        .into_iter()
-        .map(|(path, contents)| SourceFile { path, contents })
-        .collect();
-    let project = config::load_project(&files);
+    let environments = super::promotion::read_environments(&mirror, commit)?;
     let mut dag_tree = None;
     let mut models = BTreeMap::new();
     let mut plans = BTreeMap::new();
-    for loaded in &project.environments {
-        let environment = &loaded.value;
+    for environment in &environments {
         if let Some(dags) = environment
             .airflow
             .as_ref()
