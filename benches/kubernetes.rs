@@ -71,6 +71,7 @@ fn release(sequence: i64) -> Release {
         plans: BTreeMap::new(),
         dag_tree: None,
         models: BTreeMap::new(),
+        config_commit: None,
     }
 }
 

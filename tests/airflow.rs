@@ -76,6 +76,7 @@ fn context(environment: Environment, tree: &Path) -> DeployContext {
         plans: Default::default(),
         dag_tree: None,
         models: Default::default(),
+        config_commit: None,
     };
     DeployContext {
         environment,

@@ -73,6 +73,7 @@ impl Setup {
                 plans: Default::default(),
                 dag_tree: None,
                 models: Default::default(),
+                config_commit: None,
             },
             tree: self.tree.path().to_path_buf(),
             previous: None,

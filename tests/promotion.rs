@@ -152,6 +152,7 @@ fn release(sequence: i64, author: &str) -> Release {
         plans: Default::default(),
         dag_tree: None,
         models: Default::default(),
+        config_commit: None,
     }
 }
 

@@ -549,6 +549,7 @@ async fn the_target_applies_the_release_plan_reports_health_and_refuses_rollback
             plans: [("dev".to_owned(), sha256.clone())].into(),
             dag_tree: None,
             models: Default::default(),
+            config_commit: None,
         },
         tree: bench.checkout.path().to_owned(),
         previous: None,

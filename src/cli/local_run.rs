@@ -58,7 +58,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
             let mut event = build_event(&mirror, &request, &commit)?;
             let files = scheduler::event::read_configuration(&mirror, &commit)?;
             if request.event.is_none() {
-                scheduler::event::classify(&mut event, &files);
+                let authority = scheduler::authority::read_authority(&mirror)?;
+                scheduler::event::classify(&mut event, authority.as_ref());
             }
             Ok((event, files))
         },

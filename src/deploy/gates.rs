@@ -270,6 +270,7 @@ mod tests {
             plans: Default::default(),
             dag_tree: None,
             models: Default::default(),
+            config_commit: None,
         }
     }
 

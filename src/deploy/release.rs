@@ -31,6 +31,10 @@ pub struct Release {
     /// Model name → the version pinned for it (or the selector, e.g. `newest-passing`).
     #[serde(default)]
     pub models: BTreeMap<String, String>,
+    /// The default branch's commit whose `environments/` and `policies/` decided this release's
+    /// gates and targets when it was cut (`docs/security.md`).
+    #[serde(default)]
+    pub config_commit: Option<String>,
 }
 
 impl Release {

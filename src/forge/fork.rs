@@ -4,7 +4,6 @@
 //! webhook's `pull_request` object or the API's answer).
 
 use serde_json::Value;
-use std::collections::BTreeMap;
 
 /// True when the head branch lives in another repository than the base (or the head
 /// repository is gone, as when a fork was deleted).
@@ -20,18 +19,6 @@ pub fn is_fork_pull_request(pull_request: &Value) -> bool {
         // No head repository: a deleted fork.
         (None, Some(_)) => true,
         _ => false,
-    }
-}
-
-/// The secrets a run's steps may see: none for a fork's pull request.
-pub fn secrets_for_run(
-    from_fork: bool,
-    secrets: &BTreeMap<String, String>,
-) -> BTreeMap<String, String> {
-    if from_fork {
-        BTreeMap::new()
-    } else {
-        secrets.clone()
     }
 }
 
@@ -63,10 +50,4 @@ mod tests {
         check(case, false);
     }
 
-    #[test]
-    fn a_fork_sees_no_secrets() {
-        let secrets = BTreeMap::from([("TOKEN".to_owned(), "value".to_owned())]);
-        assert!(secrets_for_run(true, &secrets).is_empty());
-        assert_eq!(secrets_for_run(false, &secrets), secrets);
-    }
 }

@@ -84,6 +84,50 @@ impl EventKind {
     }
 }
 
+/// How far sluice trusts the code of an event, decided from facts sluice verified (the branch
+/// pushed to and the default branch's `environments/`, where a pull request's head lives), never
+/// from the files of the commit under test. Ordered: `Untrusted < Member < Trusted`.
+/// `docs/security.md` says what each level may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrustLevel {
+    /// A pull request from a fork: runs only after someone with write permission approves it;
+    /// no secrets, no Terraform, no image builds, never deploys.
+    Untrusted,
+    /// A push to a branch no environment deploys from, or a pull request from the same
+    /// repository: runs in isolation with the secrets marked for pull requests; plans but never
+    /// applies; pushes images to pull-request tags only; never deploys.
+    Member,
+    /// A push to a deploy branch named by the default branch's `environments/`: all its secrets,
+    /// plan and apply, registry pushes, deployments.
+    Trusted,
+}
+
+impl TrustLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrustLevel::Untrusted => "untrusted",
+            TrustLevel::Member => "member",
+            TrustLevel::Trusted => "trusted",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<TrustLevel> {
+        Some(match text {
+            "untrusted" => TrustLevel::Untrusted,
+            "member" => TrustLevel::Member,
+            "trusted" => TrustLevel::Trusted,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for TrustLevel {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
 impl fmt::Display for EventKind {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter.write_str(self.as_str())

@@ -322,10 +322,7 @@ impl Dispatcher {
                         mirrors: self.mirrors.clone(),
                         runner: self.runner.clone(),
                         settings: EngineSettings {
-                            secrets: crate::forge::fork::secrets_for_run(
-                                active_run.plan.from_fork,
-                                &self.settings.secrets,
-                            ),
+                            secrets: self.settings.secrets_for_run(active_run.plan.trust),
                             ..self.settings.clone()
                         },
                         updates: self.updates.clone(),

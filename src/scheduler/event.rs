@@ -210,18 +210,17 @@ pub fn resolve(
     }
 }
 
-/// A push to a branch an environment deploys from is a merge.
-pub fn classify(event: &mut Event, files: &[SourceFile]) {
+/// A push to a branch that the default branch's environments deploy from is a merge. The
+/// environments of the pushed commit itself decide nothing: a branch `evil` whose own
+/// `environments/production.yaml` says `branch: evil` stays a plain push.
+pub fn classify(event: &mut Event, authority: Option<&super::authority::Authority>) {
     if event.kind != EventKind::Push {
         return;
     }
-    let project = crate::config::load_project(files);
-    let environments: Vec<_> = project
-        .environments
-        .into_iter()
-        .map(|loaded| loaded.value)
-        .collect();
-    event.kind = crate::planner::classify_push(&environments, event.branch());
+    event.kind = match authority {
+        Some(authority) => authority.classify_push(event.branch()),
+        None => EventKind::Push,
+    };
 }
 
 fn ensure_commit(mirror: &Mirror, sha: &str) -> anyhow::Result<()> {

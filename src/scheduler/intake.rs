@@ -135,8 +135,11 @@ fn plan_delivery(
     let Some((mut event, files)) = event::resolve(&mirror, &request)? else {
         return Ok(("ignored".to_owned(), Vec::new()));
     };
-    event::classify(&mut event, &files);
-    let runs = super::plan_runs_for(&files, &event, request.is_from_fork());
+    let authority = super::authority::read_authority(&mirror)?;
+    event::classify(&mut event, authority.as_ref());
+    let trust = super::authority::trust_level(event.kind, request.is_from_fork());
+    let authority_commit = authority.as_ref().map(|authority| authority.commit.as_str());
+    let runs = super::plan_runs_for(&files, &event, trust, authority_commit);
     Ok((
         format!(
             "{} run(s) for {} {}",

@@ -53,7 +53,7 @@ impl JobContext {
 /// Runs the job to its end and returns its final status (already recorded).
 pub async fn execute_job(context: JobContext) -> Status {
     context.record(Status::Running, None).await;
-    let redactor = Redactor::new(context.settings.secrets.values().cloned());
+    let redactor = Redactor::new(context.settings.redacted.iter().cloned());
     let (log_sender, log_receiver) = mpsc::unbounded_channel::<String>();
     let writer = tokio::spawn(write_log(
         context.store.clone(),
@@ -104,6 +104,11 @@ async fn run_steps(
         context.run_id,
         sanitize(&context.job.id)
     ));
+    let authority_tree = context.settings.workspaces_dir().join(format!(
+        "run-{}-{}.authority",
+        context.run_id,
+        sanitize(&context.job.id)
+    ));
     if let Err(error) = prepare_workspace(context, &workspace).await {
         return (
             Status::Failed,
@@ -113,6 +118,18 @@ async fn run_steps(
             )),
         );
     }
+    let authority_tree = match prepare_authority_tree(context, &authority_tree).await {
+        Ok(tree) => tree,
+        Err(error) => {
+            let _ = tokio::fs::remove_dir_all(&workspace).await;
+            return (
+                Status::Failed,
+                Some(format!(
+                    "cannot check out the default branch's configuration: {error:#}"
+                )),
+            );
+        }
+    };
     let mut template_context = expr::Context {
         values: crate::planner::expression_context(
             &context.plan.event,
@@ -189,6 +206,8 @@ async fn run_steps(
                         env,
                         template_values: template_context.values.clone(),
                         event: context.plan.event.clone(),
+                        trust: context.plan.trust,
+                        authority_tree: authority_tree.clone(),
                         run_id: context.run_id,
                         job: context.job.id.clone(),
                         pipeline: context.plan.run.pipeline.clone(),
@@ -231,6 +250,9 @@ async fn run_steps(
     }
     let _ = tokio::fs::remove_dir_all(&workspace).await;
     let _ = tokio::fs::remove_dir_all(&scratch).await;
+    if let Some(tree) = &authority_tree {
+        let _ = tokio::fs::remove_dir_all(tree).await;
+    }
     if context.cancel.is_cancelled() {
         (
             Status::Cancelled,
@@ -276,6 +298,30 @@ async fn prepare_workspace(
         let mirror = mirrors.get(&repository)?;
         mirror.checkout(&commit, &workspace)?;
         Ok(())
+    })
+    .await?
+}
+
+/// For a job with a `terraform:` step: a checkout of the default branch's head the run was
+/// planned against, kept outside anything a step can write to. Its `environments/` and
+/// `policies/` judge the job's plans instead of the commit's own.
+async fn prepare_authority_tree(
+    context: &JobContext,
+    destination: &std::path::Path,
+) -> anyhow::Result<Option<std::path::PathBuf>> {
+    let needs_tree = context.job.steps.iter().any(|step| step.terraform.is_some());
+    let Some(commit) = context.plan.authority_commit.clone().filter(|_| needs_tree) else {
+        return Ok(None);
+    };
+    let mirrors = context.mirrors.clone();
+    let repository = context.plan.event.repository.clone();
+    let destination = destination.to_owned();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<Option<std::path::PathBuf>> {
+        if destination.exists() {
+            std::fs::remove_dir_all(&destination)?;
+        }
+        mirrors.get(&repository)?.checkout(&commit, &destination)?;
+        Ok(Some(destination))
     })
     .await?
 }

@@ -4,6 +4,7 @@
 //! `git::Mirror`, configuration through `config`, decisions through the pure `planner`, and steps
 //! through `steps::StepRunner`; it knows nothing of HTTP.
 
+pub mod authority;
 pub mod contributions;
 mod dispatch;
 pub mod event;
@@ -23,7 +24,7 @@ pub use mirrors::Mirrors;
 pub use poll::Poller;
 
 use crate::config::{self, SourceFile};
-use crate::model::{Event, Status};
+use crate::model::{Event, Status, TrustLevel};
 use crate::planner::{self, PlannedRun};
 use crate::store::{NewJob, NewRun};
 use serde::{Deserialize, Serialize};
@@ -36,21 +37,65 @@ pub struct EngineSettings {
     /// Jobs running at once across all runs.
     pub max_parallel_jobs: usize,
     /// Secrets available to steps as `${{ secrets.NAME }}`, from `SLUICE_SECRET_<NAME>` variables.
+    /// A job gets only those its run's trust level may have (`secrets_for_run`).
     pub secrets: std::collections::BTreeMap<String, String>,
+    /// Secrets that member events (pushes to other branches, pull requests from the repository)
+    /// may have too: the server configuration's `secrets.NAME.pull-requests: true`.
+    pub pull_request_secrets: std::collections::BTreeSet<String>,
+    /// Every value that must never appear in a log: all secrets, whether or not a job has them,
+    /// and the server's own credentials (webhook secret, API token, plan key, GitHub and git
+    /// tokens).
+    pub redacted: Vec<String>,
 }
+
+/// The server's own credentials, redacted from every log even though no step is given them.
+const SERVER_CREDENTIALS: [&str; 5] = [
+    "SLUICE_WEBHOOK_SECRET",
+    "SLUICE_API_TOKEN",
+    "SLUICE_PLAN_KEY",
+    "SLUICE_GITHUB_TOKEN",
+    "SLUICE_GIT_TOKEN",
+];
 
 impl EngineSettings {
     pub fn new(data_dir: PathBuf) -> EngineSettings {
-        let secrets = std::env::vars()
+        let secrets: std::collections::BTreeMap<String, String> = std::env::vars()
             .filter_map(|(name, value)| {
                 name.strip_prefix("SLUICE_SECRET_")
                     .map(|secret| (secret.to_owned(), value))
             })
             .collect();
+        let redacted = secrets
+            .values()
+            .cloned()
+            .chain(
+                SERVER_CREDENTIALS
+                    .iter()
+                    .filter_map(|name| std::env::var(name).ok()),
+            )
+            .filter(|value| !value.trim().is_empty())
+            .collect();
         EngineSettings {
             data_dir,
             max_parallel_jobs: 4,
             secrets,
+            pull_request_secrets: Default::default(),
+            redacted,
+        }
+    }
+
+    /// The secrets a run at this trust level may see: all for trusted events, those marked for
+    /// pull requests for member events, none for untrusted ones.
+    pub fn secrets_for_run(&self, trust: TrustLevel) -> std::collections::BTreeMap<String, String> {
+        match trust {
+            TrustLevel::Trusted => self.secrets.clone(),
+            TrustLevel::Member => self
+                .secrets
+                .iter()
+                .filter(|(name, _)| self.pull_request_secrets.contains(*name))
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect(),
+            TrustLevel::Untrusted => Default::default(),
         }
     }
 
@@ -71,18 +116,39 @@ pub struct StoredPlan {
     /// A pull request from a fork: its steps see no secrets.
     #[serde(default)]
     pub from_fork: bool,
+    /// What the run's code may reach (`docs/security.md`); decided at intake from verified facts.
+    #[serde(default = "stored_plan_default_trust")]
+    pub trust: TrustLevel,
+    /// The default branch's head when the run was planned: its `environments/` and `policies/`
+    /// judge the run's plans, whatever the commit under test says.
+    #[serde(default)]
+    pub authority_commit: Option<String>,
+}
+
+/// Plans stored before trust levels existed ran as members (a fork's run had no secrets either).
+fn stored_plan_default_trust() -> TrustLevel {
+    TrustLevel::Member
 }
 
 /// Reads the configuration at the event's commit and plans the runs. Pipeline files that do not
 /// load become failed runs whose reason lists every problem, so a broken file is visible where the
 /// runs are, not only in a server log.
 pub fn plan_runs(files: &[SourceFile], event: &Event) -> Vec<NewRun> {
-    plan_runs_for(files, event, false)
+    let trust = match event.kind {
+        crate::model::EventKind::Merge => TrustLevel::Trusted,
+        _ => TrustLevel::Member,
+    };
+    plan_runs_for(files, event, trust, None)
 }
 
-/// `plan_runs`, telling whether the event is a pull request from a fork (its runs then get no
-/// secrets).
-pub fn plan_runs_for(files: &[SourceFile], event: &Event, from_fork: bool) -> Vec<NewRun> {
+/// `plan_runs` at a trust level decided by the caller from verified facts (an untrusted run's
+/// steps get no secrets and its Terraform and builds do not run).
+pub fn plan_runs_for(
+    files: &[SourceFile],
+    event: &Event,
+    trust: TrustLevel,
+    authority_commit: Option<&str>,
+) -> Vec<NewRun> {
     let project = config::load_project(files);
     let mut runs = Vec::new();
     let mut broken_files: Vec<&str> = project
@@ -119,7 +185,8 @@ pub fn plan_runs_for(files: &[SourceFile], event: &Event, from_fork: bool) -> Ve
         runs.push(new_run(
             event,
             supersede_on_new_push(event, planned),
-            from_fork,
+            trust,
+            authority_commit,
         ));
     }
     runs
@@ -140,7 +207,12 @@ fn supersede_on_new_push(event: &Event, mut planned: PlannedRun) -> PlannedRun {
     planned
 }
 
-fn new_run(event: &Event, planned: PlannedRun, from_fork: bool) -> NewRun {
+fn new_run(
+    event: &Event,
+    planned: PlannedRun,
+    trust: TrustLevel,
+    authority_commit: Option<&str>,
+) -> NewRun {
     let skipped = planned.skipped_reason.clone();
     let status = if skipped.is_some() {
         Status::Skipped
@@ -160,7 +232,9 @@ fn new_run(event: &Event, planned: PlannedRun, from_fork: bool) -> NewRun {
     let plan = serde_json::to_string(&StoredPlan {
         event: event.clone(),
         run: planned.clone(),
-        from_fork,
+        from_fork: trust == TrustLevel::Untrusted,
+        trust,
+        authority_commit: authority_commit.map(str::to_owned),
     })
     .expect("plans serialise");
     NewRun {

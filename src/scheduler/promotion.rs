@@ -1,7 +1,9 @@
 //! The promotion service: one reconciler pass per repository that has releases, whenever a release
 //! is recorded or a person asks for something, and on a timer (soak times and freeze windows end
-//! without an event). The environments are read from the newest release's commit, the targets
-//! read a checkout of the release being deployed, kept under the data directory.
+//! without an event). The environments (order, gates, approvers, targets) are read at the head of
+//! the repository's default branch, never from a release's own commit, so a change cannot decide
+//! its own gates; the targets read a checkout of the release being deployed, kept under the data
+//! directory.
 
 use super::Mirrors;
 use crate::config::{self, SourceFile, environment::Environment};
@@ -74,13 +76,19 @@ impl PromotionService {
         let store = self.store.clone();
         let name = repository.to_owned();
         let releases = tokio::task::spawn_blocking(move || store.releases(&name)).await??;
-        let Some(newest) = releases.first() else {
+        if releases.is_empty() {
             return Ok(None);
-        };
+        }
         let mirror = self.mirrors.get(repository)?;
-        let commit = newest.commit.clone();
-        let environments =
-            tokio::task::spawn_blocking(move || read_environments(&mirror, &commit)).await??;
+        let authority =
+            tokio::task::spawn_blocking(move || super::authority::read_authority(&mirror))
+                .await??;
+        let Some(authority) = authority else {
+            anyhow::bail!(
+                "the mirror of {repository} has no default branch to read environments/ from; fetch it"
+            );
+        };
+        let environments = authority.environments;
         Ok(Some(Reconciler {
             store: self.store.clone(),
             repository: repository.to_owned(),

@@ -147,7 +147,12 @@ fn cut_release(
             }
         }
     }
-    let environments = super::promotion::read_environments(&mirror, commit)?;
+    // Which environments exist and where their DAGs, pins and plans live is the default branch's
+    // word, not the release commit's.
+    let authority = super::authority::read_authority(&mirror)?.ok_or_else(|| {
+        anyhow::anyhow!("the mirror of {repository} has no default branch; fetch it")
+    })?;
+    let environments = authority.environments;
     let mut dag_tree = None;
     let mut models = BTreeMap::new();
     let mut plans = BTreeMap::new();
@@ -189,6 +194,7 @@ fn cut_release(
         plans,
         dag_tree,
         models,
+        config_commit: Some(authority.commit),
     })
 }
 

@@ -155,6 +155,13 @@ pub struct StepContext {
     /// templating the kind's own settings with `config::expr::render`.
     pub template_values: serde_json::Value,
     pub event: crate::model::Event,
+    /// What the run's code may reach (`docs/security.md`): untrusted runs build and plan
+    /// nothing, member runs push pull-request tags only and never apply.
+    pub trust: crate::model::TrustLevel,
+    /// A checkout of the default branch's head the run was planned against (jobs with a
+    /// `terraform:` step): whose `environments/` and `policies/` decide. `None` for local runs,
+    /// which use the workspace's own.
+    pub authority_tree: Option<PathBuf>,
     pub run_id: crate::model::RunId,
     pub job: String,
     pub pipeline: String,

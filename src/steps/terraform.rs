@@ -8,7 +8,7 @@
 
 use super::{StepContext, StepOutcome};
 use crate::config::workflow::{TerraformCommand, TerraformStep};
-use crate::model::EventKind;
+use crate::model::{EventKind, TrustLevel};
 use crate::policy::{PolicyContext, SystemClock};
 use crate::terraform::{
     ApplyOutcome, MergedCommit, PlanKey, PlanOrigin, PlanOutcome, TerraformJob, TerraformSettings,
@@ -18,7 +18,25 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub async fn execute(step: &TerraformStep, context: &StepContext) -> StepOutcome {
-    let settings = match load_settings(&context.workspace, &step.environment) {
+    if context.trust < TrustLevel::Member {
+        return StepOutcome::NotStarted(format!(
+            "terraform does not run for {} events (a pull request from a fork); a maintainer can plan it from a branch of this repository",
+            context.trust
+        ));
+    }
+    if step.command == TerraformCommand::Apply && context.trust < TrustLevel::Trusted {
+        return StepOutcome::NotStarted(format!(
+            "terraform apply runs only for trusted events (a push to a deploy branch the default branch's environments/ name); this event is {}",
+            context.trust
+        ));
+    }
+    // The environment's settings and the policies come from the default branch, so a change
+    // cannot point its plan elsewhere or weaken the policy that judges it.
+    let configuration_root = context
+        .authority_tree
+        .as_deref()
+        .unwrap_or(&context.workspace);
+    let settings = match load_settings(configuration_root, &step.environment) {
         Ok(settings) => settings,
         Err(message) => return StepOutcome::NotStarted(format!("terraform step: {message}")),
     };
@@ -40,7 +58,7 @@ pub async fn execute(step: &TerraformStep, context: &StepContext) -> StepOutcome
     policy_context.event = Some(context.event.kind.as_str().to_owned());
     policy_context.author = context.event.actor.clone();
     policy_context.commit = Some(context.event.commit.clone());
-    let policies_dir = context.workspace.join("policies");
+    let policies_dir = configuration_root.join("policies");
     let facts = commit_facts(context);
     match step.command {
         TerraformCommand::Plan => {

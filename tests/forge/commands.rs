@@ -264,12 +264,20 @@ async fn a_fork_pull_request_gets_no_secrets_and_no_apply() {
         path: "workflows/platform.yaml".to_owned(),
         contents: b"name: platform\non:\n  pull_request: {}\njobs:\n  plan:\n    steps:\n      - run: echo ${{ secrets.TOKEN }}\n".to_vec(),
     }];
-    let runs = sluice::scheduler::plan_runs_for(&files, &event, request.is_from_fork());
+    let trust = if request.is_from_fork() {
+        sluice::model::TrustLevel::Untrusted
+    } else {
+        sluice::model::TrustLevel::Member
+    };
+    let runs = sluice::scheduler::plan_runs_for(&files, &event, trust, None);
     assert_eq!(runs.len(), 1, "{runs:?}");
     let plan: StoredPlan = serde_json::from_str(&runs[0].plan).unwrap();
     assert!(plan.from_fork);
     let secrets = std::collections::BTreeMap::from([("TOKEN".to_owned(), "s3cret".to_owned())]);
-    assert!(sluice::forge::fork::secrets_for_run(plan.from_fork, &secrets).is_empty());
+    assert_eq!(plan.trust, sluice::model::TrustLevel::Untrusted);
+    let mut settings = sluice::scheduler::EngineSettings::new(std::env::temp_dir());
+    settings.secrets = secrets;
+    assert!(settings.secrets_for_run(plan.trust).is_empty());
     // A new push to the pull request cancels the previous run of the pipeline.
     let concurrency = plan
         .run

@@ -32,6 +32,7 @@ pub fn release(sequence: i64) -> Release {
         plans: BTreeMap::new(),
         dag_tree: None,
         models: BTreeMap::new(),
+        config_commit: None,
     }
 }
 
