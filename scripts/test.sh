@@ -36,4 +36,4 @@ export SLUICE_MLFLOW_VENV SLUICE_REQUIRE_MLFLOW=1
 
 echo "==> cargo test (library, binary and integration tests, one build)"
 # Benchmarks are binaries of their own (scripts/bench.sh); `--all-targets` would run them here.
-exec cargo test --locked --lib --bins --tests "$@"
+exec cargo test --locked --no-fail-fast --lib --bins --tests "$@"
