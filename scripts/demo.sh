@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The demo, on a fresh Debian 12 machine or a developer's: starts what the example platform's
 # pipeline needs (a Docker engine, a registry on 127.0.0.1:5000, the local Python base image the
-# platform's images build FROM, an MLflow tracking server with the churn model's versions), then runs `sluice demo` on the embedded example.
+# platform's images build FROM, the image its steps run in, an MLflow tracking server with the churn model's versions), then runs `sluice demo` on the embedded example.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +16,8 @@ fi
 scripts/setup-docker.sh
 scripts/setup-registry.sh
 scripts/setup-python-base.sh
+# Every step of the example platform runs in a container from this image (python3 + terraform).
+scripts/setup-step-image.sh
 # A real MLflow for the model promotion; the demo records the MLflow calls instead when none answers.
 scripts/setup-demo-mlflow.sh || echo "scripts/demo.sh: no MLflow for the demo; it will record the model promotion instead" >&2
 

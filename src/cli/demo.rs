@@ -21,6 +21,8 @@ const PUSH_PAYLOAD: &str =
     include_str!("../../tests/fixtures/github-webhooks/push/with-new-branch.payload.json");
 const DEMO_REPOSITORY: &str = "example/ml-platform";
 const DEMO_SECRET: &str = "demo-webhook-secret";
+/// The image the example platform's steps run in: python3 and terraform.
+const DEMO_STEP_IMAGE: &str = "local/sluice-step:1";
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -44,7 +46,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
     );
     let first_commit = seed_repository(&repository_dir)?;
 
-    let engine = Engine::open(
+    let mut engine = Engine::open(
         &work_dir.join("data"),
         BTreeMap::from([(
             DEMO_REPOSITORY.to_owned(),
@@ -52,7 +54,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
         )]),
         4,
     )?;
+    // As a server's defaults: every step in a container, as an unprivileged user.
+    engine.settings.isolation.default_image =
+        Some(std::env::var("SLUICE_STEP_IMAGE").unwrap_or_else(|_| DEMO_STEP_IMAGE.to_owned()));
     engine.start();
+    println!(
+        "==> every step runs in a container from {} (scripts/setup-step-image.sh builds it)",
+        engine.settings.isolation.default_image.as_deref().unwrap_or_default()
+    );
     let state = AppState {
         store: engine.store.clone(),
         deploy_store: engine.deploy_store.clone(),

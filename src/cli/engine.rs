@@ -39,7 +39,14 @@ impl Engine {
                 data_dir.display()
             )
         })?;
+        forbid_inspection();
         let sqlite = Arc::new(SqliteStore::open(&data_dir.join("sluice.db"))?);
+        protect_data_dir(data_dir).map_err(|error| {
+            anyhow::anyhow!(
+                "cannot restrict the permissions of the data directory {}: {error}",
+                data_dir.display()
+            )
+        })?;
         let store: Arc<dyn Store> = sqlite.clone();
         let deploy_store: Arc<dyn DeployStore> = sqlite.clone();
         let mut settings = EngineSettings::new(data_dir.to_owned());
@@ -119,6 +126,47 @@ impl Engine {
             .run(),
         );
     }
+}
+
+/// Makes this process non-dumpable: `/proc/<pid>/environ`, `mem` and friends become root's, and
+/// no process of the same user can ptrace it, so a host step running as sluice's own user cannot
+/// read the server's environment (webhook secret, tokens, plan key) or memory.
+fn forbid_inspection() {
+    // SAFETY: prctl(PR_SET_DUMPABLE, 0) only changes this process's dumpable flag.
+    let result = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    if result != 0 {
+        tracing::warn!(
+            error = %std::io::Error::last_os_error(),
+            "cannot make the process non-dumpable; host steps of the same user could read its environment"
+        );
+    }
+}
+
+/// Steps may run as an unprivileged user; they must reach their own workspace under
+/// `workspaces/` and nothing else of the data directory. The directory itself can be traversed but
+/// not listed, `workspaces/` likewise, and everything else (the database, mirrors, release trees,
+/// Terraform's cache and state) is the server's alone.
+fn protect_data_dir(data_dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let set = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+    };
+    for directory in ["workspaces", "mirrors", "releases", "terraform"] {
+        std::fs::create_dir_all(data_dir.join(directory))?;
+    }
+    set(data_dir, 0o711)?;
+    for entry in std::fs::read_dir(data_dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_name() == "workspaces" {
+            set(&path, 0o711)?;
+        } else if entry.file_type()?.is_dir() {
+            set(&path, 0o700)?;
+        } else {
+            set(&path, 0o600)?;
+        }
+    }
+    Ok(())
 }
 
 /// How promotion runs in a server.

@@ -43,11 +43,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
         .data_dir
         .clone()
         .unwrap_or_else(super::default_data_dir);
-    let engine = Engine::open(
+    let mut engine = Engine::open(
         &data_dir,
         BTreeMap::from([(repository.clone(), url.clone())]),
         args.max_parallel_jobs,
     )?;
+    // A local run is the operator running a commit on their own machine: steps without `image:`
+    // run as host processes, as a developer would run them by hand.
+    engine.settings.host_steps = crate::scheduler::HostSteps::Everywhere;
+    // SAFETY: getuid and getgid cannot fail.
+    engine.settings.isolation.user = Some(unsafe { (libc::getuid(), libc::getgid()) });
     let mirrors = engine.mirrors.clone();
     let request = args_to_request(&args, &repository);
     let (event, files) = tokio::task::spawn_blocking(

@@ -46,7 +46,7 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<bool> {
             .data_dir
             .clone()
             .unwrap_or_else(super::default_data_dir),
-        env: Default::default(),
+        env: crate::terraform::runner::operator_environment(),
         log: Some(line_sender),
         cancel: Default::default(),
     };

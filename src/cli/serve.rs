@@ -26,6 +26,58 @@ pub struct ServeArgs {
     /// Jobs running at once across all runs.
     #[arg(long)]
     pub max_parallel_jobs: Option<usize>,
+    /// Let this repository's trusted and member runs execute `run:` steps without `image:` as host
+    /// processes (as `host-steps: true` in the configuration file does). Repeatable.
+    #[arg(long = "host-steps", value_name = "OWNER/NAME")]
+    pub host_steps: Vec<String>,
+    /// The image of `run:` steps that name none (as `steps.image` in the configuration file).
+    #[arg(long)]
+    pub step_image: Option<String>,
+    /// UID:GID steps run as (as `steps.user` in the configuration file; default 65534:65534 when
+    /// sluice runs as root).
+    #[arg(long, value_name = "UID:GID")]
+    pub step_user: Option<String>,
+}
+
+/// Step isolation, host steps and secret scopes from the configuration file and the flags.
+fn apply_step_settings(
+    settings: &mut crate::scheduler::EngineSettings,
+    file_config: &ServerConfig,
+    args: &ServeArgs,
+) -> anyhow::Result<()> {
+    let steps = &file_config.steps;
+    settings.isolation = crate::steps::Isolation {
+        host: false,
+        default_image: args.step_image.clone().or(steps.image.clone()),
+        user: match args.step_user.as_deref().or(steps.user.as_deref()) {
+            Some(text) => Some(crate::config::validate_server::parse_user(text).ok_or_else(
+                || anyhow::anyhow!("step user `{text}` is not `UID:GID`; write numbers such as `65534:65534`"),
+            )?),
+            None => None,
+        },
+        cpus: steps.cpus,
+        memory_bytes: steps
+            .memory
+            .as_deref()
+            .map(crate::config::server::parse_memory)
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
+    };
+    let mut host_step_repositories: std::collections::BTreeSet<String> = file_config
+        .repositories
+        .iter()
+        .filter(|repository| repository.host_steps)
+        .map(|repository| repository.name.clone())
+        .collect();
+    host_step_repositories.extend(args.host_steps.iter().cloned());
+    settings.host_steps = crate::scheduler::HostSteps::Repositories(host_step_repositories);
+    settings.pull_request_secrets = file_config
+        .secrets
+        .iter()
+        .filter(|(_, scope)| scope.pull_requests)
+        .map(|(name, _)| name.clone())
+        .collect();
+    Ok(())
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<bool> {
@@ -58,17 +110,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<bool> {
     }
     let listen = args
         .listen
+        .clone()
         .or(file_config.listen.clone())
         .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
     let data_dir = args
         .data_dir
+        .clone()
         .or(file_config.data_dir.clone())
         .unwrap_or_else(super::default_data_dir);
     let max_parallel_jobs = args
         .max_parallel_jobs
         .or(file_config.max_parallel_jobs)
         .unwrap_or(4);
-    let engine = Engine::open(&data_dir, repositories.clone(), max_parallel_jobs)?;
+    let mut engine = Engine::open(&data_dir, repositories.clone(), max_parallel_jobs)?;
+    apply_step_settings(&mut engine.settings, &file_config, &args)?;
     engine.start();
     engine.start_promotion(promotion_settings(&file_config.promotion)?);
     start_forge_feedback(&engine, &file_config, &data_dir)?;

@@ -17,7 +17,7 @@ mod messages;
 mod recover;
 mod validate;
 mod validate_environment;
-mod validate_server;
+pub mod validate_server;
 mod yaml;
 
 pub use load::{Project, load_project, load_server_config, read_project_dir};

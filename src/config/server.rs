@@ -23,6 +23,40 @@ pub struct ServerConfig {
     /// Pull-request comments, commit statuses and comment commands; none posted when absent.
     #[serde(default)]
     pub github: Option<GithubConfig>,
+    /// How `run:` steps are isolated: the default image, the user, CPU and memory limits.
+    #[serde(default)]
+    pub steps: StepsConfig,
+    /// Which events each secret (`SLUICE_SECRET_<NAME>`) reaches: trusted ones only unless
+    /// `pull-requests: true`.
+    #[serde(default)]
+    pub secrets: std::collections::BTreeMap<String, SecretScope>,
+}
+
+/// Step isolation settings of a server (`docs/security.md`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StepsConfig {
+    /// The image of `run:` steps that name none, e.g. `local/sluice-step:1`.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// `UID:GID` steps run as (default `65534:65534` when sluice runs as root).
+    #[serde(default)]
+    pub user: Option<String>,
+    /// CPUs one container step may use, e.g. `2` or `0.5`.
+    #[serde(default)]
+    pub cpus: Option<f64>,
+    /// Memory one container step may use, e.g. `2g`.
+    #[serde(default)]
+    pub memory: Option<String>,
+}
+
+/// Where one secret may go.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SecretScope {
+    /// Member events (pushes to other branches, pull requests from this repository) get it too.
+    #[serde(default, rename = "pull-requests")]
+    pub pull_requests: bool,
 }
 
 /// Promotion settings of a server.
@@ -74,4 +108,41 @@ pub struct RepositoryConfig {
     /// Watch without webhooks: fetch this often and synthesise push events (e.g. `1m`).
     #[serde(default, rename = "poll-interval")]
     pub poll_interval: Option<String>,
+    /// Trusted and member runs of this repository may run `run:` steps without `image:` as host
+    /// processes (an unprivileged user, a clean environment); untrusted runs never do.
+    #[serde(default, rename = "host-steps")]
+    pub host_steps: bool,
+}
+
+/// Parses a memory size as Docker writes it: `512m`, `2g`, `1073741824`.
+pub fn parse_memory(text: &str) -> Result<i64, String> {
+    let trimmed = text.trim().to_ascii_lowercase();
+    let (digits, multiplier) = match trimmed.chars().last() {
+        Some('k') => (&trimmed[..trimmed.len() - 1], 1i64 << 10),
+        Some('m') => (&trimmed[..trimmed.len() - 1], 1 << 20),
+        Some('g') => (&trimmed[..trimmed.len() - 1], 1 << 30),
+        _ => (trimmed.as_str(), 1),
+    };
+    digits
+        .parse::<i64>()
+        .ok()
+        .filter(|value| *value > 0)
+        .and_then(|value| value.checked_mul(multiplier))
+        .ok_or_else(|| {
+            format!("memory `{text}` is not a size; write bytes or a number with k, m or g (e.g. `2g`)")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_sizes_read_as_docker_writes_them() {
+        assert_eq!(parse_memory("512m"), Ok(512 << 20));
+        assert_eq!(parse_memory("2G"), Ok(2 << 30));
+        assert_eq!(parse_memory("1048576"), Ok(1 << 20));
+        assert!(parse_memory("lots").is_err());
+        assert!(parse_memory("0").is_err());
+    }
 }

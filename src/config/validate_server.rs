@@ -85,5 +85,38 @@ pub fn check_server(path: &str, config: &ServerConfig, tree: &Node) -> Vec<Diagn
             ));
         }
     }
+    if let Some(user) = &config.steps.user
+        && parse_user(user).is_none()
+    {
+        diagnostics.push(point(
+            &["steps".into(), "user".into()],
+            format!("`steps.user` `{user}` is not `UID:GID`"),
+            "write numbers, such as `65534:65534`; leave it out for nobody when sluice runs as root",
+        ));
+    }
+    if let Some(cpus) = config.steps.cpus
+        && !(cpus > 0.0 && cpus.is_finite())
+    {
+        diagnostics.push(point(
+            &["steps".into(), "cpus".into()],
+            format!("`steps.cpus` is {cpus}; a step needs more than 0 CPUs"),
+            "write a positive number such as `2` or `0.5`, or leave it out for no limit",
+        ));
+    }
+    if let Some(memory) = &config.steps.memory
+        && let Err(problem) = crate::config::server::parse_memory(memory)
+    {
+        diagnostics.push(point(
+            &["steps".into(), "memory".into()],
+            problem,
+            "leave it out for no limit",
+        ));
+    }
     diagnostics
+}
+
+/// `UID:GID` as numbers.
+pub fn parse_user(text: &str) -> Option<(u32, u32)> {
+    let (uid, gid) = text.split_once(':')?;
+    Some((uid.trim().parse().ok()?, gid.trim().parse().ok()?))
 }

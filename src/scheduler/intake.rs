@@ -126,6 +126,13 @@ fn plan_delivery(
     mirrors: &Mirrors,
     delivery: &Delivery,
 ) -> anyhow::Result<(String, Vec<crate::store::NewRun>)> {
+    let (approved, approved_by) = match super::approval::unwrap_approval(delivery)
+        .map_err(anyhow::Error::msg)?
+    {
+        Some((inner, approver)) => (inner, Some(approver)),
+        None => (delivery.clone(), None),
+    };
+    let delivery = &approved;
     let request = event::event_from_delivery(delivery).map_err(anyhow::Error::msg)?;
     if let EventRequest::Ignored(reason) = &request {
         return Ok((reason.clone(), Vec::new()));
@@ -139,7 +146,15 @@ fn plan_delivery(
     event::classify(&mut event, authority.as_ref());
     let trust = super::authority::trust_level(event.kind, request.is_from_fork());
     let authority_commit = authority.as_ref().map(|authority| authority.commit.as_str());
-    let runs = super::plan_runs_for(&files, &event, trust, authority_commit);
+    let mut runs = super::plan_runs_for(&files, &event, trust, authority_commit);
+    if trust == crate::model::TrustLevel::Untrusted {
+        match &approved_by {
+            Some(approver) => {
+                tracing::info!(delivery = %delivery.id, approver, "untrusted runs approved")
+            }
+            None => super::approval::hold(&mut runs),
+        }
+    }
     Ok((
         format!(
             "{} run(s) for {} {}",

@@ -386,6 +386,9 @@ fn build_spec(
         env,
         timeout,
         scratch: scratch.to_owned(),
+        isolation: context
+            .settings
+            .isolation_for_run(&context.plan.event.repository, context.plan.trust),
     })
 }
 

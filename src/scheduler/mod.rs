@@ -4,6 +4,7 @@
 //! `git::Mirror`, configuration through `config`, decisions through the pure `planner`, and steps
 //! through `steps::StepRunner`; it knows nothing of HTTP.
 
+pub mod approval;
 pub mod authority;
 pub mod contributions;
 mod dispatch;
@@ -46,6 +47,25 @@ pub struct EngineSettings {
     /// and the server's own credentials (webhook secret, API token, plan key, GitHub and git
     /// tokens).
     pub redacted: Vec<String>,
+    /// How `run:` steps are isolated (containers by default); whether a step may run on the host
+    /// is decided per run by `host_steps` and its trust level.
+    pub isolation: crate::steps::Isolation,
+    pub host_steps: HostSteps,
+}
+
+/// Which repositories' runs may execute `run:` steps as host processes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostSteps {
+    /// Those the server configuration opts in with `host-steps: true`.
+    Repositories(std::collections::BTreeSet<String>),
+    /// Every repository: `sluice run`, where the operator runs a commit on their own machine.
+    Everywhere,
+}
+
+impl Default for HostSteps {
+    fn default() -> HostSteps {
+        HostSteps::Repositories(Default::default())
+    }
 }
 
 /// The server's own credentials, redacted from every log even though no step is given them.
@@ -81,6 +101,21 @@ impl EngineSettings {
             secrets,
             pull_request_secrets: Default::default(),
             redacted,
+            isolation: crate::steps::Isolation::default(),
+            host_steps: HostSteps::default(),
+        }
+    }
+
+    /// The isolation of a run's `run:` steps: host processes only where the repository opted in
+    /// and the run is not untrusted; containers otherwise.
+    pub fn isolation_for_run(&self, repository: &str, trust: TrustLevel) -> crate::steps::Isolation {
+        let opted_in = match &self.host_steps {
+            HostSteps::Everywhere => true,
+            HostSteps::Repositories(repositories) => repositories.contains(repository),
+        };
+        crate::steps::Isolation {
+            host: opted_in && trust >= TrustLevel::Member,
+            ..self.isolation.clone()
         }
     }
 

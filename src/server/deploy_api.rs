@@ -81,7 +81,7 @@ pub async fn status(
     .map(Json)
 }
 
-fn authorise(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn authorise(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(token) = &state.api_token else {
         return Err(ApiError::Client(
             StatusCode::FORBIDDEN,

@@ -5,6 +5,7 @@
 mod api;
 mod deploy_api;
 mod error;
+mod run_approval;
 pub mod metrics;
 pub mod webhook;
 
@@ -49,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/runs", get(api::list_runs))
         .route("/api/runs/{id}", get(api::get_run))
         .route("/api/runs/{id}/jobs/{job}/log", get(api::job_log))
+        .route("/api/runs/{id}/approve", post(run_approval::approve_run))
         .route("/api/releases", get(deploy_api::releases))
         .route("/api/status", get(deploy_api::status))
         .route("/api/history", get(deploy_api::history))

@@ -71,6 +71,11 @@ async fn handle(
     if event.is_empty() {
         return Err(ApiError::bad_request("missing X-GitHub-Event header"));
     }
+    if event.starts_with("sluice_") {
+        return Err(ApiError::bad_request(format!(
+            "event `{event}` is sluice's own and cannot be delivered from outside"
+        )));
+    }
     let delivery_id = header_text(headers, "x-github-delivery")
         .filter(|id| !id.is_empty())
         .ok_or_else(|| ApiError::bad_request("missing X-GitHub-Delivery header"))?;

@@ -1,5 +1,7 @@
-//! `run` steps with `image:`: the command runs in a container through the Docker engine
-//! (`DOCKER_HOST` or the default socket), with the commit's tree mounted at `/workspace`.
+//! `run` steps in a container through the Docker engine (`DOCKER_HOST` or the default socket):
+//! the commit's tree mounted at `/workspace` and the step's script read-only at
+//! `/sluice-scratch`, nothing else of the host; the step's declared environment only; a non-root
+//! user with no capabilities and no privilege escalation; CPU, memory and process limits.
 
 use super::{CommandSpec, LogSink, StepOutcome, shell_command};
 use bollard::Docker;
@@ -39,6 +41,7 @@ impl ContainerRunner {
     pub async fn run(
         &self,
         spec: &CommandSpec,
+        image: &str,
         log: LogSink,
         cancel: CancellationToken,
     ) -> StepOutcome {
@@ -56,9 +59,22 @@ impl ContainerRunner {
                 script_path.display()
             ));
         }
+        let user = spec.isolation.step_user();
+        if let Err(error) = super::isolation::hand_over(&spec.workspace, user)
+            .and_then(|_| super::isolation::hand_over(&spec.scratch, user))
+        {
+            let _ = std::fs::remove_file(&script_path);
+            return StepOutcome::NotStarted(format!(
+                "cannot give the workspace {} to uid {}: {error}",
+                spec.workspace.display(),
+                user.0
+            ));
+        }
         let outcome = run_container(
             &docker,
             spec,
+            image,
+            user,
             &format!("{SCRATCH_IN_CONTAINER}/{script_name}"),
             log,
             cancel,
@@ -69,14 +85,19 @@ impl ContainerRunner {
     }
 }
 
+/// Processes one container step may start: enough for builds and test runners, not for a fork bomb.
+const PIDS_LIMIT: i64 = 4096;
+
 async fn run_container(
     docker: &Docker,
     spec: &CommandSpec,
+    image: &str,
+    user: (u32, u32),
     script: &str,
     log: LogSink,
     cancel: CancellationToken,
 ) -> StepOutcome {
-    let image = spec.image.clone().unwrap_or_default();
+    let image = image.to_owned();
     let argv = match shell_command(spec.shell.as_deref(), script, true) {
         Ok(argv) => argv,
         Err(message) => return StepOutcome::NotStarted(message),
@@ -92,12 +113,8 @@ async fn run_container(
         image: Some(image.clone()),
         cmd: Some(argv),
         working_dir: Some(working_dir),
-        env: Some(
-            spec.env
-                .iter()
-                .map(|(name, value)| format!("{name}={value}"))
-                .collect(),
-        ),
+        env: Some(container_env(spec)),
+        user: Some(format!("{}:{}", user.0, user.1)),
         labels: Some(
             [("dev.sluice.step".to_owned(), "true".to_owned())]
                 .into_iter()
@@ -108,6 +125,15 @@ async fn run_container(
                 format!("{}:{WORKSPACE_IN_CONTAINER}", spec.workspace.display()),
                 format!("{}:{SCRATCH_IN_CONTAINER}:ro", spec.scratch.display()),
             ]),
+            cap_drop: Some(vec!["ALL".to_owned()]),
+            security_opt: Some(vec!["no-new-privileges".to_owned()]),
+            privileged: Some(false),
+            pids_limit: Some(PIDS_LIMIT),
+            memory: spec.isolation.memory_bytes,
+            nano_cpus: spec
+                .isolation
+                .cpus
+                .map(|cpus| (cpus * 1_000_000_000.0) as i64),
             ..Default::default()
         }),
         ..Default::default()
@@ -136,6 +162,22 @@ async fn run_container(
         )
         .await;
     outcome
+}
+
+/// The step's declared variables, plus a writable `HOME` for an unprivileged user unless the step
+/// sets one. Nothing of the server's own environment.
+fn container_env(spec: &CommandSpec) -> Vec<String> {
+    let mut env: Vec<String> = spec
+        .env
+        .iter()
+        .filter(|(name, _)| name.as_str() != "GITHUB_WORKSPACE")
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect();
+    env.push(format!("GITHUB_WORKSPACE={WORKSPACE_IN_CONTAINER}"));
+    if !spec.env.contains_key("HOME") {
+        env.push("HOME=/tmp".to_owned());
+    }
+    env
 }
 
 async fn supervise(

@@ -1,5 +1,9 @@
-//! `run` steps as host processes: a clean environment, the script in a file, output streamed line
-//! by line, and the whole process group killed on timeout, cancellation or server death.
+//! `run` steps as host processes, for repositories the server configuration opts in
+//! (`host-steps: true`) and never for untrusted events: an unprivileged user when sluice runs as
+//! root (so the step can read neither the server's environment in `/proc` nor its data
+//! directory), a clean environment without the Docker engine's address, the script in a file,
+//! output streamed line by line, and the whole process group killed on timeout, cancellation or
+//! server death.
 
 use super::{CommandSpec, LogSink, StepOutcome, shell_command};
 use std::process::Stdio;
@@ -8,23 +12,19 @@ use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 /// Variables passed through from the server's environment; everything else is withheld so that
-/// the server's own secrets never reach a step.
-const PASSED_THROUGH: [&str; 6] = [
-    "PATH",
-    "HOME",
-    "LANG",
-    "TMPDIR",
-    "DOCKER_HOST",
-    "SSL_CERT_FILE",
-];
+/// the server's own secrets (and the Docker engine's address) never reach a step.
+const PASSED_THROUGH: [&str; 4] = ["PATH", "LANG", "TMPDIR", "SSL_CERT_FILE"];
 
 pub async fn run(spec: &CommandSpec, log: LogSink, cancel: CancellationToken) -> StepOutcome {
     let script_path = spec.scratch.join(format!(
         "step-{}.sh",
         std::process::id() ^ rand::random::<u32>()
     ));
+    let user = spec.isolation.step_user();
     if let Err(error) = std::fs::create_dir_all(&spec.scratch)
         .and_then(|_| std::fs::write(&script_path, &spec.script))
+        .and_then(|_| super::isolation::hand_over(&spec.workspace, user))
+        .and_then(|_| super::isolation::hand_over(&spec.scratch, user))
     {
         return StepOutcome::NotStarted(format!(
             "cannot write the step script to {}: {error}",
@@ -71,7 +71,14 @@ async fn run_script(
             command.env(name, value);
         }
     }
+    // HOME is the job's scratch directory: writable by the step, removed with the job.
+    command.env("HOME", &spec.scratch);
     command.envs(&spec.env);
+    if super::isolation::running_as_root() {
+        let (uid, gid) = spec.isolation.step_user();
+        // std drops supplementary groups before setuid when the parent is root.
+        command.uid(uid).gid(gid);
+    }
     // SAFETY: prctl is async-signal-safe; it only asks the kernel to kill the child if the
     // server dies, so no step outlives a crashed server and runs unobserved.
     unsafe {

@@ -5,9 +5,11 @@
 pub mod build;
 pub mod container;
 pub mod host;
+pub mod isolation;
 mod redact;
 pub mod terraform;
 
+pub use isolation::Isolation;
 pub use redact::Redactor;
 
 use std::collections::BTreeMap;
@@ -37,6 +39,8 @@ pub struct CommandSpec {
     pub timeout: Option<Duration>,
     /// Where the script file may be written (outside the workspace, so the tree stays clean).
     pub scratch: PathBuf,
+    /// Container or host, as whom, with which limits: the server's decision, never the step's.
+    pub isolation: Isolation,
 }
 
 /// How a step ended.
@@ -91,7 +95,8 @@ pub trait StepRunner: Send + Sync {
     ) -> StepFuture<'a>;
 }
 
-/// Host processes, or Docker containers when the step names an image.
+/// Docker containers by default; host processes only where the spec's isolation allows them and
+/// the step names no image.
 #[derive(Default)]
 pub struct LocalRunner {
     containers: container::ContainerRunner,
@@ -105,10 +110,19 @@ impl StepRunner for LocalRunner {
         cancel: CancellationToken,
     ) -> StepFuture<'a> {
         Box::pin(async move {
-            if spec.image.is_some() {
-                self.containers.run(spec, log, cancel).await
-            } else {
-                host::run(spec, log, cancel).await
+            if spec.image.is_none() && spec.isolation.host {
+                return host::run(spec, log, cancel).await;
+            }
+            let image = spec
+                .image
+                .clone()
+                .or_else(|| spec.isolation.default_image.clone());
+            match image {
+                Some(image) => self.containers.run(spec, &image, log, cancel).await,
+                None => StepOutcome::NotStarted(
+                    "this step names no `image:` and the server runs steps in containers; set `image:` on the step, or `steps.image` in the server configuration (host steps need `host-steps: true` on the repository)"
+                        .to_owned(),
+                ),
             }
         })
     }

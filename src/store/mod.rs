@@ -91,6 +91,9 @@ pub trait Store: TerraformStore + Send + Sync {
     /// Accepted deliveries not yet planned, oldest first.
     fn pending_deliveries(&self, limit: usize) -> StoreResult<Vec<Delivery>>;
 
+    /// One stored delivery by its id, planned or not.
+    fn delivery(&self, id: &str) -> StoreResult<Option<Delivery>>;
+
     /// In ONE transaction: mark the delivery planned with an outcome text ("2 runs", "ignored:
     /// event `star` is not handled", "error: ...") and insert its runs (with their jobs). Returns
     /// the run ids. Calling it again for a planned delivery creates nothing and returns the ids

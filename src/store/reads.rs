@@ -34,6 +34,22 @@ pub(crate) fn pending_deliveries(
     Ok(deliveries)
 }
 
+pub(crate) fn delivery(connection: &Connection, id: &str) -> FailureResult<Option<Delivery>> {
+    let mut statement = connection.prepare_cached(
+        "SELECT id, event, repository, payload, received_at FROM deliveries WHERE id = ?1",
+    )?;
+    let mut rows = statement.query_map([id], |row| {
+        Ok(Delivery {
+            id: row.get("id")?,
+            event: row.get("event")?,
+            repository: row.get("repository")?,
+            payload: row.get("payload")?,
+            received_at: rows::timestamp(row, "received_at")?,
+        })
+    })?;
+    Ok(rows.next().transpose()?)
+}
+
 pub(crate) fn list_runs(connection: &Connection, filter: &RunFilter) -> FailureResult<Vec<Run>> {
     let mut conditions = Vec::new();
     let mut values = Vec::new();

@@ -160,6 +160,13 @@ impl Store for SqliteStore {
         })
     }
 
+    fn delivery(&self, id: &str) -> StoreResult<Option<Delivery>> {
+        let id = id.to_owned();
+        self.read("reading a delivery", move |connection| {
+            reads::delivery(connection, &id)
+        })
+    }
+
     fn complete_delivery(
         &self,
         delivery_id: &str,

@@ -17,13 +17,20 @@ use tokio_util::sync::CancellationToken;
 /// Set to the path of a `terraform` binary to use it instead of the one on `PATH`.
 pub const BINARY_VARIABLE: &str = "SLUICE_TERRAFORM";
 
-/// Variables never handed to `terraform`: its providers and modules need none of sluice's secrets.
-const WITHHELD_VARIABLES: &[&str] = &[
-    super::seal::KEY_VARIABLE,
-    super::seal::KEY_FILE_VARIABLE,
-    "SLUICE_WEBHOOK_SECRET",
-    "SLUICE_GIT_TOKEN",
-];
+/// Variables of the server's environment every `terraform` process gets; everything else it gets
+/// is declared (the environment's `terraform.env`, the step's `env:`) or, for the operator's own
+/// commands and promotion, `operator_environment()`.
+const PASSED_THROUGH: &[&str] = &["PATH", "HOME", "LANG", "TMPDIR", "SSL_CERT_FILE"];
+
+/// The server's environment without anything of sluice's own (`SLUICE_*`: the plan key, the
+/// webhook secret, tokens, every `SLUICE_SECRET_*`): the cloud credentials an operator gives the
+/// server for applying. Handed to Terraform by promotion and `sluice plan`, never by a pipeline's
+/// step, whose code is under review.
+pub fn operator_environment() -> BTreeMap<String, String> {
+    std::env::vars()
+        .filter(|(name, _)| !name.starts_with("SLUICE_"))
+        .collect()
+}
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum TerraformError {
@@ -256,8 +263,11 @@ impl TerraformRun {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        for name in WITHHELD_VARIABLES {
-            command.env_remove(name);
+        command.env_clear();
+        for name in PASSED_THROUGH {
+            if let Some(value) = std::env::var_os(name) {
+                command.env(name, value);
+            }
         }
         command
             .envs(&self.extra_env)

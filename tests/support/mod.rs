@@ -73,11 +73,34 @@ impl Server {
         Server::start_with_env(data_dir, repos, extra_args, &[])
     }
 
+    /// A server whose repositories run `run:` steps without `image:` as host processes (the tests
+    /// of scheduling, intake and promotion need no containers).
     pub fn start_with_env(
         data_dir: &Path,
         repos: &[String],
         extra_args: &[&str],
         environment: &[(&str, &Path)],
+    ) -> Server {
+        Server::start_full(data_dir, repos, extra_args, environment, true)
+    }
+
+    /// A server with the defaults a user gets: every step in a container, host steps for no
+    /// repository.
+    pub fn start_isolated(
+        data_dir: &Path,
+        repos: &[String],
+        extra_args: &[&str],
+        environment: &[(&str, &Path)],
+    ) -> Server {
+        Server::start_full(data_dir, repos, extra_args, environment, false)
+    }
+
+    fn start_full(
+        data_dir: &Path,
+        repos: &[String],
+        extra_args: &[&str],
+        environment: &[(&str, &Path)],
+        host_steps: bool,
     ) -> Server {
         std::fs::create_dir_all(data_dir).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
@@ -86,6 +109,14 @@ impl Server {
             .arg(data_dir);
         for repo in repos {
             command.args(["--repo", repo]);
+            if host_steps {
+                let name = repo.split('=').next().unwrap_or(repo);
+                command.args(["--host-steps", name]);
+            }
+        }
+        if host_steps {
+            // As the test's own user, so steps can write the markers tests look for.
+            command.args(["--step-user", "0:0"]);
         }
         command.args(extra_args);
         for (name, value) in environment {

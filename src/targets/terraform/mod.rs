@@ -78,7 +78,7 @@ impl TerraformTarget {
             repository: self.repository.clone(),
             checkout: context.tree.clone(),
             data_dir: self.data_dir.clone(),
-            env: Default::default(),
+            env: crate::terraform::runner::operator_environment(),
             log: None,
             cancel: Default::default(),
         }

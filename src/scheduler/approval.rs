@@ -1,0 +1,104 @@
+//! Runs of untrusted events (pull requests from forks) wait for a person. Their runs are recorded
+//! as skipped with a reason saying how to approve them; an approval (`POST /api/runs/{id}/approve`
+//! with the API token) stores an internal delivery that carries the original one, and the intake
+//! worker plans that as approved: the runs start, still untrusted (no secrets, no Terraform, no
+//! image builds, containers only). Each new push to the pull request waits again, as GitHub
+//! Actions does for outside contributors.
+
+use crate::model::{Delivery, RunId, Status};
+use crate::store::NewRun;
+
+/// The event name of an approval; the webhook endpoint refuses it from outside.
+pub const APPROVAL_EVENT: &str = "sluice_run_approval";
+
+/// How a waiting run's reason starts.
+pub const WAITING: &str = "waiting for approval";
+
+/// Why an untrusted run has not started, and what starts it.
+pub fn waiting_reason(run_hint: &str) -> String {
+    format!(
+        "{WAITING}: a pull request from a fork runs only after someone with write permission approves it; {run_hint}"
+    )
+}
+
+/// Marks runs that would start as waiting instead (skipped, with the reason on the run and its
+/// jobs); runs already skipped or failed keep their reason.
+pub fn hold(runs: &mut [NewRun]) {
+    for run in runs.iter_mut().filter(|run| run.status == Status::Queued) {
+        let reason = waiting_reason("approve it with `POST /api/runs/RUN/approve` (API token)");
+        run.status = Status::Skipped;
+        run.reason = Some(reason.clone());
+        for job in &mut run.jobs {
+            job.status = Status::Skipped;
+            job.reason = Some(reason.clone());
+        }
+    }
+}
+
+/// The internal delivery that approves the runs of `original` (one per run, so approving twice
+/// changes nothing).
+pub fn approval_delivery(original: &Delivery, run: RunId, approver: &str) -> Delivery {
+    let payload = serde_json::json!({
+        "approved_by": approver,
+        "run": run,
+        "delivery": {
+            "id": original.id,
+            "event": original.event,
+            "payload": String::from_utf8_lossy(&original.payload),
+        },
+    });
+    Delivery {
+        id: format!("approval:{}:run-{run}", original.id),
+        event: APPROVAL_EVENT.to_owned(),
+        repository: original.repository.clone(),
+        payload: payload.to_string().into_bytes(),
+        received_at: chrono::Utc::now(),
+    }
+}
+
+/// For an approval: the approved delivery (under the approval's own id) and who approved it.
+pub fn unwrap_approval(delivery: &Delivery) -> Result<Option<(Delivery, String)>, String> {
+    if delivery.event != APPROVAL_EVENT {
+        return Ok(None);
+    }
+    let value: serde_json::Value = serde_json::from_slice(&delivery.payload)
+        .map_err(|error| format!("approval {} is not JSON: {error}", delivery.id))?;
+    let text = |pointer: &str| {
+        value
+            .pointer(pointer)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| format!("approval {} has no `{pointer}`", delivery.id))
+    };
+    let inner = Delivery {
+        id: delivery.id.clone(),
+        event: text("/delivery/event")?,
+        repository: delivery.repository.clone(),
+        payload: text("/delivery/payload")?.into_bytes(),
+        received_at: delivery.received_at,
+    };
+    Ok(Some((inner, text("/approved_by")?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_approval_carries_the_original_delivery_and_the_approver() {
+        let original = Delivery {
+            id: "d-1".to_owned(),
+            event: "pull_request".to_owned(),
+            repository: Some("acme/ml".to_owned()),
+            payload: br#"{"number": 7}"#.to_vec(),
+            received_at: chrono::Utc::now(),
+        };
+        let approval = approval_delivery(&original, 12, "dana");
+        assert_eq!(approval.id, "approval:d-1:run-12");
+        let (inner, approver) = unwrap_approval(&approval).unwrap().unwrap();
+        assert_eq!(inner.event, "pull_request");
+        assert_eq!(inner.payload, original.payload);
+        assert_eq!(approver, "dana");
+        assert_eq!(unwrap_approval(&original).unwrap(), None);
+    }
+}
