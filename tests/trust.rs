@@ -15,7 +15,7 @@ const STEP_IMAGE: &str = "local/busybox:1";
 const SECRET_MARKER: &str = "trust-marker-secret-4711";
 const TOKEN_MARKER: &str = "trust-marker-token-4712";
 /// 32 bytes in hex: a valid plan key that is also a marker.
-const PLAN_KEY: const PLAN_KEY: &str = "7472757374206d61726b657220706c616e206b657920393837363534333231";str = "7472757374206d61726b657220706c616e206b65792039383736353433323130";
+const PLAN_KEY: &str = "7472757374206d61726b657220706c616e206b65792039383736353433323130";
 
 /// ROT13 of the lowercase letters, as `tr 'a-z' 'n-za-m'` prints it.
 fn rotated(text: &str) -> String {
