@@ -1,8 +1,9 @@
 //! `build` steps against the real Docker engine and the registry on 127.0.0.1:5000
 //! (scripts/setup-docker.sh and scripts/setup-registry.sh start them): pushed by digest, labelled,
 //! failing with the Dockerfile line, `.dockerignore` keeping the context small, re-runs that build
-//! nothing, and an unreachable engine named in the error. Every test uses its own image names and
-//! a nonce file, so runs of the suite never reuse each other's images.
+//! nothing, and an unreachable engine named in the error. The runs here are trusted (merges).
+//! Every test uses its own image names and a nonce file, so runs of the suite never reuse each
+//! other's images.
 
 mod support;
 
@@ -52,7 +53,19 @@ struct Outcome {
     output: String,
 }
 
+/// `sluice run` of the commit as a merge of `feature/images`: a trusted run.
 fn sluice_run(repo: &TestRepo, commit: &str, data: &Path, extra_env: &[(&str, &str)]) -> Outcome {
+    sluice_run_as(repo, commit, data, "merge", extra_env)
+}
+
+/// `sluice run` of the commit on `feature/images` as `event` (`merge`, `push`, `pull_request`).
+fn sluice_run_as(
+    repo: &TestRepo,
+    commit: &str,
+    data: &Path,
+    event: &str,
+    extra_env: &[(&str, &str)],
+) -> Outcome {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
     command
         .args([
@@ -62,7 +75,7 @@ fn sluice_run(repo: &TestRepo, commit: &str, data: &Path, extra_env: &[(&str, &s
             "--commit",
             commit,
         ])
-        .args(["--branch", "feature/images", "--json"])
+        .args(["--branch", "feature/images", "--event", event, "--json"])
         .env("SLUICE_DATA_DIR", data)
         .env_remove("DOCKER_HOST");
     for (name, value) in extra_env {
@@ -397,13 +410,25 @@ fn a_second_build_of_the_same_context_makes_no_build_call() {
         revision: "0".repeat(40),
         source: "https://example.com/acme/platform".to_owned(),
     };
+    let data = tempfile::tempdir().unwrap();
+    let provenance = sluice::steps::build::Provenance {
+        store: std::sync::Arc::new(
+            sluice::store::SqliteStore::open(&data.path().join("sluice.db")).unwrap(),
+        ),
+        repository: "acme/platform".to_owned(),
+        run_id: 1,
+        trust: sluice::model::TrustLevel::Trusted,
+    };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (log, mut lines) = tokio::sync::mpsc::unbounded_channel();
     let cancel = tokio_util::sync::CancellationToken::new();
     let calls_before = sluice::steps::build::build_calls();
     let first = runtime
         .block_on(sluice::steps::build::build_and_push(
-            &request, &log, &cancel,
+            &request,
+            &provenance,
+            &log,
+            &cancel,
         ))
         .unwrap_or_else(|error| panic!("{error:?}"));
     assert_eq!(sluice::steps::build::build_calls(), calls_before + 1);
@@ -415,6 +440,7 @@ fn a_second_build_of_the_same_context_makes_no_build_call() {
     let second = runtime
         .block_on(sluice::steps::build::build_and_push(
             &second_request,
+            &provenance,
             &log,
             &cancel,
         ))
