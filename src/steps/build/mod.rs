@@ -68,7 +68,7 @@ pub struct BuildRequest {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BuildReport {
     pub context_digest: String,
-    /// Whether the engine was asked to build (false: an image with the digest was reused).
+    /// Whether the engine was asked to build (false: an image the records vouch for was reused).
     pub built: bool,
     /// The local image id, when the image is in the engine.
     pub image_id: Option<String>,
