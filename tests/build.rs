@@ -1,10 +1,13 @@
 //! `build` steps against the real Docker engine and the registry on 127.0.0.1:5000
 //! (scripts/setup-docker.sh and scripts/setup-registry.sh start them): pushed by digest, labelled,
 //! failing with the Dockerfile line, `.dockerignore` keeping the context small, re-runs that build
-//! nothing, and an unreachable engine named in the error. Every test uses its own image names and
-//! a nonce file, so runs of the suite never reuse each other's images.
+//! nothing, and an unreachable engine named in the error. The runs here are trusted (merges);
+//! `build/trust.rs` has what each trust level may reuse and push. Every test uses its own image
+//! names and a nonce file, so runs of the suite never reuse each other's images.
 
 mod support;
+#[path = "build/trust.rs"]
+mod trust;
 
 use std::path::Path;
 use std::process::Command;
@@ -52,7 +55,20 @@ struct Outcome {
     output: String,
 }
 
+/// `sluice run` of the commit as a merge of `feature/images`: a trusted run.
 fn sluice_run(repo: &TestRepo, commit: &str, data: &Path, extra_env: &[(&str, &str)]) -> Outcome {
+    sluice_run_as(repo, commit, data, "merge", extra_env)
+}
+
+/// `sluice run` of the commit on `feature/images` as `event`: `merge` is trusted, `push` and
+/// `pull_request` (pull request 0) are member runs.
+fn sluice_run_as(
+    repo: &TestRepo,
+    commit: &str,
+    data: &Path,
+    event: &str,
+    extra_env: &[(&str, &str)],
+) -> Outcome {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
     command
         .args([
@@ -62,7 +78,7 @@ fn sluice_run(repo: &TestRepo, commit: &str, data: &Path, extra_env: &[(&str, &s
             "--commit",
             commit,
         ])
-        .args(["--branch", "feature/images", "--json"])
+        .args(["--branch", "feature/images", "--event", event, "--json"])
         .env("SLUICE_DATA_DIR", data)
         .env_remove("DOCKER_HOST");
     for (name, value) in extra_env {
@@ -119,6 +135,30 @@ fn registry_digest(repository: &str, tag: &str) -> Option<String> {
         .map(|value| value.to_str().unwrap().to_owned())
 }
 
+/// The repository's tags in the registry, sorted, by its HTTP API; none when it has no such
+/// repository.
+fn registry_tags(repository: &str) -> Vec<String> {
+    let response = support::http()
+        .get(format!("http://{REGISTRY}/v2/{repository}/tags/list"))
+        .send()
+        .expect("the registry on 127.0.0.1:5000 answers; scripts/setup-registry.sh starts it");
+    if response.status() == reqwest::StatusCode::NOT_FOUND {
+        return Vec::new();
+    }
+    assert!(response.status().is_success(), "{response:?}");
+    let body: serde_json::Value = response.json().unwrap();
+    let mut tags: Vec<String> = body["tags"]
+        .as_array()
+        .map(|tags| {
+            tags.iter()
+                .filter_map(|tag| tag.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    tags.sort();
+    tags
+}
+
 /// `docker image inspect` through the CLI, as a user would check.
 fn inspect(reference: &str) -> serde_json::Value {
     let output = Command::new("docker")
@@ -135,7 +175,7 @@ fn inspect(reference: &str) -> serde_json::Value {
 }
 
 fn pipeline(jobs: &str) -> String {
-    format!("name: images\non: {{ push: {{}} }}\njobs:\n{jobs}")
+    format!("name: images\non: {{ push: {{}}, pull_request: {{}} }}\njobs:\n{jobs}")
 }
 
 fn app_job(job_name: &str, repository: &str) -> String {
@@ -397,13 +437,25 @@ fn a_second_build_of_the_same_context_makes_no_build_call() {
         revision: "0".repeat(40),
         source: "https://example.com/acme/platform".to_owned(),
     };
+    let data = tempfile::tempdir().unwrap();
+    let provenance = sluice::steps::build::Provenance {
+        store: std::sync::Arc::new(
+            sluice::store::SqliteStore::open(&data.path().join("sluice.db")).unwrap(),
+        ),
+        repository: "acme/platform".to_owned(),
+        run_id: 1,
+        trust: sluice::model::TrustLevel::Trusted,
+    };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (log, mut lines) = tokio::sync::mpsc::unbounded_channel();
     let cancel = tokio_util::sync::CancellationToken::new();
     let calls_before = sluice::steps::build::build_calls();
     let first = runtime
         .block_on(sluice::steps::build::build_and_push(
-            &request, &log, &cancel,
+            &request,
+            &provenance,
+            &log,
+            &cancel,
         ))
         .unwrap_or_else(|error| panic!("{error:?}"));
     assert_eq!(sluice::steps::build::build_calls(), calls_before + 1);
@@ -415,6 +467,7 @@ fn a_second_build_of_the_same_context_makes_no_build_call() {
     let second = runtime
         .block_on(sluice::steps::build::build_and_push(
             &second_request,
+            &provenance,
             &log,
             &cancel,
         ))

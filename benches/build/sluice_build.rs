@@ -1,8 +1,31 @@
 //! One call of sluice's `build_and_push` as a step would make it, with the step log drained so
-//! it costs what a real run's log costs. Knows nothing of timing or of the other peers.
+//! it costs what a real run's log costs, as a trusted run whose records of built images last for
+//! the process. Knows nothing of timing or of the other peers.
 
-use sluice::steps::build::{BuildInputs, BuildReport, BuildRequest, ImageName, build_and_push};
+use sluice::model::TrustLevel;
+use sluice::steps::build::{
+    BuildInputs, BuildReport, BuildRequest, ImageName, Provenance, build_and_push,
+};
+use sluice::store::SqliteStore;
+use std::sync::{Arc, OnceLock};
 use tokio_util::sync::CancellationToken;
+
+/// A store for the records of what this process built, in a directory removed at exit.
+fn provenance() -> anyhow::Result<Provenance> {
+    static STORE: OnceLock<(tempfile::TempDir, Arc<SqliteStore>)> = OnceLock::new();
+    if STORE.get().is_none() {
+        let directory = tempfile::tempdir()?;
+        let store = SqliteStore::open(&directory.path().join("sluice.db"))?;
+        let _ = STORE.set((directory, Arc::new(store)));
+    }
+    let (_, store) = STORE.get().expect("set above");
+    Ok(Provenance {
+        store: store.clone(),
+        repository: "example/sluice-bench".to_owned(),
+        run_id: 1,
+        trust: TrustLevel::Trusted,
+    })
+}
 
 /// Builds `context` of `workspace` as `image:tag`, pushing when asked.
 pub async fn build(
@@ -36,7 +59,8 @@ pub async fn build(
         }
         last_lines
     });
-    let outcome = build_and_push(&request, &log, &CancellationToken::new()).await;
+    let provenance = provenance()?;
+    let outcome = build_and_push(&request, &provenance, &log, &CancellationToken::new()).await;
     drop(log);
     let last_lines = drain.await.unwrap_or_default();
     outcome.map_err(|error| {

@@ -60,7 +60,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
     engine.start();
     println!(
         "==> every step runs in a container from {} (scripts/setup-step-image.sh builds it)",
-        engine.settings.isolation.default_image.as_deref().unwrap_or_default()
+        engine
+            .settings
+            .isolation
+            .default_image
+            .as_deref()
+            .unwrap_or_default()
     );
     let state = AppState {
         store: engine.store.clone(),

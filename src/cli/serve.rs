@@ -51,7 +51,11 @@ fn apply_step_settings(
         default_image: args.step_image.clone().or(steps.image.clone()),
         user: match args.step_user.as_deref().or(steps.user.as_deref()) {
             Some(text) => Some(crate::config::validate_server::parse_user(text).ok_or_else(
-                || anyhow::anyhow!("step user `{text}` is not `UID:GID`; write numbers such as `65534:65534`"),
+                || {
+                    anyhow::anyhow!(
+                        "step user `{text}` is not `UID:GID`; write numbers such as `65534:65534`"
+                    )
+                },
             )?),
             None => None,
         },

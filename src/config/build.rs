@@ -35,6 +35,8 @@ pub struct BuildStep {
     pub registry: Option<String>,
     /// Tag templates; `{{ git.short_sha }}`, `{{ git.sha }}`, `{{ git.branch }}` (made a valid
     /// tag: `/` and other characters become `-`) and `{{ git.tag }}`. Default: the short sha.
+    /// Only trusted runs (pushes to a deploy branch) push them; a member run pushes one tag of
+    /// its own (`pr-<number>`, `branch-<branch>`, `sha-<commit>`) instead.
     #[serde(default = "default_tags")]
     pub tags: Vec<String>,
     /// Build arguments (`ARG` values), templated.

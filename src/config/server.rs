@@ -129,7 +129,9 @@ pub fn parse_memory(text: &str) -> Result<i64, String> {
         .filter(|value| *value > 0)
         .and_then(|value| value.checked_mul(multiplier))
         .ok_or_else(|| {
-            format!("memory `{text}` is not a size; write bytes or a number with k, m or g (e.g. `2g`)")
+            format!(
+                "memory `{text}` is not a size; write bytes or a number with k, m or g (e.g. `2g`)"
+            )
         })
 }
 

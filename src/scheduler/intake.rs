@@ -126,12 +126,11 @@ fn plan_delivery(
     mirrors: &Mirrors,
     delivery: &Delivery,
 ) -> anyhow::Result<(String, Vec<crate::store::NewRun>)> {
-    let (approved, approved_by) = match super::approval::unwrap_approval(delivery)
-        .map_err(anyhow::Error::msg)?
-    {
-        Some((inner, approver)) => (inner, Some(approver)),
-        None => (delivery.clone(), None),
-    };
+    let (approved, approved_by) =
+        match super::approval::unwrap_approval(delivery).map_err(anyhow::Error::msg)? {
+            Some((inner, approver)) => (inner, Some(approver)),
+            None => (delivery.clone(), None),
+        };
     let delivery = &approved;
     let request = event::event_from_delivery(delivery).map_err(anyhow::Error::msg)?;
     if let EventRequest::Ignored(reason) = &request {
@@ -145,7 +144,9 @@ fn plan_delivery(
     let authority = super::authority::read_authority(&mirror)?;
     event::classify(&mut event, authority.as_ref());
     let trust = super::authority::trust_level(event.kind, request.is_from_fork());
-    let authority_commit = authority.as_ref().map(|authority| authority.commit.as_str());
+    let authority_commit = authority
+        .as_ref()
+        .map(|authority| authority.commit.as_str());
     let mut runs = super::plan_runs_for(&files, &event, trust, authority_commit);
     if trust == crate::model::TrustLevel::Untrusted {
         match &approved_by {

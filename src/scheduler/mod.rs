@@ -108,7 +108,11 @@ impl EngineSettings {
 
     /// The isolation of a run's `run:` steps: host processes only where the repository opted in
     /// and the run is not untrusted; containers otherwise.
-    pub fn isolation_for_run(&self, repository: &str, trust: TrustLevel) -> crate::steps::Isolation {
+    pub fn isolation_for_run(
+        &self,
+        repository: &str,
+        trust: TrustLevel,
+    ) -> crate::steps::Isolation {
         let opted_in = match &self.host_steps {
             HostSteps::Everywhere => true,
             HostSteps::Repositories(repositories) => repositories.contains(repository),

@@ -5,8 +5,8 @@
 mod api;
 mod deploy_api;
 mod error;
-mod run_approval;
 pub mod metrics;
+mod run_approval;
 pub mod webhook;
 
 use crate::store::Store;

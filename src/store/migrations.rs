@@ -189,6 +189,22 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX forge_outbox_due ON forge_outbox (next_attempt_at);
     "#,
+    // 7: the images build steps built or pushed, which alone vouch for reusing an image.
+    r#"
+    CREATE TABLE built_images (
+        id             INTEGER PRIMARY KEY AUTOINCREMENT,
+        repository     TEXT NOT NULL,
+        context_digest TEXT NOT NULL,
+        image          TEXT NOT NULL,
+        image_id       TEXT,
+        pushed_digest  TEXT,
+        trust          TEXT NOT NULL,
+        built          INTEGER NOT NULL,
+        run_id         INTEGER NOT NULL,
+        recorded_at    TEXT NOT NULL
+    );
+    CREATE INDEX built_images_by_content ON built_images (repository, context_digest, id);
+    "#,
 ];
 
 /// The schema version this build writes.

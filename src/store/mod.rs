@@ -1,11 +1,13 @@
-//! The durable store: webhook deliveries, runs, jobs, steps and logs, Terraform plans and locks, behind the narrow `Store`
-//! trait. This is the only module with SQL; it maps rows to and from `crate::model` types and
-//! knows nothing of HTTP, git, planning or scheduling. The trait speaks only model types so that
-//! another database (PostgreSQL, for several replicas) can implement it later; methods are
-//! synchronous and async callers wrap them in `tokio::task::spawn_blocking`.
+//! The durable store: webhook deliveries, runs, jobs, steps and logs, Terraform plans and locks,
+//! the images builds made, behind the narrow `Store` trait. This is the only module with SQL; it
+//! maps rows to and from `crate::model` types and knows nothing of HTTP, git, planning or
+//! scheduling. The trait speaks only model types so that another database (PostgreSQL, for
+//! several replicas) can implement it later; methods are synchronous and async callers wrap them
+//! in `tokio::task::spawn_blocking`.
 
 mod deploy;
 mod error;
+mod images;
 mod migrations;
 mod model_history;
 mod outbox;
@@ -19,6 +21,7 @@ mod writer;
 mod writes;
 
 pub use error::{StoreError, StoreResult};
+pub use images::{ImageRecord, ImageRecords, NewImageRecord};
 pub use model_history::{AliasMove, AliasMoveFilter, ModelHistory, NewAliasMove, last_alias_move};
 pub use outbox::{MemoryOutbox, Outbox, OutboxEntry, SqliteOutbox};
 pub use sqlite::SqliteStore;
@@ -84,7 +87,7 @@ pub struct StoreStats {
 
 /// Everything sluice keeps between restarts. Implementations are shared between threads and
 /// every method may block on IO.
-pub trait Store: TerraformStore + Send + Sync {
+pub trait Store: TerraformStore + ImageRecords + Send + Sync {
     /// Durable when it returns. Same delivery id again -> `Duplicate`, nothing written.
     fn insert_delivery(&self, delivery: &Delivery) -> StoreResult<Inserted>;
 

@@ -1,5 +1,5 @@
-//! The Docker engine calls of a build: find an image by its context-digest label, build from a
-//! streamed context with the output going line by line into the job log, tag, and push. A failed
+//! The Docker engine calls of a build: list the images carrying a context-digest label (candidates
+//! for reuse; the label proves nothing by itself), build from a streamed context with the output going line by line into the job log, tag, and push. A failed
 //! build is turned into the Dockerfile instruction and line that failed, with its exit code.
 //! Knows nothing of the store, templating or where the context comes from.
 
@@ -79,11 +79,11 @@ pub struct BuildCall<'a> {
     pub registry_credentials: Option<(String, Credentials)>,
 }
 
-/// The newest local image with this context digest, by id.
-pub async fn find_by_context_digest(
+/// The ids of the local images labelled with this context digest, newest first.
+pub async fn images_with_context_digest(
     docker: &Docker,
     digest: &str,
-) -> Result<Option<String>, String> {
+) -> Result<Vec<String>, String> {
     let filters = HashMap::from([(
         "label".to_owned(),
         vec![format!("{CONTEXT_DIGEST_LABEL}={digest}")],
@@ -94,10 +94,9 @@ pub async fn find_by_context_digest(
         ))
         .await
         .map_err(|error| format!("cannot list the engine's images: {error}"))?;
-    Ok(images
-        .into_iter()
-        .max_by_key(|image| image.created)
-        .map(|image| image.id))
+    let mut images = images;
+    images.sort_by_key(|image| std::cmp::Reverse(image.created));
+    Ok(images.into_iter().map(|image| image.id).collect())
 }
 
 /// Builds, streaming the engine's output into the log; returns the image id.

@@ -1,10 +1,14 @@
 //! The `build` step kind: a container image from a directory of the commit, through the Docker
-//! engine, addressed by content. The context digest decides everything: an image that carries it
-//! (locally, or in the registry under its content tag) is tagged and pushed instead of built
-//! again, so a re-run with an unchanged context builds nothing. The pushed digest becomes the
-//! job's outputs `digest` and `image` (`name@sha256:...`), which later jobs use instead of tags.
-//! This file turns the step's settings into a `BuildRequest` and records the outcome; the parts
-//! live beside it (context walk, digest, tar stream, engine, registry, names). It knows nothing
+//! engine, addressed by content. The context digest finds candidates (the label in the engine,
+//! the content tag in the registry), and sluice's own records of what it built decide: a candidate
+//! is tagged and pushed instead of built again only when the records say sluice made that very
+//! image from the same content for the same repository at the run's trust level or higher
+//! (`provenance.rs`), so a re-run with an unchanged context builds nothing and a planted image is
+//! never shipped. What a run may push depends on its trust level (`trust.rs`): untrusted runs
+//! build nothing. Every image a step ends with is recorded. The pushed digest becomes the job's
+//! outputs `digest` and `image` (`name@sha256:...`), which later jobs use instead of tags. This
+//! file turns the step's settings into a `BuildRequest` and records the outcome; the parts live
+//! beside it (context walk, digest, tar stream, engine, registry, names, reuse). It knows nothing
 //! of runs or scheduling beyond the `StepContext` it is handed.
 
 mod context;
@@ -12,21 +16,27 @@ mod digest;
 mod dockerfile;
 mod engine;
 mod ignore;
+mod provenance;
 mod reference;
 mod registry;
 mod request;
+mod reuse;
 mod stream;
 mod tar;
+mod trust;
 
 pub use context::{ContextError, ContextPlan, plan_context};
 pub use digest::{BuildInputs, context_digest};
 pub use engine::{BuildFailure, CONTEXT_DIGEST_LABEL, build_calls};
 pub use ignore::IgnoreRules;
+pub use provenance::Provenance;
 pub use reference::{ImageName, content_tag, render_tags, sanitise_tag};
 pub use registry::{Credentials, Registry};
 
 use super::{LogSink, StepContext, StepOutcome};
 use crate::config::build::BuildStep;
+use crate::model::TrustLevel;
+use crate::store::NewImageRecord;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -58,7 +68,7 @@ pub struct BuildRequest {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BuildReport {
     pub context_digest: String,
-    /// Whether the engine was asked to build (false: an image with the digest was reused).
+    /// Whether the engine was asked to build (false: an image the records vouch for was reused).
     pub built: bool,
     /// The local image id, when the image is in the engine.
     pub image_id: Option<String>,
@@ -109,6 +119,9 @@ pub async fn context_bytes(
 /// The `build` step: render its settings, wait for a build slot, build or reuse, push, and
 /// record the outputs on the job.
 pub async fn execute(step: &BuildStep, step_context: &StepContext) -> StepOutcome {
+    if step_context.trust < TrustLevel::Member {
+        return StepOutcome::NotStarted(trust::untrusted_refusal(&step_context.event));
+    }
     let request = match request::request_from_step(step, step_context) {
         Ok(request) => request,
         Err(problems) => {
@@ -116,6 +129,13 @@ pub async fn execute(step: &BuildStep, step_context: &StepContext) -> StepOutcom
         }
     };
     let log = &step_context.log;
+    if step_context.trust < TrustLevel::Trusted {
+        let _ = log.send(format!(
+            "sluice: build: a {} run tags its image only as {} (`tags:` are for trusted runs: pushes to a deploy branch)\n",
+            step_context.trust,
+            request.image.tagged(&request.tags[0])
+        ));
+    }
     let slots = build_slots();
     let permit = match slots.try_acquire() {
         Ok(permit) => permit,
@@ -133,7 +153,13 @@ pub async fn execute(step: &BuildStep, step_context: &StepContext) -> StepOutcom
             }
         }
     };
-    let outcome = build_and_push(&request, log, &step_context.cancel).await;
+    let provenance = Provenance {
+        store: step_context.store.clone(),
+        repository: step_context.event.repository.clone(),
+        run_id: step_context.run_id,
+        trust: step_context.trust,
+    };
+    let outcome = build_and_push(&request, &provenance, log, &step_context.cancel).await;
     drop(permit);
     match outcome {
         Ok(report) => {
@@ -177,9 +203,33 @@ impl From<String> for BuildError {
     }
 }
 
-/// Plans the context, computes its digest, then reuses or builds the image, tags and pushes it.
+/// Plans the context, computes its digest, then reuses what the records vouch for or builds the
+/// image, tags and pushes it, and records the image it ends with.
 pub async fn build_and_push(
     request: &BuildRequest,
+    provenance: &Provenance,
+    log: &LogSink,
+    cancel: &CancellationToken,
+) -> Result<BuildReport, BuildError> {
+    let report = reuse_or_build(request, provenance, log, cancel).await?;
+    provenance
+        .record(NewImageRecord {
+            repository: provenance.repository.clone(),
+            context_digest: report.context_digest.clone(),
+            image: request.image.full.clone(),
+            image_id: report.image_id.clone(),
+            pushed_digest: report.digest.clone(),
+            trust: provenance.trust,
+            built: report.built,
+            run_id: provenance.run_id,
+        })
+        .await?;
+    Ok(report)
+}
+
+async fn reuse_or_build(
+    request: &BuildRequest,
+    provenance: &Provenance,
     log: &LogSink,
     cancel: &CancellationToken,
 ) -> Result<BuildReport, BuildError> {
@@ -224,16 +274,27 @@ pub async fn build_and_push(
             .collect(),
         context_bytes: 0,
     };
-    if let Some(image_id) = engine::find_by_context_digest(&docker, &context_digest).await? {
-        let _ = log.send(format!(
-            "sluice: build: image {image_id} in the engine already has context digest {context_digest}; not building\n"
-        ));
-        report.image_id = Some(image_id);
-    } else if let Some(registry) = &registry
-        && let Some(existing) = reuse_from_registry(request, registry, &context_digest, log).await?
-    {
-        report.digest = Some(existing);
-        return Ok(report);
+    let records = provenance.records(&context_digest).await?;
+    let search = reuse::Search {
+        request,
+        registry: registry.as_ref(),
+        docker: &docker,
+        context_digest: &context_digest,
+        records: &records,
+        judge: provenance.judge(),
+        log,
+    };
+    match reuse::find(&search).await? {
+        reuse::Reuse::Engine(image_id) => report.image_id = Some(image_id),
+        reuse::Reuse::Registry(digest) => {
+            report.digest = Some(digest);
+            return Ok(report);
+        }
+        reuse::Reuse::Build(passed_over) => {
+            for reason in passed_over {
+                let _ = log.send(format!("sluice: build: {reason}\n"));
+            }
+        }
     }
     let image_id = match report.image_id.clone() {
         Some(image_id) => image_id,
@@ -246,7 +307,7 @@ pub async fn build_and_push(
         }
     };
     let mut all_tags = request.tags.clone();
-    if request.push {
+    if request.push && trust::pushes_content_tag(provenance.trust) {
         all_tags.push(content_tag.clone());
     }
     for tag in &all_tags {
@@ -276,11 +337,13 @@ pub async fn build_and_push(
         .await?;
         pushed_digest = pushed_digest.or(digest);
     }
-    // The registry's own answer is what downstream jobs will pull by.
+    // The registry's own answer is what downstream jobs will pull by. The digest the engine
+    // reported for this push comes first: another run may move a tag between the push and the
+    // read, and the outputs and the record must name this image.
     let first_tag = &request.tags[0];
-    report.digest = match registry.manifest_digest(first_tag).await? {
-        Some(digest) => Some(digest),
-        None => pushed_digest,
+    report.digest = match pushed_digest {
+        Some(digest) => registry.manifest_digest(&digest).await?,
+        None => registry.manifest_digest(first_tag).await?,
     };
     if report.digest.is_none() {
         return Err(BuildError::Failed(format!(
@@ -290,32 +353,6 @@ pub async fn build_and_push(
         )));
     }
     Ok(report)
-}
-
-/// When the registry holds an image with this context digest (under its content tag), points
-/// the request's tags at it there and returns its digest; nothing is pulled or built.
-async fn reuse_from_registry(
-    request: &BuildRequest,
-    registry: &Registry,
-    context_digest: &str,
-    log: &LogSink,
-) -> Result<Option<String>, BuildError> {
-    let content_tag = content_tag(context_digest);
-    let Some(existing) = registry.manifest_digest(&content_tag).await? else {
-        return Ok(None);
-    };
-    let _ = log.send(format!(
-        "sluice: build: {} ({existing}) in the registry already has context digest {context_digest}; not building, tagging it in the registry\n",
-        request.image.tagged(&content_tag)
-    ));
-    for tag in &request.tags {
-        registry.copy_tag(&existing, tag).await?;
-        let _ = log.send(format!(
-            "sluice: build: tagged {}\n",
-            request.image.tagged(tag)
-        ));
-    }
-    Ok(Some(existing))
 }
 
 /// Sends the context and builds; returns the image id and the bytes sent.

@@ -1,7 +1,7 @@
 //! Image names and tags: splitting `127.0.0.1:5000/ml/trainer` into registry and repository as
 //! Docker does, checking names and tags against the distribution grammar, rendering tag templates
-//! with git values made safe for tags (`feature/x` becomes `feature-x`), and the content tag that
-//! finds an image by its context digest in a registry. Pure.
+//! with git values made safe for tags (`feature/x` becomes `feature-x`), and the content tag under
+//! which a registry may hold a candidate for reuse (the records decide). Pure.
 
 use crate::config::expr;
 
@@ -95,8 +95,8 @@ fn has_registry_host(image: &str) -> bool {
     }
 }
 
-/// The tag under which an image is also pushed so that a later build with the same context
-/// digest finds it in the registry: `context-<64 hex>`.
+/// The tag under which a trusted run also pushes an image so that a later build with the same
+/// context digest finds it in the registry: `context-<64 hex>`.
 pub fn content_tag(context_digest: &str) -> String {
     format!("context-{}", context_digest.trim_start_matches("sha256:"))
 }

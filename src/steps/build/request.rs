@@ -1,13 +1,16 @@
 //! From a `build` step as written to a `BuildRequest`: every template rendered (image, tags,
 //! build arguments, labels, credentials), names checked, credentials taken from the step or the
-//! Docker `config.json`. Collects every problem instead of stopping at the first. No IO but
-//! reading the Docker `config.json`.
+//! Docker `config.json`. The configured tags are a trusted run's; a member run gets its one tag
+//! of its own instead (`trust.rs`). Collects every problem instead of stopping at the first. No
+//! IO but reading the Docker `config.json`.
 
 use super::reference::{ImageName, render_tags};
 use super::registry::{self, Credentials};
+use super::trust::member_tag;
 use super::{BuildInputs, BuildRequest, CONTEXT_DIGEST_LABEL};
 use crate::config::build::BuildStep;
 use crate::config::expr;
+use crate::model::TrustLevel;
 use crate::steps::StepContext;
 use std::collections::BTreeMap;
 
@@ -67,12 +70,16 @@ pub(super) fn request_from_step(
             None
         }
     };
-    let tags = match render_tags(&step.tags, &step_context.template_values) {
-        Ok(tags) => tags,
-        Err(tag_problems) => {
-            problems.extend(tag_problems);
-            Vec::new()
+    let tags = if step_context.trust == TrustLevel::Trusted {
+        match render_tags(&step.tags, &step_context.template_values) {
+            Ok(tags) => tags,
+            Err(tag_problems) => {
+                problems.extend(tag_problems);
+                Vec::new()
+            }
         }
+    } else {
+        vec![member_tag(&step_context.event)]
     };
     if labels.contains_key(CONTEXT_DIGEST_LABEL) {
         problems.push(format!(
