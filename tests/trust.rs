@@ -79,7 +79,8 @@ const PROBE_SCRIPT: &str = r#"
 #[test]
 fn a_branch_push_runs_in_a_container_without_the_servers_secrets_or_the_docker_engine() {
     let repo = TestRepo::new();
-    let workflow = format!("name: probe\non: {{ push: {{}} }}\njobs:\n  probe:\n    steps:{PROBE_SCRIPT}");
+    let workflow =
+        format!("name: probe\non: {{ push: {{}} }}\njobs:\n  probe:\n    steps:{PROBE_SCRIPT}");
     repo.commit(&[("workflows/probe.yaml", &workflow)], "probe");
     repo.git(&["checkout", "-q", "-b", "feature"]);
     let head = repo.commit(&[("notes.txt", "a change\n")], "change");
@@ -117,7 +118,8 @@ fn an_opted_in_host_step_runs_as_nobody_and_reads_neither_the_server_nor_its_dat
 "#,
         data = data_dir.display()
     );
-    let workflow = format!("name: probe\non: {{ push: {{}} }}\njobs:\n  probe:\n    steps:{script}");
+    let workflow =
+        format!("name: probe\non: {{ push: {{}} }}\njobs:\n  probe:\n    steps:{script}");
     repo.commit(&[("workflows/probe.yaml", &workflow)], "probe");
     repo.git(&["checkout", "-q", "-b", "feature"]);
     let head = repo.commit(&[("notes.txt", "a change\n")], "change");
@@ -138,8 +140,7 @@ fn an_opted_in_host_step_runs_as_nobody_and_reads_neither_the_server_nor_its_dat
     }
 }
 
-const GUARDED_ENVIRONMENTS: &str =
-    "name: production\nbranch: main\ngates: { approvals: 1 }\n";
+const GUARDED_ENVIRONMENTS: &str = "name: production\nbranch: main\ngates: { approvals: 1 }\n";
 
 #[test]
 fn a_branch_whose_own_environments_name_it_a_deploy_branch_cuts_no_release() {
@@ -175,15 +176,16 @@ fn a_branch_whose_own_environments_name_it_a_deploy_branch_cuts_no_release() {
     assert_eq!(deliver(&server, "push", "main-1", &body).0, 202);
     let runs = finished_runs(&server, &main, 1);
     assert_eq!(runs[0]["event"], "merge", "{runs:?}");
-    let releases: Vec<serde_json::Value> = wait_for("a release of main", Duration::from_secs(60), || {
-        let releases: Vec<serde_json::Value> = http()
-            .get(server.url("/api/releases"))
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
-        (!releases.is_empty()).then_some(releases)
-    });
+    let releases: Vec<serde_json::Value> =
+        wait_for("a release of main", Duration::from_secs(60), || {
+            let releases: Vec<serde_json::Value> = http()
+                .get(server.url("/api/releases"))
+                .send()
+                .unwrap()
+                .json()
+                .unwrap();
+            (!releases.is_empty()).then_some(releases)
+        });
     let commits: Vec<&str> = releases
         .iter()
         .map(|release| release["commit"].as_str().unwrap())
@@ -192,7 +194,13 @@ fn a_branch_whose_own_environments_name_it_a_deploy_branch_cuts_no_release() {
     assert_eq!(releases[0]["config_commit"], main.as_str());
 }
 
-fn pull_request_payload(number: u64, head_ref: &str, head: &str, base: &str, head_repository: &str) -> Vec<u8> {
+fn pull_request_payload(
+    number: u64,
+    head_ref: &str,
+    head: &str,
+    base: &str,
+    head_repository: &str,
+) -> Vec<u8> {
     let mut payload = fixture("pull_request/opened.payload.json");
     payload["action"] = "opened".into();
     payload["number"] = number.into();
@@ -208,7 +216,8 @@ fn pull_request_payload(number: u64, head_ref: &str, head: &str, base: &str, hea
 }
 
 const GUARD_POLICY: &str = "package guard\n\nimport rego.v1\n\ndeny contains msg if {\n\tsome change in input.resource_changes\n\tchange.name == \"forbidden\"\n\tmsg := \"terraform_data.forbidden is not allowed here\"\n}\n";
-const WEAK_POLICY: &str = "package guard\n\nimport rego.v1\n\ndeny contains msg if {\n\tfalse\n\tmsg := \"never\"\n}\n";
+const WEAK_POLICY: &str =
+    "package guard\n\nimport rego.v1\n\ndeny contains msg if {\n\tfalse\n\tmsg := \"never\"\n}\n";
 const INFRA: &str = "variable \"probe\" {\n  type    = string\n  default = \"unset\"\n}\n\nresource \"terraform_data\" \"probe\" {\n  input = \"probe=${var.probe}\"\n}\n";
 
 #[test]
@@ -218,16 +227,23 @@ fn a_pull_request_is_judged_by_the_default_branchs_policy_and_its_plan_sees_no_s
     let base = repo.commit(
         &[
             ("workflows/plan.yaml", workflow),
-            ("environments/dev.yaml", "name: dev\nterraform: { dir: infra }\n"),
+            (
+                "environments/dev.yaml",
+                "name: dev\nterraform: { dir: infra }\n",
+            ),
             ("policies/guard.rego", GUARD_POLICY),
             ("infra/main.tf", INFRA),
         ],
         "base",
     );
     repo.git(&["checkout", "-q", "-b", "weaken"]);
-    let forbidden = format!("{INFRA}\nresource \"terraform_data\" \"forbidden\" {{\n  input = \"x\"\n}}\n");
+    let forbidden =
+        format!("{INFRA}\nresource \"terraform_data\" \"forbidden\" {{\n  input = \"x\"\n}}\n");
     let head = repo.commit(
-        &[("policies/guard.rego", WEAK_POLICY), ("infra/main.tf", &forbidden)],
+        &[
+            ("policies/guard.rego", WEAK_POLICY),
+            ("infra/main.tf", &forbidden),
+        ],
         "add a forbidden resource and weaken the policy",
     );
     let data = tempfile::tempdir().unwrap();
@@ -238,7 +254,10 @@ fn a_pull_request_is_judged_by_the_default_branchs_policy_and_its_plan_sees_no_s
     let runs = finished_runs(&server, &head, 1);
     let log = log_of(&server, &runs[0], "plan");
     assert_eq!(runs[0]["status"], "failed", "{log}");
-    assert!(log.contains("terraform_data.forbidden is not allowed here"), "{log}");
+    assert!(
+        log.contains("terraform_data.forbidden is not allowed here"),
+        "{log}"
+    );
     assert!(log.contains("probe=unset"), "{log}");
     assert_no_marker(&log);
 }
@@ -246,7 +265,9 @@ fn a_pull_request_is_judged_by_the_default_branchs_policy_and_its_plan_sees_no_s
 #[test]
 fn a_forks_pull_request_waits_for_an_approval_then_runs_without_secrets() {
     let repo = TestRepo::new();
-    let workflow = format!("name: probe\non: {{ pull_request: {{}} }}\njobs:\n  probe:\n    steps:{PROBE_SCRIPT}");
+    let workflow = format!(
+        "name: probe\non: {{ pull_request: {{}} }}\njobs:\n  probe:\n    steps:{PROBE_SCRIPT}"
+    );
     let base = repo.commit(&[("workflows/probe.yaml", &workflow)], "base");
     repo.git(&["checkout", "-q", "-b", "outside"]);
     let head = repo.commit(&[("notes.txt", "from a fork\n")], "a fork's change");
