@@ -473,7 +473,7 @@ fn a_repository_without_webhooks_is_polled_and_new_commits_run() {
     std::fs::write(
         &config,
         format!(
-            "repositories:\n  - name: {REPOSITORY}\n    url: {}\n    poll-interval: 200ms\n",
+            "steps: {{ user: \"0:0\" }}\nrepositories:\n  - name: {REPOSITORY}\n    url: {}\n    poll-interval: 200ms\n    host-steps: true\n",
             repo.path().display()
         ),
     )
