@@ -309,7 +309,11 @@ async fn prepare_authority_tree(
     context: &JobContext,
     destination: &std::path::Path,
 ) -> anyhow::Result<Option<std::path::PathBuf>> {
-    let needs_tree = context.job.steps.iter().any(|step| step.terraform.is_some());
+    let needs_tree = context
+        .job
+        .steps
+        .iter()
+        .any(|step| step.terraform.is_some());
     let Some(commit) = context.plan.authority_commit.clone().filter(|_| needs_tree) else {
         return Ok(None);
     };
