@@ -23,6 +23,9 @@ pub struct ServerConfig {
     /// Pull-request comments, commit statuses and comment commands; none posted when absent.
     #[serde(default)]
     pub github: Option<GithubConfig>,
+    /// Limits of the HTTP front door: bodies read at once, header and body timeouts.
+    #[serde(default)]
+    pub webhook: WebhookConfig,
 }
 
 /// Promotion settings of a server.
@@ -74,4 +77,21 @@ pub struct RepositoryConfig {
     /// Watch without webhooks: fetch this often and synthesise push events (e.g. `1m`).
     #[serde(default, rename = "poll-interval")]
     pub poll_interval: Option<String>,
+}
+
+/// Limits that keep the HTTP server up under abuse; every field has a default.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Request bodies read at once (default 8); one more is answered `503` before it is read.
+    /// Bodies take at most this many times 25 MiB of memory.
+    #[serde(default, rename = "max-concurrent-bodies")]
+    pub max_concurrent_bodies: Option<usize>,
+    /// How long a client may take to send a request's line and headers (default `10s`); also
+    /// how long an idle connection stays open.
+    #[serde(default, rename = "header-timeout")]
+    pub header_timeout: Option<String>,
+    /// How long a request's whole body may take to arrive (default `30s`); later is `408`.
+    #[serde(default, rename = "body-timeout")]
+    pub body_timeout: Option<String>,
 }
