@@ -159,7 +159,9 @@ impl IntoResponse for BodyError {
             ),
             BodyError::TooLarge { limit } => (
                 StatusCode::PAYLOAD_TOO_LARGE,
-                format!("body is larger than {limit} bytes; GitHub never sends more"),
+                format!(
+                    "body is larger than {limit} bytes, the most this endpoint reads; send less"
+                ),
             ),
             BodyError::TimedOut { after } => (
                 StatusCode::REQUEST_TIMEOUT,
