@@ -555,11 +555,13 @@ fn server_config_loads_or_reports_every_problem() {
     let good = directory.path().join("good.yaml");
     std::fs::write(
         &good,
-        "listen: 127.0.0.1:9090\nmax-parallel-jobs: 2\nrepositories:\n  - name: acme/platform\n    url: /srv/git/platform\n    poll-interval: 1m\n",
+        "listen: 127.0.0.1:9090\nmax-parallel-jobs: 2\nrepositories:\n  - name: acme/platform\n    url: /srv/git/platform\n    poll-interval: 1m\nwebhook:\n  max-concurrent-bodies: 4\n  body-timeout: 1m30s\n",
     )
     .unwrap();
     let config = load_server_config(&good).expect("valid server configuration");
     assert_eq!(config.listen.as_deref(), Some("127.0.0.1:9090"));
+    assert_eq!(config.webhook.max_concurrent_bodies, Some(4));
+    assert_eq!(config.webhook.body_timeout.as_deref(), Some("1m30s"));
     assert_eq!(config.repositories[0].name, "acme/platform");
 
     let empty = directory.path().join("empty.yaml");
@@ -585,6 +587,28 @@ fn server_config_loads_or_reports_every_problem() {
             format!("{shown}:4:11: invalid repository name `platform`"),
             format!(
                 "{shown}:6:20: `poll-interval` of repository `platform`: invalid duration `often`; write e.g. `10m`, `90s` or `1h30m`"
+            ),
+        ]
+    );
+
+    let limits = directory.path().join("limits.yaml");
+    std::fs::write(
+        &limits,
+        "webhook:\n  max-concurrent-bodies: 0\n  header-timeout: 0s\n  body-timeout: soon\n",
+    )
+    .unwrap();
+    let shown = limits.display().to_string();
+    assert_eq!(
+        first_lines(&load_server_config(&limits).expect_err("problems")),
+        [
+            format!(
+                "{shown}:2:26: `webhook.max-concurrent-bodies` is 0, so no delivery would ever be read"
+            ),
+            format!(
+                "{shown}:3:19: `webhook.header-timeout` is `0s`, so every client would time out"
+            ),
+            format!(
+                "{shown}:4:17: `webhook.body-timeout`: invalid duration `soon`; write e.g. `10m`, `90s` or `1h30m`"
             ),
         ]
     );

@@ -35,6 +35,7 @@ pub fn start(data_dir: &Path, secret: &str, repository: &str) -> anyhow::Result<
         repositories: Arc::new(repositories),
         metrics: Arc::new(Metrics::default()),
         intake_wakeup: Arc::new(Notify::new()),
+        body_limits: Default::default(),
     };
     let server = InProcessServer::start(router(state))?;
     Ok(SluicePeer {

@@ -75,6 +75,7 @@ impl Engine {
                 mirrors: self.mirrors.clone(),
                 wakeup: self.intake_wakeup.clone(),
                 dispatcher_wakeup: self.dispatcher_wakeup.clone(),
+                retry: crate::scheduler::planning_retry::RetrySchedule::PLANNING,
             }
             .run(),
         );

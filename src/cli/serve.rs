@@ -3,7 +3,7 @@
 use super::Engine;
 use crate::config::{self, server::ServerConfig};
 use crate::scheduler::Poller;
-use crate::server::{AppState, Metrics, router};
+use crate::server::{AppState, BodyLimits, ConnectionSettings, Metrics, router};
 use clap::Args;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -126,6 +126,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<bool> {
         .max_parallel_jobs
         .or(file_config.max_parallel_jobs)
         .unwrap_or(4);
+    let front_door = front_door_settings(&file_config.webhook)?;
     let mut engine = Engine::open(&data_dir, repositories.clone(), max_parallel_jobs)?;
     apply_step_settings(&mut engine.settings, &file_config, &args)?;
     engine.start();
@@ -160,6 +161,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<bool> {
         repositories: Arc::new(repositories),
         metrics: Arc::new(Metrics::default()),
         intake_wakeup: engine.intake_wakeup.clone(),
+        body_limits: Arc::new(BodyLimits::new(
+            front_door.max_concurrent_bodies,
+            front_door.body_timeout,
+        )),
     };
     // Deliveries stored before a restart are planned now.
     engine.intake_wakeup.notify_one();
@@ -175,10 +180,49 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<bool> {
         "sluice: listening on http://{address} (data in {})",
         data_dir.display()
     );
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    crate::server::serve(
+        listener,
+        router(state),
+        ConnectionSettings {
+            header_timeout: front_door.header_timeout,
+        },
+        shutdown_signal(),
+    )
+    .await;
     Ok(true)
+}
+
+/// The webhook section of the server configuration, defaults filled in.
+struct FrontDoorSettings {
+    max_concurrent_bodies: usize,
+    header_timeout: std::time::Duration,
+    body_timeout: std::time::Duration,
+}
+
+fn front_door_settings(
+    config: &crate::config::server::WebhookConfig,
+) -> anyhow::Result<FrontDoorSettings> {
+    let duration = |field: &str, value: &Option<String>, default: std::time::Duration| match value {
+        None => Ok(default),
+        Some(text) => crate::config::workflow::parse_duration(text).map_err(|error| {
+            anyhow::anyhow!("webhook.{field} in the server configuration: {error}")
+        }),
+    };
+    Ok(FrontDoorSettings {
+        max_concurrent_bodies: config
+            .max_concurrent_bodies
+            .unwrap_or(crate::server::body::DEFAULT_MAX_CONCURRENT_BODIES),
+        header_timeout: duration(
+            "header-timeout",
+            &config.header_timeout,
+            crate::server::listen::DEFAULT_HEADER_TIMEOUT,
+        )?,
+        body_timeout: duration(
+            "body-timeout",
+            &config.body_timeout,
+            crate::server::body::DEFAULT_BODY_TIMEOUT,
+        )?,
+    })
 }
 
 /// Pull-request comments and commit statuses, when the configuration has a `github:` section.

@@ -30,6 +30,9 @@ pub struct ServerConfig {
     /// `pull-requests: true`.
     #[serde(default)]
     pub secrets: std::collections::BTreeMap<String, SecretScope>,
+    /// Limits of the HTTP front door: bodies read at once, header and body timeouts.
+    #[serde(default)]
+    pub webhook: WebhookConfig,
 }
 
 /// Step isolation settings of a server (`docs/security.md`).
@@ -147,4 +150,21 @@ mod tests {
         assert!(parse_memory("lots").is_err());
         assert!(parse_memory("0").is_err());
     }
+}
+
+/// Limits that keep the HTTP server up under abuse; every field has a default.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Request bodies read at once (default 8); one more is answered `503` before it is read.
+    /// Bodies take at most this many times 25 MiB of memory.
+    #[serde(default, rename = "max-concurrent-bodies")]
+    pub max_concurrent_bodies: Option<usize>,
+    /// How long a client may take to send a request's line and headers (default `10s`); also
+    /// how long an idle connection stays open.
+    #[serde(default, rename = "header-timeout")]
+    pub header_timeout: Option<String>,
+    /// How long a request's whole body may take to arrive (default `30s`); later is `408`.
+    #[serde(default, rename = "body-timeout")]
+    pub body_timeout: Option<String>,
 }

@@ -1,6 +1,8 @@
 //! Checks on a decoded server configuration that serde cannot make: a listen address with a
-//! port, at least one job at a time, repository names as GitHub spells them and unique, and
-//! valid poll intervals. Pure; the tree is used only to point at the right line.
+//! port, at least one job at a time, repository names as GitHub spells them and unique, valid
+//! poll intervals, and webhook limits that let some request through (at least one body at a
+//! time, timeouts that are durations and not zero). Pure; the tree is used only to point at the
+//! right line.
 
 use crate::config::Diagnostic;
 use crate::config::located::{PathPart, find};
@@ -37,6 +39,34 @@ pub fn check_server(path: &str, config: &ServerConfig, tree: &Node) -> Vec<Diagn
             "`max-parallel-jobs` is 0, so no job would ever run".to_string(),
             "set it to 1 or more, or leave it out for the default of 4",
         ));
+    }
+    if config.webhook.max_concurrent_bodies == Some(0) {
+        diagnostics.push(point(
+            &["webhook".into(), "max-concurrent-bodies".into()],
+            "`webhook.max-concurrent-bodies` is 0, so no delivery would ever be read".to_string(),
+            "set it to 1 or more, or leave it out for the default of 8",
+        ));
+    }
+    let timeouts = [
+        ("header-timeout", &config.webhook.header_timeout, "10s"),
+        ("body-timeout", &config.webhook.body_timeout, "30s"),
+    ];
+    for (key, value, default) in timeouts {
+        let Some(text) = value else { continue };
+        let problem = match parse_duration(text) {
+            Ok(duration) if duration.is_zero() => Some(format!(
+                "`webhook.{key}` is `{text}`, so every client would time out"
+            )),
+            Ok(_) => None,
+            Err(problem) => Some(format!("`webhook.{key}`: {problem}")),
+        };
+        if let Some(problem) = problem {
+            diagnostics.push(point(
+                &["webhook".into(), key.into()],
+                problem,
+                &format!("write a duration such as `{default}` (the default), or leave it out"),
+            ));
+        }
     }
     for (index, repository) in config.repositories.iter().enumerate() {
         let within =

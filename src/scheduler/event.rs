@@ -49,19 +49,36 @@ pub enum EventRequest {
     Ignored(String),
 }
 
+/// Why a delivery's payload cannot be planned. Planning it again gives the same answer, so the
+/// intake records it as the delivery's outcome at once.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    #[error("{event} payload is not JSON: {message}; redeliver it from GitHub's webhook settings")]
+    NotJson { event: String, message: String },
+    #[error(
+        "{event} payload has no `{field}`; GitHub always sends it, so check what sent this delivery"
+    )]
+    MissingField { event: String, field: String },
+}
+
 /// Reads the fields sluice acts on; a payload missing one is an error naming the field.
-pub fn event_from_delivery(delivery: &Delivery) -> Result<EventRequest, String> {
-    let payload: Value = serde_json::from_slice(&delivery.payload)
-        .map_err(|error| format!("payload is not JSON: {error}"))?;
+pub fn event_from_delivery(delivery: &Delivery) -> Result<EventRequest, PayloadError> {
+    let payload: Value =
+        serde_json::from_slice(&delivery.payload).map_err(|error| PayloadError::NotJson {
+            event: delivery.event.clone(),
+            message: error.to_string(),
+        })?;
     let text = |pointer: &str| {
         payload
             .pointer(pointer)
             .and_then(Value::as_str)
             .map(str::to_owned)
     };
-    let required = |pointer: &str| {
-        text(pointer).ok_or_else(|| format!("{} payload has no `{pointer}`", delivery.event))
+    let missing = |pointer: &str| PayloadError::MissingField {
+        event: delivery.event.clone(),
+        field: pointer.to_owned(),
     };
+    let required = |pointer: &str| text(pointer).ok_or_else(|| missing(pointer));
     let repository = match &delivery.repository {
         Some(name) => name.clone(),
         None => {
@@ -98,7 +115,7 @@ pub fn event_from_delivery(delivery: &Delivery) -> Result<EventRequest, String> 
                 .pointer("/number")
                 .or_else(|| payload.pointer("/pull_request/number"))
                 .and_then(Value::as_u64)
-                .ok_or("pull_request payload has no `/number`")?,
+                .ok_or_else(|| missing("/number"))?,
             action: required("/action")?,
             head_sha: required("/pull_request/head/sha")?,
             head_ref: required("/pull_request/head/ref")?,

@@ -1,16 +1,25 @@
 //! The intake worker: takes accepted deliveries in arrival order and plans each exactly once.
 //! Planning a delivery and recording its runs is one store transaction, so a crash at any moment
-//! either leaves the delivery pending (planned again after restart) or fully planned.
+//! either leaves the delivery pending (planned again after restart) or fully planned. A delivery
+//! whose planning fails for a reason that may pass is deferred in the store with backoff and
+//! tried again on its own schedule, while later deliveries are planned meanwhile; a payload that
+//! can never be planned gets its error as its outcome at once.
 
 use super::Mirrors;
 use super::event::{self, EventRequest};
+use super::planning_retry::{PlanningError, RetrySchedule};
 use crate::model::Delivery;
-use crate::store::Store;
+use crate::store::{PendingDelivery, Store, StoreResult};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::Notify;
 
-/// How many times a delivery is planned before its error becomes its outcome.
-const PLANNING_ATTEMPTS: u32 = 4;
+/// Deliveries read from the store at a time.
+const BATCH: usize = 64;
+
+/// The shortest pause before looking for due deliveries again, so that a retry time that is
+/// already past can never make the worker spin.
+const MIN_WAIT: Duration = Duration::from_millis(20);
 
 pub struct IntakeWorker {
     pub store: Arc<dyn Store>,
@@ -19,71 +28,131 @@ pub struct IntakeWorker {
     pub wakeup: Arc<Notify>,
     /// Woken after runs were recorded, so the dispatcher starts them.
     pub dispatcher_wakeup: Arc<Notify>,
+    /// When a delivery whose planning failed for a passing reason is tried again.
+    pub retry: RetrySchedule,
 }
 
 impl IntakeWorker {
-    /// Runs until the process ends. Deliveries left pending by a crash are planned first.
+    /// Runs until the process ends. Deliveries left pending by a crash are planned first; those
+    /// deferred before it keep their retry times.
     pub async fn run(self) {
         loop {
-            let store = self.store.clone();
-            let pending =
-                match tokio::task::spawn_blocking(move || store.pending_deliveries(64)).await {
-                    Ok(Ok(pending)) => pending,
-                    Ok(Err(error)) => {
-                        tracing::error!(%error, "cannot read pending deliveries; retrying");
-                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                        continue;
-                    }
-                    Err(error) => {
-                        tracing::error!(%error, "intake task failed");
-                        continue;
-                    }
-                };
-            if pending.is_empty() {
-                self.wakeup.notified().await;
+            let now = chrono::Utc::now();
+            let due = match self
+                .with_store(move |store| store.due_deliveries(now, BATCH))
+                .await
+            {
+                Some(due) => due,
+                None => {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if due.is_empty() {
+                self.wait_for_work().await;
                 continue;
             }
-            for delivery in pending {
-                self.plan_delivery(delivery).await;
+            for pending in due {
+                self.plan_delivery(pending).await;
             }
             self.dispatcher_wakeup.notify_one();
         }
     }
 
-    async fn plan_delivery(&self, delivery: Delivery) {
+    /// Until a delivery is stored or the earliest deferred one is due, whichever comes first.
+    async fn wait_for_work(&self) {
+        let next_retry = self
+            .with_store(|store| store.next_delivery_retry())
+            .await
+            .unwrap_or_else(|| Some(chrono::Utc::now() + chrono::TimeDelta::seconds(1)));
+        match next_retry {
+            None => self.wakeup.notified().await,
+            Some(due_at) => {
+                let wait = (due_at - chrono::Utc::now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .max(MIN_WAIT);
+                tokio::select! {
+                    _ = self.wakeup.notified() => {}
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    }
+
+    /// Runs a store call off the async threads; `None` (logged) when it failed.
+    async fn with_store<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&dyn Store) -> StoreResult<T> + Send + 'static,
+    ) -> Option<T> {
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || work(store.as_ref())).await {
+            Ok(Ok(value)) => Some(value),
+            Ok(Err(error)) => {
+                tracing::error!(%error, "cannot read the deliveries to plan; retrying");
+                None
+            }
+            Err(error) => {
+                tracing::error!(%error, "intake task failed");
+                None
+            }
+        }
+    }
+
+    async fn plan_delivery(&self, pending: PendingDelivery) {
         let store = self.store.clone();
         let mirrors = self.mirrors.clone();
-        let delivery_id = delivery.id.clone();
+        let retry = self.retry;
+        let delivery_id = pending.delivery.id.clone();
         let result = tokio::task::spawn_blocking(move || {
-            // A remote can be briefly unreachable, or GitHub can deliver before the pushed commit
-            // is fetchable: try a few times with growing pauses before giving up. Deliveries stay
-            // in order meanwhile, which keeps runs in git order.
-            let mut attempt = 0;
-            let (outcome, runs) = loop {
-                attempt += 1;
-                match plan_delivery(&mirrors, &delivery) {
-                    Ok(planned) => break planned,
-                    Err(error) if attempt < PLANNING_ATTEMPTS => {
-                        tracing::warn!(delivery = %delivery.id, attempt, error = %format!("{error:#}"), "planning failed; retrying");
-                        std::thread::sleep(std::time::Duration::from_millis(500 << attempt));
-                    }
-                    // Still failing: the delivery is completed with the error as its outcome,
-                    // so it is visible and never retried forever.
-                    Err(error) => {
-                        tracing::error!(delivery = %delivery.id, error = %format!("{error:#}"), "planning failed; giving up");
-                        break (format!("error: {error:#}"), Vec::new());
+            let PendingDelivery {
+                delivery,
+                failed_attempts,
+            } = pending;
+            let (outcome, runs) = match plan_delivery(&mirrors, &delivery) {
+                Ok(planned) => planned,
+                Err(error) => {
+                    let failed_attempts = failed_attempts + 1;
+                    let message = error.to_string();
+                    match retry.delay_after(failed_attempts) {
+                        Some(delay) if !error.is_permanent() => {
+                            let now = chrono::Utc::now();
+                            let next_attempt_at = chrono::TimeDelta::from_std(delay)
+                                .ok()
+                                .and_then(|delay| now.checked_add_signed(delay))
+                                .unwrap_or(now);
+                            tracing::warn!(delivery = %delivery.id, attempt = failed_attempts, retry_in = ?delay, error = %message, "planning failed; trying again later");
+                            return store
+                                .defer_delivery(&delivery.id, &message, next_attempt_at)
+                                .map(|_| ());
+                        }
+                        // The payload itself is unusable: no attempt can change that.
+                        _ if error.is_permanent() => {
+                            tracing::warn!(delivery = %delivery.id, error = %message, "delivery cannot be planned");
+                            (format!("error: {message}"), Vec::new())
+                        }
+                        // Still failing: the error becomes the outcome, visible and final.
+                        _ => {
+                            tracing::error!(delivery = %delivery.id, attempts = failed_attempts, error = %message, "planning failed; giving up");
+                            (
+                                format!("error: {message} (gave up after {failed_attempts} attempts)"),
+                                Vec::new(),
+                            )
+                        }
                     }
                 }
             };
             tracing::info!(delivery = %delivery.id, event = %delivery.event, %outcome, "delivery planned");
             release_locks_of_closed_pull_request(store.as_ref(), &delivery);
-            store.complete_delivery(&delivery.id, &outcome, &runs)
+            store
+                .complete_delivery(&delivery.id, &outcome, &runs)
+                .map(|_| ())
         })
         .await;
         match result {
-            Ok(Ok(_)) => {}
+            Ok(Ok(())) => {}
             Ok(Err(error)) => {
-                tracing::error!(delivery = %delivery_id, %error, "cannot record the planned runs")
+                tracing::error!(delivery = %delivery_id, %error, "cannot record the planning of a delivery")
             }
             Err(error) => tracing::error!(delivery = %delivery_id, %error, "planning task failed"),
         }
@@ -121,18 +190,24 @@ fn release_locks_of_closed_pull_request(store: &dyn crate::store::Store, deliver
     }
 }
 
-/// Blocking: the whole path from a stored delivery to the runs it starts.
+/// Blocking: the whole path from a stored delivery to the runs it starts. A payload that cannot
+/// be read is a `PlanningError::Payload`; anything git or the mirror does is transient.
 fn plan_delivery(
     mirrors: &Mirrors,
     delivery: &Delivery,
-) -> anyhow::Result<(String, Vec<crate::store::NewRun>)> {
+) -> Result<(String, Vec<crate::store::NewRun>), PlanningError> {
     let (approved, approved_by) =
-        match super::approval::unwrap_approval(delivery).map_err(anyhow::Error::msg)? {
+        match super::approval::unwrap_approval(delivery).map_err(|message| {
+            super::event::PayloadError::NotJson {
+                event: super::approval::APPROVAL_EVENT.to_owned(),
+                message,
+            }
+        })? {
             Some((inner, approver)) => (inner, Some(approver)),
             None => (delivery.clone(), None),
         };
     let delivery = &approved;
-    let request = event::event_from_delivery(delivery).map_err(anyhow::Error::msg)?;
+    let request = event::event_from_delivery(delivery)?;
     if let EventRequest::Ignored(reason) = &request {
         return Ok((reason.clone(), Vec::new()));
     }
@@ -165,4 +240,116 @@ fn plan_delivery(
         ),
         runs,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SqliteStore;
+    use std::collections::BTreeMap;
+    use std::time::Instant;
+
+    const REPOSITORY: &str = "acme/ml-platform";
+
+    fn delivery(id: &str, event: &str, payload: serde_json::Value) -> Delivery {
+        Delivery {
+            id: id.to_owned(),
+            event: event.to_owned(),
+            repository: Some(REPOSITORY.to_owned()),
+            payload: serde_json::to_vec(&payload).unwrap(),
+            received_at: chrono::Utc::now(),
+        }
+    }
+
+    /// Outcome kind (`pending`, `planned`, `ignored`, `error`) of each event's deliveries.
+    fn outcomes(store: &dyn Store) -> BTreeMap<String, String> {
+        store
+            .stats()
+            .unwrap()
+            .deliveries_by_event
+            .into_iter()
+            .map(|(event, kind, _)| (event, kind))
+            .collect()
+    }
+
+    fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + limit;
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_fetch_is_retried_later_while_the_next_deliveries_are_planned_at_once() {
+        let directory = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&directory.path().join("sluice.db")).unwrap());
+        let unreachable = directory.path().join("no-such-repository");
+        let mirrors = Arc::new(Mirrors::new(
+            directory.path().join("mirrors"),
+            BTreeMap::from([(REPOSITORY.to_owned(), unreachable.display().to_string())]),
+        ));
+        // Planning this one needs git, which fails: a reason that may pass.
+        let pull_request = serde_json::json!({
+            "action": "opened",
+            "number": 7,
+            "pull_request": {
+                "head": { "sha": "1".repeat(40), "ref": "feature" },
+                "base": { "ref": "main" }
+            }
+        });
+        store
+            .insert_delivery(&delivery("d-1", "pull_request", pull_request))
+            .unwrap();
+        // Never needs git.
+        store
+            .insert_delivery(&delivery("d-2", "star", serde_json::json!({})))
+            .unwrap();
+        // Can never be planned: no attempt may be spent on it after the first.
+        let no_after = serde_json::json!({ "ref": "refs/heads/main" });
+        store
+            .insert_delivery(&delivery("d-3", "push", no_after))
+            .unwrap();
+        let started = Instant::now();
+        let worker = tokio::spawn(
+            IntakeWorker {
+                store: store.clone(),
+                mirrors,
+                wakeup: Arc::new(Notify::new()),
+                dispatcher_wakeup: Arc::new(Notify::new()),
+                retry: RetrySchedule {
+                    first_delay: Duration::from_secs(1),
+                    max_delay: Duration::from_secs(1),
+                    max_attempts: 2,
+                },
+            }
+            .run(),
+        );
+        let reader = store.clone();
+        tokio::task::spawn_blocking(move || {
+            wait_until(
+                "the later deliveries are planned",
+                Duration::from_secs(10),
+                || {
+                    let now = outcomes(reader.as_ref());
+                    now.get("star").is_some_and(|kind| kind == "ignored")
+                        && now.get("push").is_some_and(|kind| kind == "error")
+                },
+            );
+            let meanwhile = outcomes(reader.as_ref());
+            assert_eq!(meanwhile["pull_request"], "pending", "{meanwhile:?}");
+            wait_until(
+                "the retried delivery gives up",
+                Duration::from_secs(10),
+                || outcomes(reader.as_ref())["pull_request"] == "error",
+            );
+            assert_eq!(reader.next_delivery_retry().unwrap(), None);
+        })
+        .await
+        .unwrap();
+        // The second attempt waited for its time (one second), not for a wake-up or a poll.
+        assert!(started.elapsed() >= Duration::from_secs(1));
+        worker.abort();
+    }
 }

@@ -13,12 +13,13 @@ pub mod forge_feedback;
 mod intake;
 mod job;
 mod mirrors;
+pub mod planning_retry;
 mod poll;
 pub mod promotion;
 pub mod releases;
 
 pub use dispatch::{Dispatcher, RunUpdate};
-pub use event::{EventRequest, event_from_delivery};
+pub use event::{EventRequest, PayloadError, event_from_delivery};
 pub use forge_feedback::{ForgeFeedback, answer_comment_delivery};
 pub use intake::IntakeWorker;
 pub use mirrors::Mirrors;

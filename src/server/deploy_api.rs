@@ -1,14 +1,17 @@
 //! The promotion API: read releases, status and history; approve, promote and roll back. Writes
 //! need `Authorization: Bearer <SLUICE_API_TOKEN>` and are refused when no token is configured.
-//! The acting person is named by the `actor` field of the body.
+//! The acting person is named by the `actor` field of the body, which is read and parsed only
+//! after the token was checked.
 
 use super::{ApiError, AppState};
 use crate::deploy::Release;
 use crate::deploy::actions::{self, ActionError};
 use crate::deploy::state::{AuditEntry, DeployStore, RequestAction};
 use axum::Json;
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -104,14 +107,39 @@ pub(super) fn authorise(state: &AppState, headers: &HeaderMap) -> Result<(), Api
     }
 }
 
+/// An action's body is a few names; nothing larger is read.
+const MAX_ACTION_BODY_BYTES: usize = 64 * 1024;
+
 /// `POST /api/environments/{environment}/{approve|promote|rollback}`.
 pub async fn act(
     State(state): State<AppState>,
     Path((environment, verb)): Path<(String, String)>,
     headers: HeaderMap,
-    Json(body): Json<ActionBody>,
+    body: Body,
+) -> Result<(StatusCode, Json<serde_json::Value>), Response> {
+    authorise(&state, &headers).map_err(IntoResponse::into_response)?;
+    let body = state
+        .body_limits
+        .read(&headers, body, MAX_ACTION_BODY_BYTES)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let body: ActionBody = serde_json::from_slice(&body.bytes).map_err(|error| {
+        ApiError::bad_request(format!(
+            "the body is not an action: {error}; send {{\"actor\": \"LOGIN\", \"release\": \"RELEASE\"}}"
+        ))
+        .into_response()
+    })?;
+    act_as(state, environment, verb, body)
+        .await
+        .map_err(IntoResponse::into_response)
+}
+
+async fn act_as(
+    state: AppState,
+    environment: String,
+    verb: String,
+    body: ActionBody,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    authorise(&state, &headers)?;
     if body.actor.trim().is_empty() {
         return Err(ApiError::bad_request("`actor` must name the person acting"));
     }

@@ -1,5 +1,6 @@
 //! Prometheus text exposition: deliveries by event and outcome, the intake latency histogram,
-//! runs and jobs by status and the queue depth (read from the store at scrape time).
+//! runs and jobs by status and the queue depth (read from the store at scrape time). Every label
+//! comes from a fixed set, so what clients send can never add series.
 
 use super::{ApiError, AppState};
 use axum::extract::State;
@@ -16,22 +17,51 @@ const LATENCY_BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
+/// The GitHub events counted under their own name; every other `X-GitHub-Event` is `other`.
+const KNOWN_EVENTS: [&str; 16] = [
+    "check_run",
+    "check_suite",
+    "create",
+    "delete",
+    "deployment",
+    "deployment_status",
+    "installation",
+    "issue_comment",
+    "ping",
+    "pull_request",
+    "pull_request_review",
+    "pull_request_review_comment",
+    "push",
+    "release",
+    "status",
+    "workflow_run",
+];
+
+/// The `event` label for an `X-GitHub-Event` header: a known event's name, `other` for any other
+/// value, `unknown` when the header is missing or empty.
+pub fn event_label(header: Option<&str>) -> &'static str {
+    match header {
+        None | Some("") => "unknown",
+        Some(event) => KNOWN_EVENTS
+            .iter()
+            .find(|known| **known == event)
+            .copied()
+            .unwrap_or("other"),
+    }
+}
+
 #[derive(Default)]
 pub struct Metrics {
-    deliveries: Mutex<BTreeMap<(String, &'static str), u64>>,
+    deliveries: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_micros: AtomicU64,
 }
 
 impl Metrics {
-    pub fn observe_delivery(&self, event: &str, outcome: &'static str, elapsed: Duration) {
-        // Events are GitHub's names; cap the label's length so a hostile header cannot bloat metrics.
-        let event: String = event
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .take(40)
-            .collect();
+    /// Counts one answer at the webhook endpoint; `event` is the `X-GitHub-Event` header as sent.
+    pub fn observe_delivery(&self, event: Option<&str>, outcome: &'static str, elapsed: Duration) {
+        let event = event_label(event);
         if let Ok(mut deliveries) = self.deliveries.lock() {
             *deliveries.entry((event, outcome)).or_insert(0) += 1;
         }
@@ -106,4 +136,51 @@ pub async fn render(State(state): State<AppState>) -> Result<impl IntoResponse, 
     );
     let _ = writeln!(out, "sluice_queue_depth{{queue=\"jobs\"}} {queued_jobs}");
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_events_keep_their_name_and_everything_else_is_other_or_unknown() {
+        for event in [
+            "push",
+            "pull_request",
+            "issue_comment",
+            "ping",
+            "check_run",
+            "delete",
+        ] {
+            assert_eq!(event_label(Some(event)), event);
+        }
+        assert_eq!(event_label(Some("Push")), "other");
+        assert_eq!(event_label(Some("push ")), "other");
+        assert_eq!(event_label(Some("x9f2k1q")), "other");
+        assert_eq!(event_label(None), "unknown");
+        assert_eq!(event_label(Some("")), "unknown");
+    }
+
+    #[test]
+    fn a_thousand_different_event_headers_add_one_series_per_outcome() {
+        let metrics = Metrics::default();
+        for index in 0..1000 {
+            let event = format!("made_up_event_{index}");
+            metrics.observe_delivery(Some(&event), "bad_signature", Duration::from_millis(1));
+        }
+        metrics.observe_delivery(Some("push"), "accepted", Duration::from_millis(1));
+        let mut out = String::new();
+        metrics.render_intake(&mut out);
+        let series: Vec<&str> = out
+            .lines()
+            .filter(|line| line.starts_with("sluice_webhook_deliveries_total{"))
+            .collect();
+        assert_eq!(
+            series,
+            [
+                "sluice_webhook_deliveries_total{event=\"other\",outcome=\"bad_signature\"} 1000",
+                "sluice_webhook_deliveries_total{event=\"push\",outcome=\"accepted\"} 1",
+            ]
+        );
+    }
 }

@@ -3,8 +3,11 @@
 //! plans or runs anything itself; it wakes the intake worker instead.
 
 mod api;
+pub mod body;
 mod deploy_api;
 mod error;
+pub mod json_depth;
+pub mod listen;
 pub mod metrics;
 mod run_approval;
 pub mod webhook;
@@ -17,7 +20,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
+pub use body::BodyLimits;
 pub use error::ApiError;
+pub use listen::{ConnectionSettings, serve};
 pub use metrics::Metrics;
 
 /// GitHub refuses to send payloads over 25 MiB; neither do we accept them.
@@ -39,6 +44,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Signalled after a delivery is stored, so the intake worker plans it at once.
     pub intake_wakeup: Arc<Notify>,
+    /// How many request bodies are read at once, and how long one may take.
+    pub body_limits: Arc<BodyLimits>,
 }
 
 /// The whole HTTP application; tests call `router(state).oneshot(request)`.

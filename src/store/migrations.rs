@@ -205,6 +205,15 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX built_images_by_content ON built_images (repository, context_digest, id);
     "#,
+    // 8: planning a delivery that failed for a reason that may pass (git unreachable, commit not
+    // yet fetchable) is tried again later: failed attempts, the last error, and when to retry.
+    r#"
+    ALTER TABLE deliveries ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE deliveries ADD COLUMN last_error TEXT;
+    ALTER TABLE deliveries ADD COLUMN next_attempt_at TEXT;
+    CREATE INDEX deliveries_deferred ON deliveries (next_attempt_at)
+        WHERE planned_at IS NULL AND next_attempt_at IS NOT NULL;
+    "#,
 ];
 
 /// The schema version this build writes.

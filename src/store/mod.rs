@@ -5,6 +5,7 @@
 //! several replicas) can implement it later; methods are synchronous and async callers wrap them
 //! in `tokio::task::spawn_blocking`.
 
+mod delivery_retries;
 mod deploy;
 mod error;
 mod images;
@@ -40,6 +41,13 @@ pub enum Inserted {
     New,
     /// A delivery with the same id was already stored; nothing was written.
     Duplicate,
+}
+
+/// A delivery not yet planned, with the planning attempts that failed so far.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingDelivery {
+    pub delivery: Delivery,
+    pub failed_attempts: u32,
 }
 
 /// One job of a run about to be created.
@@ -96,6 +104,27 @@ pub trait Store: TerraformStore + ImageRecords + Send + Sync {
 
     /// One stored delivery by its id, planned or not.
     fn delivery(&self, id: &str) -> StoreResult<Option<Delivery>>;
+
+    /// Deliveries not yet planned that are due at `now`: never tried, or deferred to `now` or
+    /// earlier by `defer_delivery`. Oldest first, with their failed attempts.
+    fn due_deliveries(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<PendingDelivery>>;
+
+    /// Durable when it returns: planning the pending delivery failed once more with `error`; it
+    /// is not due again before `next_attempt_at`. Returns the failed attempts so far. A delivery
+    /// planned meanwhile is left as it is.
+    fn defer_delivery(
+        &self,
+        delivery_id: &str,
+        error: &str,
+        next_attempt_at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<u32>;
+
+    /// When the earliest deferred delivery is due; `None` when no delivery waits for a retry.
+    fn next_delivery_retry(&self) -> StoreResult<Option<chrono::DateTime<chrono::Utc>>>;
 
     /// In ONE transaction: mark the delivery planned with an outcome text ("2 runs", "ignored:
     /// event `star` is not handled", "error: ...") and insert its runs (with their jobs). Returns

@@ -32,7 +32,7 @@ pub(crate) fn optional_timestamp(
     text.map(|text| parse_timestamp(column, &text)).transpose()
 }
 
-fn parse_timestamp(column: &str, text: &str) -> rusqlite::Result<DateTime<Utc>> {
+pub(crate) fn parse_timestamp(column: &str, text: &str) -> rusqlite::Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text)
         .map(|timestamp| timestamp.with_timezone(&Utc))
         .map_err(|error| conversion_error(column, format!("`{text}` is not a timestamp: {error}")))

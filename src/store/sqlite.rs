@@ -5,7 +5,10 @@
 
 use super::error::{Failure, FailureResult, StoreError, StoreResult};
 use super::writer::{WriteCounts, Writer};
-use super::{Inserted, NewRun, RunFilter, Store, StoreStats, migrations, outputs, reads, writes};
+use super::{
+    Inserted, NewRun, PendingDelivery, RunFilter, Store, StoreStats, delivery_retries, migrations,
+    outputs, reads, writes,
+};
 use crate::model::{Delivery, Run, RunId, Status, StepRecord};
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
@@ -165,6 +168,37 @@ impl Store for SqliteStore {
         self.read("reading a delivery", move |connection| {
             reads::delivery(connection, &id)
         })
+    }
+
+    fn due_deliveries(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<PendingDelivery>> {
+        self.read("listing deliveries due for planning", |connection| {
+            delivery_retries::due_deliveries(connection, now, limit)
+        })
+    }
+
+    fn defer_delivery(
+        &self,
+        delivery_id: &str,
+        error: &str,
+        next_attempt_at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<u32> {
+        let delivery_id = delivery_id.to_string();
+        let error = error.to_string();
+        self.writer
+            .write("deferring a delivery", move |connection| {
+                delivery_retries::defer_delivery(connection, &delivery_id, &error, next_attempt_at)
+            })
+    }
+
+    fn next_delivery_retry(&self) -> StoreResult<Option<chrono::DateTime<chrono::Utc>>> {
+        self.read(
+            "finding the next delivery retry",
+            delivery_retries::next_delivery_retry,
+        )
     }
 
     fn complete_delivery(
