@@ -49,5 +49,4 @@ mod tests {
         check(deleted, true);
         check(case, false);
     }
-
 }

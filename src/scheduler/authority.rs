@@ -59,8 +59,14 @@ mod tests {
     fn only_a_merge_is_trusted_and_a_fork_never_is() {
         assert_eq!(trust_level(EventKind::Merge, false), TrustLevel::Trusted);
         assert_eq!(trust_level(EventKind::Push, false), TrustLevel::Member);
-        assert_eq!(trust_level(EventKind::PullRequest, false), TrustLevel::Member);
-        assert_eq!(trust_level(EventKind::PullRequest, true), TrustLevel::Untrusted);
+        assert_eq!(
+            trust_level(EventKind::PullRequest, false),
+            TrustLevel::Member
+        );
+        assert_eq!(
+            trust_level(EventKind::PullRequest, true),
+            TrustLevel::Untrusted
+        );
         assert!(TrustLevel::Untrusted < TrustLevel::Member);
         assert!(TrustLevel::Member < TrustLevel::Trusted);
     }

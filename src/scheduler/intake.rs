@@ -138,7 +138,9 @@ fn plan_delivery(
     let authority = super::authority::read_authority(&mirror)?;
     event::classify(&mut event, authority.as_ref());
     let trust = super::authority::trust_level(event.kind, request.is_from_fork());
-    let authority_commit = authority.as_ref().map(|authority| authority.commit.as_str());
+    let authority_commit = authority
+        .as_ref()
+        .map(|authority| authority.commit.as_str());
     let runs = super::plan_runs_for(&files, &event, trust, authority_commit);
     Ok((
         format!(
