@@ -309,7 +309,11 @@ async fn prepare_authority_tree(
     context: &JobContext,
     destination: &std::path::Path,
 ) -> anyhow::Result<Option<std::path::PathBuf>> {
-    let needs_tree = context.job.steps.iter().any(|step| step.terraform.is_some());
+    let needs_tree = context
+        .job
+        .steps
+        .iter()
+        .any(|step| step.terraform.is_some());
     let Some(commit) = context.plan.authority_commit.clone().filter(|_| needs_tree) else {
         return Ok(None);
     };
@@ -389,25 +393,23 @@ fn build_spec(
     })
 }
 
-/// Replaces `${{ expression }}` only; shell text such as `{{.ID}}` is left alone.
+/// Replaces `${{ expression }}` only; shell text such as `{{.ID}}` is left alone. A value is
+/// pasted once and never read again for placeholders, so a branch named `${{ secrets.X }}`
+/// stays that text. The loader keeps values outsiders choose out of `run:` scripts
+/// (`config::untrusted`); in `env:` they arrive as data.
 pub(crate) fn render_expressions(text: &str, context: &expr::Context) -> Result<String, String> {
     let mut rendered = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("${{") {
-        rendered.push_str(&rest[..start]);
-        let after = &rest[start + 3..];
-        let end = after
-            .find("}}")
-            .ok_or_else(|| format!("unclosed `${{{{` in `{text}`"))?;
-        let value = expr::evaluate(after[..end].trim(), context)?;
-        match value {
-            serde_json::Value::String(text) => rendered.push_str(&text),
+    let mut copied_up_to = 0;
+    for placeholder in expr::placeholders(text)? {
+        rendered.push_str(&text[copied_up_to..placeholder.start]);
+        match expr::evaluate(placeholder.expression.trim(), context)? {
+            serde_json::Value::String(value) => rendered.push_str(&value),
             serde_json::Value::Null => {}
             other => rendered.push_str(&other.to_string()),
         }
-        rest = &after[end + 2..];
+        copied_up_to = placeholder.end;
     }
-    rendered.push_str(rest);
+    rendered.push_str(&text[copied_up_to..]);
     Ok(rendered)
 }
 
@@ -477,5 +479,30 @@ async fn write_log(
         let store = store.clone();
         let job_name = job.clone();
         let _ = tokio::task::spawn_blocking(move || store.append_log(run, &job_name, &batch)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pasted_value_is_never_read_again_for_placeholders() {
+        let context = expr::Context {
+            values: serde_json::json!({
+                "git": { "branch": "${{ secrets.TOKEN }}-$(id)" },
+                "secrets": { "TOKEN": "hunter2-token" },
+            }),
+            job_status: expr::JobStatusView::default(),
+        };
+        assert_eq!(
+            render_expressions("branch=${{ git.branch }} {{ .ID }}", &context).unwrap(),
+            "branch=${{ secrets.TOKEN }}-$(id) {{ .ID }}"
+        );
+        assert!(
+            render_expressions("${{ git.branch", &context)
+                .unwrap_err()
+                .contains("unclosed")
+        );
     }
 }
