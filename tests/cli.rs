@@ -143,6 +143,9 @@ fn secrets_reach_steps_but_never_the_log() {
             repo.path().to_str().unwrap(),
             "--commit",
             &commit,
+            // Secrets reach trusted runs: a merge.
+            "--event",
+            "merge",
             "--json",
         ])
         .env("SLUICE_DATA_DIR", data.path())
