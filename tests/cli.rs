@@ -201,3 +201,96 @@ fn a_step_timeout_kills_the_step_and_fails_the_job() {
         runs[0]
     );
 }
+
+/// Runs HEAD of `repo` on a new branch with this name (a valid git ref that holds shell code).
+fn run_on_branch(repo: &TestRepo, branch: &str, data_dir: &std::path::Path) -> serde_json::Value {
+    repo.git(&["checkout", "-q", "-b", branch]);
+    repo.commit(&[], &format!("on {branch}"));
+    let output = sluice(
+        &[
+            "run",
+            "--repo",
+            repo.path().to_str().unwrap(),
+            "--commit",
+            "HEAD",
+            "--json",
+        ],
+        data_dir,
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
+        panic!(
+            "--json prints runs:\n{}{}",
+            text(&output.stdout),
+            text(&output.stderr)
+        )
+    })
+}
+
+/// A directory whose path can be part of a branch name (no component starts with a dot).
+fn marker_directory() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("sluice-marker-")
+        .tempdir()
+        .unwrap()
+}
+
+#[test]
+fn a_branch_name_is_never_pasted_into_a_run_script() {
+    let markers = marker_directory();
+    let repo = TestRepo::new();
+    repo.commit(
+        &[("workflows/ci.yaml", "name: ci\non: { push: {} }\njobs:\n  greet:\n    steps:\n      - run: echo building ${{ git.branch }}\n")],
+        "pipeline that pastes the branch",
+    );
+    let markers_path = markers.path().display().to_string();
+    for branch in [
+        format!("a;touch${{IFS}}{markers_path}/semicolon"),
+        format!("$(touch${{IFS}}{markers_path}/substitution)"),
+    ] {
+        let data = tempfile::tempdir().unwrap();
+        let runs = run_on_branch(&repo, &branch, data.path());
+        assert_eq!(runs[0]["status"], "failed", "{runs}");
+        assert_eq!(runs[0]["jobs"], serde_json::json!([]), "no job ran: {runs}");
+        let reason = runs[0]["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains("workflows/ci.yaml:6:28: `${{ git.branch }}` in `run:` can be chosen by whoever pushes"),
+            "{reason}"
+        );
+    }
+    let created: Vec<_> = std::fs::read_dir(markers.path())
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(
+        created.is_empty(),
+        "a branch name ran as shell code: {created:?}"
+    );
+}
+
+#[test]
+fn a_branch_name_passed_through_env_is_printed_literally() {
+    let markers = marker_directory();
+    let repo = TestRepo::new();
+    repo.commit(
+        &[("workflows/ci.yaml", "name: ci\non: { push: {} }\njobs:\n  greet:\n    steps:\n      - run: echo \"building $BRANCH\"\n        env: { BRANCH: \"${{ git.branch }}\" }\n")],
+        "pipeline that passes the branch as data",
+    );
+    let branch = format!(
+        "$(touch${{IFS}}{}/substitution)-${{{{secrets.TOKEN}}}}",
+        markers.path().display()
+    );
+    let data = tempfile::tempdir().unwrap();
+    let runs = run_on_branch(&repo, &branch, data.path());
+    assert_eq!(runs[0]["status"], "succeeded", "{runs}");
+    let logs = sluice(&["logs", &runs[0]["id"].to_string(), "greet"], data.path());
+    let log = text(&logs.stdout);
+    assert!(log.contains(&format!("building {branch}\n")), "{log}");
+    let created: Vec<_> = std::fs::read_dir(markers.path())
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(
+        created.is_empty(),
+        "a branch name ran as shell code: {created:?}"
+    );
+}
