@@ -452,22 +452,34 @@ fn sanitize(name: &str) -> String {
         .collect()
 }
 
-/// Batches log lines into the store and forwards them to watchers, redacting first.
+/// Batches log lines into the store and forwards them to watchers, redacting first. The
+/// redactor sees the pieces as one stream, so a secret split across two of them is still
+/// found; what it holds back is written when the job's log ends.
 async fn write_log(
     store: Arc<dyn Store>,
     updates: broadcast::Sender<RunUpdate>,
     run: RunId,
     job: String,
-    redactor: Redactor,
+    mut redactor: Redactor,
     mut lines: mpsc::UnboundedReceiver<String>,
 ) {
-    while let Some(first) = lines.recv().await {
-        let mut batch = redactor.redact(&first);
-        while let Ok(next) = lines.try_recv() {
-            batch.push_str(&redactor.redact(&next));
+    let mut finished = false;
+    while !finished {
+        let mut batch = match lines.recv().await {
+            Some(first) => redactor.push(&first),
+            None => {
+                finished = true;
+                redactor.finish()
+            }
+        };
+        while !finished && let Ok(next) = lines.try_recv() {
+            batch.push_str(&redactor.push(&next));
             if batch.len() > 64 * 1024 {
                 break;
             }
+        }
+        if batch.is_empty() {
+            continue;
         }
         for line in batch.lines() {
             let _ = updates.send(RunUpdate::LogLine {
