@@ -294,3 +294,93 @@ fn a_branch_name_passed_through_env_is_printed_literally() {
         "a branch name ran as shell code: {created:?}"
     );
 }
+
+/// A PEM-shaped key: armour lines around 64-column base64 lines, the last one shorter.
+fn pem_like_key() -> String {
+    use base64::Engine;
+    let bytes: Vec<u8> = (0..700u32).map(|index| (index * 37 % 251) as u8).collect();
+    let body = base64::engine::general_purpose::STANDARD.encode(bytes);
+    let lines: Vec<&str> = body
+        .as_bytes()
+        .chunks(64)
+        .map(|chunk| std::str::from_utf8(chunk).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        lines.join("\n")
+    )
+}
+
+#[test]
+fn a_key_its_base64_and_its_base64url_never_reach_the_log() {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+    let key = pem_like_key();
+    let repo = TestRepo::new();
+    let commit = repo.commit(
+        &[(
+            "workflows/ci.yaml",
+            "\
+name: ci
+on: { push: {} }
+jobs:
+  print-key:
+    steps:
+      - env: { KEY: \"${{ secrets.DEPLOY_KEY }}\" }
+        run: |
+          echo \"$KEY\"
+          printf '%s' \"$KEY\" | sed 's/^/line: /'
+          printf '%s' \"$KEY\" | base64
+          printf '%s' \"$KEY\" | base64 -w0; echo
+          printf '%s' \"$KEY\" | base64 -w0 | tr '+/' '-_'; echo
+          printf '%s' \"$KEY\" | base64 -w0 | tr '+/' '-_' | tr -d '='; echo
+          echo printed
+",
+        )],
+        "print a key",
+    );
+    let data = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["run", "--repo", repo.path().to_str().unwrap()])
+        .args(["--commit", &commit, "--event", "merge", "--json"])
+        .env("SLUICE_DATA_DIR", data.path())
+        .env("SLUICE_SECRET_DEPLOY_KEY", &key)
+        .output()
+        .unwrap();
+    let runs: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(runs[0]["status"], "succeeded", "{runs}");
+    let logs = sluice(
+        &["logs", &runs[0]["id"].to_string(), "print-key"],
+        data.path(),
+    );
+    let log = text(&logs.stdout);
+    assert!(
+        log.contains("line: ***") && log.contains("printed"),
+        "{log}"
+    );
+    let mut shown: Vec<String> = key
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .map(str::to_owned)
+        .collect();
+    for encoded in [
+        STANDARD.encode(&key),
+        URL_SAFE.encode(&key),
+        URL_SAFE_NO_PAD.encode(&key),
+    ] {
+        // Whole, and as `base64` wraps it.
+        shown.extend(
+            encoded
+                .as_bytes()
+                .chunks(76)
+                .map(|chunk| String::from_utf8_lossy(chunk).into_owned()),
+        );
+        shown.push(encoded);
+    }
+    for secret_text in &shown {
+        assert!(
+            !log.contains(secret_text.as_str()),
+            "`{secret_text}` is in the log:\n{log}"
+        );
+    }
+}
