@@ -334,6 +334,58 @@ fn an_unchanged_deploy_copies_no_file() {
     assert_eq!(live_link(airflow), link_before);
 }
 
+/// Needs no Airflow: the target refuses before validation, or anything else, reads a file.
+#[test]
+fn a_release_whose_dags_link_out_of_its_tree_is_refused_before_validation() {
+    let scratch = tempfile::tempdir().unwrap();
+    let environment: Environment = serde_json::from_value(json!({
+        "name": "test",
+        "airflow": {
+            "dags": "dags",
+            "folder": scratch.path().join("live/dags"),
+            // Validation would fail on this interpreter with another message.
+            "python": scratch.path().join("no-python"),
+        },
+    }))
+    .unwrap();
+    let apply = |tree: &Path| {
+        runtime()
+            .block_on(target(&environment).apply(&context(environment.clone(), tree)))
+            .err()
+            .map(|error| error.to_string())
+            .unwrap_or_default()
+    };
+
+    let tree = scratch.path().join("release");
+    write_tree(&tree, &[("dags/etl.py", "dag = 1\n")]);
+    std::os::unix::fs::symlink("/etc/passwd", tree.join("dags/passwd.py")).unwrap();
+    let message = apply(&tree);
+    assert!(
+        message.starts_with(&format!(
+            "symlink `passwd.py` in the DAG folder `{}` points to `/etc/passwd`, which is outside it",
+            tree.join("dags").display()
+        )) && message.ends_with("replace the link by the file it stands for"),
+        "{message}"
+    );
+
+    let linked_tree = scratch.path().join("linked-release");
+    write_tree(
+        &scratch.path().join("elsewhere"),
+        &[("etl.py", "dag = 1\n")],
+    );
+    std::fs::create_dir_all(&linked_tree).unwrap();
+    std::os::unix::fs::symlink(scratch.path().join("elsewhere"), linked_tree.join("dags")).unwrap();
+    let message = apply(&linked_tree);
+    assert!(
+        message.contains("`airflow.dags` is `dags`, which leads out of release"),
+        "{message}"
+    );
+    assert!(
+        !scratch.path().join("live").exists(),
+        "nothing was deployed"
+    );
+}
+
 const CHILD_VARIABLE: &str = "SLUICE_TEST_CHILD_DEPLOY";
 
 /// Not a test of its own: the body of the child process `kill_9_during_a_deploy...` kills.

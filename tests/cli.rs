@@ -143,6 +143,9 @@ fn secrets_reach_steps_but_never_the_log() {
             repo.path().to_str().unwrap(),
             "--commit",
             &commit,
+            // Secrets reach trusted runs: a merge.
+            "--event",
+            "merge",
             "--json",
         ])
         .env("SLUICE_DATA_DIR", data.path())
@@ -197,4 +200,187 @@ fn a_step_timeout_kills_the_step_and_fails_the_job() {
         "{}",
         runs[0]
     );
+}
+
+/// Runs HEAD of `repo` on a new branch with this name (a valid git ref that holds shell code).
+fn run_on_branch(repo: &TestRepo, branch: &str, data_dir: &std::path::Path) -> serde_json::Value {
+    repo.git(&["checkout", "-q", "-b", branch]);
+    repo.commit(&[], &format!("on {branch}"));
+    let output = sluice(
+        &[
+            "run",
+            "--repo",
+            repo.path().to_str().unwrap(),
+            "--commit",
+            "HEAD",
+            "--json",
+        ],
+        data_dir,
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
+        panic!(
+            "--json prints runs:\n{}{}",
+            text(&output.stdout),
+            text(&output.stderr)
+        )
+    })
+}
+
+/// A directory whose path can be part of a branch name (no component starts with a dot).
+fn marker_directory() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("sluice-marker-")
+        .tempdir()
+        .unwrap()
+}
+
+#[test]
+fn a_branch_name_is_never_pasted_into_a_run_script() {
+    let markers = marker_directory();
+    let repo = TestRepo::new();
+    repo.commit(
+        &[("workflows/ci.yaml", "name: ci\non: { push: {} }\njobs:\n  greet:\n    steps:\n      - run: echo building ${{ git.branch }}\n")],
+        "pipeline that pastes the branch",
+    );
+    let markers_path = markers.path().display().to_string();
+    for branch in [
+        format!("a;touch${{IFS}}{markers_path}/semicolon"),
+        format!("$(touch${{IFS}}{markers_path}/substitution)"),
+    ] {
+        let data = tempfile::tempdir().unwrap();
+        let runs = run_on_branch(&repo, &branch, data.path());
+        assert_eq!(runs[0]["status"], "failed", "{runs}");
+        assert_eq!(runs[0]["jobs"], serde_json::json!([]), "no job ran: {runs}");
+        let reason = runs[0]["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains("workflows/ci.yaml:6:28: `${{ git.branch }}` in `run:` can be chosen by whoever pushes"),
+            "{reason}"
+        );
+    }
+    let created: Vec<_> = std::fs::read_dir(markers.path())
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(
+        created.is_empty(),
+        "a branch name ran as shell code: {created:?}"
+    );
+}
+
+#[test]
+fn a_branch_name_passed_through_env_is_printed_literally() {
+    let markers = marker_directory();
+    let repo = TestRepo::new();
+    repo.commit(
+        &[("workflows/ci.yaml", "name: ci\non: { push: {} }\njobs:\n  greet:\n    steps:\n      - run: echo \"building $BRANCH\"\n        env: { BRANCH: \"${{ git.branch }}\" }\n")],
+        "pipeline that passes the branch as data",
+    );
+    let branch = format!(
+        "$(touch${{IFS}}{}/substitution)-${{{{secrets.TOKEN}}}}",
+        markers.path().display()
+    );
+    let data = tempfile::tempdir().unwrap();
+    let runs = run_on_branch(&repo, &branch, data.path());
+    assert_eq!(runs[0]["status"], "succeeded", "{runs}");
+    let logs = sluice(&["logs", &runs[0]["id"].to_string(), "greet"], data.path());
+    let log = text(&logs.stdout);
+    assert!(log.contains(&format!("building {branch}\n")), "{log}");
+    let created: Vec<_> = std::fs::read_dir(markers.path())
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(
+        created.is_empty(),
+        "a branch name ran as shell code: {created:?}"
+    );
+}
+
+/// A PEM-shaped key: armour lines around 64-column base64 lines, the last one shorter.
+fn pem_like_key() -> String {
+    use base64::Engine;
+    let bytes: Vec<u8> = (0..700u32).map(|index| (index * 37 % 251) as u8).collect();
+    let body = base64::engine::general_purpose::STANDARD.encode(bytes);
+    let lines: Vec<&str> = body
+        .as_bytes()
+        .chunks(64)
+        .map(|chunk| std::str::from_utf8(chunk).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        lines.join("\n")
+    )
+}
+
+#[test]
+fn a_key_its_base64_and_its_base64url_never_reach_the_log() {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+    let key = pem_like_key();
+    let repo = TestRepo::new();
+    let commit = repo.commit(
+        &[(
+            "workflows/ci.yaml",
+            "\
+name: ci
+on: { push: {} }
+jobs:
+  print-key:
+    steps:
+      - env: { KEY: \"${{ secrets.DEPLOY_KEY }}\" }
+        run: |
+          echo \"$KEY\"
+          printf '%s' \"$KEY\" | sed 's/^/line: /'
+          printf '%s' \"$KEY\" | base64
+          printf '%s' \"$KEY\" | base64 -w0; echo
+          printf '%s' \"$KEY\" | base64 -w0 | tr '+/' '-_'; echo
+          printf '%s' \"$KEY\" | base64 -w0 | tr '+/' '-_' | tr -d '='; echo
+          echo printed
+",
+        )],
+        "print a key",
+    );
+    let data = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["run", "--repo", repo.path().to_str().unwrap()])
+        .args(["--commit", &commit, "--event", "merge", "--json"])
+        .env("SLUICE_DATA_DIR", data.path())
+        .env("SLUICE_SECRET_DEPLOY_KEY", &key)
+        .output()
+        .unwrap();
+    let runs: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(runs[0]["status"], "succeeded", "{runs}");
+    let logs = sluice(
+        &["logs", &runs[0]["id"].to_string(), "print-key"],
+        data.path(),
+    );
+    let log = text(&logs.stdout);
+    assert!(
+        log.contains("line: ***") && log.contains("printed"),
+        "{log}"
+    );
+    let mut shown: Vec<String> = key
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .map(str::to_owned)
+        .collect();
+    for encoded in [
+        STANDARD.encode(&key),
+        URL_SAFE.encode(&key),
+        URL_SAFE_NO_PAD.encode(&key),
+    ] {
+        // Whole, and as `base64` wraps it.
+        shown.extend(
+            encoded
+                .as_bytes()
+                .chunks(76)
+                .map(|chunk| String::from_utf8_lossy(chunk).into_owned()),
+        );
+        shown.push(encoded);
+    }
+    for secret_text in &shown {
+        assert!(
+            !log.contains(secret_text.as_str()),
+            "`{secret_text}` is in the log:\n{log}"
+        );
+    }
 }

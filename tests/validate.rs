@@ -1,6 +1,9 @@
 //! `sluice validate` as a user meets it: configuration files in, every problem out, each as
 //! `path:line:column: message` with a hint where one helps.
 
+#[path = "validate/run_scripts.rs"]
+mod run_scripts;
+
 use sluice::config::{
     Diagnostic, Project, SourceFile, load_project, load_server_config, read_project_dir,
 };

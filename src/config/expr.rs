@@ -9,6 +9,7 @@
 //! `toJSON`, `fromJSON`, `success`, `failure`, `always`, `cancelled`.
 
 mod eval;
+mod flow;
 mod format;
 mod lex;
 mod parse;
@@ -16,11 +17,51 @@ mod value;
 
 pub(crate) use eval::StatusFunctions;
 use eval::{Evaluator, Missing};
+pub use flow::Segment;
 use serde_json::Value as Json;
 
 /// Checks an expression's syntax; the error says where and what is wrong.
 pub fn check(expression: &str) -> Result<(), String> {
     parse::parse(unwrap_expression(expression)).map(|_| ())
+}
+
+/// The context paths whose values (each with everything below it) can be part of the
+/// expression's result, with or without `${{ }}` around it: `format('{0}', git.branch)` carries
+/// `git.branch`; `github.head_ref == 'main'` carries nothing but a boolean.
+pub fn value_reads(expression: &str) -> Result<Vec<Vec<Segment>>, String> {
+    parse::parse(unwrap_expression(expression)).map(|node| flow::reads(&node))
+}
+
+/// One `${{ expression }}` in a text: the byte range of the whole placeholder and the
+/// expression inside it, untrimmed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Placeholder<'a> {
+    pub start: usize,
+    pub end: usize,
+    pub expression: &'a str,
+}
+
+/// The `${{ }}` placeholders of a `run:` script or an `env:` value, found exactly as they are
+/// rendered (the first `}}` closes one; `{{ }}` without `$` is shell text), so that what a check
+/// looks at is what runs.
+pub fn placeholders(text: &str) -> Result<Vec<Placeholder<'_>>, String> {
+    let mut found = Vec::new();
+    let mut offset = 0;
+    while let Some(relative_start) = text[offset..].find("${{") {
+        let start = offset + relative_start;
+        let body_start = start + 3;
+        let body_length = text[body_start..]
+            .find("}}")
+            .ok_or_else(|| format!("unclosed `${{{{` in `{text}`; close it with `}}}}`"))?;
+        let end = body_start + body_length + 2;
+        found.push(Placeholder {
+            start,
+            end,
+            expression: &text[body_start..body_start + body_length],
+        });
+        offset = end;
+    }
+    Ok(found)
 }
 
 /// Data an expression can read, as a JSON object tree (`event`, `git`, `github`, `env`, `needs`,

@@ -8,6 +8,7 @@ use crate::config::recover::decode;
 use crate::config::server::ServerConfig;
 use crate::config::validate::{check_pipeline_names, check_workflow};
 use crate::config::validate_environment::check_environments;
+use crate::config::validate_run::check_run_scripts;
 use crate::config::validate_server::check_server;
 use crate::config::workflow::Workflow;
 use crate::config::yaml::{self, Node, NodeValue, Position};
@@ -56,6 +57,13 @@ pub fn load_project(files: &[SourceFile]) -> Project {
                 if let Some(decoded) = decoded {
                     diagnostics.extend(check_workflow(
                         &decoded.path,
+                        &decoded.value,
+                        &decoded.tree,
+                    ));
+                    let text = String::from_utf8_lossy(&file.contents);
+                    diagnostics.extend(check_run_scripts(
+                        &decoded.path,
+                        &text,
                         &decoded.value,
                         &decoded.tree,
                     ));

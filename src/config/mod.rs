@@ -7,6 +7,7 @@ pub mod environment;
 pub mod expr;
 pub mod glob;
 pub mod server;
+pub mod untrusted;
 pub mod workflow;
 
 mod de;
@@ -17,6 +18,7 @@ mod messages;
 mod recover;
 mod validate;
 mod validate_environment;
+mod validate_run;
 pub mod validate_server;
 mod yaml;
 

@@ -90,3 +90,65 @@ pub fn expression_context(event: &Event, pipeline: &str, env: &BTreeMap<String, 
         "pull_request": pull_request,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every leaf of the context, as `git.branch`, except `env` (judged by its values).
+    fn leaves(value: &Json, path: &mut Vec<String>, found: &mut Vec<Vec<String>>) {
+        match value {
+            Json::Object(object) => {
+                for (key, child) in object {
+                    path.push(key.clone());
+                    leaves(child, path, found);
+                    path.pop();
+                }
+            }
+            _ => found.push(path.clone()),
+        }
+    }
+
+    /// A property added here without saying whether outsiders choose it would be pasted into
+    /// `run:` scripts unchecked; the loader's table must list it first.
+    #[test]
+    fn every_property_of_the_context_is_judged_by_the_loader() {
+        let pull_request = Event {
+            kind: EventKind::PullRequest,
+            repository: "acme/ml-platform".into(),
+            git_ref: "refs/heads/feature".into(),
+            commit: "4f9d2c81a7e3b5d6c8f0a1b2c3d4e5f6a7b8c9d0".into(),
+            before: None,
+            base_branch: Some("main".into()),
+            action: Some("opened".into()),
+            pull_request: Some(7),
+            actor: Some("mona".into()),
+            changed_paths: None,
+        };
+        let push = Event {
+            kind: EventKind::Push,
+            git_ref: "refs/tags/v1".into(),
+            pull_request: None,
+            ..pull_request.clone()
+        };
+        let env = BTreeMap::from([("REGION".to_owned(), "eu".to_owned())]);
+        let mut found = Vec::new();
+        for event in [&pull_request, &push] {
+            leaves(
+                &expression_context(event, "platform", &env),
+                &mut Vec::new(),
+                &mut found,
+            );
+        }
+        let unjudged: Vec<String> = found
+            .iter()
+            .filter(|path| path[0] != "env")
+            .filter(|path| {
+                let parts: Vec<&str> = path.iter().map(String::as_str).collect();
+                !crate::config::untrusted::is_listed(&parts)
+            })
+            .map(|path| path.join("."))
+            .collect();
+        assert_eq!(unjudged, Vec::<String>::new());
+    }
+}

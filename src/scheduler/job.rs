@@ -396,25 +396,23 @@ fn build_spec(
     })
 }
 
-/// Replaces `${{ expression }}` only; shell text such as `{{.ID}}` is left alone.
+/// Replaces `${{ expression }}` only; shell text such as `{{.ID}}` is left alone. A value is
+/// pasted once and never read again for placeholders, so a branch named `${{ secrets.X }}`
+/// stays that text. The loader keeps values outsiders choose out of `run:` scripts
+/// (`config::untrusted`); in `env:` they arrive as data.
 pub(crate) fn render_expressions(text: &str, context: &expr::Context) -> Result<String, String> {
     let mut rendered = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("${{") {
-        rendered.push_str(&rest[..start]);
-        let after = &rest[start + 3..];
-        let end = after
-            .find("}}")
-            .ok_or_else(|| format!("unclosed `${{{{` in `{text}`"))?;
-        let value = expr::evaluate(after[..end].trim(), context)?;
-        match value {
-            serde_json::Value::String(text) => rendered.push_str(&text),
+    let mut copied_up_to = 0;
+    for placeholder in expr::placeholders(text)? {
+        rendered.push_str(&text[copied_up_to..placeholder.start]);
+        match expr::evaluate(placeholder.expression.trim(), context)? {
+            serde_json::Value::String(value) => rendered.push_str(&value),
             serde_json::Value::Null => {}
             other => rendered.push_str(&other.to_string()),
         }
-        rest = &after[end + 2..];
+        copied_up_to = placeholder.end;
     }
-    rendered.push_str(rest);
+    rendered.push_str(&text[copied_up_to..]);
     Ok(rendered)
 }
 
@@ -457,22 +455,34 @@ fn sanitize(name: &str) -> String {
         .collect()
 }
 
-/// Batches log lines into the store and forwards them to watchers, redacting first.
+/// Batches log lines into the store and forwards them to watchers, redacting first. The
+/// redactor sees the pieces as one stream, so a secret split across two of them is still
+/// found; what it holds back is written when the job's log ends.
 async fn write_log(
     store: Arc<dyn Store>,
     updates: broadcast::Sender<RunUpdate>,
     run: RunId,
     job: String,
-    redactor: Redactor,
+    mut redactor: Redactor,
     mut lines: mpsc::UnboundedReceiver<String>,
 ) {
-    while let Some(first) = lines.recv().await {
-        let mut batch = redactor.redact(&first);
-        while let Ok(next) = lines.try_recv() {
-            batch.push_str(&redactor.redact(&next));
+    let mut finished = false;
+    while !finished {
+        let mut batch = match lines.recv().await {
+            Some(first) => redactor.push(&first),
+            None => {
+                finished = true;
+                redactor.finish()
+            }
+        };
+        while !finished && let Ok(next) = lines.try_recv() {
+            batch.push_str(&redactor.push(&next));
             if batch.len() > 64 * 1024 {
                 break;
             }
+        }
+        if batch.is_empty() {
+            continue;
         }
         for line in batch.lines() {
             let _ = updates.send(RunUpdate::LogLine {
@@ -484,5 +494,30 @@ async fn write_log(
         let store = store.clone();
         let job_name = job.clone();
         let _ = tokio::task::spawn_blocking(move || store.append_log(run, &job_name, &batch)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pasted_value_is_never_read_again_for_placeholders() {
+        let context = expr::Context {
+            values: serde_json::json!({
+                "git": { "branch": "${{ secrets.TOKEN }}-$(id)" },
+                "secrets": { "TOKEN": "hunter2-token" },
+            }),
+            job_status: expr::JobStatusView::default(),
+        };
+        assert_eq!(
+            render_expressions("branch=${{ git.branch }} {{ .ID }}", &context).unwrap(),
+            "branch=${{ secrets.TOKEN }}-$(id) {{ .ID }}"
+        );
+        assert!(
+            render_expressions("${{ git.branch", &context)
+                .unwrap_err()
+                .contains("unclosed")
+        );
     }
 }

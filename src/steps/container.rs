@@ -200,17 +200,19 @@ async fn supervise(
             ..Default::default()
         };
         let mut stream = logs_docker.logs(&logs_id, Some(options));
-        let mut pending = String::new();
+        // Bytes, not text, until a line is whole: a chunk may end inside a character, and a
+        // secret with such a character must reach the redactor intact.
+        let mut pending: Vec<u8> = Vec::new();
         while let Some(Ok(chunk)) = stream.next().await {
-            pending.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
-            while let Some(end) = pending.find('\n') {
-                let line: String = pending.drain(..=end).collect();
-                let _ = log.send(line);
+            pending.extend_from_slice(&chunk.into_bytes());
+            while let Some(end) = pending.iter().position(|byte| *byte == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                let _ = log.send(String::from_utf8_lossy(&line).into_owned());
             }
         }
         if !pending.is_empty() {
-            pending.push('\n');
-            let _ = log.send(pending);
+            pending.push(b'\n');
+            let _ = log.send(String::from_utf8_lossy(&pending).into_owned());
         }
     });
     let timeout = spec

@@ -7,8 +7,10 @@
 //!
 //! Each version directory holds `.sluice-manifest.json` (path → sha256), written last; a version
 //! without it is incomplete and never used. Deploys to one folder must not run concurrently (the
-//! reconciler holds the environment's lock): a deploy removes leftovers of killed ones.
+//! reconciler holds the environment's lock): a deploy removes leftovers of killed ones. What a
+//! source publishes, symlinks included, is `source.rs`'s to say.
 
+use super::source::scan;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -25,6 +27,21 @@ pub type Manifest = BTreeMap<String, String>;
 pub enum FolderError {
     #[error("{0}")]
     Layout(String),
+    /// A symlink in the DAG source that must not be followed.
+    #[error(
+        "symlink `{link}` in the DAG folder `{}` points to `{}`, {problem}; replace the link by the file it stands for",
+        folder.display(),
+        target.display()
+    )]
+    Link {
+        /// The link's path inside the DAG folder, with `/`.
+        link: String,
+        folder: PathBuf,
+        /// The target as the link spells it.
+        target: PathBuf,
+        /// Why it is refused: `which is outside it (/etc/passwd)`.
+        problem: String,
+    },
     #[error("{action} `{path}`: {source}; check the path and its permissions")]
     Io {
         action: &'static str,
@@ -33,7 +50,10 @@ pub enum FolderError {
     },
 }
 
-fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> FolderError {
+pub(super) fn io_error(
+    action: &'static str,
+    path: &Path,
+) -> impl FnOnce(std::io::Error) -> FolderError {
     let path = path.to_path_buf();
     move |source| FolderError::Io {
         action,
@@ -63,39 +83,6 @@ pub struct VersionedFolder {
     pub folder: PathBuf,
     pub versions: PathBuf,
     pub keep: usize,
-}
-
-/// Reads every file under `directory` (skipping `__pycache__` and `*.pyc`) with its sha256.
-pub fn scan(directory: &Path) -> Result<Manifest, FolderError> {
-    let mut manifest = Manifest::new();
-    let mut pending = vec![directory.to_path_buf()];
-    while let Some(current) = pending.pop() {
-        let entries = std::fs::read_dir(&current).map_err(io_error("read the folder", &current))?;
-        for entry in entries {
-            let entry = entry.map_err(io_error("read the folder", &current))?;
-            let path = entry.path();
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            let file_type = std::fs::metadata(&path)
-                .map_err(io_error("read", &path))?
-                .file_type();
-            if file_type.is_dir() {
-                if name != "__pycache__" && name != ".git" {
-                    pending.push(path);
-                }
-            } else if file_type.is_file() && !name.ends_with(".pyc") && name != MANIFEST {
-                let bytes = std::fs::read(&path).map_err(io_error("read", &path))?;
-                let relative = path.strip_prefix(directory).unwrap_or(&path);
-                let relative = relative
-                    .components()
-                    .map(|part| part.as_os_str().to_string_lossy())
-                    .collect::<Vec<_>>()
-                    .join("/");
-                manifest.insert(relative, hex::encode(Sha256::digest(&bytes)));
-            }
-        }
-    }
-    Ok(manifest)
 }
 
 /// The version name of a manifest: 20 hex of the sha256 over its sorted `path\0sha256\n` lines.

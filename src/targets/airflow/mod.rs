@@ -10,6 +10,7 @@ mod api;
 mod config;
 mod facts;
 mod folder;
+mod source;
 mod target;
 mod validate;
 mod verify;
@@ -17,9 +18,8 @@ mod verify;
 pub use api::{AirflowApi, ApiDag, ApiError, ApiImportError, Credentials};
 pub use config::{AirflowConfig, AuthConfig};
 pub use facts::{CommentSection, ValidationSummary, comment_section, file_changes, policy_input};
-pub use folder::{
-    FolderDeploy, FolderError, MANIFEST, Manifest, VersionedFolder, scan, version_name,
-};
+pub use folder::{FolderDeploy, FolderError, MANIFEST, Manifest, VersionedFolder, version_name};
+pub use source::{check_links, scan};
 pub use target::{AirflowRollback, AirflowTarget};
 pub use validate::{DagFacts, ImportError, ValidateError, Validation, validate_dags};
 pub use verify::{Expectation, Verdict, judge, relative_file, wait_until_parsed};

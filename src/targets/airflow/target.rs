@@ -5,7 +5,8 @@
 use super::api::{AirflowApi, Credentials};
 use super::config::AirflowConfig;
 use super::facts::{file_changes, policy_input};
-use super::folder::{Manifest, VersionedFolder, scan};
+use super::folder::{Manifest, VersionedFolder};
+use super::source::scan;
 use super::validate::{Validation, validate_dags};
 use super::verify::{Expectation, wait_until_parsed};
 use crate::config::environment::Environment;
@@ -74,19 +75,34 @@ impl AirflowTarget {
         }
     }
 
-    fn source(&self, context: &DeployContext) -> Result<PathBuf, TargetError> {
+    /// The release's DAG folder, refused when it or a symlink in it leads out of the release's
+    /// tree, before anything (validation included) reads a file through it.
+    async fn source(&self, context: &DeployContext) -> Result<PathBuf, TargetError> {
         let source = context.tree.join(&self.config.dags);
-        if source.is_dir() {
-            Ok(source)
-        } else {
-            Err(TargetError::Configuration(format!(
+        if !source.is_dir() {
+            return Err(TargetError::Configuration(format!(
                 "environment `{}`: `airflow.dags` is `{}`, which is not a folder in release {}; fix environments/{}.yaml or add the folder",
                 self.environment_name,
                 self.config.dags.display(),
                 context.release.id,
                 self.environment_name
-            )))
+            )));
         }
+        let inside_tree = std::fs::canonicalize(&source)
+            .ok()
+            .zip(std::fs::canonicalize(&context.tree).ok())
+            .is_some_and(|(real_source, real_tree)| real_source.starts_with(real_tree));
+        if !inside_tree {
+            return Err(TargetError::Configuration(format!(
+                "environment `{}`: `airflow.dags` is `{}`, which leads out of release {} (a symlink or an absolute path); point it at a folder of the repository",
+                self.environment_name,
+                self.config.dags.display(),
+                context.release.id
+            )));
+        }
+        let checked = source.clone();
+        Self::blocking(move || super::source::check_links(&checked)).await?;
+        Ok(source)
     }
 
     /// Validation of the release's DAG folder, or None when `airflow.validate` is false.
@@ -113,6 +129,10 @@ impl AirflowTarget {
             .map_err(|error| TargetError::Unavailable(format!("the folder task failed: {error}")))?
             .map_err(|error| match error {
                 super::folder::FolderError::Layout(message) => TargetError::Configuration(message),
+                // The release's own files are at fault: deploying it again cannot help.
+                link @ super::folder::FolderError::Link { .. } => {
+                    TargetError::Rejected(link.to_string())
+                }
                 other => TargetError::Unavailable(other.to_string()),
             })
     }
@@ -163,7 +183,7 @@ impl AirflowTarget {
     }
 
     async fn apply_release(&self, context: &DeployContext) -> Result<Applied, TargetError> {
-        let source = self.source(context)?;
+        let source = self.source(context).await?;
         let validation = self.validate(&source).await?;
         if let Some(validation) = &validation
             && !validation.passed()
@@ -281,7 +301,7 @@ impl AirflowTarget {
     }
 
     async fn diff_release(&self, context: &DeployContext) -> Result<TargetDiff, TargetError> {
-        let source = self.source(context)?;
+        let source = self.source(context).await?;
         let validation = self.validate(&source).await?;
         let folder = self.folder();
         let (previous_manifest, next_manifest, sources) = {
@@ -324,7 +344,7 @@ impl AirflowTarget {
     }
 
     async fn health_of(&self, context: &DeployContext) -> Result<Health, TargetError> {
-        let source = self.source(context)?;
+        let source = self.source(context).await?;
         let folder = self.folder();
         let (live, wanted, manifest) = Self::blocking(move || {
             let manifest = scan(&source)?;
