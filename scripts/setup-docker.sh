@@ -119,14 +119,21 @@ start_engine() {
 }
 
 build_busybox_image() {
+    # Steps run as an unprivileged user, so the image's root must be readable by anyone: an image
+    # imported from a 0700 directory (older engines keep that mode) is rebuilt.
     if docker image inspect "${busybox_image}" >/dev/null 2>&1; then
-        say "image ${busybox_image} already present"
-        return
+        if docker run --rm --user 65534:65534 "${busybox_image}" true >/dev/null 2>&1; then
+            say "image ${busybox_image} already present"
+            return
+        fi
+        say "image ${busybox_image} cannot run as an unprivileged user; rebuilding it"
+        docker image rm -f "${busybox_image}" >/dev/null
     fi
     [ -x "${busybox_binary}" ] || fail "${busybox_binary} is missing; install busybox-static"
     say "building ${busybox_image} from ${busybox_binary} by docker import"
     local rootfs_directory
     rootfs_directory="$(mktemp -d)"
+    chmod 0755 "${rootfs_directory}"
     # shellcheck disable=SC2064 # expand the directory now, not at exit
     trap "rm -rf '${rootfs_directory}'" EXIT
     mkdir -p "${rootfs_directory}"/{bin,sbin,usr/bin,usr/sbin,etc,root,tmp,var/tmp,home}

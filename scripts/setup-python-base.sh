@@ -40,9 +40,15 @@ apt_mirror() {
 
 command -v docker >/dev/null 2>&1 || fail "no docker client; run scripts/setup-docker.sh first"
 docker info >/dev/null 2>&1 || fail "the docker engine does not answer; run scripts/setup-docker.sh first"
+# Steps run as an unprivileged user, so the image's root must be readable by anyone: an image
+# imported from a 0700 directory (older engines keep that mode) is rebuilt.
 if docker image inspect "${python_image}" >/dev/null 2>&1; then
-    say "image ${python_image} already present"
-    exit 0
+    if docker run --rm --user 65534:65534 "${python_image}" python3 -c pass >/dev/null 2>&1; then
+        say "image ${python_image} already present"
+        exit 0
+    fi
+    say "image ${python_image} cannot run as an unprivileged user; rebuilding it"
+    docker image rm -f "${python_image}" >/dev/null
 fi
 [ "$(id -u)" -eq 0 ] || fail "debootstrap needs root; run this script as root"
 
@@ -59,6 +65,7 @@ debian_mirror="${SLUICE_DEBIAN_MIRROR:-$(apt_mirror | head -n 1)}"
     fail "found no ${debian_suite} mirror in /etc/apt/sources*; set SLUICE_DEBIAN_MIRROR"
 
 rootfs_directory="$(mktemp -d)"
+chmod 0755 "${rootfs_directory}"
 trap 'rm -rf "${rootfs_directory}"' EXIT
 say "debootstrap ${debian_suite} (minbase + python3) into ${rootfs_directory}; this takes a minute or two"
 debootstrap --variant=minbase --include=python3,ca-certificates "${debian_suite}" \

@@ -28,7 +28,8 @@ docker image inspect "${python_image}" >/dev/null 2>&1 ||
 terraform_binary="$(command -v terraform)" ||
     fail "terraform is not on PATH; install Terraform 1.5 or newer and run again"
 terraform_sha256="$(sha256sum "${terraform_binary}" | cut -d' ' -f1)"
-if [ "$(docker image inspect --format '{{ index .Config.Labels "dev.sluice.terraform-sha256" }}' "${step_image}" 2>/dev/null)" = "${terraform_sha256}" ]; then
+if [ "$(docker image inspect --format '{{ index .Config.Labels "dev.sluice.terraform-sha256" }}' "${step_image}" 2>/dev/null)" = "${terraform_sha256}" ] &&
+    docker run --rm --user 65534:65534 "${step_image}" terraform version >/dev/null 2>&1; then
     say "image ${step_image} already present"
     exit 0
 fi
