@@ -17,6 +17,9 @@ if ! docker info >/dev/null 2>&1; then
 fi
 scripts/setup-docker.sh
 scripts/setup-registry.sh
+# tests/trust.rs runs a pull request's Terraform in the image the demo's steps use.
+scripts/setup-python-base.sh
+scripts/setup-step-image.sh
 
 echo "==> regopy for the policy differential test"
 # The differential test in tests/policy.rs compares sluice's policy results with regopy's; here

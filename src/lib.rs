@@ -8,6 +8,7 @@ pub mod deploy;
 pub mod forge;
 pub mod git;
 pub mod model;
+pub mod ownership;
 pub mod planner;
 pub mod policy;
 pub mod scheduler;

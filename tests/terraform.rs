@@ -78,6 +78,7 @@ impl Bench {
             env: Default::default(),
             log: None,
             cancel: Default::default(),
+            container: None,
         }
     }
 

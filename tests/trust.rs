@@ -1,5 +1,5 @@
 //! The trust boundaries, attacked through a real `sluice serve` with its defaults (steps in
-//! containers from the real Docker engine, real git, real Terraform): code under review never
+//! containers from the real Docker engine, real git, real Terraform in a container): code under review never
 //! reaches the server's secrets or data directory, a branch cannot make itself a deploy branch, a
 //! pull request cannot weaken the policy that judges its plan or see the server's variables, and
 //! a fork's pull request waits for an approval. Markers are read back ROT13-encoded (`tr`) so that the
@@ -12,6 +12,8 @@ use std::time::Duration;
 use support::*;
 
 const STEP_IMAGE: &str = "local/busybox:1";
+/// python3 and terraform (scripts/setup-step-image.sh): a pipeline's Terraform runs in it.
+const TERRAFORM_IMAGE: &str = "local/sluice-step:1";
 const SECRET_MARKER: &str = "trust-marker-secret-4711";
 const TOKEN_MARKER: &str = "trust-marker-token-4712";
 /// 32 bytes in hex: a valid plan key that is also a marker.
@@ -28,7 +30,17 @@ fn rotated(text: &str) -> String {
 }
 
 fn start(data: &Path, repo: &TestRepo, extra: &[&str], config: Option<&Path>) -> Server {
-    let mut arguments = vec!["--step-image", STEP_IMAGE];
+    start_with_image(data, repo, STEP_IMAGE, extra, config)
+}
+
+fn start_with_image(
+    data: &Path,
+    repo: &TestRepo,
+    image: &str,
+    extra: &[&str],
+    config: Option<&Path>,
+) -> Server {
+    let mut arguments = vec!["--step-image", image];
     arguments.extend_from_slice(extra);
     if let Some(config) = config {
         arguments.extend_from_slice(&["--config", config.to_str().unwrap()]);
@@ -59,6 +71,10 @@ fn log_of(server: &Server, run: &serde_json::Value, job: &str) -> String {
 fn assert_no_marker(log: &str) {
     for marker in [SECRET_MARKER, TOKEN_MARKER, PLAN_KEY, "server-marker-4713"] {
         assert!(!log.contains(marker), "{marker} leaked:\n{log}");
+        assert!(
+            !log.contains(&marker.to_uppercase()),
+            "{marker} leaked in capitals:\n{log}"
+        );
         assert!(
             !log.contains(&rotated(marker)),
             "{marker} leaked rotated:\n{log}"
@@ -220,6 +236,23 @@ const WEAK_POLICY: &str =
     "package guard\n\nimport rego.v1\n\ndeny contains msg if {\n\tfalse\n\tmsg := \"never\"\n}\n";
 const INFRA: &str = "variable \"probe\" {\n  type    = string\n  default = \"unset\"\n}\n\nresource \"terraform_data\" \"probe\" {\n  input = \"probe=${var.probe}\"\n}\n";
 
+/// A forbidden resource, and one whose input is whatever the server's environment and database
+/// would give away (`SERVER_PID` and `DATA_DIR` are filled in by the test).
+const PRYING_INFRA: &str = r#"
+resource "terraform_data" "forbidden" {
+  input = "x"
+}
+
+locals {
+  environ  = "/proc/SERVER_PID/environ"
+  database = "DATA_DIR/sluice.db"
+}
+
+resource "terraform_data" "pry" {
+  input = "${fileexists(local.environ) ? upper(file(local.environ)) : "no-server-environ"} ${fileexists(local.database) ? "database-readable" : "no-database"}"
+}
+"#;
+
 #[test]
 fn a_pull_request_is_judged_by_the_default_branchs_policy_and_its_plan_sees_no_server_variable() {
     let repo = TestRepo::new();
@@ -236,18 +269,22 @@ fn a_pull_request_is_judged_by_the_default_branchs_policy_and_its_plan_sees_no_s
         ],
         "base",
     );
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().join("server");
+    let server = start_with_image(&data_dir, &repo, TERRAFORM_IMAGE, &[], None);
+    // The pull request's Terraform also tries to read the server's environment and database at
+    // plan time, as `file()` or a provider could.
     repo.git(&["checkout", "-q", "-b", "weaken"]);
-    let forbidden =
-        format!("{INFRA}\nresource \"terraform_data\" \"forbidden\" {{\n  input = \"x\"\n}}\n");
+    let prying = PRYING_INFRA
+        .replace("SERVER_PID", &server.child.id().to_string())
+        .replace("DATA_DIR", &data_dir.display().to_string());
     let head = repo.commit(
         &[
             ("policies/guard.rego", WEAK_POLICY),
-            ("infra/main.tf", &forbidden),
+            ("infra/main.tf", &format!("{INFRA}{prying}")),
         ],
-        "add a forbidden resource and weaken the policy",
+        "add a forbidden resource, pry, and weaken the policy",
     );
-    let data = tempfile::tempdir().unwrap();
-    let server = start(data.path(), &repo, &[], None);
 
     let body = pull_request_payload(3, "weaken", &head, &base, REPOSITORY);
     assert_eq!(deliver(&server, "pull_request", "weaken-1", &body).0, 202);
@@ -259,6 +296,7 @@ fn a_pull_request_is_judged_by_the_default_branchs_policy_and_its_plan_sees_no_s
         "{log}"
     );
     assert!(log.contains("probe=unset"), "{log}");
+    assert!(log.contains("no-server-environ no-database"), "{log}");
     assert_no_marker(&log);
 }
 

@@ -49,6 +49,7 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<bool> {
         env: crate::terraform::runner::operator_environment(),
         log: Some(line_sender),
         cancel: Default::default(),
+        container: None,
     };
     let mut context = PolicyContext::at(&SystemClock);
     context.environment = Some(args.environment.clone());

@@ -208,6 +208,9 @@ async fn run_steps(
                         event: context.plan.event.clone(),
                         trust: context.plan.trust,
                         authority_tree: authority_tree.clone(),
+                        isolation: context
+                            .settings
+                            .isolation_for_run(&context.plan.event.repository, context.plan.trust),
                         run_id: context.run_id,
                         job: context.job.id.clone(),
                         pipeline: context.plan.run.pipeline.clone(),

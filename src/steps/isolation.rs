@@ -5,8 +5,6 @@
 //! (`host-steps: true`), never for untrusted events, and then as an unprivileged user with a clean
 //! environment. `docs/security.md` states the model.
 
-use std::path::Path;
-
 /// The user steps run as when sluice runs as root: `nobody` on Debian.
 pub const UNPRIVILEGED_USER: (u32, u32) = (65534, 65534);
 
@@ -43,30 +41,7 @@ impl Isolation {
     }
 }
 
-pub fn running_as_root() -> bool {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// Gives a job's workspace (or scratch directory) to the user its steps run as, so an
-/// unprivileged step can write where it works and nowhere else. Does nothing unless sluice is
-/// root and the user differs. Symbolic links are changed themselves, never followed.
-pub fn hand_over(path: &Path, user: (u32, u32)) -> std::io::Result<()> {
-    if !running_as_root() || user == (0, 0) || !path.exists() {
-        return Ok(());
-    }
-    let mut pending = vec![path.to_owned()];
-    while let Some(current) = pending.pop() {
-        std::os::unix::fs::lchown(&current, Some(user.0), Some(user.1))?;
-        let metadata = std::fs::symlink_metadata(&current)?;
-        if metadata.is_dir() {
-            for entry in std::fs::read_dir(&current)? {
-                pending.push(entry?.path());
-            }
-        }
-    }
-    Ok(())
-}
+pub use crate::ownership::{hand_over, running_as_root};
 
 #[cfg(test)]
 mod tests {

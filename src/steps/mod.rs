@@ -176,6 +176,9 @@ pub struct StepContext {
     /// `terraform:` step): whose `environments/` and `policies/` decide. `None` for local runs,
     /// which use the workspace's own.
     pub authority_tree: Option<PathBuf>,
+    /// Where code under review runs: a `terraform:` step runs Terraform in a container from the
+    /// default image unless the run may use the host.
+    pub isolation: Isolation,
     pub run_id: crate::model::RunId,
     pub job: String,
     pub pipeline: String,

@@ -10,6 +10,7 @@ use super::{StepContext, StepOutcome};
 use crate::config::workflow::{TerraformCommand, TerraformStep};
 use crate::model::{EventKind, TrustLevel};
 use crate::policy::{PolicyContext, SystemClock};
+use crate::terraform::container::TerraformContainer;
 use crate::terraform::{
     ApplyOutcome, MergedCommit, PlanKey, PlanOrigin, PlanOutcome, TerraformJob, TerraformSettings,
     operations,
@@ -44,6 +45,10 @@ pub async fn execute(step: &TerraformStep, context: &StepContext) -> StepOutcome
         Ok(key) => key,
         Err(error) => return StepOutcome::NotStarted(format!("terraform step: {error}")),
     };
+    let container = match terraform_container(context) {
+        Ok(container) => container,
+        Err(message) => return StepOutcome::NotStarted(format!("terraform step: {message}")),
+    };
     let job = TerraformJob {
         settings,
         repository: context.event.repository.clone(),
@@ -52,6 +57,7 @@ pub async fn execute(step: &TerraformStep, context: &StepContext) -> StepOutcome
         env: context.env.clone(),
         log: Some(context.log.clone()),
         cancel: context.cancel.clone(),
+        container,
     };
     let mut policy_context = PolicyContext::at(&SystemClock);
     policy_context.environment = Some(step.environment.clone());
@@ -163,6 +169,26 @@ pub async fn execute(step: &TerraformStep, context: &StepContext) -> StepOutcome
             }
         }
     }
+}
+
+/// Terraform of a pipeline is code under review: it runs in a container from the server's step
+/// image (which must hold `terraform`) as the step user, reading the state and the plugin cache
+/// and writing them only for a trusted run; on the host only where the run may use the host.
+fn terraform_container(context: &StepContext) -> Result<Option<TerraformContainer>, String> {
+    let isolation = &context.isolation;
+    if isolation.host {
+        return Ok(None);
+    }
+    let image = isolation.default_image.clone().ok_or(
+        "Terraform runs in a container and the server names no image; set `steps.image` in the server configuration to an image with terraform (scripts/setup-step-image.sh builds one)",
+    )?;
+    Ok(Some(TerraformContainer {
+        image,
+        user: isolation.step_user(),
+        writable_state: context.trust == TrustLevel::Trusted,
+        cpus: isolation.cpus,
+        memory_bytes: isolation.memory_bytes,
+    }))
 }
 
 /// The environment's Terraform settings from `environments/*.yaml` in the checkout.

@@ -4,6 +4,7 @@
 //! (`operations`). It knows plans, the store's plan and lock records and the policies; it knows
 //! nothing of webhooks, runs or HTTP.
 
+pub mod container;
 pub mod locks;
 pub mod operations;
 pub mod review;

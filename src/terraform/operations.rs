@@ -28,6 +28,8 @@ pub struct TerraformJob {
     pub env: BTreeMap<String, String>,
     pub log: Option<LogSink>,
     pub cancel: CancellationToken,
+    /// Run Terraform in this container (pipeline steps); `None` runs the host's.
+    pub container: Option<super::container::TerraformContainer>,
 }
 
 impl TerraformJob {
@@ -59,6 +61,10 @@ impl TerraformJob {
             self.log.clone(),
             self.cancel.clone(),
         )
+        .and_then(|run| match &self.container {
+            Some(container) => run.in_container(container.clone()),
+            None => Ok(run),
+        })
     }
 }
 

@@ -98,6 +98,11 @@ impl TerraformPaths {
 /// One plan or apply in one directory of a checkout.
 pub struct TerraformRun {
     binary: PathBuf,
+    /// The checkout's root (mounted whole in a container: modules may live beside the directory).
+    checkout: PathBuf,
+    /// In a container for pipeline steps; `None` runs the host's `terraform` (promotion,
+    /// `sluice plan`, opted-in host steps).
+    container: Option<super::container::TerraformContainer>,
     /// The directory Terraform runs in (`-chdir`).
     dir: PathBuf,
     dir_label: String,
@@ -119,7 +124,8 @@ impl TerraformRun {
         log: Option<LogSink>,
         cancel: CancellationToken,
     ) -> Result<TerraformRun, TerraformError> {
-        let binary = locate_terraform()?;
+        // In a container the image brings `terraform`; the host's is not needed.
+        let binary = locate_terraform().unwrap_or_else(|_| PathBuf::from("terraform"));
         let dir = checkout.join(&settings.dir);
         if !dir.is_dir() {
             return Err(TerraformError::Io(format!(
@@ -140,6 +146,8 @@ impl TerraformRun {
         }
         Ok(TerraformRun {
             binary,
+            checkout: checkout.to_owned(),
+            container: None,
             dir,
             dir_label: settings.dir.clone(),
             settings: settings.clone(),
@@ -149,6 +157,32 @@ impl TerraformRun {
             log,
             cancel,
         })
+    }
+
+    /// Runs every command of this run in a container instead of on the host, handing the
+    /// checkout and the scratch directory (and, for a trusted run, the state and the plugin cache)
+    /// to the container's user.
+    pub fn in_container(
+        mut self,
+        container: super::container::TerraformContainer,
+    ) -> Result<TerraformRun, TerraformError> {
+        let give = |path: &Path| {
+            crate::ownership::hand_over(path, container.user).map_err(|error| {
+                TerraformError::Io(format!(
+                    "cannot give {} to uid {}: {error}",
+                    path.display(),
+                    container.user.0
+                ))
+            })
+        };
+        give(&self.checkout)?;
+        give(self.scratch.path())?;
+        if container.writable_state {
+            give(&self.paths.state_dir)?;
+            give(&self.paths.plugin_cache)?;
+        }
+        self.container = Some(container);
+        Ok(self)
     }
 
     /// The temporary file the plan is written to (inside the run's temporary directory).
@@ -210,6 +244,14 @@ impl TerraformRun {
         for var_file in &self.settings.var_files {
             arguments.push(format!("-var-file={var_file}"));
         }
+        if self
+            .container
+            .as_ref()
+            .is_some_and(|container| !container.writable_state)
+        {
+            // The state is mounted read-only: a member's plan reads it but cannot lock it.
+            arguments.push("-lock=false".to_owned());
+        }
         self.run(&arguments, false).await?;
         std::fs::read(self.plan_file())
             .map_err(|error| TerraformError::Io(format!("cannot read the plan file: {error}")))
@@ -255,6 +297,14 @@ impl TerraformRun {
     async fn run(&self, arguments: &[String], capture: bool) -> Result<Vec<u8>, TerraformError> {
         let command_name = arguments.first().cloned().unwrap_or_default();
         self.say(format!("$ terraform {}", arguments.join(" ")));
+        if let Some(container) = &self.container {
+            return self
+                .run_in_container(container, &command_name, arguments, capture)
+                .await;
+        }
+        if self.binary == Path::new("terraform") {
+            return Err(TerraformError::NotInstalled);
+        }
         let mut command = tokio::process::Command::new(&self.binary);
         command
             .arg(format!("-chdir={}", self.dir.display()))
@@ -269,14 +319,7 @@ impl TerraformRun {
                 command.env(name, value);
             }
         }
-        command
-            .envs(&self.extra_env)
-            .envs(&self.settings.env)
-            .env("TF_IN_AUTOMATION", "1")
-            .env("TF_INPUT", "0")
-            .env("TF_DATA_DIR", self.scratch.path().join("data"))
-            .env("TF_PLUGIN_CACHE_DIR", &self.paths.plugin_cache)
-            .env("CHECKPOINT_DISABLE", "1");
+        command.envs(self.declared_env());
         let mut child = command.spawn().map_err(|error| TerraformError::Spawn {
             binary: self.binary.display().to_string(),
             message: error.to_string(),
@@ -340,6 +383,81 @@ impl TerraformRun {
             });
         }
         Ok(stdout)
+    }
+}
+
+impl TerraformRun {
+    /// The variables a Terraform process gets: declared ones and Terraform's own settings.
+    fn declared_env(&self) -> BTreeMap<String, String> {
+        let mut env: BTreeMap<String, String> = self.extra_env.clone();
+        env.extend(self.settings.env.clone());
+        for (name, value) in [
+            ("TF_IN_AUTOMATION", "1".to_owned()),
+            ("TF_INPUT", "0".to_owned()),
+            (
+                "TF_DATA_DIR",
+                self.scratch.path().join("data").display().to_string(),
+            ),
+            (
+                "TF_PLUGIN_CACHE_DIR",
+                self.paths.plugin_cache.display().to_string(),
+            ),
+            ("CHECKPOINT_DISABLE", "1".to_owned()),
+        ] {
+            env.insert(name.to_owned(), value);
+        }
+        env
+    }
+
+    async fn run_in_container(
+        &self,
+        container: &super::container::TerraformContainer,
+        command_name: &str,
+        arguments: &[String],
+        capture: bool,
+    ) -> Result<Vec<u8>, TerraformError> {
+        let mut full_arguments = vec![format!("-chdir={}", self.dir.display())];
+        full_arguments.extend(arguments.iter().cloned());
+        let mut env = self.declared_env();
+        env.entry("HOME".to_owned())
+            .or_insert_with(|| "/tmp".to_owned());
+        let writable = container.writable_state;
+        let invocation = super::container::Invocation {
+            arguments: full_arguments,
+            env,
+            mounts: vec![
+                (self.checkout.clone(), true),
+                (self.scratch.path().to_owned(), true),
+                (self.paths.plugin_cache.clone(), writable),
+                (self.paths.state_dir.clone(), writable),
+            ],
+            log: self.log.as_ref(),
+            capture,
+            timeout: self.settings.timeout,
+            cancel: &self.cancel,
+        };
+        let dir = self.dir_label.clone();
+        match super::container::run(container, invocation).await {
+            super::container::Ending::Exited { code: 0, stdout } => Ok(stdout),
+            super::container::Ending::Exited { code, .. } => Err(TerraformError::Failed {
+                command: command_name.to_owned(),
+                dir,
+                code: code as i32,
+            }),
+            super::container::Ending::TimedOut => Err(TerraformError::TimedOut {
+                command: command_name.to_owned(),
+                dir,
+                seconds: self.settings.timeout.as_secs(),
+            }),
+            super::container::Ending::Cancelled => Err(TerraformError::Cancelled {
+                command: command_name.to_owned(),
+                dir,
+            }),
+            super::container::Ending::NotStarted(message) => Err(TerraformError::Spawn {
+                binary: format!("terraform in {}", container.image),
+                message,
+            }),
+        }
     }
 }
 

@@ -261,6 +261,7 @@ fn a_fork_pull_request_build_is_not_started_and_the_engine_builds_nothing() {
         event,
         trust: sluice::model::TrustLevel::Untrusted,
         authority_tree: None,
+        isolation: sluice::steps::Isolation::default(),
         run_id: 1,
         job: "app".to_owned(),
         pipeline: "images".to_owned(),

@@ -81,6 +81,7 @@ impl TerraformTarget {
             env: crate::terraform::runner::operator_environment(),
             log: None,
             cancel: Default::default(),
+            container: None,
         }
     }
 
