@@ -352,3 +352,43 @@ fn a_forks_pull_request_waits_for_an_approval_then_runs_without_secrets() {
     assert!(log.contains("given=[]"), "{log}");
     assert!(log.contains("socket=absent"), "{log}");
 }
+
+#[test]
+fn a_jobs_image_runs_its_steps_and_without_one_a_step_is_refused_with_the_fix() {
+    let repo = TestRepo::new();
+    let workflow = "name: images\non: { push: {} }\njobs:\n  with-image:\n    image: local/busybox:1\n    steps:\n      - run: echo \"in $(cat /etc/hostname | wc -c) byte hostname as $(id -u)\"\n  without-image:\n    steps:\n      - run: echo never\n";
+    repo.commit(&[("workflows/images.yaml", workflow)], "images");
+    repo.git(&["checkout", "-q", "-b", "feature"]);
+    let head = repo.commit(&[("notes.txt", "a change\n")], "change");
+    let data = tempfile::tempdir().unwrap();
+    // No default image and no host steps: the server's defaults.
+    let server = Server::start_isolated(
+        data.path(),
+        &[format!("{REPOSITORY}={}", repo.path().display())],
+        &[],
+        &[],
+    );
+    let body = push_payload("feature", "0000000000000000000000000000000000000000", &head);
+    assert_eq!(deliver(&server, "push", "images-1", &body).0, 202);
+    let runs = finished_runs(&server, &head, 1);
+    let with_image = log_of(&server, &runs[0], "with-image");
+    assert!(with_image.contains("as 65534"), "{with_image}");
+    let without_image = log_of(&server, &runs[0], "without-image");
+    assert!(
+        !without_image.lines().any(|line| line == "never"),
+        "{without_image}"
+    );
+    assert!(
+        without_image.contains("set `image:` on the step or the job, or `steps.image`"),
+        "{without_image}"
+    );
+    let statuses = job_statuses(&runs[0]);
+    assert!(
+        statuses.contains(&("with-image".to_owned(), "succeeded".to_owned())),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.contains(&("without-image".to_owned(), "failed".to_owned())),
+        "{statuses:?}"
+    );
+}

@@ -205,6 +205,10 @@ pub struct Job {
     pub timeout: Option<DurationSpec>,
     #[serde(default)]
     pub concurrency: Option<Concurrency>,
+    /// The container image of the job's `run:` and `terraform:` steps that name none (instead of
+    /// the server's `steps.image`).
+    #[serde(default)]
+    pub image: Option<String>,
     pub steps: Vec<Step>,
 }
 

@@ -62,6 +62,9 @@ pub struct PlannedJob {
     pub env: BTreeMap<String, String>,
     /// The job's `concurrency`, with the group rendered for this event and the job's env.
     pub concurrency: Option<PlannedConcurrency>,
+    /// The job's `image:` for steps that name none.
+    #[serde(default)]
+    pub image: Option<String>,
     pub steps: Vec<Step>,
 }
 
@@ -134,6 +137,7 @@ fn plan_run(
                 timeout,
                 env,
                 concurrency,
+                image: job.image.clone(),
                 steps: job.steps.clone(),
             }
         })

@@ -208,9 +208,11 @@ async fn run_steps(
                         event: context.plan.event.clone(),
                         trust: context.plan.trust,
                         authority_tree: authority_tree.clone(),
-                        isolation: context
-                            .settings
-                            .isolation_for_run(&context.plan.event.repository, context.plan.trust),
+                        isolation: context.settings.isolation_for_job(
+                            &context.plan.event.repository,
+                            context.plan.trust,
+                            context.job.image.as_deref(),
+                        ),
                         run_id: context.run_id,
                         job: context.job.id.clone(),
                         pipeline: context.plan.run.pipeline.clone(),
@@ -393,9 +395,11 @@ fn build_spec(
         env,
         timeout,
         scratch: scratch.to_owned(),
-        isolation: context
-            .settings
-            .isolation_for_run(&context.plan.event.repository, context.plan.trust),
+        isolation: context.settings.isolation_for_job(
+            &context.plan.event.repository,
+            context.plan.trust,
+            context.job.image.as_deref(),
+        ),
     })
 }
 

@@ -124,6 +124,20 @@ impl EngineSettings {
         }
     }
 
+    /// `isolation_for_run` for one job: the job's `image:` replaces the server's default image.
+    pub fn isolation_for_job(
+        &self,
+        repository: &str,
+        trust: TrustLevel,
+        job_image: Option<&str>,
+    ) -> crate::steps::Isolation {
+        let mut isolation = self.isolation_for_run(repository, trust);
+        if let Some(image) = job_image {
+            isolation.default_image = Some(image.to_owned());
+        }
+        isolation
+    }
+
     /// The secrets a run at this trust level may see: all for trusted events, those marked for
     /// pull requests for member events, none for untrusted ones.
     pub fn secrets_for_run(&self, trust: TrustLevel) -> std::collections::BTreeMap<String, String> {

@@ -120,7 +120,7 @@ impl StepRunner for LocalRunner {
             match image {
                 Some(image) => self.containers.run(spec, &image, log, cancel).await,
                 None => StepOutcome::NotStarted(
-                    "this step names no `image:` and the server runs steps in containers; set `image:` on the step, or `steps.image` in the server configuration (host steps need `host-steps: true` on the repository)"
+                    "this step names no `image:` and the server runs steps in containers; set `image:` on the step or the job, or `steps.image` in the server configuration (host steps need `host-steps: true` on the repository)"
                         .to_owned(),
                 ),
             }

@@ -14,6 +14,7 @@ fn job(needs: &[&str], condition: Option<&str>) -> PlannedJob {
         timeout: None,
         env: BTreeMap::new(),
         concurrency: None,
+        image: None,
         steps: Vec::new(),
     }
 }
