@@ -297,6 +297,16 @@ fn a_pull_request_is_judged_by_the_default_branchs_policy_and_its_plan_sees_no_s
     );
     assert!(log.contains("probe=unset"), "{log}");
     assert!(log.contains("no-server-environ no-database"), "{log}");
+    // The weakened policy is shown to the reviewers, with the proposed policies' tests.
+    let proposed = runs[0]["jobs"][0]["outputs"]["proposed_configuration"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        proposed.contains("- changed `policies/guard.rego`"),
+        "{proposed}\n{log}"
+    );
+    assert!(proposed.contains("no policy tests"), "{proposed}");
     assert_no_marker(&log);
 }
 

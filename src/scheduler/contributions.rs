@@ -27,7 +27,11 @@ pub fn contributions_of(run: &Run) -> (Vec<Section>, Vec<PolicyResult>) {
     let mut sections = Vec::new();
     let mut policies = Vec::new();
     let mut images = Vec::new();
+    let mut proposed: Option<String> = None;
     for job in &run.jobs {
+        if proposed.is_none() {
+            proposed = job.outputs.get("proposed_configuration").cloned();
+        }
         if let Some(summary) = job
             .outputs
             .get("summary")
@@ -97,6 +101,15 @@ pub fn contributions_of(run: &Run) -> (Vec<Section>, Vec<PolicyResult>) {
                 }
             ));
         }
+    }
+    if let Some(text) = proposed {
+        sections.push(Section {
+            environment: "all environments".to_owned(),
+            kind: SectionKind::Other("Configuration".to_owned()),
+            title: "proposed changes to environments/ and policies/ (not in force until merged)"
+                .to_owned(),
+            body_markdown: escape::code_block(&text, ""),
+        });
     }
     if !images.is_empty() {
         sections.push(Section {

@@ -6,6 +6,7 @@ pub mod build;
 pub mod container;
 pub mod host;
 pub mod isolation;
+pub mod proposed;
 mod redact;
 pub mod terraform;
 

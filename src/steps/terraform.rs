@@ -88,6 +88,14 @@ pub async fn execute(step: &TerraformStep, context: &StepContext) -> StepOutcome
                 Ok(PlanOutcome::Planned { change, stored_id }) => {
                     let mut outputs = change.outputs();
                     outputs.insert("environment".to_owned(), step.environment.clone());
+                    if let Some(proposed) = context
+                        .authority_tree
+                        .as_deref()
+                        .and_then(|tree| super::proposed::describe(tree, &context.workspace))
+                    {
+                        let _ = context.log.send(format!("sluice: {proposed}\n"));
+                        outputs.insert("proposed_configuration".to_owned(), proposed);
+                    }
                     record_outputs(context, outputs).await;
                     match stored_id {
                         Some(_) => StepOutcome::Exited(0),
