@@ -148,8 +148,8 @@ fn two_unknown_keys_in_one_file_are_both_reported_with_suggestions() {
     assert_eq!(
         hints(&project),
         [
-            "did you mean `needs`? valid keys: name, needs, if, env, timeout, concurrency, steps",
-            "did you mean `timeout`? valid keys: name, needs, if, env, timeout, concurrency, steps",
+            "did you mean `needs`? valid keys: name, needs, if, env, timeout, concurrency, image, steps",
+            "did you mean `timeout`? valid keys: name, needs, if, env, timeout, concurrency, image, steps",
         ]
     );
     assert!(
