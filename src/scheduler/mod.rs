@@ -164,24 +164,45 @@ impl EngineSettings {
 
 /// What the dispatcher needs to run (or resume) a run: stored with the run as JSON.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(from = "StoredPlanFields")]
 pub struct StoredPlan {
     pub event: Event,
     pub run: PlannedRun,
-    /// A pull request from a fork: its steps see no secrets.
-    #[serde(default)]
-    pub from_fork: bool,
     /// What the run's code may reach (`docs/security.md`); decided at intake from verified facts.
-    #[serde(default = "stored_plan_default_trust")]
     pub trust: TrustLevel,
     /// The default branch's head when the run was planned: its `environments/` and `policies/`
     /// judge the run's plans, whatever the commit under test says.
-    #[serde(default)]
     pub authority_commit: Option<String>,
 }
 
-/// Plans stored before trust levels existed ran as members (a fork's run had no secrets either).
-fn stored_plan_default_trust() -> TrustLevel {
-    TrustLevel::Member
+/// A stored plan as any version wrote it. Plans written before trust levels existed carry
+/// `from_fork` instead: a fork's run stays untrusted, any other ran as a member.
+#[derive(Deserialize)]
+struct StoredPlanFields {
+    event: Event,
+    run: PlannedRun,
+    #[serde(default)]
+    from_fork: bool,
+    #[serde(default)]
+    trust: Option<TrustLevel>,
+    #[serde(default)]
+    authority_commit: Option<String>,
+}
+
+impl From<StoredPlanFields> for StoredPlan {
+    fn from(fields: StoredPlanFields) -> StoredPlan {
+        let trust = fields.trust.unwrap_or(if fields.from_fork {
+            TrustLevel::Untrusted
+        } else {
+            TrustLevel::Member
+        });
+        StoredPlan {
+            event: fields.event,
+            run: fields.run,
+            trust,
+            authority_commit: fields.authority_commit,
+        }
+    }
 }
 
 /// Reads the configuration at the event's commit and plans the runs. Pipeline files that do not
@@ -286,7 +307,6 @@ fn new_run(
     let plan = serde_json::to_string(&StoredPlan {
         event: event.clone(),
         run: planned.clone(),
-        from_fork: trust == TrustLevel::Untrusted,
         trust,
         authority_commit: authority_commit.map(str::to_owned),
     })
@@ -305,5 +325,42 @@ fn new_run(
             .map(|concurrency| concurrency.group.clone()),
         plan,
         jobs,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plan_stored_before_trust_levels_keeps_a_fork_untrusted() {
+        let event = Event {
+            kind: crate::model::EventKind::PullRequest,
+            repository: "acme/ml".to_owned(),
+            git_ref: "refs/heads/outside".to_owned(),
+            commit: "a".repeat(40),
+            before: None,
+            base_branch: Some("main".to_owned()),
+            action: Some("opened".to_owned()),
+            pull_request: Some(3),
+            actor: None,
+            changed_paths: None,
+        };
+        let files = [SourceFile {
+            path: "workflows/ci.yaml".to_owned(),
+            contents: b"name: ci\non: { pull_request: {} }\njobs:\n  a:\n    steps:\n      - run: 'true'\n".to_vec(),
+        }];
+        let runs = plan_runs_for(&files, &event, TrustLevel::Trusted, None);
+        let mut stored: serde_json::Value = serde_json::from_str(&runs[0].plan).unwrap();
+        let fields = stored.as_object_mut().unwrap();
+        fields.remove("trust");
+        for (from_fork, expected) in [(true, TrustLevel::Untrusted), (false, TrustLevel::Member)] {
+            fields.insert("from_fork".to_owned(), from_fork.into());
+            let plan: StoredPlan =
+                serde_json::from_value(serde_json::Value::Object(fields.clone())).unwrap();
+            assert_eq!(plan.trust, expected);
+        }
+        let current: StoredPlan = serde_json::from_str(&runs[0].plan).unwrap();
+        assert_eq!(current.trust, TrustLevel::Trusted);
     }
 }

@@ -272,7 +272,6 @@ async fn a_fork_pull_request_gets_no_secrets_and_no_apply() {
     let runs = sluice::scheduler::plan_runs_for(&files, &event, trust, None);
     assert_eq!(runs.len(), 1, "{runs:?}");
     let plan: StoredPlan = serde_json::from_str(&runs[0].plan).unwrap();
-    assert!(plan.from_fork);
     let secrets = std::collections::BTreeMap::from([("TOKEN".to_owned(), "s3cret".to_owned())]);
     assert_eq!(plan.trust, sluice::model::TrustLevel::Untrusted);
     let mut settings = sluice::scheduler::EngineSettings::new(std::env::temp_dir());
