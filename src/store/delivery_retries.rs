@@ -6,7 +6,6 @@
 use super::PendingDelivery;
 use super::error::{Failure, FailureResult};
 use super::rows::{self, timestamp_text};
-use crate::model::Delivery;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -24,13 +23,7 @@ pub(crate) fn due_deliveries(
     let deliveries = statement
         .query_map(params![timestamp_text(now), limit], |row| {
             Ok(PendingDelivery {
-                delivery: Delivery {
-                    id: row.get("id")?,
-                    event: row.get("event")?,
-                    repository: row.get("repository")?,
-                    payload: row.get("payload")?,
-                    received_at: rows::timestamp(row, "received_at")?,
-                },
+                delivery: super::reads::delivery_from_row(row)?,
                 failed_attempts: row.get("attempts")?,
             })
         })?

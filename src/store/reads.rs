@@ -21,32 +21,28 @@ pub(crate) fn pending_deliveries(
          WHERE planned_at IS NULL ORDER BY sequence LIMIT ?1",
     )?;
     let deliveries = statement
-        .query_map([limit_value(Some(limit))], |row| {
-            Ok(Delivery {
-                id: row.get("id")?,
-                event: row.get("event")?,
-                repository: row.get("repository")?,
-                payload: row.get("payload")?,
-                received_at: rows::timestamp(row, "received_at")?,
-            })
-        })?
+        .query_map([limit_value(Some(limit))], delivery_from_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(deliveries)
+}
+
+/// A delivery from a row of `deliveries` selecting at least id, event, repository, payload and
+/// received_at.
+pub(crate) fn delivery_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Delivery> {
+    Ok(Delivery {
+        id: row.get("id")?,
+        event: row.get("event")?,
+        repository: row.get("repository")?,
+        payload: row.get("payload")?,
+        received_at: rows::timestamp(row, "received_at")?,
+    })
 }
 
 pub(crate) fn delivery(connection: &Connection, id: &str) -> FailureResult<Option<Delivery>> {
     let mut statement = connection.prepare_cached(
         "SELECT id, event, repository, payload, received_at FROM deliveries WHERE id = ?1",
     )?;
-    let mut rows = statement.query_map([id], |row| {
-        Ok(Delivery {
-            id: row.get("id")?,
-            event: row.get("event")?,
-            repository: row.get("repository")?,
-            payload: row.get("payload")?,
-            received_at: rows::timestamp(row, "received_at")?,
-        })
-    })?;
+    let mut rows = statement.query_map([id], delivery_from_row)?;
     Ok(rows.next().transpose()?)
 }
 
