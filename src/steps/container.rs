@@ -120,22 +120,15 @@ async fn run_container(
                 .into_iter()
                 .collect(),
         ),
-        host_config: Some(HostConfig {
-            binds: Some(vec![
+        host_config: Some(confined_host_config(
+            vec![
                 format!("{}:{WORKSPACE_IN_CONTAINER}", spec.workspace.display()),
                 format!("{}:{SCRATCH_IN_CONTAINER}:ro", spec.scratch.display()),
-            ]),
-            cap_drop: Some(vec!["ALL".to_owned()]),
-            security_opt: Some(vec!["no-new-privileges".to_owned()]),
-            privileged: Some(false),
-            pids_limit: Some(PIDS_LIMIT),
-            memory: spec.isolation.memory_bytes,
-            nano_cpus: spec
-                .isolation
-                .cpus
-                .map(|cpus| (cpus * 1_000_000_000.0) as i64),
-            ..Default::default()
-        }),
+            ],
+            PIDS_LIMIT,
+            spec.isolation.cpus,
+            spec.isolation.memory_bytes,
+        )),
         ..Default::default()
     };
     let created = match docker
@@ -162,6 +155,27 @@ async fn run_container(
         )
         .await;
     outcome
+}
+
+/// How a container running code under review is confined: only `binds` of the host, no
+/// capabilities, no privilege escalation, and process, CPU and memory limits. Shared by `run:`
+/// steps and a pipeline's Terraform.
+pub(crate) fn confined_host_config(
+    binds: Vec<String>,
+    pids_limit: i64,
+    cpus: Option<f64>,
+    memory_bytes: Option<i64>,
+) -> HostConfig {
+    HostConfig {
+        binds: Some(binds),
+        cap_drop: Some(vec!["ALL".to_owned()]),
+        security_opt: Some(vec!["no-new-privileges".to_owned()]),
+        privileged: Some(false),
+        pids_limit: Some(pids_limit),
+        memory: memory_bytes,
+        nano_cpus: cpus.map(|cpus| (cpus * 1_000_000_000.0) as i64),
+        ..Default::default()
+    }
 }
 
 /// The step's declared variables, plus a writable `HOME` for an unprivileged user unless the step

@@ -7,7 +7,7 @@
 use crate::steps::LogSink;
 use bollard::Docker;
 use bollard::container::LogOutput;
-use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
     CreateContainerOptions, KillContainerOptions, LogsOptions, RemoveContainerOptions,
     WaitContainerOptions,
@@ -57,13 +57,10 @@ pub enum Ending {
 const PIDS_LIMIT: i64 = 1024;
 
 pub async fn run(container: &TerraformContainer, invocation: Invocation<'_>) -> Ending {
-    let docker = match Docker::connect_with_defaults() {
+    let docker = match crate::steps::container::connect().await {
         Ok(docker) => docker,
-        Err(error) => return Ending::NotStarted(unreachable_engine(&error)),
+        Err(message) => return Ending::NotStarted(message),
     };
-    if let Err(error) = docker.ping().await {
-        return Ending::NotStarted(unreachable_engine(&error));
-    }
     let mut command = vec!["terraform".to_owned()];
     command.extend(invocation.arguments.iter().cloned());
     let binds = invocation
@@ -90,16 +87,12 @@ pub async fn run(container: &TerraformContainer, invocation: Invocation<'_>) -> 
         ),
         user: Some(format!("{}:{}", container.user.0, container.user.1)),
         labels: Some([("dev.sluice.terraform".to_owned(), "true".to_owned())].into()),
-        host_config: Some(HostConfig {
-            binds: Some(binds),
-            cap_drop: Some(vec!["ALL".to_owned()]),
-            security_opt: Some(vec!["no-new-privileges".to_owned()]),
-            privileged: Some(false),
-            pids_limit: Some(PIDS_LIMIT),
-            memory: container.memory_bytes,
-            nano_cpus: container.cpus.map(|cpus| (cpus * 1_000_000_000.0) as i64),
-            ..Default::default()
-        }),
+        host_config: Some(crate::steps::container::confined_host_config(
+            binds,
+            PIDS_LIMIT,
+            container.cpus,
+            container.memory_bytes,
+        )),
         ..Default::default()
     };
     let created = match docker
@@ -186,10 +179,4 @@ async fn supervise(docker: &Docker, id: &str, invocation: &Invocation<'_>) -> En
         Ok(code) => Ending::Exited { code, stdout },
         Err(ending) => ending,
     }
-}
-
-fn unreachable_engine(error: &dyn std::fmt::Display) -> String {
-    format!(
-        "cannot reach the Docker engine that runs Terraform for pipeline steps ({error}); start one (scripts/setup-docker.sh) or set DOCKER_HOST"
-    )
 }
