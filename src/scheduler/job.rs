@@ -160,6 +160,12 @@ async fn run_steps(
             .collect();
         values.insert("needs".to_owned(), serde_json::Value::Object(needs));
     }
+    // Decided once for the job: where its code runs is the server's word, not a step's.
+    let isolation = context.settings.isolation_for_job(
+        &context.plan.event.repository,
+        context.plan.trust,
+        context.job.image.as_deref(),
+    );
     let mut job_failed = false;
     let mut failure_reason = None;
     for (index, step) in context.job.steps.iter().enumerate() {
@@ -188,7 +194,14 @@ async fn run_steps(
             .await;
         let _ = log.send(format!("sluice: step {}: {name}\n", index + 1));
         let outcome = if step.run.is_some() {
-            match build_spec(context, step, &workspace, &scratch, &template_context) {
+            match build_spec(
+                context,
+                step,
+                &workspace,
+                &scratch,
+                &template_context,
+                &isolation,
+            ) {
                 Ok(spec) => {
                     context
                         .runner
@@ -208,11 +221,7 @@ async fn run_steps(
                         event: context.plan.event.clone(),
                         trust: context.plan.trust,
                         authority_tree: authority_tree.clone(),
-                        isolation: context.settings.isolation_for_job(
-                            &context.plan.event.repository,
-                            context.plan.trust,
-                            context.job.image.as_deref(),
-                        ),
+                        isolation: isolation.clone(),
                         run_id: context.run_id,
                         job: context.job.id.clone(),
                         pipeline: context.plan.run.pipeline.clone(),
@@ -375,6 +384,7 @@ fn build_spec(
     workspace: &std::path::Path,
     scratch: &std::path::Path,
     template_context: &expr::Context,
+    isolation: &crate::steps::Isolation,
 ) -> Result<CommandSpec, String> {
     let script = step
         .run
@@ -395,11 +405,7 @@ fn build_spec(
         env,
         timeout,
         scratch: scratch.to_owned(),
-        isolation: context.settings.isolation_for_job(
-            &context.plan.event.repository,
-            context.plan.trust,
-            context.job.image.as_deref(),
-        ),
+        isolation: isolation.clone(),
     })
 }
 
