@@ -5,6 +5,7 @@
 //! image builds, containers only). Each new push to the pull request waits again, as GitHub
 //! Actions does for outside contributors.
 
+use super::event::PayloadError;
 use crate::model::{Delivery, RunId, Status};
 use crate::store::NewRun;
 
@@ -56,19 +57,26 @@ pub fn approval_delivery(original: &Delivery, run: RunId, approver: &str) -> Del
     }
 }
 
-/// For an approval: the approved delivery (under the approval's own id) and who approved it.
-pub fn unwrap_approval(delivery: &Delivery) -> Result<Option<(Delivery, String)>, String> {
+/// For an approval: the approved delivery (under the approval's own id) and who approved it. An
+/// approval that does not read is a payload error, as a broken webhook payload is.
+pub fn unwrap_approval(delivery: &Delivery) -> Result<Option<(Delivery, String)>, PayloadError> {
     if delivery.event != APPROVAL_EVENT {
         return Ok(None);
     }
-    let value: serde_json::Value = serde_json::from_slice(&delivery.payload)
-        .map_err(|error| format!("approval {} is not JSON: {error}", delivery.id))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&delivery.payload).map_err(|error| PayloadError::NotJson {
+            event: APPROVAL_EVENT.to_owned(),
+            message: error.to_string(),
+        })?;
     let text = |pointer: &str| {
         value
             .pointer(pointer)
             .and_then(serde_json::Value::as_str)
             .map(str::to_owned)
-            .ok_or_else(|| format!("approval {} has no `{pointer}`", delivery.id))
+            .ok_or_else(|| PayloadError::MissingField {
+                event: APPROVAL_EVENT.to_owned(),
+                field: pointer.to_owned(),
+            })
     };
     let inner = Delivery {
         id: delivery.id.clone(),

@@ -196,16 +196,10 @@ fn plan_delivery(
     mirrors: &Mirrors,
     delivery: &Delivery,
 ) -> Result<(String, Vec<crate::store::NewRun>), PlanningError> {
-    let (approved, approved_by) =
-        match super::approval::unwrap_approval(delivery).map_err(|message| {
-            super::event::PayloadError::NotJson {
-                event: super::approval::APPROVAL_EVENT.to_owned(),
-                message,
-            }
-        })? {
-            Some((inner, approver)) => (inner, Some(approver)),
-            None => (delivery.clone(), None),
-        };
+    let (approved, approved_by) = match super::approval::unwrap_approval(delivery)? {
+        Some((inner, approver)) => (inner, Some(approver)),
+        None => (delivery.clone(), None),
+    };
     let delivery = &approved;
     let request = event::event_from_delivery(delivery)?;
     if let EventRequest::Ignored(reason) = &request {
