@@ -1,7 +1,7 @@
 //! Wiring shared by `serve`, `run` and `demo`: the store, the mirrors, and the background tasks.
 
 use crate::deploy::execute::HealthSettings;
-use crate::deploy::gates::StaticTeams;
+use crate::deploy::gates::{StaticTeams, TeamDirectory};
 use crate::deploy::state::DeployStore;
 use crate::policy::SystemClock;
 use crate::scheduler::promotion::PromotionService;
@@ -25,6 +25,10 @@ pub struct Engine {
     pub dispatcher_wakeup: Arc<Notify>,
     pub updates: broadcast::Sender<RunUpdate>,
     pub promotion_wakeup: Arc<Notify>,
+    /// Signalled after deliveries were planned (comment commands wait on it).
+    pub commands_wakeup: Arc<Notify>,
+    /// Signalled after a Terraform lock was released, so the plan queued behind it starts.
+    pub lock_wakeup: Arc<Notify>,
 }
 
 impl Engine {
@@ -63,6 +67,8 @@ impl Engine {
             dispatcher_wakeup: Arc::new(Notify::new()),
             updates,
             promotion_wakeup: Arc::new(Notify::new()),
+            commands_wakeup: Arc::new(Notify::new()),
+            lock_wakeup: Arc::new(Notify::new()),
         })
     }
 
@@ -76,6 +82,16 @@ impl Engine {
                 wakeup: self.intake_wakeup.clone(),
                 dispatcher_wakeup: self.dispatcher_wakeup.clone(),
                 retry: crate::scheduler::planning_retry::RetrySchedule::PLANNING,
+                commands_wakeup: self.commands_wakeup.clone(),
+            }
+            .run(),
+        );
+        tokio::spawn(
+            crate::scheduler::lock_queue::LockQueue {
+                store: self.store.clone(),
+                wakeup: self.lock_wakeup.clone(),
+                intake_wakeup: self.intake_wakeup.clone(),
+                interval: std::time::Duration::from_secs(2),
             }
             .run(),
         );
@@ -118,7 +134,7 @@ impl Engine {
                     self.sqlite.clone(),
                 )),
                 clock: Arc::new(SystemClock),
-                teams: Arc::new(promotion.teams),
+                teams: promotion.teams,
                 health: promotion.health,
                 trees_dir: data_dir.join("releases"),
                 interval: promotion.interval,
@@ -175,7 +191,8 @@ pub struct PromotionSettings {
     /// How often gates are looked at again without an event (soak times, freeze windows).
     pub interval: std::time::Duration,
     pub health: HealthSettings,
-    pub teams: StaticTeams,
+    /// GitHub's team memberships when a GitHub is configured, else the configuration's `teams:`.
+    pub teams: Arc<dyn TeamDirectory>,
 }
 
 impl Default for PromotionSettings {
@@ -183,7 +200,7 @@ impl Default for PromotionSettings {
         PromotionSettings {
             interval: std::time::Duration::from_secs(15),
             health: HealthSettings::default(),
-            teams: StaticTeams::default(),
+            teams: Arc::new(StaticTeams::default()),
         }
     }
 }

@@ -130,8 +130,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<bool> {
     let mut engine = Engine::open(&data_dir, repositories.clone(), max_parallel_jobs)?;
     apply_step_settings(&mut engine.settings, &file_config, &args)?;
     engine.start();
-    engine.start_promotion(promotion_settings(&file_config.promotion)?);
-    start_forge_feedback(&engine, &file_config, &data_dir)?;
+    let forge = build_forge(&file_config, &data_dir)?;
+    let teams = team_directory(&file_config, forge.as_ref(), &repositories);
+    engine.start_promotion(promotion_settings(&file_config.promotion, teams.clone())?);
+    if let Some(forge) = forge {
+        start_forge_feedback(&engine, forge.clone());
+        start_commands(&engine, forge, teams);
+    }
     for repository in &file_config.repositories {
         if let Some(interval) = &repository.poll_interval {
             let interval = crate::config::workflow::parse_duration(interval).map_err(|error| {
@@ -225,24 +230,50 @@ fn front_door_settings(
     })
 }
 
-/// Pull-request comments and commit statuses, when the configuration has a `github:` section.
-fn start_forge_feedback(
-    engine: &Engine,
+/// The GitHub the configuration's `github:` section names; `None` without one.
+fn build_forge(
     config: &ServerConfig,
     data_dir: &std::path::Path,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<Arc<crate::forge::Forge>>> {
     let outbox = Arc::new(crate::store::SqliteOutbox::open(
         &data_dir.join("sluice.db"),
     )?);
-    let Some(forge) = crate::forge::from_config(config.github.as_ref(), outbox)
+    Ok(crate::forge::from_config(config.github.as_ref(), outbox)
         .map_err(|error| anyhow::anyhow!("github: {error}"))?
-    else {
-        return Ok(());
-    };
+        .map(Arc::new))
+}
+
+/// Who is in an `@org/team` of `gates.approvers`: GitHub, when configured; the configuration's
+/// static `promotion.teams` only without one.
+fn team_directory(
+    config: &ServerConfig,
+    forge: Option<&Arc<crate::forge::Forge>>,
+    repositories: &BTreeMap<String, String>,
+) -> Arc<dyn crate::deploy::gates::TeamDirectory> {
+    match forge {
+        Some(forge) => {
+            if !config.promotion.teams.is_empty() {
+                tracing::warn!(
+                    "promotion.teams in the server configuration is not used: with github configured, team approvers are asked of GitHub"
+                );
+            }
+            Arc::new(crate::forge::teams::GithubTeams {
+                forge: forge.clone(),
+                repositories: repositories.keys().cloned().collect(),
+            })
+        }
+        None => Arc::new(crate::deploy::gates::StaticTeams(
+            config.promotion.teams.clone(),
+        )),
+    }
+}
+
+/// Pull-request comments and commit statuses.
+fn start_forge_feedback(engine: &Engine, forge: Arc<crate::forge::Forge>) {
     tokio::spawn(
         crate::scheduler::forge_feedback::ForgeFeedback {
             store: engine.store.clone(),
-            forge: Arc::new(forge),
+            forge,
             updates: engine.updates.subscribe(),
             contributions: Arc::new(crate::scheduler::contributions::JobOutputContributions {
                 store: engine.store.clone(),
@@ -252,12 +283,33 @@ fn start_forge_feedback(
         }
         .run(),
     );
-    Ok(())
+}
+
+/// Comment commands on pull requests, answered through the forge.
+fn start_commands(
+    engine: &Engine,
+    forge: Arc<crate::forge::Forge>,
+    teams: Arc<dyn crate::deploy::gates::TeamDirectory>,
+) {
+    let service = Arc::new(crate::scheduler::commands::CommandService {
+        store: engine.store.clone(),
+        deploy_store: engine.deploy_store.clone(),
+        forge,
+        mirrors: engine.mirrors.clone(),
+        teams,
+        data_dir: engine.settings.data_dir.clone(),
+        wakeup: engine.commands_wakeup.clone(),
+        intake_wakeup: engine.intake_wakeup.clone(),
+        promotion_wakeup: engine.promotion_wakeup.clone(),
+        lock_wakeup: engine.lock_wakeup.clone(),
+    });
+    tokio::spawn(service.run());
 }
 
 /// Promotion settings from the server configuration, durations checked.
 fn promotion_settings(
     config: &crate::config::server::PromotionConfig,
+    teams: Arc<dyn crate::deploy::gates::TeamDirectory>,
 ) -> anyhow::Result<super::engine::PromotionSettings> {
     let duration = |field: &str, value: &Option<String>, default: std::time::Duration| match value {
         None => Ok(default),
@@ -276,7 +328,7 @@ fn promotion_settings(
                 defaults.health.timeout,
             )?,
         },
-        teams: crate::deploy::gates::StaticTeams(config.teams.clone()),
+        teams,
     })
 }
 

@@ -6,24 +6,83 @@ use crate::config::environment::{Environment, FreezeWindow};
 use crate::config::workflow::parse_duration;
 use crate::deploy::Release;
 use chrono::{DateTime, Datelike, Timelike, Utc};
+use futures_util::future::BoxFuture;
 use serde::Serialize;
 
-/// Who belongs to an `@org/team` named in `gates.approvers`.
-pub trait TeamDirectory: Send + Sync {
-    fn is_member(&self, team: &str, login: &str) -> bool;
+/// What a directory says about one person and one team, and who said it (recorded in the
+/// history with the gate decision).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Membership {
+    pub member: bool,
+    /// `GitHub` or `the server configuration`.
+    pub source: String,
+    /// Why not, when not a member: `membership pending`, `not a member`, `GitHub did not answer: …`.
+    pub note: Option<String>,
 }
 
-/// Team membership written down (server configuration, tests, the demo).
+/// Who belongs to an `@org/team` named in `gates.approvers`: GitHub's team memberships when a
+/// GitHub is configured, else the server configuration's `teams:`.
+pub trait TeamDirectory: Send + Sync {
+    /// `team` as written in `gates.approvers` (`@org/team`).
+    fn membership<'a>(&'a self, team: &'a str, login: &'a str) -> BoxFuture<'a, Membership>;
+}
+
+/// Team membership written down (server configuration without GitHub, tests, the demo).
 #[derive(Clone, Debug, Default)]
 pub struct StaticTeams(pub std::collections::BTreeMap<String, Vec<String>>);
 
-impl TeamDirectory for StaticTeams {
-    fn is_member(&self, team: &str, login: &str) -> bool {
+impl StaticTeams {
+    pub fn is_member(&self, team: &str, login: &str) -> bool {
         self.0
             .get(team.trim_start_matches('@'))
             .or_else(|| self.0.get(team))
             .is_some_and(|members| members.iter().any(|member| member == login))
     }
+}
+
+impl TeamDirectory for StaticTeams {
+    fn membership<'a>(&'a self, team: &'a str, login: &'a str) -> BoxFuture<'a, Membership> {
+        let member = self.is_member(team, login);
+        Box::pin(std::future::ready(Membership {
+            member,
+            source: "the server configuration".to_owned(),
+            note: (!member).then(|| "not listed under `teams:`".to_owned()),
+        }))
+    }
+}
+
+/// The memberships a gate decision needs, asked for before the (pure) decision is made:
+/// `(team, login)` -> what the directory said.
+#[derive(Clone, Debug, Default)]
+pub struct Memberships(pub std::collections::BTreeMap<(String, String), Membership>);
+
+impl Memberships {
+    fn get(&self, team: &str, login: &str) -> Option<&Membership> {
+        self.0.get(&(team.to_owned(), login.to_owned()))
+    }
+}
+
+/// Asks the directory about every approver of `approvals` who is not named directly in
+/// `gates.approvers`, for every team the environment names.
+pub async fn resolve_memberships(
+    environment: &Environment,
+    approvals: &[String],
+    directory: &dyn TeamDirectory,
+) -> Memberships {
+    let approvers = &environment.gates.approvers;
+    let mut resolved = Memberships::default();
+    for login in approvals {
+        if approvers.iter().any(|allowed| allowed == login) {
+            continue;
+        }
+        for team in approvers.iter().filter(|allowed| allowed.starts_with('@')) {
+            let membership = directory.membership(team, login).await;
+            resolved
+                .0
+                .insert((team.clone(), login.clone()), membership);
+        }
+    }
+    resolved
 }
 
 /// Everything a gate decision reads.
@@ -35,7 +94,8 @@ pub struct GateInput<'a> {
     pub previous_healthy_since: Option<DateTime<Utc>>,
     /// Logins that approved this release for this environment.
     pub approvals: &'a [String],
-    pub teams: &'a dyn TeamDirectory,
+    /// What the team directory said about the approvers (`resolve_memberships`).
+    pub memberships: &'a Memberships,
     pub now: DateTime<Utc>,
 }
 
@@ -109,22 +169,61 @@ fn approval_decision(input: &GateInput<'_>) -> GateDecision {
     for login in input.approvals {
         if Some(login.as_str()) == author {
             refused.push(format!("{login} (the release's author)"));
-        } else if !gates.approvers.is_empty()
-            && !gates.approvers.iter().any(|allowed| {
-                allowed == login
-                    || (allowed.starts_with('@') && input.teams.is_member(allowed, login))
-            })
+            continue;
+        }
+        if counted.iter().any(|(known, _)| known == login) {
+            continue;
+        }
+        if gates.approvers.is_empty() || gates.approvers.iter().any(|allowed| allowed == login) {
+            counted.push((login.clone(), String::new()));
+            continue;
+        }
+        let teams: Vec<(&String, Option<&Membership>)> = gates
+            .approvers
+            .iter()
+            .filter(|allowed| allowed.starts_with('@'))
+            .map(|team| (team, input.memberships.get(team, login)))
+            .collect();
+        match teams
+            .iter()
+            .find(|(_, membership)| membership.is_some_and(|membership| membership.member))
         {
-            refused.push(format!("{login} (not in {})", gates.approvers.join(", ")));
-        } else if !counted.contains(login) {
-            counted.push(login.clone());
+            Some((team, Some(membership))) => {
+                counted.push((login.clone(), format!(" ({team}, per {})", membership.source)))
+            }
+            _ => {
+                let why: Vec<String> = teams
+                    .iter()
+                    .map(|(team, membership)| match membership {
+                        Some(membership) => format!(
+                            "{team}: {}, per {}",
+                            membership.note.as_deref().unwrap_or("not a member"),
+                            membership.source
+                        ),
+                        None => format!("{team}: not asked"),
+                    })
+                    .collect();
+                let detail = if why.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {}", why.join("; "))
+                };
+                refused.push(format!(
+                    "{login} (not in {}{detail})",
+                    gates.approvers.join(", ")
+                ));
+            }
         }
     }
     let required = gates.approvals as usize;
     let passed = counted.len() >= required;
     let mut reason = format!("{} of {required} approvals", counted.len());
     if !counted.is_empty() {
-        reason.push_str(&format!(" ({})", counted.join(", ")));
+        let names: Vec<String> = counted
+            .iter()
+            .map(|(login, via)| format!("{login}{via}"))
+            .collect();
+        reason.push_str(&format!(" ({})", names.join(", ")));
     }
     if !refused.is_empty() {
         reason.push_str(&format!("; not counted: {}", refused.join(", ")));
@@ -136,8 +235,8 @@ fn approval_decision(input: &GateInput<'_>) -> GateDecision {
             gates.approvers.join(", ")
         };
         reason.push_str(&format!(
-            "; waiting for approval by {who} (`sluice approve {} {}`)",
-            input.environment.name, input.release.id
+            "; waiting for approval by {who} (`/sluice approve {} {}` on the pull request, or `sluice approve {} {}`)",
+            input.environment.name, input.release.id, input.environment.name, input.release.id
         ));
     }
     GateDecision {
@@ -293,12 +392,18 @@ mod tests {
                 .into_iter()
                 .collect(),
         );
+        let memberships = futures_util::FutureExt::now_or_never(resolve_memberships(
+            &environment,
+            &approvals,
+            &teams,
+        ))
+        .expect("static teams answer at once");
         evaluate(&GateInput {
             environment: &environment,
             release: &release,
             previous_healthy_since: since,
             approvals: &approvals,
-            teams: &teams,
+            memberships: &memberships,
             now,
         })
     }
@@ -338,7 +443,22 @@ mod tests {
         );
         let by_outsider = decide(gates.clone(), &["bob"], None, now);
         assert!(!by_outsider[0].passed, "{}", by_outsider[0].reason);
-        assert!(decide(gates.clone(), &["carol"], None, now)[0].passed);
+        assert!(
+            by_outsider[0].reason.contains(
+                "bob (not in @example/leads, dave; @example/leads: not listed under `teams:`, per the server configuration)"
+            ),
+            "{}",
+            by_outsider[0].reason
+        );
+        let by_member = &decide(gates.clone(), &["carol"], None, now)[0];
+        assert!(by_member.passed);
+        assert!(
+            by_member
+                .reason
+                .contains("carol (@example/leads, per the server configuration)"),
+            "{}",
+            by_member.reason
+        );
         assert!(decide(gates, &["dave"], None, now)[0].passed);
     }
 

@@ -255,12 +255,14 @@ impl Reconciler {
             store.approvals(&repository, &name, &id)
         })
         .await?;
+        let memberships =
+            gates::resolve_memberships(environment, &approvals, self.teams.as_ref()).await;
         let decisions = gates::evaluate(&GateInput {
             environment,
             release: &candidate,
             previous_healthy_since: upstream_healthy_since,
             approvals: &approvals,
-            teams: self.teams.as_ref(),
+            memberships: &memberships,
             now: self.clock.now(),
         });
         let blocked: Vec<String> = decisions

@@ -1,24 +1,37 @@
 //! Comment commands on pull requests: `/sluice plan [ENV]`, `/sluice apply [ENV]`,
-//! `/sluice approve ENV`, `/sluice unlock [ENV]`, `/sluice help`. The commenter must have write
-//! permission (asked of GitHub); `apply` is refused on a fork's pull request and, when the
-//! environment's `terraform.apply_requirements` say so, unless the pull request is approved and
-//! mergeable. sluice acknowledges with a reaction and answers with a comment. The work itself is
-//! done by a `CommandHandler` the server provides (locks, approvals and plans live elsewhere).
+//! `/sluice approve ENV [RELEASE]`, `/sluice unlock [ENV]`, `/sluice run`, `/sluice help`. The
+//! commenter is the GitHub login of the signed delivery; GitHub is asked for their permission on
+//! the repository, and everything but `help` needs write permission. `apply` is refused on a
+//! fork's pull request and unless the environment's `apply_requirements` hold. sluice
+//! acknowledges each command at once with a reaction and answers it with one reply. The work
+//! itself is done by a `CommandHandler` the server provides (plans, locks, approvals live
+//! elsewhere).
 
 use super::comment::escape;
 use super::error::ForgeError;
-use super::publish::Forge;
-use crate::config::environment::Environment;
+use super::publish::{Forge, PullRequestState};
+use crate::terraform::ApplyRequirement;
 use serde_json::Value;
 use std::future::Future;
 
 /// A command sluice understands.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
-    Plan { environment: Option<String> },
-    Apply { environment: Option<String> },
-    Approve { environment: String },
-    Unlock { environment: Option<String> },
+    Plan {
+        environment: Option<String>,
+    },
+    Apply {
+        environment: Option<String>,
+    },
+    Approve {
+        environment: String,
+        release: Option<String>,
+    },
+    Unlock {
+        environment: Option<String>,
+    },
+    /// Lets the waiting runs of a fork's pull request start.
+    Run,
     Help,
 }
 
@@ -29,6 +42,7 @@ impl Command {
             Command::Apply { .. } => "apply",
             Command::Approve { .. } => "approve",
             Command::Unlock { .. } => "unlock",
+            Command::Run => "run",
             Command::Help => "help",
         }
     }
@@ -45,41 +59,62 @@ pub enum Parsed {
 }
 
 pub const HELP: &str = "\
-**sluice commands** (comment on the pull request; write permission needed):
+**sluice commands** (comment on the pull request; write permission on the repository needed):
 
 | Command | What it does |
 | --- | --- |
-| `/sluice plan [ENV]` | plan again, for every environment or only `ENV` |
-| `/sluice apply [ENV]` | apply the plan of this pull request (never from a fork) |
-| `/sluice approve ENV` | approve the change for `ENV` |
-| `/sluice unlock [ENV]` | release the lock this pull request holds |
+| `/sluice plan [ENV]` | plan again at the pull request's head, every environment or only `ENV` |
+| `/sluice apply [ENV]` | apply this pull request's reviewed plan where the environment says `apply: on-comment` (never from a fork) |
+| `/sluice approve ENV [RELEASE]` | approve the release of this pull request (or `RELEASE`) for `ENV` |
+| `/sluice unlock [ENV]` | release the Terraform locks this pull request holds |
+| `/sluice run` | let the waiting runs of a pull request from a fork start |
 | `/sluice help` | show this text |
 ";
 
-/// Reads the first line that starts with `/sluice`.
+/// The marker of sluice's own answers, so they are never read as commands.
+pub const ANSWER_MARKER: &str = "<!-- sluice:command-answer -->";
+
+/// Reads the first line that starts with `/sluice`, outside quotes (`> /sluice apply` is a
+/// quoted reply, not a command) and code blocks.
 pub fn parse(body: &str) -> Parsed {
-    let Some(line) = body
-        .lines()
-        .map(str::trim)
-        .find(|line| *line == "/sluice" || line.starts_with("/sluice "))
-    else {
+    if body.contains(ANSWER_MARKER) {
+        return Parsed::NotACommand;
+    }
+    let mut in_fence = false;
+    let mut command_line = None;
+    for line in body.lines().map(str::trim) {
+        if line.starts_with("```") || line.starts_with("~~~") {
+            in_fence = !in_fence;
+            continue;
+        }
+        if !in_fence && (line == "/sluice" || line.starts_with("/sluice ")) {
+            command_line = Some(line);
+            break;
+        }
+    }
+    let Some(line) = command_line else {
         return Parsed::NotACommand;
     };
     let words: Vec<&str> = line.split_whitespace().skip(1).collect();
+    let name = |word: &str, what: &str| -> Result<String, String> {
+        if valid_name(word) {
+            Ok(word.to_owned())
+        } else {
+            Err(format!("`{}` is not {what}", word.replace('`', "'")))
+        }
+    };
     let environment = |words: &[&str]| -> Result<Option<String>, String> {
         match words {
             [] => Ok(None),
-            [name] if valid_environment_name(name) => Ok(Some((*name).to_owned())),
-            [name] => Err(format!(
-                "`{}` is not an environment name",
-                name.replace('`', "'")
-            )),
+            [word] => name(word, "an environment name").map(Some),
             _ => Err("too many words: give at most one environment".to_owned()),
         }
     };
     let result = match words.split_first() {
         None => return Parsed::Command(Command::Help),
         Some((&"help", [])) => Ok(Command::Help),
+        Some((&"run", [])) => Ok(Command::Run),
+        Some((&"run", _)) => Err("`run` takes no arguments: `/sluice run`".to_owned()),
         Some((&"plan", rest)) => environment(rest).map(|environment| Command::Plan { environment }),
         Some((&"apply", rest)) => {
             environment(rest).map(|environment| Command::Apply { environment })
@@ -87,10 +122,23 @@ pub fn parse(body: &str) -> Parsed {
         Some((&"unlock", rest)) => {
             environment(rest).map(|environment| Command::Unlock { environment })
         }
-        Some((&"approve", rest)) => match environment(rest) {
-            Ok(Some(environment)) => Ok(Command::Approve { environment }),
-            Ok(None) => Err("`approve` needs an environment: `/sluice approve ENV`".to_owned()),
-            Err(error) => Err(error),
+        Some((&"approve", rest)) => match rest {
+            [] => Err("`approve` needs an environment: `/sluice approve ENV [RELEASE]`".to_owned()),
+            [environment] => name(environment, "an environment name").map(|environment| {
+                Command::Approve {
+                    environment,
+                    release: None,
+                }
+            }),
+            [environment, release] => name(environment, "an environment name").and_then(
+                |environment| {
+                    name(release, "a release id").map(|release| Command::Approve {
+                        environment,
+                        release: Some(release),
+                    })
+                },
+            ),
+            _ => Err("too many words: `/sluice approve ENV [RELEASE]`".to_owned()),
         },
         Some((other, _)) => Err(format!(
             "`{}` is not a sluice command",
@@ -103,49 +151,12 @@ pub fn parse(body: &str) -> Parsed {
     }
 }
 
-fn valid_environment_name(name: &str) -> bool {
+fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name
             .chars()
             .all(|character| character.is_ascii_alphanumeric() || "-_.".contains(character))
-}
-
-/// What an environment demands before `apply` (Atlantis' `apply_requirements`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ApplyRequirement {
-    Approved,
-    Mergeable,
-}
-
-/// Reads `terraform.apply_requirements: [approved, mergeable]` from an environment; unknown
-/// words are returned as errors so configuration checks can report them.
-pub fn apply_requirements(environment: &Environment) -> Result<Vec<ApplyRequirement>, String> {
-    let Some(list) = environment
-        .terraform
-        .as_ref()
-        .and_then(|terraform| terraform.get("apply_requirements"))
-    else {
-        return Ok(Vec::new());
-    };
-    let Some(items) = list.as_array() else {
-        return Err(format!(
-            "environment `{}`: terraform.apply_requirements must be a list such as [approved, mergeable]",
-            environment.name
-        ));
-    };
-    items
-        .iter()
-        .map(|item| match item.as_str() {
-            Some("approved") => Ok(ApplyRequirement::Approved),
-            Some("mergeable") => Ok(ApplyRequirement::Mergeable),
-            other => Err(format!(
-                "environment `{}`: apply requirement {} is unknown; use approved or mergeable",
-                environment.name,
-                other.map(str::to_owned).unwrap_or_else(|| item.to_string())
-            )),
-        })
-        .collect()
 }
 
 /// A comment command as read from an `issue_comment` delivery.
@@ -154,11 +165,12 @@ pub struct CommentEvent {
     pub repository: String,
     pub pull_request: u64,
     pub comment_id: u64,
+    /// The GitHub login of the comment's author, from the signed delivery.
     pub commenter: String,
     pub body: String,
 }
 
-/// The command in a newly created comment on a pull request; `None` for anything else (an
+/// The comment in a newly created comment on a pull request; `None` for anything else (an
 /// edit, a deletion, a comment on an issue, a comment by a bot).
 pub fn comment_event(payload: &Value) -> Option<CommentEvent> {
     if payload.get("action").and_then(Value::as_str) != Some("created") {
@@ -167,11 +179,13 @@ pub fn comment_event(payload: &Value) -> Option<CommentEvent> {
     payload
         .pointer("/issue/pull_request")
         .filter(|value| !value.is_null())?;
-    if payload
+    let user_type = payload
         .pointer("/comment/user/type")
-        .and_then(Value::as_str)
-        == Some("Bot")
-    {
+        .and_then(Value::as_str);
+    let login = payload
+        .pointer("/comment/user/login")
+        .and_then(Value::as_str)?;
+    if user_type == Some("Bot") || login.ends_with("[bot]") {
         return None;
     }
     Some(CommentEvent {
@@ -181,10 +195,7 @@ pub fn comment_event(payload: &Value) -> Option<CommentEvent> {
             .to_owned(),
         pull_request: payload.pointer("/issue/number").and_then(Value::as_u64)?,
         comment_id: payload.pointer("/comment/id").and_then(Value::as_u64)?,
-        commenter: payload
-            .pointer("/comment/user/login")
-            .and_then(Value::as_str)?
-            .to_owned(),
+        commenter: login.to_owned(),
         body: payload
             .pointer("/comment/body")
             .and_then(Value::as_str)
@@ -193,18 +204,28 @@ pub fn comment_event(payload: &Value) -> Option<CommentEvent> {
     })
 }
 
-/// Who asks, about which pull request, at which commit.
+/// The command of an `issue_comment` payload, if it holds one sluice must answer.
+pub fn command_of(payload: &Value) -> Option<(CommentEvent, Parsed)> {
+    let event = comment_event(payload)?;
+    match parse(&event.body) {
+        Parsed::NotACommand => None,
+        parsed => Some((event, parsed)),
+    }
+}
+
+/// Who asks, about which pull request, as GitHub describes it now.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommandRequest {
     pub repository: String,
     pub pull_request: u64,
     pub commenter: String,
-    pub head_sha: String,
-    pub from_fork: bool,
+    /// `admin`, `maintain` or `write`, as GitHub answered.
+    pub permission: String,
+    pub state: PullRequestState,
 }
 
 /// The answer of a handler: Markdown shown to people (built with `comment::escape` for
-/// anything untrusted), or why the command was refused.
+/// anything untrusted), or why the command was refused and what would make it pass.
 pub type CommandResult = Result<String, String>;
 
 /// The layers that do the work of a command; the server wires the real ones.
@@ -214,23 +235,26 @@ pub trait CommandHandler: Send + Sync {
         request: &CommandRequest,
         environment: Option<&str>,
     ) -> impl Future<Output = CommandResult> + Send;
+    /// Checks the environment's apply mode and requirements itself (it knows the settings).
     fn apply(
         &self,
         request: &CommandRequest,
         environment: Option<&str>,
+        approved: bool,
     ) -> impl Future<Output = CommandResult> + Send;
     fn approve(
         &self,
         request: &CommandRequest,
         environment: &str,
+        release: Option<&str>,
     ) -> impl Future<Output = CommandResult> + Send;
     fn unlock(
         &self,
         request: &CommandRequest,
         environment: Option<&str>,
     ) -> impl Future<Output = CommandResult> + Send;
-    /// What the environment (or, for `None`, any environment the pull request touches)
-    /// requires before `apply`.
+    fn run(&self, request: &CommandRequest) -> impl Future<Output = CommandResult> + Send;
+    /// What the environments `apply` would touch require (to ask GitHub only what is needed).
     fn apply_requirements(
         &self,
         request: &CommandRequest,
@@ -245,14 +269,27 @@ pub enum CommandOutcome {
     Ignored,
     /// The help text was posted (asked for, or the command was not understood).
     Help,
-    /// Refused before the handler was called; the text was posted.
+    /// Refused before or by the handler; the text was posted.
     Refused(String),
-    /// The handler ran; its answer (or refusal) was posted.
-    Done(CommandResult),
+    /// The handler did the work; its answer was posted.
+    Done(String),
 }
 
-/// Acts on one comment: reaction, checks, handler, answer. GitHub errors are returned; the
-/// caller logs them (a command is never retried blindly, since it may have had an effect).
+impl CommandOutcome {
+    /// One line for the store and the log.
+    pub fn summary(&self) -> String {
+        let text = match self {
+            CommandOutcome::Ignored => "ignored".to_owned(),
+            CommandOutcome::Help => "answered with the help".to_owned(),
+            CommandOutcome::Refused(why) => format!("refused: {why}"),
+            CommandOutcome::Done(answer) => format!("done: {answer}"),
+        };
+        text.lines().next().unwrap_or_default().chars().take(300).collect()
+    }
+}
+
+/// Acts on one comment: reaction, permission, handler, answer. GitHub errors are returned; the
+/// caller records them (a command is never retried blindly, since it may have had an effect).
 pub async fn handle_comment<H: CommandHandler>(
     forge: &Forge,
     handler: &H,
@@ -281,27 +318,27 @@ pub async fn handle_comment<H: CommandHandler>(
         .await?;
     if !matches!(permission.as_str(), "admin" | "maintain" | "write") {
         let message = format!(
-            "`/sluice {}` refused: {} has `{}` permission on this repository; write permission is needed.",
+            "`/sluice {}` refused: GitHub says @{} has `{}` permission on this repository; sluice commands need write permission (ask a maintainer to grant it, or to comment the command).",
             command.name(),
             escape::inline(&event.commenter),
             escape::inline(&permission)
         );
         return refuse(forge, event, message).await;
     }
-    let pull_request = forge
+    let state = forge
         .pull_request(&event.repository, event.pull_request)
         .await?;
     let request = CommandRequest {
         repository: event.repository.clone(),
         pull_request: event.pull_request,
         commenter: event.commenter.clone(),
-        head_sha: pull_request.head_sha.clone(),
-        from_fork: pull_request.from_fork,
+        permission,
+        state,
     };
     let result = match &command {
         Command::Plan { environment } => handler.plan(&request, environment.as_deref()).await,
         Command::Apply { environment } => {
-            if pull_request.from_fork {
+            if request.state.from_fork {
                 return refuse(
                     forge,
                     event,
@@ -312,42 +349,55 @@ pub async fn handle_comment<H: CommandHandler>(
             let requirements = handler
                 .apply_requirements(&request, environment.as_deref())
                 .await;
-            let mut unmet = Vec::new();
-            if requirements.contains(&ApplyRequirement::Approved)
-                && !forge
+            let approved = if requirements.contains(&ApplyRequirement::Approved) {
+                forge
                     .is_approved(&event.repository, event.pull_request)
                     .await?
-            {
-                unmet.push("approved");
-            }
-            if requirements.contains(&ApplyRequirement::Mergeable)
-                && pull_request.mergeable != Some(true)
-            {
-                unmet.push("mergeable");
-            }
-            if !unmet.is_empty() {
-                return refuse(
-                    forge,
-                    event,
-                    format!(
-                        "`/sluice apply` refused: the environment requires the pull request to be {} first.",
-                        unmet.join(" and ")
-                    ),
-                )
-                .await;
-            }
-            handler.apply(&request, environment.as_deref()).await
+            } else {
+                true
+            };
+            handler
+                .apply(&request, environment.as_deref(), approved)
+                .await
         }
-        Command::Approve { environment } => handler.approve(&request, environment).await,
+        Command::Approve {
+            environment,
+            release,
+        } => {
+            handler
+                .approve(&request, environment, release.as_deref())
+                .await
+        }
         Command::Unlock { environment } => handler.unlock(&request, environment.as_deref()).await,
+        Command::Run => handler.run(&request).await,
         Command::Help => unreachable!("help is answered above"),
     };
-    let text = match &result {
-        Ok(text) => format!("`/sluice {}`: {text}", command.name()),
-        Err(why) => format!("`/sluice {}` failed: {why}", command.name()),
-    };
-    answer(forge, event, &text).await?;
-    Ok(CommandOutcome::Done(result))
+    match result {
+        Ok(text) => {
+            forge
+                .react(&event.repository, event.comment_id, "rocket")
+                .await?;
+            answer(
+                forge,
+                event,
+                &format!(
+                    "`/sluice {}` by @{}: {text}",
+                    command.name(),
+                    escape::inline(&event.commenter)
+                ),
+            )
+            .await?;
+            Ok(CommandOutcome::Done(text))
+        }
+        Err(why) => {
+            refuse(
+                forge,
+                event,
+                format!("`/sluice {}` refused: {why}", command.name()),
+            )
+            .await
+        }
+    }
 }
 
 async fn refuse(
@@ -362,8 +412,9 @@ async fn refuse(
     Ok(CommandOutcome::Refused(message))
 }
 
-async fn answer(forge: &Forge, event: &CommentEvent, text: &str) -> Result<(), ForgeError> {
-    let body = format!("<!-- sluice:command-answer -->\n{text}\n");
+/// Posts one reply to the comment's pull request.
+pub async fn answer(forge: &Forge, event: &CommentEvent, text: &str) -> Result<(), ForgeError> {
+    let body = format!("{ANSWER_MARKER}\n{text}\n");
     forge
         .reply(&event.repository, event.pull_request, &body)
         .await
@@ -383,21 +434,24 @@ mod tests {
     }
 
     #[test]
-    fn commands_are_read_from_the_first_sluice_line() {
+    fn commands_are_read_from_the_first_sluice_line_outside_quotes_and_code() {
         check("looks good", Parsed::NotACommand);
         check("/sluicey plan", Parsed::NotACommand);
+        check("> /sluice apply", Parsed::NotACommand);
+        check("```\n/sluice apply\n```", Parsed::NotACommand);
+        check(
+            &format!("{ANSWER_MARKER}\n/sluice plan"),
+            Parsed::NotACommand,
+        );
         check("/sluice", command(Command::Help));
         check("/sluice help", command(Command::Help));
+        check("/sluice run", command(Command::Run));
         check("/sluice plan", command(Command::Plan { environment: None }));
         check(
-            "thanks!\n  /sluice plan staging  \nmore",
+            "> /sluice apply\nthanks!\n  /sluice plan staging  \nmore",
             command(Command::Plan {
                 environment: Some("staging".into()),
             }),
-        );
-        check(
-            "/sluice apply",
-            command(Command::Apply { environment: None }),
         );
         check(
             "/sluice apply dev",
@@ -409,6 +463,14 @@ mod tests {
             "/sluice approve production",
             command(Command::Approve {
                 environment: "production".into(),
+                release: None,
+            }),
+        );
+        check(
+            "/sluice approve production r12-0123456789ab",
+            command(Command::Approve {
+                environment: "production".into(),
+                release: Some("r12-0123456789ab".into()),
             }),
         );
         check(
@@ -417,7 +479,9 @@ mod tests {
         );
         check(
             "/sluice approve",
-            Parsed::Unknown("`approve` needs an environment: `/sluice approve ENV`".into()),
+            Parsed::Unknown(
+                "`approve` needs an environment: `/sluice approve ENV [RELEASE]`".into(),
+            ),
         );
         check(
             "/sluice destroy",
@@ -434,33 +498,19 @@ mod tests {
     }
 
     #[test]
-    fn apply_requirements_are_read_from_the_terraform_section() {
-        let environment = |terraform: Value| Environment {
-            name: "production".into(),
-            after: None,
-            branch: None,
-            description: None,
-            gates: Default::default(),
-            terraform: Some(terraform),
-            kubernetes: None,
-            airflow: None,
-            mlflow: None,
-            vars: Default::default(),
+    fn only_new_comments_by_people_on_pull_requests_are_read() {
+        let payload = |action: &str, user_type: &str, login: &str| {
+            serde_json::json!({
+                "action": action,
+                "issue": { "number": 4, "pull_request": { "url": "x" } },
+                "comment": { "id": 9, "body": "/sluice plan", "user": { "login": login, "type": user_type } },
+                "repository": { "full_name": "acme/ml" },
+            })
         };
-        let both =
-            environment(serde_json::json!({"apply_requirements": ["approved", "mergeable"]}));
-        assert_eq!(
-            apply_requirements(&both),
-            Ok(vec![
-                ApplyRequirement::Approved,
-                ApplyRequirement::Mergeable
-            ])
-        );
-        assert_eq!(
-            apply_requirements(&environment(serde_json::json!({}))),
-            Ok(vec![])
-        );
-        let wrong = environment(serde_json::json!({"apply_requirements": ["green"]}));
-        assert!(apply_requirements(&wrong).unwrap_err().contains("green"));
+        assert!(command_of(&payload("created", "User", "dana")).is_some());
+        assert!(command_of(&payload("edited", "User", "dana")).is_none());
+        assert!(command_of(&payload("deleted", "User", "dana")).is_none());
+        assert!(command_of(&payload("created", "Bot", "sluice")).is_none());
+        assert!(command_of(&payload("created", "User", "renovate[bot]")).is_none());
     }
 }

@@ -15,6 +15,7 @@ pub mod fork;
 pub mod publish;
 pub mod report;
 pub mod status;
+pub mod teams;
 
 pub use client::{GithubAuth, GithubClient, Method, RetryPolicy};
 pub use commands::{CommandHandler, CommandOutcome, CommandRequest};

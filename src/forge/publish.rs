@@ -68,10 +68,17 @@ impl OutboxItem {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PullRequestState {
     pub head_sha: String,
+    pub head_ref: String,
+    pub base_ref: String,
+    /// The login of whoever opened it.
+    pub author: Option<String>,
     pub from_fork: bool,
     /// GitHub's `mergeable`; `None` while GitHub is still computing it.
     pub mergeable: Option<bool>,
     pub open: bool,
+    /// The pull request as GitHub answered (`GET /repos/{repo}/pulls/{number}`), the same object
+    /// a `pull_request` webhook payload carries.
+    pub document: Value,
 }
 
 /// A comment sluice found on a pull request.
@@ -432,17 +439,53 @@ impl Forge {
                 None,
             )
             .await?;
-        Ok(PullRequestState {
-            head_sha: answer
+        let text = |pointer: &str| {
+            answer
                 .body
-                .pointer("/head/sha")
+                .pointer(pointer)
                 .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
+                .map(str::to_owned)
+        };
+        Ok(PullRequestState {
+            head_sha: text("/head/sha").unwrap_or_default(),
+            head_ref: text("/head/ref").unwrap_or_default(),
+            base_ref: text("/base/ref").unwrap_or_default(),
+            author: text("/user/login"),
             from_fork: super::fork::is_fork_pull_request(&answer.body),
             mergeable: answer.body.get("mergeable").and_then(Value::as_bool),
             open: answer.body.get("state").and_then(Value::as_str) == Some("open"),
+            document: answer.body,
         })
+    }
+
+    /// The GitHub logins that authored or committed the pull request's commits (up to 250, as
+    /// GitHub lists them).
+    pub async fn commit_authors(
+        &self,
+        repository: &str,
+        number: u64,
+    ) -> Result<Vec<String>, ForgeError> {
+        let answer = self
+            .client
+            .request(
+                repository,
+                Method::Get,
+                &format!("/repos/{repository}/pulls/{number}/commits?per_page=100"),
+                None,
+            )
+            .await?;
+        let mut logins: Vec<String> = Vec::new();
+        for commit in answer.body.as_array().into_iter().flatten() {
+            for pointer in ["/author/login", "/committer/login"] {
+                if let Some(login) = commit.pointer(pointer).and_then(Value::as_str)
+                    && login != "web-flow"
+                    && !logins.iter().any(|known| known == login)
+                {
+                    logins.push(login.to_owned());
+                }
+            }
+        }
+        Ok(logins)
     }
 
     /// Approved: at least one reviewer's latest review approves and none requests changes.

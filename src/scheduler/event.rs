@@ -132,7 +132,7 @@ pub fn event_from_delivery(delivery: &Delivery) -> Result<EventRequest, PayloadE
                     crate::forge::commands::Parsed::NotACommand => {
                         "ignored: the comment holds no command".to_owned()
                     }
-                    _ => "comment command: answered by the forge".to_owned(),
+                    _ => "comment command: answered by the command service".to_owned(),
                 },
                 None => "ignored: not a new comment on a pull request".to_owned(),
             },

@@ -1,15 +1,14 @@
 //! Telling GitHub about runs as they change: a task that follows the dispatcher's updates and
 //! the store. Every job reports a commit status (pending, then success or failure; jobs skipped
 //! by path filters report success), a finished pull-request run edits its comment, and a new run
-//! for a pull request marks the previous comment stale. Also answers comment commands from
-//! `issue_comment` deliveries. Nothing here can fail a run: the forge keeps what GitHub does not
+//! for a pull request marks the previous comment stale (comment commands are
+//! `scheduler::commands`'). Nothing here can fail a run: the forge keeps what GitHub does not
 //! take in its outbox, and this task retries the outbox.
 
 use super::{RunUpdate, StoredPlan};
-use crate::forge::commands::{self, CommandHandler, CommandOutcome};
 use crate::forge::report::{self, Contributions};
 use crate::forge::{Forge, OutboxItem};
-use crate::model::{Delivery, EventKind, Run, RunId, Status};
+use crate::model::{EventKind, Run, RunId, Status};
 use crate::store::{RunFilter, Store};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -196,26 +195,5 @@ impl ForgeFeedback {
             }
         }
         newest
-    }
-}
-
-/// Answers the command in an `issue_comment` delivery, if it holds one. Errors are logged: a
-/// command is not retried, since it may already have had an effect.
-pub async fn answer_comment_delivery<H: CommandHandler>(
-    forge: &Forge,
-    handler: &H,
-    delivery: &Delivery,
-) -> Option<CommandOutcome> {
-    if delivery.event != "issue_comment" {
-        return None;
-    }
-    let payload: serde_json::Value = serde_json::from_slice(&delivery.payload).ok()?;
-    let event = commands::comment_event(&payload)?;
-    match commands::handle_comment(forge, handler, &event).await {
-        Ok(outcome) => Some(outcome),
-        Err(error) => {
-            tracing::error!(delivery = %delivery.id, %error, "cannot answer the comment command");
-            None
-        }
     }
 }

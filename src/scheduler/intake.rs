@@ -30,6 +30,8 @@ pub struct IntakeWorker {
     pub dispatcher_wakeup: Arc<Notify>,
     /// When a delivery whose planning failed for a passing reason is tried again.
     pub retry: RetrySchedule,
+    /// Woken after deliveries were planned, so comment commands among them are answered.
+    pub commands_wakeup: Arc<Notify>,
 }
 
 impl IntakeWorker {
@@ -56,6 +58,7 @@ impl IntakeWorker {
                 self.plan_delivery(pending).await;
             }
             self.dispatcher_wakeup.notify_one();
+            self.commands_wakeup.notify_one();
         }
     }
 
@@ -144,6 +147,7 @@ impl IntakeWorker {
             };
             tracing::info!(delivery = %delivery.id, event = %delivery.event, %outcome, "delivery planned");
             release_locks_of_closed_pull_request(store.as_ref(), &delivery);
+            super::commands::enqueue(store.as_ref(), &delivery)?;
             store
                 .complete_delivery(&delivery.id, &outcome, &runs)
                 .map(|_| ())
@@ -200,7 +204,11 @@ fn plan_delivery(
         Some((inner, approver)) => (inner, Some(approver)),
         None => (delivery.clone(), None),
     };
-    let delivery = &approved;
+    let (delivery, selection) = match super::replan::unwrap_replan(&approved)? {
+        Some((inner, selection)) => (inner, Some(selection)),
+        None => (approved, None),
+    };
+    let delivery = &delivery;
     let request = event::event_from_delivery(delivery)?;
     if let EventRequest::Ignored(reason) = &request {
         return Ok((reason.clone(), Vec::new()));
@@ -216,7 +224,8 @@ fn plan_delivery(
     let authority_commit = authority
         .as_ref()
         .map(|authority| authority.commit.as_str());
-    let mut runs = super::plan_runs_for(&files, &event, trust, authority_commit);
+    let mut runs =
+        super::plan_runs_selected(&files, &event, trust, authority_commit, selection.as_ref());
     if trust == crate::model::TrustLevel::Untrusted {
         match &approved_by {
             Some(approver) => {
@@ -225,9 +234,12 @@ fn plan_delivery(
             None => super::approval::hold(&mut runs),
         }
     }
+    let why = selection
+        .map(|selection| format!(" ({})", selection.reason))
+        .unwrap_or_default();
     Ok((
         format!(
-            "{} run(s) for {} {}",
+            "{} run(s) for {} {}{why}",
             runs.len(),
             event.kind,
             crate::model::short_commit(&event.commit)
@@ -312,6 +324,7 @@ mod tests {
                 mirrors,
                 wakeup: Arc::new(Notify::new()),
                 dispatcher_wakeup: Arc::new(Notify::new()),
+                commands_wakeup: Arc::new(Notify::new()),
                 retry: RetrySchedule {
                     first_delay: Duration::from_secs(1),
                     max_delay: Duration::from_secs(1),

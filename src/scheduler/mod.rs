@@ -6,6 +6,7 @@
 
 pub mod approval;
 pub mod authority;
+pub mod commands;
 pub mod contributions;
 mod dispatch;
 pub mod event;
@@ -17,10 +18,12 @@ pub mod planning_retry;
 mod poll;
 pub mod promotion;
 pub mod releases;
+pub mod replan;
+pub mod lock_queue;
 
 pub use dispatch::{Dispatcher, RunUpdate};
 pub use event::{EventRequest, PayloadError, event_from_delivery};
-pub use forge_feedback::{ForgeFeedback, answer_comment_delivery};
+pub use forge_feedback::ForgeFeedback;
 pub use intake::IntakeWorker;
 pub use mirrors::Mirrors;
 pub use poll::Poller;
@@ -224,6 +227,18 @@ pub fn plan_runs_for(
     trust: TrustLevel,
     authority_commit: Option<&str>,
 ) -> Vec<NewRun> {
+    plan_runs_selected(files, event, trust, authority_commit, None)
+}
+
+/// `plan_runs_for`, keeping only the Terraform plans `selection` asks for (a re-plan); runs
+/// without such a plan are not recorded.
+pub fn plan_runs_selected(
+    files: &[SourceFile],
+    event: &Event,
+    trust: TrustLevel,
+    authority_commit: Option<&str>,
+    selection: Option<&replan::PlanSelection>,
+) -> Vec<NewRun> {
     let project = config::load_project(files);
     let mut runs = Vec::new();
     let mut broken_files: Vec<&str> = project
@@ -256,7 +271,13 @@ pub fn plan_runs_for(
             jobs: Vec::new(),
         });
     }
-    for planned in planner::plan(&project.workflows, event) {
+    for mut planned in planner::plan(&project.workflows, event) {
+        if let Some(selection) = selection
+            && (planned.skipped_reason.is_some()
+                || !replan::select_plan_jobs(&mut planned, selection))
+        {
+            continue;
+        }
         runs.push(new_run(
             event,
             supersede_on_new_push(event, planned),

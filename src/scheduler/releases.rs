@@ -98,6 +98,14 @@ pub fn cut_finished_merges(
         match cut_release(store, mirrors, &repository, &commit, &runs) {
             Ok(release) => match deploy_store.insert_release(&release) {
                 Ok(true) => {
+                    if let Ok(mirror) = mirrors.get(&repository) {
+                        super::commands::carry_pull_request_approvals(
+                            store,
+                            deploy_store,
+                            mirror.path(),
+                            &release,
+                        );
+                    }
                     tracing::info!(repository, release = %release.id, "release recorded");
                     recorded += 1;
                 }

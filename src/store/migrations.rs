@@ -214,6 +214,8 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX deliveries_deferred ON deliveries (next_attempt_at)
         WHERE planned_at IS NULL AND next_attempt_at IS NOT NULL;
     "#,
+    // 9: pull-request comment commands, approvals given before a merge, queued plans asked again.
+    super::commands::MIGRATION,
 ];
 
 /// The schema version this build writes.

@@ -5,6 +5,7 @@
 //! several replicas) can implement it later; methods are synchronous and async callers wrap them
 //! in `tokio::task::spawn_blocking`.
 
+mod commands;
 mod delivery_retries;
 mod deploy;
 mod error;
@@ -21,6 +22,7 @@ mod terraform_locks;
 mod writer;
 mod writes;
 
+pub use commands::{CommandRecord, CommandRecords, CommandState, PendingApproval, QueueHead};
 pub use error::{StoreError, StoreResult};
 pub use images::{ImageRecord, ImageRecords, NewImageRecord};
 pub use model_history::{AliasMove, AliasMoveFilter, ModelHistory, NewAliasMove, last_alias_move};
@@ -95,7 +97,7 @@ pub struct StoreStats {
 
 /// Everything sluice keeps between restarts. Implementations are shared between threads and
 /// every method may block on IO.
-pub trait Store: TerraformStore + ImageRecords + Send + Sync {
+pub trait Store: TerraformStore + ImageRecords + CommandRecords + Send + Sync {
     /// Durable when it returns. Same delivery id again -> `Duplicate`, nothing written.
     fn insert_delivery(&self, delivery: &Delivery) -> StoreResult<Inserted>;
 

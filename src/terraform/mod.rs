@@ -20,4 +20,4 @@ pub use operations::{
 pub use review::{Decision, MergedCommit, Refusal};
 pub use runner::{TerraformError, locate_terraform};
 pub use seal::{PlanKey, SealError};
-pub use settings::{ApplyMode, LockMode, TerraformSettings};
+pub use settings::{ApplyMode, ApplyRequirement, LockMode, TerraformSettings};

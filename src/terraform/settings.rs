@@ -20,6 +20,32 @@ pub enum ApplyMode {
     /// Apply only the reviewed plan; refuse otherwise.
     #[default]
     ReviewedPlanOnly,
+    /// The pull request's reviewed plan may be applied before the merge with `/sluice apply`
+    /// (when `apply_requirements` hold); a merge applies the reviewed plan if that did not happen.
+    OnComment,
+}
+
+/// What must hold before `/sluice apply` (Atlantis' `apply_requirements`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ApplyRequirement {
+    /// GitHub counts an approving review and no request for changes.
+    Approved,
+    /// GitHub says the pull request can be merged.
+    Mergeable,
+    /// The pull request's head contains the base branch's head: nothing landed since that the
+    /// plan did not see.
+    Undiverged,
+}
+
+impl ApplyRequirement {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApplyRequirement::Approved => "approved",
+            ApplyRequirement::Mergeable => "mergeable",
+            ApplyRequirement::Undiverged => "undiverged",
+        }
+    }
 }
 
 /// What a plan does when another pull request holds the environment's lock.
@@ -48,6 +74,8 @@ struct RawSettings {
     #[serde(default)]
     apply: ApplyMode,
     #[serde(default)]
+    apply_requirements: Vec<ApplyRequirement>,
+    #[serde(default)]
     lock: LockMode,
     #[serde(default)]
     timeout: Option<String>,
@@ -68,6 +96,8 @@ pub struct TerraformSettings {
     /// Passed to `init` as `-backend-config=KEY=VALUE`.
     pub backend_config: BTreeMap<String, String>,
     pub apply: ApplyMode,
+    /// Checked before `/sluice apply`; only meaningful with `apply: on-comment`.
+    pub apply_requirements: Vec<ApplyRequirement>,
     pub lock: LockMode,
     pub timeout: Duration,
 }
@@ -81,7 +111,7 @@ impl TerraformSettings {
         let file = format!("environments/{}.yaml", environment.name);
         let raw: RawSettings = serde_json::from_value(section.clone()).map_err(|error| {
             vec![format!(
-                "{file}: `terraform:` is invalid: {error}; it takes dir, var_files, workspace, env, backend_config, apply (auto or reviewed-plan-only), lock (refuse or queue) and timeout"
+                "{file}: `terraform:` is invalid: {error}; it takes dir, var_files, workspace, env, backend_config, apply (auto, reviewed-plan-only or on-comment), apply_requirements (approved, mergeable, undiverged), lock (refuse or queue) and timeout"
             )]
         })?;
         let mut problems = Vec::new();
@@ -129,6 +159,7 @@ impl TerraformSettings {
             env: raw.env,
             backend_config: raw.backend_config,
             apply: raw.apply,
+            apply_requirements: raw.apply_requirements,
             lock: raw.lock,
             timeout,
         }))
@@ -177,6 +208,14 @@ mod tests {
         check(
             json!({"dir": "infra", "lock": "queue"}),
             Ok(("infra", ApplyMode::ReviewedPlanOnly, LockMode::Queue)),
+        );
+        check(
+            json!({"dir": "infra", "apply": "on-comment", "apply_requirements": ["approved", "undiverged"]}),
+            Ok(("infra", ApplyMode::OnComment, LockMode::Refuse)),
+        );
+        check(
+            json!({"dir": "x", "apply_requirements": ["green"]}),
+            Err("undiverged"),
         );
         check(json!({"dir": "../x"}), Err("terraform.dir"));
         check(

@@ -4,9 +4,9 @@
 use super::support::{REPOSITORY, forge, payload, requests};
 use serde_json::{Value, json};
 use sluice::forge::commands::{
-    ApplyRequirement, CommandHandler, CommandOutcome, CommandRequest, CommandResult, comment_event,
-    handle_comment,
+    CommandHandler, CommandOutcome, CommandRequest, CommandResult, comment_event, handle_comment,
 };
+use sluice::terraform::ApplyRequirement;
 use sluice::model::{Delivery, EventKind};
 use sluice::scheduler::{EventRequest, StoredPlan, event_from_delivery};
 use std::sync::Mutex;
@@ -35,17 +35,33 @@ impl CommandHandler for Recording {
     async fn plan(&self, request: &CommandRequest, environment: Option<&str>) -> CommandResult {
         self.record(format!(
             "plan {environment:?} at {} fork={}",
-            request.head_sha, request.from_fork
+            request.state.head_sha, request.state.from_fork
         ))
     }
-    async fn apply(&self, request: &CommandRequest, environment: Option<&str>) -> CommandResult {
-        self.record(format!("apply {environment:?} at {}", request.head_sha))
+    async fn apply(
+        &self,
+        request: &CommandRequest,
+        environment: Option<&str>,
+        approved: bool,
+    ) -> CommandResult {
+        self.record(format!(
+            "apply {environment:?} at {} approved={approved} mergeable={:?}",
+            request.state.head_sha, request.state.mergeable
+        ))
     }
-    async fn approve(&self, _request: &CommandRequest, environment: &str) -> CommandResult {
-        self.record(format!("approve {environment}"))
+    async fn approve(
+        &self,
+        _request: &CommandRequest,
+        environment: &str,
+        release: Option<&str>,
+    ) -> CommandResult {
+        self.record(format!("approve {environment} {release:?}"))
     }
     async fn unlock(&self, _request: &CommandRequest, environment: Option<&str>) -> CommandResult {
         self.record(format!("unlock {environment:?}"))
+    }
+    async fn run(&self, request: &CommandRequest) -> CommandResult {
+        self.record(format!("run by {}", request.commenter))
     }
     async fn apply_requirements(
         &self,
@@ -141,7 +157,7 @@ async fn a_commenter_without_write_permission_is_refused() {
     let answers = answers(&sent);
     assert_eq!(answers.len(), 1);
     assert!(
-        answers[0].contains("write permission is needed"),
+        answers[0].contains("has `read` permission on this repository; sluice commands need write permission"),
         "{}",
         answers[0]
     );
@@ -152,7 +168,7 @@ async fn a_commenter_without_write_permission_is_refused() {
 }
 
 #[tokio::test]
-async fn a_writer_can_apply_once_the_requirements_hold() {
+async fn a_writer_s_apply_reaches_the_handler_with_github_s_review_verdict() {
     let server = MockServer::start().await;
     let (forge, _outbox) = forge(&server);
     let approved = json!([
@@ -166,20 +182,23 @@ async fn a_writer_can_apply_once_the_requirements_hold() {
     };
     let event = comment_event(&comment_payload("/sluice apply dev")).unwrap();
     let outcome = handle_comment(&forge, &handler, &event).await.unwrap();
-    assert_eq!(outcome, CommandOutcome::Done(Ok("done".to_owned())));
+    assert_eq!(outcome, CommandOutcome::Done("done".to_owned()));
     assert_eq!(
         handler.calls(),
-        vec!["apply Some(\"dev\") at ec26c3e57ca3a959ca5aad62de7213c562f8c821"]
+        vec![
+            "apply Some(\"dev\") at ec26c3e57ca3a959ca5aad62de7213c562f8c821 approved=true mergeable=Some(true)"
+        ]
     );
     let sent = requests(&server).await;
+    assert_eq!(reactions(&sent), vec!["eyes", "rocket"]);
     assert_eq!(
         answers(&sent),
-        vec!["<!-- sluice:command-answer -->\n`/sluice apply`: done\n"]
+        vec!["<!-- sluice:command-answer -->\n`/sluice apply` by @Codertocat: done\n"]
     );
 }
 
 #[tokio::test]
-async fn apply_is_refused_until_the_pull_request_is_approved_and_mergeable() {
+async fn the_handler_is_told_the_pull_request_is_not_approved_and_not_mergeable() {
     let server = MockServer::start().await;
     let (forge, _outbox) = forge(&server);
     mount_github(&server, "admin", pull_request(false, false), json!([])).await;
@@ -188,12 +207,21 @@ async fn apply_is_refused_until_the_pull_request_is_approved_and_mergeable() {
         ..Recording::default()
     };
     let event = comment_event(&comment_payload("/sluice apply")).unwrap();
-    let outcome = handle_comment(&forge, &handler, &event).await.unwrap();
-    assert!(handler.calls().is_empty());
-    let CommandOutcome::Refused(message) = outcome else {
-        panic!("{outcome:?}");
-    };
-    assert!(message.contains("approved and mergeable"), "{message}");
+    handle_comment(&forge, &handler, &event).await.unwrap();
+    assert_eq!(
+        handler.calls(),
+        vec!["apply None at ec26c3e57ca3a959ca5aad62de7213c562f8c821 approved=false mergeable=Some(false)"]
+    );
+    // Without an `approved` requirement GitHub's reviews are not asked for.
+    server.reset().await;
+    mount_github(&server, "admin", pull_request(false, true), json!([])).await;
+    let handler = Recording::default();
+    handle_comment(&forge, &handler, &event).await.unwrap();
+    let sent = requests(&server).await;
+    assert!(
+        !sent.iter().any(|(_, path, _)| path.contains("/reviews")),
+        "{sent:?}"
+    );
 }
 
 #[tokio::test]
