@@ -307,19 +307,19 @@ impl CommandContext<'_> {
         for team in approvers.iter().filter(|allowed| allowed.starts_with('@')) {
             let membership = self.service.teams.membership(team, login).await;
             if membership.member {
-                return Ok(format!("member of {team}, per {}", membership.source));
+                return Ok(format!("member of `{team}`, per {}", membership.source));
             }
             why.push(format!(
-                "{team}: {}, per {}",
+                "`{team}`: {}, per {}",
                 membership.note.unwrap_or_else(|| "not a member".to_owned()),
                 membership.source
             ));
         }
         Err(format!(
-            "@{} is not among {}'s approvers ({}){}; ask one of them to approve",
+            "@{} is not among `{}`'s approvers (`{}`){}; ask one of them to approve",
             escape::inline(login),
             environment.name,
-            approvers.join(", "),
+            approvers.join("`, `"),
             if why.is_empty() {
                 String::new()
             } else {
@@ -502,24 +502,36 @@ impl CommandHandler for CommandContext<'_> {
             let repository = request.repository.clone();
             let (name, approver) = (environment.to_owned(), login.clone());
             let at = chrono::Utc::now().timestamp();
-            let answer = tokio::task::spawn_blocking(move || {
+            let (release_id, already) = tokio::task::spawn_blocking(move || {
+                let found = crate::deploy::actions::find_release(store.as_ref(), &repository, &release)?;
+                let already = store
+                    .approvals(&repository, &name, &found.id)?
+                    .contains(&approver);
                 crate::deploy::actions::approve(
                     store.as_ref(),
                     &repository,
                     &name,
-                    Some(&release),
+                    Some(&found.id),
                     &approver,
                     at,
-                )
+                )?;
+                Ok::<_, crate::deploy::actions::ActionError>((found.id, already))
             })
             .await
             .map_err(|error| error.to_string())?
             .map_err(|error| error.to_string())?;
             self.service.promotion_wakeup.notify_one();
-            return Ok(format!(
-                "{} ({eligible}; write permission per GitHub).",
-                escape::inline(&answer)
-            ));
+            return Ok(if already {
+                format!(
+                    "@{} had already approved release `{release_id}` for `{environment}`.",
+                    escape::inline(&login)
+                )
+            } else {
+                format!(
+                    "recorded @{}'s approval of release `{release_id}` for `{environment}` ({eligible}; write permission per GitHub).",
+                    escape::inline(&login)
+                )
+            });
         }
         // Before the merge: the approval is for the release this head becomes.
         if !request.state.open {
