@@ -514,3 +514,49 @@ fn a_plan_queued_behind_a_lock_runs_when_the_holder_unlocks() {
         "{history:#?}"
     );
 }
+
+#[test]
+fn a_fork_s_waiting_runs_start_when_a_writer_comments_run() {
+    let setup = start("name: dev\nbranch: main\nterraform: { dir: infra/dev }\n");
+    let head = setup.branch("outside", "v9");
+    let mut document = pull_request_document(REPOSITORY, 13, "outside", &head, &setup.base, "stranger");
+    document["head"]["repo"]["full_name"] = json!("stranger/ml-platform");
+    document["head"]["repo"]["fork"] = json!(true);
+    setup.github.with(|state| state.pulls.insert(13, document.clone()));
+    deliver(
+        &setup.server,
+        "pull_request",
+        "fork-13",
+        &pull_request_payload(REPOSITORY, "opened", &document),
+    );
+    let waiting = finished_runs(&setup.server, &head, 1);
+    let reason = waiting[0]["reason"].as_str().unwrap().to_owned();
+    assert!(
+        reason.starts_with("waiting for approval") && reason.contains("`/sluice run`"),
+        "{reason}"
+    );
+    let (_, refused) = setup.command(13, "rita", "/sluice run");
+    assert!(refused.contains("`read` permission"), "{refused}");
+    let (_, applied) = setup.command(13, "dana", "/sluice apply dev");
+    assert!(applied.contains("comes from a fork"), "{applied}");
+    let (_, approved) = setup.command(13, "dana", "/sluice run");
+    assert!(
+        approved.contains(&format!("approved run #{}", waiting[0]["id"])),
+        "{approved}"
+    );
+    // The approved run is planned again as approved: it no longer waits.
+    let runs = finished_runs(&setup.server, &head, 2);
+    let started = runs
+        .iter()
+        .find(|run| run["id"] != waiting[0]["id"])
+        .expect("the approved run");
+    assert!(
+        !started["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("waiting for approval"),
+        "{started:#?}"
+    );
+    let (_, again) = setup.command(13, "dana", "/sluice run");
+    assert!(again.contains("no run of this pull request waits"), "{again}");
+}

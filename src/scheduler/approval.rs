@@ -1,6 +1,6 @@
 //! Runs of untrusted events (pull requests from forks) wait for a person. Their runs are recorded
-//! as skipped with a reason saying how to approve them; an approval (`POST /api/runs/{id}/approve`
-//! with the API token) stores an internal delivery that carries the original one, and the intake
+//! as skipped with a reason saying how to approve them; an approval (`/sluice run` by someone
+//! with write permission, or `POST /api/runs/{id}/approve` with an API token) stores an internal delivery that carries the original one, and the intake
 //! worker plans that as approved: the runs start, still untrusted (no secrets, no Terraform, no
 //! image builds, containers only). Each new push to the pull request waits again, as GitHub
 //! Actions does for outside contributors.
@@ -26,7 +26,9 @@ pub fn waiting_reason(run_hint: &str) -> String {
 /// jobs); runs already skipped or failed keep their reason.
 pub fn hold(runs: &mut [NewRun]) {
     for run in runs.iter_mut().filter(|run| run.status == Status::Queued) {
-        let reason = waiting_reason("approve it with `POST /api/runs/RUN/approve` (API token)");
+        let reason = waiting_reason(
+            "comment `/sluice run` on the pull request, or `POST /api/runs/RUN/approve` with an API token",
+        );
         run.status = Status::Skipped;
         run.reason = Some(reason.clone());
         for job in &mut run.jobs {

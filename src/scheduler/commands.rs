@@ -687,13 +687,14 @@ impl CommandHandler for CommandContext<'_> {
         let head = request.state.head_sha.clone();
         let number = request.pull_request;
         let approver = request.commenter.clone();
-        let approved = tokio::task::spawn_blocking(move || -> StoreResult<Vec<i64>> {
+        let (approved, earlier) = tokio::task::spawn_blocking(move || -> StoreResult<(Vec<i64>, Vec<i64>)> {
             let runs = store.list_runs(&crate::store::RunFilter {
                 repository: Some(repository),
                 commit: Some(head),
                 limit: Some(200),
             })?;
             let mut approved = Vec::new();
+            let mut earlier = Vec::new();
             for run in runs {
                 let waiting = run
                     .reason
@@ -713,17 +714,31 @@ impl CommandHandler for CommandContext<'_> {
                     continue;
                 };
                 let approval = super::approval::approval_delivery(&original, run.id, &approver);
-                store.insert_delivery(&approval)?;
-                approved.push(run.id);
+                match store.insert_delivery(&approval)? {
+                    crate::store::Inserted::New => approved.push(run.id),
+                    crate::store::Inserted::Duplicate => earlier.push(run.id),
+                }
             }
-            Ok(approved)
+            Ok((approved, earlier))
         })
         .await
         .map_err(|error| error.to_string())?
         .map_err(|error| error.to_string())?;
         if approved.is_empty() {
+            let already = if earlier.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (run {} was approved already)",
+                    earlier
+                        .iter()
+                        .map(|id| format!("#{id}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
             return Err(format!(
-                "no run of this pull request waits for approval at `{}`; only the runs of a pull request from a fork wait",
+                "no run of this pull request waits for approval at `{}`{already}; only the runs of a pull request from a fork wait, and each new push waits again",
                 short_commit(&request.state.head_sha)
             ));
         }
