@@ -131,7 +131,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<bool> {
     apply_step_settings(&mut engine.settings, &file_config, &args)?;
     engine.start();
     engine.start_promotion(promotion_settings(&file_config.promotion)?);
-    start_forge_feedback(&engine, &file_config, &data_dir)?;
+    // Bound before the forge is built, so that statuses and checks can link to this server's
+    // own run pages when no `run-url` is configured.
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(|error| {
+            anyhow::anyhow!(
+                "cannot listen on {listen}: {error}; choose another address with --listen"
+            )
+        })?;
+    let address = listener.local_addr()?;
+    start_forge_feedback(&engine, &file_config, &data_dir, address)?;
     for repository in &file_config.repositories {
         if let Some(interval) = &repository.poll_interval {
             let interval = crate::config::workflow::parse_duration(interval).map_err(|error| {
@@ -168,14 +178,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<bool> {
     };
     // Deliveries stored before a restart are planned now.
     engine.intake_wakeup.notify_one();
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .map_err(|error| {
-            anyhow::anyhow!(
-                "cannot listen on {listen}: {error}; choose another address with --listen"
-            )
-        })?;
-    let address = listener.local_addr()?;
     eprintln!(
         "sluice: listening on http://{address} (data in {})",
         data_dir.display()
@@ -230,15 +232,24 @@ fn start_forge_feedback(
     engine: &Engine,
     config: &ServerConfig,
     data_dir: &std::path::Path,
+    address: std::net::SocketAddr,
 ) -> anyhow::Result<()> {
     let outbox = Arc::new(crate::store::SqliteOutbox::open(
         &data_dir.join("sluice.db"),
     )?);
-    let Some(forge) = crate::forge::from_config(config.github.as_ref(), outbox)
+    let Some(mut forge) = crate::forge::from_config(config.github.as_ref(), outbox)
         .map_err(|error| anyhow::anyhow!("github: {error}"))?
     else {
         return Ok(());
     };
+    if config
+        .github
+        .as_ref()
+        .is_some_and(|github| github.run_url.is_none())
+    {
+        // Without `run-url`, links go to the run in this server's API, which exists.
+        forge = forge.with_run_url_base(Some(format!("http://{address}/api")));
+    }
     tokio::spawn(
         crate::scheduler::forge_feedback::ForgeFeedback {
             store: engine.store.clone(),
