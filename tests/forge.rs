@@ -1,7 +1,10 @@
 //! The forge against a recording fake of the GitHub API (wiremock), driven by the real webhook
-//! payloads in `tests/fixtures/github-webhooks`: the living comment, statuses, splitting and
-//! escaping, commands and their permission checks, forks, retries and rate limits.
+//! payloads in `tests/fixtures/github-webhooks`: the living comment, statuses, check runs and
+//! their annotations, splitting and escaping, commands and their permission checks, forks,
+//! retries and rate limits.
 
+#[path = "forge/checks.rs"]
+mod checks;
 #[path = "forge/commands.rs"]
 mod commands;
 #[path = "forge/comments.rs"]

@@ -130,7 +130,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<bool> {
     let mut engine = Engine::open(&data_dir, repositories.clone(), max_parallel_jobs)?;
     apply_step_settings(&mut engine.settings, &file_config, &args)?;
     engine.start();
-    let forge = build_forge(&file_config, &data_dir)?;
+    // Bound before the forge is built, so that statuses and checks can link to this server's
+    // own run pages when no `run-url` is configured.
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(|error| {
+            anyhow::anyhow!(
+                "cannot listen on {listen}: {error}; choose another address with --listen"
+            )
+        })?;
+    let address = listener.local_addr()?;
+    let forge = build_forge(&file_config, &data_dir, address)?;
     let teams = team_directory(&file_config, forge.as_ref(), &repositories);
     engine.start_promotion(promotion_settings(&file_config.promotion, teams.clone())?);
     if let Some(forge) = forge {
@@ -173,14 +183,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<bool> {
     };
     // Deliveries stored before a restart are planned now.
     engine.intake_wakeup.notify_one();
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .map_err(|error| {
-            anyhow::anyhow!(
-                "cannot listen on {listen}: {error}; choose another address with --listen"
-            )
-        })?;
-    let address = listener.local_addr()?;
     eprintln!(
         "sluice: listening on http://{address} (data in {})",
         data_dir.display()
@@ -234,13 +236,25 @@ fn front_door_settings(
 fn build_forge(
     config: &ServerConfig,
     data_dir: &std::path::Path,
+    address: std::net::SocketAddr,
 ) -> anyhow::Result<Option<Arc<crate::forge::Forge>>> {
     let outbox = Arc::new(crate::store::SqliteOutbox::open(
         &data_dir.join("sluice.db"),
     )?);
-    Ok(crate::forge::from_config(config.github.as_ref(), outbox)
+    let Some(mut forge) = crate::forge::from_config(config.github.as_ref(), outbox)
         .map_err(|error| anyhow::anyhow!("github: {error}"))?
-        .map(Arc::new))
+    else {
+        return Ok(None);
+    };
+    if config
+        .github
+        .as_ref()
+        .is_some_and(|github| github.run_url.is_none())
+    {
+        // Without `run-url`, links go to the run in this server's API, which exists.
+        forge = forge.with_run_url_base(Some(format!("http://{address}/api")));
+    }
+    Ok(Some(Arc::new(forge)))
 }
 
 /// Who is in an `@org/team` of `gates.approvers`: GitHub, when configured; the configuration's

@@ -95,7 +95,8 @@ pub struct GithubConfig {
     pub app_id: Option<u64>,
     #[serde(default, rename = "private-key-path")]
     pub private_key_path: Option<PathBuf>,
-    /// Where people see runs (`{run-url}/runs/{id}` is linked from comments and statuses).
+    /// Where people see runs (`{run-url}/runs/{id}` is linked from comments, statuses and check
+    /// runs). Without it, links go to this server's API, `http://{listen}/api/runs/{id}`.
     #[serde(default, rename = "run-url")]
     pub run_url: Option<String>,
 }

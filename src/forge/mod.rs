@@ -1,22 +1,26 @@
 //! The forge layer: what sluice tells GitHub about pull requests and commits, and the commands
 //! people give it in pull-request comments. Owns the GitHub client (`client`: octocrab, retries,
 //! Enterprise URLs, token or App auth), the living pull-request comment (`comment`), commit
-//! statuses (`status`), comment commands (`commands`), fork rules (`fork`) and the outbox that
+//! statuses (`status`) or, as a GitHub App, check runs with annotations (`check_run`), comment
+//! commands (`commands`), fork rules (`fork`) and the outbox that
 //! keeps what GitHub did not take (`publish`). It must not know how runs are scheduled or stored:
 //! the scheduler calls it with model types, and commands reach other layers through
 //! `commands::CommandHandler`. With no GitHub configured, nothing here is built and nothing is
 //! posted.
 
+pub mod check_run;
 pub mod client;
 pub mod commands;
 pub mod comment;
 pub mod error;
 pub mod fork;
 pub mod publish;
+mod publish_checks;
 pub mod report;
 pub mod status;
 pub mod teams;
 
+pub use check_run::{Annotation, CheckRun};
 pub use client::{GithubAuth, GithubClient, Method, RetryPolicy};
 pub use commands::{CommandHandler, CommandOutcome, CommandRequest};
 pub use comment::{CommentInput, PolicyOutcome, PolicyResult, Section, SectionKind};

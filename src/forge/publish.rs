@@ -1,12 +1,15 @@
 //! `Forge`: what sluice tells GitHub, on top of `GithubClient`. Finds and edits the one comment
-//! per pull request and pipeline (never a second), posts commit statuses, replies and reactions,
-//! and reads permissions and pull-request state for commands. `send` never fails: what GitHub
-//! does not take is recorded in the outbox and `retry_outbox` tries it again later.
+//! per pull request and pipeline (never a second), reports jobs (commit statuses with a token,
+//! check runs as a GitHub App: `publish_checks`), posts replies and reactions, and reads permissions
+//! and pull-request state for commands. `send` never fails: what GitHub does not take is
+//! recorded in the outbox and `retry_outbox` tries it again later.
 
+use super::check_run::{self, CheckRun};
 use super::client::{GithubClient, Method};
 use super::comment;
 use super::error::ForgeError;
-use super::status::CommitStatus;
+use super::status::{self, CommitStatus};
+use crate::model::{Run, Status};
 use crate::store::Outbox;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -24,6 +27,13 @@ pub enum OutboxItem {
         repository: String,
         commit: String,
         status: CommitStatus,
+    },
+    /// The whole state of a job's check run: delivering it creates the check run or updates
+    /// the one already made for the job.
+    CheckRun {
+        repository: String,
+        commit: String,
+        check: CheckRun,
     },
     Comment {
         repository: String,
@@ -48,6 +58,11 @@ impl OutboxItem {
                 commit,
                 status,
             } => format!("status:{repository}@{commit}:{}", status.context),
+            OutboxItem::CheckRun {
+                repository,
+                commit,
+                check,
+            } => format!("check:{repository}@{commit}:{}", check.external_id),
             OutboxItem::Comment {
                 repository,
                 pull_request,
@@ -89,8 +104,8 @@ pub struct PostedComment {
 }
 
 pub struct Forge {
-    client: GithubClient,
-    outbox: Arc<dyn Outbox>,
+    pub(super) client: GithubClient,
+    pub(super) outbox: Arc<dyn Outbox>,
     run_url_base: Option<String>,
 }
 
@@ -119,10 +134,47 @@ impl Forge {
         &self.client
     }
 
+    /// How a job in `status` is reported: a check run when sluice is a GitHub App, a commit
+    /// status otherwise. `run` holds the job's outputs (plan counts, findings).
+    pub fn job_report(
+        &self,
+        run: &Run,
+        job: &str,
+        status: Status,
+        reason: Option<&str>,
+    ) -> OutboxItem {
+        let repository = run.repository.clone();
+        let commit = run.commit.clone();
+        if self.client.is_app() {
+            OutboxItem::CheckRun {
+                repository,
+                commit,
+                check: check_run::job_check_run(run, job, status, reason, self.run_url(run.id)),
+            }
+        } else {
+            OutboxItem::Status {
+                repository,
+                commit,
+                status: status::job_status(
+                    &run.pipeline,
+                    job,
+                    status,
+                    reason,
+                    self.run_url(run.id),
+                ),
+            }
+        }
+    }
+
     /// Delivers `item` now, or records it in the outbox. Returns whether it was delivered.
+    /// Delivered, it makes an older undelivered item with its key pointless: that one is dropped
+    /// so that a retry cannot take GitHub back to an older state.
     pub async fn send(&self, item: OutboxItem) -> bool {
         match self.deliver(&item).await {
-            Ok(()) => true,
+            Ok(()) => {
+                self.forget_older(&item.key());
+                true
+            }
             Err(error) => {
                 tracing::warn!(key = %item.key(), %error, "github did not take an update; it is kept and retried later");
                 self.keep(&item, &error.to_string(), 1);
@@ -175,6 +227,21 @@ impl Forge {
         delivered
     }
 
+    fn forget_older(&self, key: &str) {
+        let pending = match self.outbox.pending() {
+            Ok(pending) => pending,
+            Err(error) => {
+                tracing::error!(%error, "cannot read the forge outbox");
+                return;
+            }
+        };
+        for entry in pending.iter().filter(|entry| entry.key == key) {
+            if let Err(error) = self.outbox.delivered(entry.id) {
+                tracing::error!(%error, key, "cannot drop an outbox item a newer one replaced");
+            }
+        }
+    }
+
     fn keep(&self, item: &OutboxItem, error: &str, attempts: u32) {
         let payload = serde_json::to_string(item).expect("outbox items serialise");
         let next = Utc::now() + retry_delay(attempts);
@@ -190,6 +257,14 @@ impl Forge {
                 commit,
                 status,
             } => self.post_status(repository, commit, status).await,
+            OutboxItem::CheckRun {
+                repository,
+                commit,
+                check,
+            } => {
+                self.publish_check_run(repository, commit, &item.key(), check)
+                    .await
+            }
             OutboxItem::Comment {
                 repository,
                 pull_request,

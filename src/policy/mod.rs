@@ -16,6 +16,7 @@ mod engine;
 mod error;
 mod finding;
 mod load;
+mod location;
 mod testing;
 
 pub use context::{Clock, FixedClock, PolicyContext, SystemClock};
@@ -24,4 +25,8 @@ pub use engine::{PolicySet, RuleRef};
 pub use error::{PolicyError, PolicyErrorKind, PolicyErrors};
 pub use finding::{Evaluation, Finding, Severity};
 pub use load::{PolicySources, SourceFile, load_sources};
+pub use location::{
+    FindingLocation, ResourceAddress, address_in_text, file_position, parse_address,
+    resource_address,
+};
 pub use testing::{TestOutcome, TestReport, TestResult, run_tests};

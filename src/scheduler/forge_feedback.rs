@@ -1,8 +1,8 @@
 //! Telling GitHub about runs as they change: a task that follows the dispatcher's updates and
 //! the store. Every job reports a commit status (pending, then success or failure; jobs skipped
-//! by path filters report success), a finished pull-request run edits its comment, and a new run
-//! for a pull request marks the previous comment stale (comment commands are
-//! `scheduler::commands`'). Nothing here can fail a run: the forge keeps what GitHub does not
+//! by path filters report success), or a check run when sluice is a GitHub App; a finished
+//! pull-request run edits its comment, and a new run for a pull request marks the previous
+//! comment stale (comment commands are `scheduler::commands`'). Nothing here can fail a run: the forge keeps what GitHub does not
 //! take in its outbox, and this task retries the outbox.
 
 use super::{RunUpdate, StoredPlan};
@@ -110,20 +110,10 @@ impl ForgeFeedback {
                 let Some(record) = self.load(run).await else {
                     return;
                 };
-                let sent = crate::forge::status::job_status(
-                    &record.pipeline,
-                    &job,
-                    status,
-                    reason.as_deref(),
-                    self.forge.run_url(run),
-                );
-                self.forge
-                    .send(OutboxItem::Status {
-                        repository: record.repository.clone(),
-                        commit: record.commit.clone(),
-                        status: sent,
-                    })
-                    .await;
+                let report = self
+                    .forge
+                    .job_report(&record, &job, status, reason.as_deref());
+                self.forge.send(report).await;
             }
             RunUpdate::RunStatus { run, status, .. } if status.is_terminal() => {
                 let Some(record) = self.load(run).await else {
@@ -172,14 +162,17 @@ impl ForgeFeedback {
         new_runs.sort_by_key(|run| run.id);
         for run in new_runs {
             newest = newest.max(run.id);
-            for sent in report::job_statuses(&run, self.forge.run_url(run.id)) {
-                self.forge
-                    .send(OutboxItem::Status {
-                        repository: run.repository.clone(),
-                        commit: run.commit.clone(),
-                        status: sent,
-                    })
-                    .await;
+            // The list holds no job outputs; a job already finished reports its findings.
+            let run = if run.jobs.iter().any(|job| job.status.is_terminal()) {
+                self.load(run.id).await.unwrap_or(run)
+            } else {
+                run
+            };
+            for job in &run.jobs {
+                let report =
+                    self.forge
+                        .job_report(&run, &job.name, job.status, job.reason.as_deref());
+                self.forge.send(report).await;
             }
             if let Some(number) = self.pull_request_of(&run, cache).await
                 && run.status != Status::Skipped

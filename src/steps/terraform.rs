@@ -1,7 +1,8 @@
 //! The `terraform` step kind: `terraform: { environment: dev, command: plan }` plans the
 //! environment's Terraform at the job's commit, prints the summary and the policy findings,
-//! records them as job outputs (`plan_sha256`, `summary`, `counts`, `denials`, `warnings`) and
-//! stores the plan encrypted under the environment's lock; any deny fails the step.
+//! records them as job outputs (`plan_sha256`, `summary`, `counts`, `denials`, `warnings`,
+//! `findings`, and `finding_locations`: each finding placed at the `.tf` file and line of its
+//! resource where that can be found) and stores the plan encrypted under the environment's lock; any deny fails the step.
 //! `command: apply` runs on a merge and applies exactly the reviewed plan for the merged commit,
 //! recording `plan_sha256` and `terraform_outputs`. The work is `crate::terraform::operations`';
 //! this file resolves the environment, key, commit facts and policy context from the `StepContext`.
@@ -88,6 +89,17 @@ pub async fn execute(step: &TerraformStep, context: &StepContext) -> StepOutcome
                 Ok(PlanOutcome::Planned { change, stored_id }) => {
                     let mut outputs = change.outputs();
                     outputs.insert("environment".to_owned(), step.environment.clone());
+                    // The workspace is gone once the job ends, so the findings are placed in
+                    // the sources now, for the annotations of the job's check run.
+                    let locations = crate::terraform::locate::locate_findings(
+                        &context.workspace,
+                        &job.settings.dir,
+                        &change.evaluation.findings,
+                    );
+                    outputs.insert(
+                        "finding_locations".to_owned(),
+                        serde_json::to_string(&locations).unwrap_or_default(),
+                    );
                     if let Some(proposed) = context
                         .authority_tree
                         .as_deref()

@@ -214,7 +214,18 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX deliveries_deferred ON deliveries (next_attempt_at)
         WHERE planned_at IS NULL AND next_attempt_at IS NOT NULL;
     "#,
-    // 9: pull-request comment commands, approvals given before a merge, queued plans asked again.
+    // 9: the check run GitHub made for each job reported to it (keyed like the forge outbox), so
+    // that a restart updates it instead of creating a second one, and how many annotations it
+    // already holds, since GitHub appends the annotations of every update.
+    r#"
+    CREATE TABLE forge_check_runs (
+        key              TEXT PRIMARY KEY,
+        check_run_id     INTEGER NOT NULL,
+        annotations_sent INTEGER NOT NULL,
+        recorded_at      TEXT NOT NULL
+    );
+    "#,
+    // 10: pull-request comment commands, approvals given before a merge, queued plans asked again.
     super::commands::MIGRATION,
 ];
 

@@ -26,7 +26,7 @@ pub use commands::{CommandRecord, CommandRecords, CommandState, PendingApproval,
 pub use error::{StoreError, StoreResult};
 pub use images::{ImageRecord, ImageRecords, NewImageRecord};
 pub use model_history::{AliasMove, AliasMoveFilter, ModelHistory, NewAliasMove, last_alias_move};
-pub use outbox::{MemoryOutbox, Outbox, OutboxEntry, SqliteOutbox};
+pub use outbox::{CheckRunRecord, MemoryOutbox, Outbox, OutboxEntry, SqliteOutbox};
 pub use sqlite::SqliteStore;
 pub use terraform::{
     LockHolder, LockOutcome, LockRecord, LockRequest, NewTerraformPlan, PlanInsert,

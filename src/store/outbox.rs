@@ -1,8 +1,9 @@
-//! The forge outbox: comments and commit statuses that GitHub did not accept when they were
-//! made, kept durably until a later attempt delivers them. Payloads are opaque text (the forge
-//! layer's JSON); the store only orders them by when they are due. `SqliteOutbox` shares the
-//! store's database file (table from migration 3) through its own connection; `MemoryOutbox`
-//! serves tests and runs without a database.
+//! The forge outbox: comments, commit statuses and check runs that GitHub did not accept when
+//! they were made, kept durably until a later attempt delivers them, and the ids of the check
+//! runs GitHub made, so that later states of a job update its check run. Payloads are opaque
+//! text (the forge layer's JSON); the store only orders them by when they are due.
+//! `SqliteOutbox` shares the store's database file (tables from migrations 6 and 9) through its
+//! own connection; `MemoryOutbox` serves tests and runs without a database.
 
 use super::error::{StoreError, StoreResult};
 use chrono::{DateTime, Utc};
@@ -21,6 +22,14 @@ pub struct OutboxEntry {
     pub attempts: u32,
     pub last_error: Option<String>,
     pub next_attempt_at: DateTime<Utc>,
+}
+
+/// A check run GitHub made for an outbox key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckRunRecord {
+    pub id: u64,
+    /// Annotations already sent to it (GitHub appends each update's).
+    pub annotations_sent: usize,
 }
 
 pub trait Outbox: Send + Sync {
@@ -45,6 +54,12 @@ pub trait Outbox: Send + Sync {
     /// Another failed attempt: count it and try again at `next_attempt_at`.
     fn failed_again(&self, id: i64, error: &str, next_attempt_at: DateTime<Utc>)
     -> StoreResult<()>;
+
+    /// The check run recorded for `key`, if any.
+    fn check_run(&self, key: &str) -> StoreResult<Option<CheckRunRecord>>;
+
+    /// Records (or replaces) the check run for `key`.
+    fn record_check_run(&self, key: &str, record: CheckRunRecord) -> StoreResult<()>;
 }
 
 /// The outbox in the store's SQLite file.
@@ -171,12 +186,49 @@ impl Outbox for SqliteOutbox {
             Ok(())
         })
     }
+
+    fn check_run(&self, key: &str) -> StoreResult<Option<CheckRunRecord>> {
+        self.with("read check run", |connection| {
+            connection
+                .query_row(
+                    "SELECT check_run_id, annotations_sent FROM forge_check_runs WHERE key = ?1",
+                    [key],
+                    |row| {
+                        Ok(CheckRunRecord {
+                            id: row.get::<_, i64>(0)? as u64,
+                            annotations_sent: row.get::<_, i64>(1)? as usize,
+                        })
+                    },
+                )
+                .optional()
+        })
+    }
+
+    fn record_check_run(&self, key: &str, record: CheckRunRecord) -> StoreResult<()> {
+        self.with("record check run", |connection| {
+            connection.execute(
+                "INSERT INTO forge_check_runs (key, check_run_id, annotations_sent, recorded_at)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (key) DO UPDATE SET check_run_id = excluded.check_run_id,
+                     annotations_sent = excluded.annotations_sent,
+                     recorded_at = excluded.recorded_at",
+                params![
+                    key,
+                    record.id as i64,
+                    record.annotations_sent as i64,
+                    Utc::now().to_rfc3339()
+                ],
+            )?;
+            Ok(())
+        })
+    }
 }
 
 /// The outbox in memory: lost on restart.
 #[derive(Default)]
 pub struct MemoryOutbox {
     entries: Mutex<(i64, Vec<OutboxEntry>)>,
+    check_runs: Mutex<std::collections::HashMap<String, CheckRunRecord>>,
 }
 
 impl Outbox for MemoryOutbox {
@@ -262,6 +314,23 @@ impl Outbox for MemoryOutbox {
         }
         Ok(())
     }
+
+    fn check_run(&self, key: &str) -> StoreResult<Option<CheckRunRecord>> {
+        Ok(self
+            .check_runs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(key)
+            .copied())
+    }
+
+    fn record_check_run(&self, key: &str, record: CheckRunRecord) -> StoreResult<()> {
+        self.check_runs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(key.to_owned(), record);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -290,5 +359,40 @@ mod tests {
         assert_eq!(due[0].last_error.as_deref(), Some("503"));
         outbox.delivered(due[0].id).unwrap();
         assert_eq!(outbox.pending().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_check_run_id_survives_reopening_and_a_newer_record_replaces_it() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("sluice.db");
+        drop(super::super::SqliteStore::open(&path).unwrap());
+        let key = "check:a/b@abc:7/plan";
+        {
+            let outbox = SqliteOutbox::open(&path).unwrap();
+            assert_eq!(outbox.check_run(key).unwrap(), None);
+            let first = CheckRunRecord {
+                id: 4_000_000_001,
+                annotations_sent: 0,
+            };
+            outbox.record_check_run(key, first).unwrap();
+            outbox
+                .record_check_run(
+                    key,
+                    CheckRunRecord {
+                        annotations_sent: 50,
+                        ..first
+                    },
+                )
+                .unwrap();
+        }
+        let outbox = SqliteOutbox::open(&path).unwrap();
+        assert_eq!(
+            outbox.check_run(key).unwrap(),
+            Some(CheckRunRecord {
+                id: 4_000_000_001,
+                annotations_sent: 50
+            })
+        );
+        assert_eq!(outbox.check_run("check:a/b@abc:7/other").unwrap(), None);
     }
 }

@@ -1,10 +1,11 @@
 //! Terraform: what a plan would do (`summary`), driving the `terraform` CLI (`runner`), the
 //! environment's settings (`settings`), sealing plans at rest (`seal`), which stored plan a merge
-//! may apply (`review`), locks as people meet them (`locks`), and whole plan and apply operations
+//! may apply (`review`), where a policy finding points in the sources (`locate`), locks as people meet them (`locks`), and whole plan and apply operations
 //! (`operations`). It knows plans, the store's plan and lock records and the policies; it knows
 //! nothing of webhooks, runs or HTTP.
 
 pub mod container;
+pub mod locate;
 pub mod locks;
 pub mod operations;
 pub mod review;

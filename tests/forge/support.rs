@@ -1,15 +1,17 @@
 //! Shared pieces of the forge tests: the real webhook payloads, a forge pointed at a recording
-//! fake of the GitHub API, runs built from payloads, and a Markdown checker.
+//! fake of the GitHub API (with a token or as a GitHub App), runs built from payloads, and a
+//! Markdown checker.
 
 use chrono::TimeZone;
-use serde_json::Value;
+use serde_json::{Value, json};
 use sluice::forge::{Forge, GithubAuth, GithubClient, RetryPolicy};
 use sluice::model::{EventKind, JobRecord, Run, Status};
-use sluice::store::MemoryOutbox;
+use sluice::store::{MemoryOutbox, Outbox};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use wiremock::MockServer;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 pub const REPOSITORY: &str = "Codertocat/Hello-World";
 
@@ -33,6 +35,55 @@ pub fn forge(server: &MockServer) -> (Forge, Arc<MemoryOutbox>) {
     let forge = Forge::new(client, outbox.clone())
         .with_run_url_base(Some("https://sluice.example.com".to_owned()));
     (forge, outbox)
+}
+
+/// A forge authenticated as a GitHub App (the test-only key in `tests/fixtures/github-app`),
+/// with the fake answering the installation of `REPOSITORY` and its access tokens.
+pub async fn app_forge(server: &MockServer, outbox: Arc<dyn Outbox>) -> Forge {
+    Mock::given(method("GET"))
+        .and(path(format!("/repos/{REPOSITORY}/installation")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 4242})))
+        .mount(server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/app/installations/4242/access_tokens"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
+            "token": "ghs_installation_token",
+            "expires_at": "2099-01-01T00:00:00Z",
+            "permissions": {"checks": "write"}
+        })))
+        .mount(server)
+        .await;
+    let key = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/github-app/test-only-private-key.pem"),
+    )
+    .expect("the test key exists");
+    let client = GithubClient::new(
+        &server.uri(),
+        GithubAuth::App {
+            app_id: 1234,
+            private_key_pem: key,
+        },
+    )
+    .expect("the client builds")
+    .with_retry(RetryPolicy {
+        attempts: 2,
+        first_backoff: Duration::from_millis(10),
+        longest_wait: Duration::from_secs(5),
+    });
+    Forge::new(client, outbox).with_run_url_base(Some("https://sluice.example.com".to_owned()))
+}
+
+/// The requests about the repository's content, without the App's installation and tokens.
+pub async fn repository_requests(server: &MockServer) -> Vec<(String, String, Value)> {
+    requests(server)
+        .await
+        .into_iter()
+        .filter(|(_, path, _)| {
+            !path.starts_with("/app/") && *path != format!("/repos/{REPOSITORY}/installation")
+        })
+        .collect()
 }
 
 pub fn job(name: &str, status: Status, reason: Option<&str>) -> JobRecord {
