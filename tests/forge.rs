@@ -1,6 +1,6 @@
 //! The forge against a recording fake of the GitHub API (wiremock), driven by the real webhook
 //! payloads in `tests/fixtures/github-webhooks`: the living comment, statuses, check runs and
-//! their annotations, splitting and escaping, commands and their permission checks, forks,
+//! their annotations, splitting and escaping, commands and their permission checks, team memberships, forks,
 //! retries and rate limits.
 
 #[path = "forge/checks.rs"]
@@ -15,3 +15,5 @@ mod retries;
 mod statuses;
 #[path = "forge/support.rs"]
 mod support;
+#[path = "forge/teams.rs"]
+mod teams;

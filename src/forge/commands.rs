@@ -74,10 +74,14 @@ pub const HELP: &str = "\
 /// The marker of sluice's own answers, so they are never read as commands.
 pub const ANSWER_MARKER: &str = "<!-- sluice:command-answer -->";
 
+/// Every comment sluice writes carries a marker starting so; such a comment is never a command,
+/// even when sluice posts as a user (a personal token) rather than as a bot.
+const OWN_MARKER: &str = "<!-- sluice:";
+
 /// Reads the first line that starts with `/sluice`, outside quotes (`> /sluice apply` is a
 /// quoted reply, not a command) and code blocks.
 pub fn parse(body: &str) -> Parsed {
-    if body.contains(ANSWER_MARKER) {
+    if body.contains(OWN_MARKER) {
         return Parsed::NotACommand;
     }
     let mut in_fence = false;
@@ -441,6 +445,10 @@ mod tests {
         check("```\n/sluice apply\n```", Parsed::NotACommand);
         check(
             &format!("{ANSWER_MARKER}\n/sluice plan"),
+            Parsed::NotACommand,
+        );
+        check(
+            "<!-- sluice:pr-comment pipeline=platform -->\n/sluice plan",
             Parsed::NotACommand,
         );
         check("/sluice", command(Command::Help));
