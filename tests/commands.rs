@@ -20,7 +20,6 @@ use support::*;
 const PLAN_KEY: &str = "636f6d6d616e6473207465737420706c616e206b657920303132333435363738";
 const TEAM: &str = "example/ml-platform-leads";
 
-
 const PIPELINE: &str = "name: platform
 on:
   pull_request: { branches: [main] }
@@ -192,7 +191,10 @@ impl Setup {
 
     fn history(&self) -> Vec<Value> {
         http()
-            .get(self.server.url(&format!("/api/history?repository={REPOSITORY}")))
+            .get(
+                self.server
+                    .url(&format!("/api/history?repository={REPOSITORY}")),
+            )
             .send()
             .unwrap()
             .json()
@@ -201,7 +203,10 @@ impl Setup {
 
     fn status(&self) -> Vec<Value> {
         http()
-            .get(self.server.url(&format!("/api/status?repository={REPOSITORY}")))
+            .get(
+                self.server
+                    .url(&format!("/api/status?repository={REPOSITORY}")),
+            )
             .send()
             .unwrap()
             .json::<Value>()
@@ -242,7 +247,10 @@ fn a_pull_request_is_planned_approved_merged_and_promoted_from_its_comment_threa
         answer.contains(&format!("planning `dev` again at `{}`", &head[..12])),
         "{answer}"
     );
-    assert_eq!(setup.github.reactions_to(plan_comment), vec!["eyes", "rocket"]);
+    assert_eq!(
+        setup.github.reactions_to(plan_comment),
+        vec!["eyes", "rocket"]
+    );
     let runs = finished_runs(&setup.server, &head, 2);
     let newest = runs.iter().max_by_key(|run| run["id"].as_i64()).unwrap();
     assert_eq!(jobs_of(newest), vec!["plan-dev=succeeded"], "{newest:#?}");
@@ -270,7 +278,10 @@ fn a_pull_request_is_planned_approved_merged_and_promoted_from_its_comment_threa
     assert!(help.contains("/sluice approve ENV [RELEASE]"), "{help}");
     assert_eq!(setup.github.answers_on(7).len(), answers_before + 1);
     for id in silent {
-        assert!(setup.github.reactions_to(id).is_empty(), "comment {id} got a reaction");
+        assert!(
+            setup.github.reactions_to(id).is_empty(),
+            "comment {id} got a reaction"
+        );
     }
 
     // Staging is approved before the merge, by someone other than the author.
@@ -283,9 +294,14 @@ fn a_pull_request_is_planned_approved_merged_and_promoted_from_its_comment_threa
     );
 
     // The merge.
-    setup
-        .repo
-        .git(&["merge", "-q", "--no-ff", "feature", "-m", "Merge pull request #7"]);
+    setup.repo.git(&[
+        "merge",
+        "-q",
+        "--no-ff",
+        "feature",
+        "-m",
+        "Merge pull request #7",
+    ]);
     let merge = setup.repo.git(&["rev-parse", "HEAD"]).trim().to_owned();
     let document = setup.github.with(|state| {
         let document = state.pulls.get_mut(&7).unwrap();
@@ -300,7 +316,12 @@ fn a_pull_request_is_planned_approved_merged_and_promoted_from_its_comment_threa
         "pr-7-closed",
         &pull_request_payload(REPOSITORY, "closed", &document),
     );
-    deliver(&setup.server, "push", "merge-7", &push_payload("main", &setup.base, &merge));
+    deliver(
+        &setup.server,
+        "push",
+        "merge-7",
+        &push_payload("main", &setup.base, &merge),
+    );
     let release = wait_for("staging runs the merge", Duration::from_secs(120), || {
         setup.release_in("staging")
     });
@@ -377,11 +398,17 @@ fn state_of(data_dir: &Path, environment: &str) -> String {
     let mut found = String::new();
     let mut stack = vec![data_dir.join("terraform")];
     while let Some(directory) = stack.pop() {
-        for entry in std::fs::read_dir(&directory).into_iter().flatten().flatten() {
+        for entry in std::fs::read_dir(&directory)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let path = entry.path();
             if path.is_dir() {
                 stack.push(path);
-            } else if path.file_name().is_some_and(|name| name == "terraform.tfstate")
+            } else if path
+                .file_name()
+                .is_some_and(|name| name == "terraform.tfstate")
                 && path.to_string_lossy().contains(environment)
             {
                 found = std::fs::read_to_string(&path).unwrap_or_default();
@@ -409,7 +436,10 @@ fn apply_from_a_comment_waits_for_approved_mergeable_and_undiverged_then_applies
         assert!(refused.contains(unmet), "{unmet} in {refused}");
     }
     assert_eq!(setup.github.reactions_to(refused_id), vec!["eyes", "-1"]);
-    assert!(state_of(&setup.data_dir, "dev").is_empty(), "nothing was applied");
+    assert!(
+        state_of(&setup.data_dir, "dev").is_empty(),
+        "nothing was applied"
+    );
     let (_, after_merge_only) = setup.command(9, "dana", "/sluice apply staging");
     assert!(
         after_merge_only.contains("applies only after the merge"),
@@ -424,9 +454,10 @@ fn apply_from_a_comment_waits_for_approved_mergeable_and_undiverged_then_applies
     let new_head = setup.repo.git(&["rev-parse", "HEAD"]).trim().to_owned();
     setup.repo.git(&["checkout", "-q", "main"]);
     let document = setup.github.with(|state| {
-        state
-            .reviews
-            .insert(9, json!([{ "user": { "login": "erin" }, "state": "APPROVED" }]));
+        state.reviews.insert(
+            9,
+            json!([{ "user": { "login": "erin" }, "state": "APPROVED" }]),
+        );
         let document = state.pulls.get_mut(&9).unwrap();
         document["mergeable"] = json!(true);
         document["head"]["sha"] = json!(new_head);
@@ -452,10 +483,16 @@ fn apply_from_a_comment_waits_for_approved_mergeable_and_undiverged_then_applies
         .to_owned();
     let (applied_id, applied) = setup.command(9, "dana", "/sluice apply dev");
     assert!(
-        applied.contains(&format!("applied the reviewed plan `{}`", &planned_sha[..12])),
+        applied.contains(&format!(
+            "applied the reviewed plan `{}`",
+            &planned_sha[..12]
+        )),
         "{applied}"
     );
-    assert_eq!(setup.github.reactions_to(applied_id), vec!["eyes", "rocket"]);
+    assert_eq!(
+        setup.github.reactions_to(applied_id),
+        vec!["eyes", "rocket"]
+    );
     assert!(state_of(&setup.data_dir, "dev").contains("\"v2\""));
     let history = setup.history();
     assert!(
@@ -501,7 +538,10 @@ fn a_plan_queued_behind_a_lock_runs_when_the_holder_unlocks() {
         "{refused}"
     );
     let (_, released) = setup.command(11, "dana", "/sluice unlock");
-    assert!(released.contains("released the lock on `dev`"), "{released}");
+    assert!(
+        released.contains("released the lock on `dev`"),
+        "{released}"
+    );
     // The queued pull request's dev plan runs by itself and takes the lock.
     let runs = finished_runs(&setup.server, &second, 2);
     let newest = runs.iter().max_by_key(|run| run["id"].as_i64()).unwrap();
@@ -519,10 +559,13 @@ fn a_plan_queued_behind_a_lock_runs_when_the_holder_unlocks() {
 fn a_fork_s_waiting_runs_start_when_a_writer_comments_run() {
     let setup = start("name: dev\nbranch: main\nterraform: { dir: infra/dev }\n");
     let head = setup.branch("outside", "v9");
-    let mut document = pull_request_document(REPOSITORY, 13, "outside", &head, &setup.base, "stranger");
+    let mut document =
+        pull_request_document(REPOSITORY, 13, "outside", &head, &setup.base, "stranger");
     document["head"]["repo"]["full_name"] = json!("stranger/ml-platform");
     document["head"]["repo"]["fork"] = json!(true);
-    setup.github.with(|state| state.pulls.insert(13, document.clone()));
+    setup
+        .github
+        .with(|state| state.pulls.insert(13, document.clone()));
     deliver(
         &setup.server,
         "pull_request",
@@ -558,5 +601,8 @@ fn a_fork_s_waiting_runs_start_when_a_writer_comments_run() {
         "{started:#?}"
     );
     let (_, again) = setup.command(13, "dana", "/sluice run");
-    assert!(again.contains("no run of this pull request waits"), "{again}");
+    assert!(
+        again.contains("no run of this pull request waits"),
+        "{again}"
+    );
 }

@@ -77,9 +77,7 @@ pub async fn resolve_memberships(
         }
         for team in approvers.iter().filter(|allowed| allowed.starts_with('@')) {
             let membership = directory.membership(team, login).await;
-            resolved
-                .0
-                .insert((team.clone(), login.clone()), membership);
+            resolved.0.insert((team.clone(), login.clone()), membership);
         }
     }
     resolved
@@ -188,9 +186,10 @@ fn approval_decision(input: &GateInput<'_>) -> GateDecision {
             .iter()
             .find(|(_, membership)| membership.is_some_and(|membership| membership.member))
         {
-            Some((team, Some(membership))) => {
-                counted.push((login.clone(), format!(" ({team}, per {})", membership.source)))
-            }
+            Some((team, Some(membership))) => counted.push((
+                login.clone(),
+                format!(" ({team}, per {})", membership.source),
+            )),
             _ => {
                 let why: Vec<String> = teams
                     .iter()

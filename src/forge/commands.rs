@@ -128,20 +128,20 @@ pub fn parse(body: &str) -> Parsed {
         }
         Some((&"approve", rest)) => match rest {
             [] => Err("`approve` needs an environment: `/sluice approve ENV [RELEASE]`".to_owned()),
-            [environment] => name(environment, "an environment name").map(|environment| {
-                Command::Approve {
+            [environment] => {
+                name(environment, "an environment name").map(|environment| Command::Approve {
                     environment,
                     release: None,
-                }
-            }),
-            [environment, release] => name(environment, "an environment name").and_then(
-                |environment| {
+                })
+            }
+            [environment, release] => {
+                name(environment, "an environment name").and_then(|environment| {
                     name(release, "a release id").map(|release| Command::Approve {
                         environment,
                         release: Some(release),
                     })
-                },
-            ),
+                })
+            }
             _ => Err("too many words: `/sluice approve ENV [RELEASE]`".to_owned()),
         },
         Some((other, _)) => Err(format!(
@@ -288,7 +288,12 @@ impl CommandOutcome {
             CommandOutcome::Refused(why) => format!("refused: {why}"),
             CommandOutcome::Done(answer) => format!("done: {answer}"),
         };
-        text.lines().next().unwrap_or_default().chars().take(300).collect()
+        text.lines()
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .take(300)
+            .collect()
     }
 }
 

@@ -61,7 +61,10 @@ impl TeamDirectory for GithubTeams {
                 Ok(response) => match response.body.get("state").and_then(Value::as_str) {
                     Some("active") => (true, None),
                     Some(state) => (false, Some(format!("membership {state}"))),
-                    None => (false, Some("no membership state in GitHub's answer".to_owned())),
+                    None => (
+                        false,
+                        Some("no membership state in GitHub's answer".to_owned()),
+                    ),
                 },
                 Err(ForgeError::Status { status: 404, .. }) => {
                     (false, Some("not a member".to_owned()))

@@ -21,9 +21,9 @@ use super::replan::{self, PlanSelection};
 use crate::config::environment::Environment;
 use crate::deploy::gates::TeamDirectory;
 use crate::deploy::state::{DeployStore, NewAuditEntry};
-use crate::forge::comment::escape;
-use crate::forge::commands::{self, CommandHandler, CommandRequest, CommandResult, CommentEvent};
 use crate::forge::Forge;
+use crate::forge::commands::{self, CommandHandler, CommandRequest, CommandResult, CommentEvent};
+use crate::forge::comment::escape;
 use crate::model::{Delivery, short_commit};
 use crate::store::{CommandState, PendingApproval, Store, StoreResult};
 use crate::terraform::{ApplyMode, ApplyRequirement, TerraformSettings};
@@ -160,7 +160,10 @@ impl CommandService {
             return;
         }
         let (state, outcome) = match self.comment_of(delivery_id).await {
-            None => (CommandState::Answered, "unreadable: no command found".to_owned()),
+            None => (
+                CommandState::Answered,
+                "unreadable: no command found".to_owned(),
+            ),
             Some((_, delivery)) if chrono::Utc::now() - delivery.received_at > STALE_AFTER => (
                 CommandState::Answered,
                 "not carried out: received more than an hour before it could be answered"
@@ -251,7 +254,9 @@ fn find_environment<'a>(authority: &'a Authority, name: &str) -> Result<&'a Envi
 }
 
 fn terraform_settings(environment: &Environment) -> Option<TerraformSettings> {
-    TerraformSettings::from_environment(environment).ok().flatten()
+    TerraformSettings::from_environment(environment)
+        .ok()
+        .flatten()
 }
 
 impl CommandContext<'_> {
@@ -259,28 +264,26 @@ impl CommandContext<'_> {
         self.service.store.clone()
     }
 
+    /// Records what the commenter did in the history.
     async fn audit(
         &self,
-        repository: &str,
+        request: &CommandRequest,
         environment: Option<&str>,
-        release: Option<&str>,
         action: &'static str,
-        actor: &str,
         outcome: &'static str,
         reason: String,
     ) {
         let store = self.service.deploy_store.clone();
-        let (repository, environment, release, actor) = (
-            repository.to_owned(),
+        let (repository, environment, actor) = (
+            request.repository.clone(),
             environment.map(str::to_owned),
-            release.map(str::to_owned),
-            actor.to_owned(),
+            request.commenter.clone(),
         );
         let recorded = tokio::task::spawn_blocking(move || {
             store.record_audit(&NewAuditEntry {
                 repository: &repository,
                 environment: environment.as_deref(),
-                release: release.as_deref(),
+                release: None,
                 action,
                 actor: Some(&actor),
                 outcome,
@@ -355,7 +358,9 @@ impl CommandHandler for CommandContext<'_> {
             environment: environment.map(str::to_owned),
             reason: format!(
                 "`/sluice plan{}` by {}",
-                environment.map(|name| format!(" {name}")).unwrap_or_default(),
+                environment
+                    .map(|name| format!(" {name}"))
+                    .unwrap_or_default(),
                 request.commenter
             ),
         };
@@ -417,7 +422,10 @@ impl CommandHandler for CommandContext<'_> {
             Some(name) => {
                 let found = find_environment(&authority, name)?;
                 let settings = terraform_settings(found).ok_or_else(|| {
-                    format!("`{name}` has no `terraform:` section on {}", authority.branch)
+                    format!(
+                        "`{name}` has no `terraform:` section on {}",
+                        authority.branch
+                    )
                 })?;
                 if settings.apply != ApplyMode::OnComment {
                     return Err(format!(
@@ -486,7 +494,9 @@ impl CommandHandler for CommandContext<'_> {
                     .await
                     .map_err(|error| error.to_string())?
                     .map_err(|error| error.to_string())?;
-                let Some(found) = releases.into_iter().find(|release| release.commit == commit)
+                let Some(found) = releases
+                    .into_iter()
+                    .find(|release| release.commit == commit)
                 else {
                     return Err(format!(
                         "the merge `{}` of this pull request has no release yet (its runs have not all succeeded); comment again once it is cut, or approve the release by id: `/sluice approve {environment} RELEASE`",
@@ -503,7 +513,8 @@ impl CommandHandler for CommandContext<'_> {
             let (name, approver) = (environment.to_owned(), login.clone());
             let at = chrono::Utc::now().timestamp();
             let (release_id, already) = tokio::task::spawn_blocking(move || {
-                let found = crate::deploy::actions::find_release(store.as_ref(), &repository, &release)?;
+                let found =
+                    crate::deploy::actions::find_release(store.as_ref(), &repository, &release)?;
                 let already = store
                     .approvals(&repository, &name, &found.id)?
                     .contains(&approver);
@@ -535,18 +546,23 @@ impl CommandHandler for CommandContext<'_> {
         }
         // Before the merge: the approval is for the release this head becomes.
         if !request.state.open {
-            return Err("the pull request is closed without a merge; there is no release to approve".to_owned());
+            return Err(
+                "the pull request is closed without a merge; there is no release to approve"
+                    .to_owned(),
+            );
         }
         let mut authors = self
             .service
             .forge
             .commit_authors(&request.repository, request.pull_request)
             .await
-            .map_err(|error| format!("cannot read the pull request's commits from GitHub: {error}"))?;
+            .map_err(|error| {
+                format!("cannot read the pull request's commits from GitHub: {error}")
+            })?;
         if let Some(author) = &request.state.author {
             authors.push(author.clone());
         }
-        if authors.iter().any(|author| *author == login) {
+        if authors.contains(&login) {
             return Err(format!(
                 "@{} authored this pull request or one of its commits, and a change is never approved by its own author; ask another approver",
                 escape::inline(&login)
@@ -567,11 +583,9 @@ impl CommandHandler for CommandContext<'_> {
             .map_err(|error| error.to_string())?
             .map_err(|error| error.to_string())?;
         self.audit(
-            &request.repository,
+            request,
             Some(environment),
-            None,
             "approve",
-            &login,
             "recorded",
             format!(
                 "pull request #{} at {} (before its merge), by comment; {eligible}; write permission per GitHub",
@@ -655,11 +669,9 @@ impl CommandHandler for CommandContext<'_> {
         }
         for lock in &released {
             self.audit(
-                &request.repository,
+                request,
                 Some(&lock.target.environment),
-                None,
                 "unlock",
-                &request.commenter,
                 "released",
                 format!(
                     "terraform lock on {} held by {} since {}, by comment",
@@ -687,43 +699,44 @@ impl CommandHandler for CommandContext<'_> {
         let head = request.state.head_sha.clone();
         let number = request.pull_request;
         let approver = request.commenter.clone();
-        let (approved, earlier) = tokio::task::spawn_blocking(move || -> StoreResult<(Vec<i64>, Vec<i64>)> {
-            let runs = store.list_runs(&crate::store::RunFilter {
-                repository: Some(repository),
-                commit: Some(head),
-                limit: Some(200),
-            })?;
-            let mut approved = Vec::new();
-            let mut earlier = Vec::new();
-            for run in runs {
-                let waiting = run
-                    .reason
-                    .as_deref()
-                    .is_some_and(|reason| reason.starts_with(super::approval::WAITING));
-                let of_this_pull_request = store
-                    .run_plan(run.id)?
-                    .and_then(|text| serde_json::from_str::<super::StoredPlan>(&text).ok())
-                    .is_some_and(|plan| plan.event.pull_request == Some(number));
-                if !(waiting && of_this_pull_request) {
-                    continue;
+        let (approved, earlier) =
+            tokio::task::spawn_blocking(move || -> StoreResult<(Vec<i64>, Vec<i64>)> {
+                let runs = store.list_runs(&crate::store::RunFilter {
+                    repository: Some(repository),
+                    commit: Some(head),
+                    limit: Some(200),
+                })?;
+                let mut approved = Vec::new();
+                let mut earlier = Vec::new();
+                for run in runs {
+                    let waiting = run
+                        .reason
+                        .as_deref()
+                        .is_some_and(|reason| reason.starts_with(super::approval::WAITING));
+                    let of_this_pull_request = store
+                        .run_plan(run.id)?
+                        .and_then(|text| serde_json::from_str::<super::StoredPlan>(&text).ok())
+                        .is_some_and(|plan| plan.event.pull_request == Some(number));
+                    if !(waiting && of_this_pull_request) {
+                        continue;
+                    }
+                    let Some(delivery_id) = &run.delivery else {
+                        continue;
+                    };
+                    let Some(original) = store.delivery(delivery_id)? else {
+                        continue;
+                    };
+                    let approval = super::approval::approval_delivery(&original, run.id, &approver);
+                    match store.insert_delivery(&approval)? {
+                        crate::store::Inserted::New => approved.push(run.id),
+                        crate::store::Inserted::Duplicate => earlier.push(run.id),
+                    }
                 }
-                let Some(delivery_id) = &run.delivery else {
-                    continue;
-                };
-                let Some(original) = store.delivery(delivery_id)? else {
-                    continue;
-                };
-                let approval = super::approval::approval_delivery(&original, run.id, &approver);
-                match store.insert_delivery(&approval)? {
-                    crate::store::Inserted::New => approved.push(run.id),
-                    crate::store::Inserted::Duplicate => earlier.push(run.id),
-                }
-            }
-            Ok((approved, earlier))
-        })
-        .await
-        .map_err(|error| error.to_string())?
-        .map_err(|error| error.to_string())?;
+                Ok((approved, earlier))
+            })
+            .await
+            .map_err(|error| error.to_string())?
+            .map_err(|error| error.to_string())?;
         if approved.is_empty() {
             let already = if earlier.is_empty() {
                 String::new()
@@ -918,7 +931,9 @@ impl CommandContext<'_> {
         tokio::task::spawn_blocking(move || mirror.checkout(&commit, &destination))
             .await
             .map_err(|error| error.to_string())?
-            .map_err(|error| format!("cannot check out `{}`: {error}", short_commit(&plan.commit)))?;
+            .map_err(|error| {
+                format!("cannot check out `{}`: {error}", short_commit(&plan.commit))
+            })?;
         let job = crate::terraform::TerraformJob {
             settings,
             repository: request.repository.clone(),
@@ -937,11 +952,9 @@ impl CommandContext<'_> {
                 sha256, summary, ..
             }) => {
                 self.audit(
-                    &request.repository,
+                    request,
                     Some(environment),
-                    None,
                     "apply",
-                    &request.commenter,
                     "applied",
                     format!(
                         "terraform plan {sha256} of pull request #{} at {} ({summary}), by comment",
@@ -962,13 +975,14 @@ impl CommandContext<'_> {
             Ok(crate::terraform::ApplyOutcome::Refused(why)) => return Err(why),
             Err(error) => {
                 self.audit(
-                    &request.repository,
+                    request,
                     Some(environment),
-                    None,
                     "apply",
-                    &request.commenter,
                     "failed",
-                    format!("terraform apply of pull request #{}: {error}", request.pull_request),
+                    format!(
+                        "terraform apply of pull request #{}: {error}",
+                        request.pull_request
+                    ),
                 )
                 .await;
                 return Err(format!(

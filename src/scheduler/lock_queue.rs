@@ -31,7 +31,9 @@ impl LockQueue {
             match tokio::task::spawn_blocking(move || start_queued_plans(store.as_ref())).await {
                 Ok(Ok(started)) if started > 0 => self.intake_wakeup.notify_one(),
                 Ok(Ok(_)) => {}
-                Ok(Err(error)) => tracing::error!(%error, "cannot start the plans waiting for locks"),
+                Ok(Err(error)) => {
+                    tracing::error!(%error, "cannot start the plans waiting for locks")
+                }
                 Err(error) => tracing::error!(%error, "lock queue task failed"),
             }
             tokio::select! {
@@ -56,8 +58,14 @@ pub fn start_queued_plans(store: &dyn Store) -> StoreResult<usize> {
     Ok(started)
 }
 
-fn plan_again(store: &dyn Store, head: &QueueHead, now: chrono::DateTime<chrono::Utc>) -> StoreResult<bool> {
-    let Some(delivery) = store.latest_pull_request_delivery(&head.target.repository, head.pull_request)? else {
+fn plan_again(
+    store: &dyn Store,
+    head: &QueueHead,
+    now: chrono::DateTime<chrono::Utc>,
+) -> StoreResult<bool> {
+    let Some(delivery) =
+        store.latest_pull_request_delivery(&head.target.repository, head.pull_request)?
+    else {
         tracing::warn!(repository = %head.target.repository, pull_request = head.pull_request, "a queued plan has no pull_request delivery to plan again");
         return Ok(false);
     };

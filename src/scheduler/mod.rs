@@ -13,13 +13,13 @@ pub mod event;
 pub mod forge_feedback;
 mod intake;
 mod job;
+pub mod lock_queue;
 mod mirrors;
 pub mod planning_retry;
 mod poll;
 pub mod promotion;
 pub mod releases;
 pub mod replan;
-pub mod lock_queue;
 
 pub use dispatch::{Dispatcher, RunUpdate};
 pub use event::{EventRequest, PayloadError, event_from_delivery};

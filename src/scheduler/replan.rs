@@ -196,8 +196,14 @@ mod tests {
             (kept, ids)
         };
         let names = |list: &[&str]| list.iter().map(|name| name.to_string()).collect::<Vec<_>>();
-        assert_eq!(ids(Some("dev")), (true, names(&["plan-dev", "validate-dev"])));
-        assert_eq!(ids(None), (true, names(&["plan-dev", "plan-prod", "validate-dev"])));
+        assert_eq!(
+            ids(Some("dev")),
+            (true, names(&["plan-dev", "validate-dev"]))
+        );
+        assert_eq!(
+            ids(None),
+            (true, names(&["plan-dev", "plan-prod", "validate-dev"]))
+        );
         assert!(!ids(Some("staging")).0);
     }
 }

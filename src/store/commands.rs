@@ -75,8 +75,12 @@ pub trait CommandRecords: Send + Sync {
     /// Delivery ids in `state`, oldest first.
     fn commands_in_state(&self, state: CommandState) -> StoreResult<Vec<String>>;
     /// Moves a command from `from` to `to`; `false` when it was not in `from`.
-    fn move_command(&self, delivery_id: &str, from: CommandState, to: CommandState)
-    -> StoreResult<bool>;
+    fn move_command(
+        &self,
+        delivery_id: &str,
+        from: CommandState,
+        to: CommandState,
+    ) -> StoreResult<bool>;
     fn finish_command(
         &self,
         delivery_id: &str,
@@ -119,15 +123,16 @@ impl CommandRecords for SqliteStore {
         received_at: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let (id, repository) = (delivery_id.to_owned(), repository.to_owned());
-        self.writer.write("recording a comment command", move |connection| {
-            let inserted = connection.execute(
-                "INSERT OR IGNORE INTO comment_commands
+        self.writer
+            .write("recording a comment command", move |connection| {
+                let inserted = connection.execute(
+                    "INSERT OR IGNORE INTO comment_commands
                  (delivery_id, repository, pull_request, state, received_at)
                  VALUES (?1, ?2, ?3, 'pending', ?4)",
-                params![id, repository, pull_request as i64, time_text(received_at)],
-            )?;
-            Ok(inserted == 1)
-        })
+                    params![id, repository, pull_request as i64, time_text(received_at)],
+                )?;
+                Ok(inserted == 1)
+            })
     }
 
     fn commands_in_state(&self, state: CommandState) -> StoreResult<Vec<String>> {
@@ -149,13 +154,14 @@ impl CommandRecords for SqliteStore {
         to: CommandState,
     ) -> StoreResult<bool> {
         let id = delivery_id.to_owned();
-        self.writer.write("updating a comment command", move |connection| {
-            let changed = connection.execute(
-                "UPDATE comment_commands SET state = ?3 WHERE delivery_id = ?1 AND state = ?2",
-                params![id, from.as_str(), to.as_str()],
-            )?;
-            Ok(changed == 1)
-        })
+        self.writer
+            .write("updating a comment command", move |connection| {
+                let changed = connection.execute(
+                    "UPDATE comment_commands SET state = ?3 WHERE delivery_id = ?1 AND state = ?2",
+                    params![id, from.as_str(), to.as_str()],
+                )?;
+                Ok(changed == 1)
+            })
     }
 
     fn finish_command(
@@ -166,15 +172,16 @@ impl CommandRecords for SqliteStore {
         answered_at: Option<DateTime<Utc>>,
     ) -> StoreResult<()> {
         let (id, outcome) = (delivery_id.to_owned(), outcome.to_owned());
-        self.writer.write("recording a command's answer", move |connection| {
-            connection.execute(
-                "UPDATE comment_commands SET state = ?2, outcome = ?3,
+        self.writer
+            .write("recording a command's answer", move |connection| {
+                connection.execute(
+                    "UPDATE comment_commands SET state = ?2, outcome = ?3,
                         answered_at = COALESCE(?4, answered_at)
                  WHERE delivery_id = ?1",
-                params![id, state.as_str(), outcome, answered_at.map(time_text)],
-            )?;
-            Ok(())
-        })
+                    params![id, state.as_str(), outcome, answered_at.map(time_text)],
+                )?;
+                Ok(())
+            })
     }
 
     fn commands(&self, limit: usize) -> StoreResult<Vec<CommandRecord>> {
@@ -203,22 +210,23 @@ impl CommandRecords for SqliteStore {
 
     fn add_pending_approval(&self, approval: &PendingApproval) -> StoreResult<bool> {
         let approval = approval.clone();
-        self.writer.write("recording an approval", move |connection| {
-            let inserted = connection.execute(
-                "INSERT OR IGNORE INTO pull_request_approvals
+        self.writer
+            .write("recording an approval", move |connection| {
+                let inserted = connection.execute(
+                    "INSERT OR IGNORE INTO pull_request_approvals
                  (repository, environment, pull_request, head_sha, approver, at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    approval.repository,
-                    approval.environment,
-                    approval.pull_request as i64,
-                    approval.head_sha,
-                    approval.approver,
-                    approval.at
-                ],
-            )?;
-            Ok(inserted == 1)
-        })
+                    params![
+                        approval.repository,
+                        approval.environment,
+                        approval.pull_request as i64,
+                        approval.head_sha,
+                        approval.approver,
+                        approval.at
+                    ],
+                )?;
+                Ok(inserted == 1)
+            })
     }
 
     fn pending_approvals(
@@ -293,20 +301,21 @@ impl CommandRecords for SqliteStore {
 
     fn mark_queue_head_asked(&self, head: &QueueHead, at: DateTime<Utc>) -> StoreResult<()> {
         let head = head.clone();
-        self.writer.write("marking a queued plan as asked", move |connection| {
-            connection.execute(
-                "UPDATE terraform_lock_queue SET replan_asked_at = ?5
+        self.writer
+            .write("marking a queued plan as asked", move |connection| {
+                connection.execute(
+                    "UPDATE terraform_lock_queue SET replan_asked_at = ?5
                  WHERE repository = ?1 AND environment = ?2 AND dir = ?3 AND pull_request = ?4",
-                params![
-                    head.target.repository,
-                    head.target.environment,
-                    head.target.dir,
-                    head.pull_request as i64,
-                    time_text(at)
-                ],
-            )?;
-            Ok(())
-        })
+                    params![
+                        head.target.repository,
+                        head.target.environment,
+                        head.target.dir,
+                        head.pull_request as i64,
+                        time_text(at)
+                    ],
+                )?;
+                Ok(())
+            })
     }
 }
 
@@ -317,19 +326,22 @@ impl SqliteStore {
         number: u64,
     ) -> StoreResult<Option<crate::model::Delivery>> {
         let repository = repository.to_owned();
-        self.read("reading a pull request's newest delivery", move |connection| {
-            let mut statement = connection.prepare_cached(
-                "SELECT id, event, repository, payload, received_at FROM deliveries
+        self.read(
+            "reading a pull request's newest delivery",
+            move |connection| {
+                let mut statement = connection.prepare_cached(
+                    "SELECT id, event, repository, payload, received_at FROM deliveries
                  WHERE event = 'pull_request' AND repository = ?1
                    AND json_extract(CAST(payload AS TEXT), '$.number') = ?2
                  ORDER BY sequence DESC LIMIT 1",
-            )?;
-            let mut rows = statement.query_map(
-                params![repository, number as i64],
-                super::reads::delivery_from_row,
-            )?;
-            Ok(rows.next().transpose()?)
-        })
+                )?;
+                let mut rows = statement.query_map(
+                    params![repository, number as i64],
+                    super::reads::delivery_from_row,
+                )?;
+                Ok(rows.next().transpose()?)
+            },
+        )
     }
 }
 

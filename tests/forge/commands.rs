@@ -6,9 +6,9 @@ use serde_json::{Value, json};
 use sluice::forge::commands::{
     CommandHandler, CommandOutcome, CommandRequest, CommandResult, comment_event, handle_comment,
 };
-use sluice::terraform::ApplyRequirement;
 use sluice::model::{Delivery, EventKind};
 use sluice::scheduler::{EventRequest, StoredPlan, event_from_delivery};
+use sluice::terraform::ApplyRequirement;
 use std::sync::Mutex;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -157,7 +157,9 @@ async fn a_commenter_without_write_permission_is_refused() {
     let answers = answers(&sent);
     assert_eq!(answers.len(), 1);
     assert!(
-        answers[0].contains("has `read` permission on this repository; sluice commands need write permission"),
+        answers[0].contains(
+            "has `read` permission on this repository; sluice commands need write permission"
+        ),
         "{}",
         answers[0]
     );
@@ -210,7 +212,9 @@ async fn the_handler_is_told_the_pull_request_is_not_approved_and_not_mergeable(
     handle_comment(&forge, &handler, &event).await.unwrap();
     assert_eq!(
         handler.calls(),
-        vec!["apply None at ec26c3e57ca3a959ca5aad62de7213c562f8c821 approved=false mergeable=Some(false)"]
+        vec![
+            "apply None at ec26c3e57ca3a959ca5aad62de7213c562f8c821 approved=false mergeable=Some(false)"
+        ]
     );
     // Without an `approved` requirement GitHub's reviews are not asked for.
     server.reset().await;

@@ -14,7 +14,9 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 async fn membership(server: &MockServer, login: &str, answer: ResponseTemplate) {
     Mock::given(method("GET"))
-        .and(path(format!("/orgs/example/teams/leads/memberships/{login}")))
+        .and(path(format!(
+            "/orgs/example/teams/leads/memberships/{login}"
+        )))
         .respond_with(answer)
         .mount(server)
         .await;

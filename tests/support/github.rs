@@ -69,9 +69,21 @@ impl Respond for Responder {
                 None => not_found(),
             },
             ("GET", ["repos", _, _, "pulls", pull, "reviews"]) => ResponseTemplate::new(200)
-                .set_body_json(state.reviews.get(&number(pull)).cloned().unwrap_or(json!([]))),
+                .set_body_json(
+                    state
+                        .reviews
+                        .get(&number(pull))
+                        .cloned()
+                        .unwrap_or(json!([])),
+                ),
             ("GET", ["repos", _, _, "pulls", pull, "commits"]) => ResponseTemplate::new(200)
-                .set_body_json(state.commits.get(&number(pull)).cloned().unwrap_or(json!([]))),
+                .set_body_json(
+                    state
+                        .commits
+                        .get(&number(pull))
+                        .cloned()
+                        .unwrap_or(json!([])),
+                ),
             ("GET", ["orgs", org, "teams", team, "memberships", user]) => {
                 match state
                     .memberships
@@ -257,7 +269,8 @@ pub fn pull_request_document(
     base_sha: &str,
     author: &str,
 ) -> Value {
-    let mut document = crate::support::fixture("pull_request/opened.payload.json")["pull_request"].clone();
+    let mut document =
+        crate::support::fixture("pull_request/opened.payload.json")["pull_request"].clone();
     document["number"] = json!(number);
     document["state"] = json!("open");
     document["merged"] = json!(false);
