@@ -153,6 +153,7 @@ fn release(sequence: i64, author: &str) -> Release {
         dag_tree: None,
         models: Default::default(),
         config_commit: None,
+        contributors: Default::default(),
     }
 }
 
@@ -501,6 +502,7 @@ async fn a_rollback_request_redeploys_the_earlier_release_without_terraform_and_
             actor: Some("carol".into()),
             at: 0,
             outcome: None,
+            force_reason: None,
         })
         .unwrap();
     platform.pass().await;

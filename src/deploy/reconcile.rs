@@ -55,6 +55,16 @@ pub struct PassReport {
     pub blocked: Vec<(String, String, Vec<String>)>,
 }
 
+/// What the gates say about a person's promotion request.
+enum RequestGates {
+    /// Every gate passed; their reasons.
+    Passed(String),
+    /// A gate holds it; the request stays pending.
+    Held,
+    /// An admin forced it; what was skipped and why.
+    Forced(String),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
     #[error(transparent)]
@@ -269,7 +279,7 @@ impl Reconciler {
             .map(|decision| format!("{}: {}", decision.gate, decision.reason))
             .collect();
         if !blocked.is_empty() {
-            self.audit_gate_once(environment, &candidate, &blocked)
+            self.audit_gate_once(environment, &candidate, None, &blocked)
                 .await?;
             report
                 .blocked
@@ -312,6 +322,7 @@ impl Reconciler {
         &self,
         environment: &Environment,
         release: &Release,
+        actor: Option<&str>,
         blocked: &[String],
     ) -> Result<(), StoreError> {
         let key = |reason: &str| -> Vec<String> {
@@ -343,7 +354,7 @@ impl Reconciler {
                 Some(&environment.name),
                 Some(&release.id),
                 "gate",
-                None,
+                actor,
                 "blocked",
                 &reason,
             )
@@ -545,6 +556,7 @@ impl Reconciler {
         execution.run().await.map_err(|error| error.to_string())
     }
 
+    /// Carries out a person's request, or leaves a promotion pending while its gates hold it.
     async fn handle_request(
         &self,
         request: DeployRequest,
@@ -565,6 +577,18 @@ impl Reconciler {
             }
             Ok((environment, release, current)) => {
                 let actor = request.actor.as_deref();
+                let mut reason = format!("requested by {}", actor.unwrap_or("a person"));
+                if request.action == RequestAction::Promote {
+                    match self.request_gates(&request, &environment, &release).await? {
+                        RequestGates::Held => return Ok(()),
+                        RequestGates::Passed(gates) => {
+                            reason.push_str(&format!("; gates passed: {gates}"));
+                        }
+                        RequestGates::Forced(skipped) => {
+                            reason.push_str(&format!("; forced past the gates: {skipped}"));
+                        }
+                    }
+                }
                 let action = match request.action {
                     RequestAction::Promote => DeploymentAction::Manual,
                     RequestAction::Rollback => DeploymentAction::Rollback,
@@ -595,7 +619,6 @@ impl Reconciler {
                     )
                     .await?;
                 }
-                let reason = format!("requested by {}", actor.unwrap_or("a person"));
                 self.start(
                     &environment,
                     &release,
@@ -615,6 +638,142 @@ impl Reconciler {
         })
         .await?;
         Ok(())
+    }
+
+    /// The gates of a requested promotion: passed, held (recorded once per reason, the request
+    /// stays pending and is tried again on every pass), or skipped because an admin forced it
+    /// (recorded with who, each gate skipped with its reason at that moment, and why).
+    async fn request_gates(
+        &self,
+        request: &DeployRequest,
+        environment: &Environment,
+        release: &Release,
+    ) -> Result<RequestGates, ReconcileError> {
+        let (repository, name, id) = (
+            self.repository.clone(),
+            environment.name.clone(),
+            release.id.clone(),
+        );
+        let approvals = blocking(&self.store, move |store| {
+            store.approvals(&repository, &name, &id)
+        })
+        .await?;
+        let mut decisions = Vec::new();
+        let upstream = self.upstream_healthy_since(environment, release).await?;
+        let previous_healthy_since = match upstream {
+            Ok(since) => since,
+            Err(not_there) => {
+                decisions.push(gates::GateDecision {
+                    gate: "soak",
+                    passed: false,
+                    reason: not_there,
+                });
+                None
+            }
+        };
+        decisions.extend(gates::evaluate(&GateInput {
+            environment,
+            release,
+            previous_healthy_since,
+            approvals: &approvals,
+            teams: self.teams.as_ref(),
+            now: self.clock.now(),
+        }));
+        let described = |decision: &gates::GateDecision| format!("{}: {}", decision.gate, decision.reason);
+        let blocked: Vec<String> = decisions
+            .iter()
+            .filter(|decision| !decision.passed)
+            .map(described)
+            .collect();
+        let actor = request.actor.as_deref();
+        if let Some(why) = &request.force_reason {
+            let skipped = if blocked.is_empty() {
+                "none (every gate passed)".to_owned()
+            } else {
+                blocked.join(" | ")
+            };
+            let reason = format!("forced with reason \"{why}\"; skipped {skipped}");
+            self.audit(
+                Some(&environment.name),
+                Some(&release.id),
+                "gate",
+                actor,
+                "skipped",
+                &reason,
+            )
+            .await?;
+            return Ok(RequestGates::Forced(reason));
+        }
+        if blocked.is_empty() {
+            let passed: Vec<String> = decisions.iter().map(described).collect();
+            let reason = if passed.is_empty() {
+                "no gates".to_owned()
+            } else {
+                passed.join(" | ")
+            };
+            self.audit(
+                Some(&environment.name),
+                Some(&release.id),
+                "gate",
+                actor,
+                "passed",
+                &reason,
+            )
+            .await?;
+            return Ok(RequestGates::Passed(reason));
+        }
+        let mut held = blocked;
+        held.push(format!(
+            "promotion requested by {}; it waits for these gates, or an admin skips them with `sluice promote {} {} --force --reason TEXT`",
+            actor.unwrap_or("a person"),
+            environment.name,
+            release.id
+        ));
+        self.audit_gate_once(environment, release, actor, &held)
+            .await?;
+        Ok(RequestGates::Held)
+    }
+
+    /// When the environment before this one became healthy with `release`: `Ok(None)` for the
+    /// first environment, `Err(why)` when it never ran the release (a soak cannot start then).
+    async fn upstream_healthy_since(
+        &self,
+        environment: &Environment,
+        release: &Release,
+    ) -> Result<Result<Option<DateTime<Utc>>, String>, StoreError> {
+        let Some(after) = &environment.after else {
+            return Ok(Ok(None));
+        };
+        if environment.gates.soak.is_none() {
+            return Ok(Ok(None));
+        }
+        let states = self.states().await?;
+        if let Some(state) = states
+            .iter()
+            .find(|state| &state.environment == after && state.release == release.id)
+        {
+            return Ok(Ok(Some(Self::time(state.healthy_since))));
+        }
+        let (repository, name) = (self.repository.clone(), after.clone());
+        let deployments = blocking(&self.store, move |store| {
+            store.deployments(&repository, Some(&name))
+        })
+        .await?;
+        let since = deployments
+            .iter()
+            .filter(|deployment| {
+                deployment.release == release.id
+                    && deployment.status == crate::deploy::state::DeploymentStatus::Succeeded
+            })
+            .filter_map(|deployment| deployment.finished_at)
+            .min();
+        Ok(match since {
+            Some(since) => Ok(Some(Self::time(since))),
+            None => Err(format!(
+                "{} has not been healthy in {after}, so its soak has not started; promote it to {after} first",
+                release.id
+            )),
+        })
     }
 
     /// The environment, the release and what runs now for a request, or why it cannot be done.
@@ -669,6 +828,16 @@ impl Reconciler {
             return Ok(Err(format!(
                 "nothing to do: {} already runs {}",
                 environment.name, release.id
+            )));
+        }
+        if request.action == RequestAction::Promote
+            && let Some(current) = &current
+            && let Some(running) = self.release(current).await?
+            && running.sequence >= release.sequence
+        {
+            return Ok(Err(format!(
+                "refused: {} runs {}, which is newer than {}; promotion only goes forward, so go back with `sluice rollback {} --to {}`",
+                environment.name, running.id, release.id, environment.name, release.id
             )));
         }
         Ok(Ok((environment, release, current)))

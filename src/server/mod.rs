@@ -3,6 +3,7 @@
 //! plans or runs anything itself; it wakes the intake worker instead.
 
 mod api;
+pub mod auth;
 pub mod body;
 mod deploy_api;
 mod error;
@@ -35,7 +36,8 @@ pub struct AppState {
     pub deploy_store: Arc<dyn crate::deploy::state::DeployStore>,
     /// Signalled after a person asks promotion for something.
     pub promotion_wakeup: Arc<Notify>,
-    /// `SLUICE_API_TOKEN`: required for the promotion API's writes; `None` = read-only.
+    /// `SLUICE_API_TOKEN`: the bootstrap admin token with no person behind it; `None` = only
+    /// personal tokens (`sluice token create`) open the API's writes.
     pub api_token: Option<Arc<String>>,
     /// The shared webhook secret (`SLUICE_WEBHOOK_SECRET`).
     pub webhook_secret: Arc<Vec<u8>>,

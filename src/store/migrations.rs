@@ -214,6 +214,8 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX deliveries_deferred ON deliveries (next_attempt_at)
         WHERE planned_at IS NULL AND next_attempt_at IS NOT NULL;
     "#,
+    // 9: personal API tokens (only their sha256), and the reason a promotion was forced with.
+    super::tokens::MIGRATION,
 ];
 
 /// The schema version this build writes.

@@ -1,5 +1,5 @@
 //! The durable store: webhook deliveries, runs, jobs, steps and logs, Terraform plans and locks,
-//! the images builds made, behind the narrow `Store` trait. This is the only module with SQL; it
+//! the images builds made, personal API tokens, behind the narrow `Store` trait. This is the only module with SQL; it
 //! maps rows to and from `crate::model` types and knows nothing of HTTP, git, planning or
 //! scheduling. The trait speaks only model types so that another database (PostgreSQL, for
 //! several replicas) can implement it later; methods are synchronous and async callers wrap them
@@ -18,6 +18,7 @@ mod rows;
 mod sqlite;
 mod terraform;
 mod terraform_locks;
+mod tokens;
 mod writer;
 mod writes;
 
@@ -30,6 +31,7 @@ pub use terraform::{
     LockHolder, LockOutcome, LockRecord, LockRequest, NewTerraformPlan, PlanInsert,
     TerraformPlanRecord, TerraformStore, TerraformTarget,
 };
+pub use tokens::{ApiTokenRecord, ApiTokens, NewApiToken, TokenInsert};
 pub use writer::WriteCounts;
 
 use crate::model::{Delivery, EventKind, Run, RunId, Status, StepRecord};
@@ -95,7 +97,7 @@ pub struct StoreStats {
 
 /// Everything sluice keeps between restarts. Implementations are shared between threads and
 /// every method may block on IO.
-pub trait Store: TerraformStore + ImageRecords + Send + Sync {
+pub trait Store: TerraformStore + ImageRecords + ApiTokens + Send + Sync {
     /// Durable when it returns. Same delivery id again -> `Duplicate`, nothing written.
     fn insert_delivery(&self, delivery: &Delivery) -> StoreResult<Inserted>;
 
