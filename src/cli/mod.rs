@@ -9,6 +9,7 @@ mod engine;
 mod history;
 mod inspect;
 mod local_run;
+mod locks;
 mod plan;
 mod policy;
 mod promotion;
@@ -69,6 +70,10 @@ pub enum Command {
     Rollback(promotion::RollbackArgs),
     /// Plan an environment's Terraform on the working tree and check the policies (exit 1 on deny).
     Plan(plan::PlanArgs),
+    /// Every Terraform lock: repository, environment, dir, holder, age, lease and queue.
+    Locks(locks::LocksArgs),
+    /// Release one Terraform lock, whoever holds it; its queue stays.
+    Unlock(locks::UnlockArgs),
     /// Personal API tokens: create (printed once), list, revoke.
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -112,6 +117,8 @@ pub fn main() -> ExitCode {
         Command::Rollback(args) => promotion::rollback(args),
         Command::Plan(args) => runtime().and_then(|runtime| runtime.block_on(plan::run(args))),
         Command::Token(command) => token::run(command),
+        Command::Locks(args) => locks::list(args),
+        Command::Unlock(args) => locks::unlock(args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod body;
 mod deploy_api;
 mod error;
+mod locks_api;
 pub mod json_depth;
 pub mod listen;
 pub mod metrics;
@@ -16,7 +17,7 @@ pub mod webhook;
 use crate::store::Store;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -66,6 +67,11 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/environments/{environment}/{action}",
             post(deploy_api::act),
+        )
+        .route("/api/locks", get(locks_api::list))
+        .route(
+            "/api/locks/{owner}/{name}/{environment}",
+            delete(locks_api::unlock),
         )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

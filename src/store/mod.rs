@@ -28,8 +28,8 @@ pub use model_history::{AliasMove, AliasMoveFilter, ModelHistory, NewAliasMove, 
 pub use outbox::{MemoryOutbox, Outbox, OutboxEntry, SqliteOutbox};
 pub use sqlite::SqliteStore;
 pub use terraform::{
-    LockHolder, LockOutcome, LockRecord, LockRequest, NewTerraformPlan, PlanInsert,
-    TerraformPlanRecord, TerraformStore, TerraformTarget,
+    LockHolder, LockListing, LockOutcome, LockRecord, LockRequest, NewTerraformPlan, PlanInsert,
+    QueuedHolder, TerraformPlanRecord, TerraformStore, TerraformTarget,
 };
 pub use tokens::{ApiTokenRecord, ApiTokens, NewApiToken, TokenInsert};
 pub use writer::WriteCounts;
