@@ -316,8 +316,8 @@ impl Reconciler {
         .await
     }
 
-    /// Records a gate that holds a release once per distinct reason, not on every pass. A soak's
-    /// countdown changes every pass and is not a new reason.
+    /// Records a gate that holds a release once per distinct reason and asker (`None`: automatic
+    /// promotion), not on every pass. A soak's countdown changes every pass and is not a new reason.
     async fn audit_gate_once(
         &self,
         environment: &Environment,
@@ -346,7 +346,13 @@ impl Reconciler {
         let last_gate = history
             .iter()
             .rev()
-            .find(|entry| entry.action == "gate" && entry.release.as_deref() == Some(&release.id));
+            .find(|entry| {
+                // Automatic promotion and a person's request for the same release are told apart
+                // by who asked, so that each is recorded once per reason.
+                entry.action == "gate"
+                    && entry.release.as_deref() == Some(&release.id)
+                    && entry.actor.as_deref() == actor
+            });
         let same = last_gate
             .is_some_and(|entry| entry.outcome == "blocked" && key(&entry.reason) == key(&reason));
         if !same {
