@@ -3,7 +3,9 @@
 //! Git order rules: the newest healthy release upstream is the candidate (a newer one supersedes an
 //! older one waiting at a gate) and an older release never replaces a newer one except by an
 //! explicit rollback. One deployment per environment at a time (the store's running-deployment
-//! lock); a deployment found running at start is resumed from its recorded steps.
+//! lock); a deployment found running at start is resumed from its recorded steps. A person's
+//! promotion request passes the same gates and stays pending until they pass, unless an admin
+//! forced it with a reason; it never goes back in git order (that is a rollback).
 
 use crate::config::environment::Environment;
 use crate::deploy::execute::{Execution, HealthSettings, Outcome, blocking};
