@@ -107,7 +107,12 @@ fn roles_decide_who_approves_promotes_and_forces_and_the_history_names_the_token
     let data = tempfile::tempdir().unwrap();
     let server = start(data.path(), &repo);
     // The push is GitHub's sample: Codertocat wrote, committed and pushed it.
-    let (status, text) = deliver(&server, "push", "merge-1", &push_payload("main", &base, &merge));
+    let (status, text) = deliver(
+        &server,
+        "push",
+        "merge-1",
+        &push_payload("main", &base, &merge),
+    );
     assert_eq!(status, 202, "{text}");
     let release = wait_for("dev to run the release", Duration::from_secs(60), || {
         get(&server, "/api/status")
@@ -120,13 +125,25 @@ fn roles_decide_who_approves_promotes_and_forces_and_the_history_names_the_token
 
     // `create` prints the token once, on stdout; `list` never shows it.
     let alice = create_token(data.path(), "alice", "approver");
-    assert!(alice.starts_with("sluice_") && !alice.contains(char::is_whitespace), "{alice}");
+    assert!(
+        alice.starts_with("sluice_") && !alice.contains(char::is_whitespace),
+        "{alice}"
+    );
     let victor = create_token(data.path(), "victor", "viewer");
     let author = create_token(data.path(), "Codertocat", "approver");
     let listed = sluice_ok(data.path(), &["token", "list"]);
-    assert!(listed.contains("alice") && listed.contains("approver"), "{listed}");
-    assert!(!listed.contains(&alice) && !listed.contains(&alice[7..20]), "{listed}");
-    let again = sluice(data.path(), &["token", "create", "alice", "--role", "admin"]);
+    assert!(
+        listed.contains("alice") && listed.contains("approver"),
+        "{listed}"
+    );
+    assert!(
+        !listed.contains(&alice) && !listed.contains(&alice[7..20]),
+        "{listed}"
+    );
+    let again = sluice(
+        data.path(),
+        &["token", "create", "alice", "--role", "admin"],
+    );
     assert!(!again.status.success());
     assert!(
         String::from_utf8_lossy(&again.stderr).contains("sluice token revoke alice"),
@@ -136,7 +153,10 @@ fn roles_decide_who_approves_promotes_and_forces_and_the_history_names_the_token
     let approve = serde_json::json!({ "release": release });
     let (status, answer) = act(&server, &victor, "staging", "approve", approve.clone());
     assert_eq!(status, 403, "{answer}");
-    assert!(answer["error"].as_str().unwrap().contains("approver role"), "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("approver role"),
+        "{answer}"
+    );
 
     let (status, answer) = act(
         &server,
@@ -146,25 +166,42 @@ fn roles_decide_who_approves_promotes_and_forces_and_the_history_names_the_token
         serde_json::json!({ "release": release, "actor": "mallory" }),
     );
     assert_eq!(status, 400, "{answer}");
-    assert!(answer["error"].as_str().unwrap().contains("`actor` is not accepted"), "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("`actor` is not accepted"),
+        "{answer}"
+    );
 
     let (status, answer) = act(&server, BOOTSTRAP, "staging", "approve", approve.clone());
     assert_eq!(status, 403, "{answer}");
     assert!(
-        answer["error"].as_str().unwrap().contains("an approval needs a person"),
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("an approval needs a person"),
         "{answer}"
     );
 
     let (status, answer) = act(&server, &author, "staging", "approve", approve.clone());
     assert_eq!(status, 403, "{answer}");
-    assert!(answer["error"].as_str().unwrap().contains("Codertocat is the author"), "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("Codertocat is the author"),
+        "{answer}"
+    );
 
     let (status, answer) = act(&server, &alice, "staging", "approve", approve.clone());
     assert_eq!(status, 202, "{answer}");
     assert!(
-        history(&server).iter().any(|entry| entry["action"] == "approve"
-            && entry["actor"] == "alice"
-            && entry["release"] == release.as_str()),
+        history(&server)
+            .iter()
+            .any(|entry| entry["action"] == "approve"
+                && entry["actor"] == "alice"
+                && entry["release"] == release.as_str()),
         "{:#?}",
         history(&server)
     );
@@ -172,11 +209,17 @@ fn roles_decide_who_approves_promotes_and_forces_and_the_history_names_the_token
     // Approved, but staging soaks for 30 minutes after dev: the request waits and says why.
     let (status, answer) = act(&server, &alice, "staging", "promote", approve.clone());
     assert_eq!(status, 202, "{answer}");
-    let held = wait_for("the request to be held by the soak", Duration::from_secs(30), || {
-        history(&server).into_iter().find(|entry| {
-            entry["action"] == "gate" && entry["outcome"] == "blocked" && entry["actor"] == "alice"
-        })
-    });
+    let held = wait_for(
+        "the request to be held by the soak",
+        Duration::from_secs(30),
+        || {
+            history(&server).into_iter().find(|entry| {
+                entry["action"] == "gate"
+                    && entry["outcome"] == "blocked"
+                    && entry["actor"] == "alice"
+            })
+        },
+    );
     let reason = held["reason"].as_str().unwrap();
     assert!(
         reason.contains("soaking") && reason.contains("--force --reason TEXT"),
@@ -190,7 +233,10 @@ fn roles_decide_who_approves_promotes_and_forces_and_the_history_names_the_token
         serde_json::json!({ "release": release, "force": true, "reason": "hotfix" }),
     );
     assert_eq!(status, 403, "{answer}");
-    assert!(answer["error"].as_str().unwrap().contains("admin role"), "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("admin role"),
+        "{answer}"
+    );
     let (status, answer) = act(
         &server,
         BOOTSTRAP,
@@ -199,7 +245,10 @@ fn roles_decide_who_approves_promotes_and_forces_and_the_history_names_the_token
         serde_json::json!({ "release": release, "force": true }),
     );
     assert_ne!(status, 202, "{answer}");
-    assert!(answer["error"].as_str().unwrap().contains("--reason"), "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("--reason"),
+        "{answer}"
+    );
     let (status, answer) = act(
         &server,
         BOOTSTRAP,
@@ -219,12 +268,16 @@ fn roles_decide_who_approves_promotes_and_forces_and_the_history_names_the_token
         reason.contains("incident 42 needs the fix") && reason.contains("soak: soaking"),
         "{reason}"
     );
-    wait_for("staging to run the release", Duration::from_secs(30), || {
-        history(&server)
-            .iter()
-            .any(|entry| entry["action"] == "manual" && entry["outcome"] == "succeeded")
-            .then_some(())
-    });
+    wait_for(
+        "staging to run the release",
+        Duration::from_secs(30),
+        || {
+            history(&server)
+                .iter()
+                .any(|entry| entry["action"] == "manual" && entry["outcome"] == "succeeded")
+                .then_some(())
+        },
+    );
 
     // Expired and revoked tokens are refused, each saying so.
     let store = SqliteStore::open(&data.path().join("sluice.db")).unwrap();
@@ -240,13 +293,22 @@ fn roles_decide_who_approves_promotes_and_forces_and_the_history_names_the_token
         .unwrap();
     let (status, answer) = act(&server, expired, "staging", "approve", approve.clone());
     assert_eq!(status, 401, "{answer}");
-    assert!(answer["error"].as_str().unwrap().contains("expired"), "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("expired"),
+        "{answer}"
+    );
     sluice_ok(data.path(), &["token", "revoke", "alice"]);
     let (status, answer) = act(&server, &alice, "staging", "approve", approve);
     assert_eq!(status, 401, "{answer}");
-    assert!(answer["error"].as_str().unwrap().contains("revoked"), "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("revoked"),
+        "{answer}"
+    );
     let listed = sluice_ok(data.path(), &["token", "list"]);
-    let alice_line = listed.lines().find(|line| line.starts_with("alice")).unwrap();
+    let alice_line = listed
+        .lines()
+        .find(|line| line.starts_with("alice"))
+        .unwrap();
     // Name, role, created (date and time), no expiry, revoked and last used (each date and time).
     let words: Vec<&str> = alice_line.split_whitespace().collect();
     assert_eq!((words.len(), words[4]), (9, "-"), "{listed}");
@@ -287,7 +349,9 @@ fn locks_are_listed_with_holder_age_and_queue_and_only_an_admin_releases_one_lea
     assert_eq!(lock["queue"][0]["pull_request"], 13);
     let text = sluice_ok(data.path(), &["locks"]);
     assert!(
-        text.contains("pull request #12") && text.contains("1h30m") && text.contains("queued 1: pull request #13"),
+        text.contains("pull request #12")
+            && text.contains("1h30m")
+            && text.contains("queued 1: pull request #13"),
         "{text}"
     );
 
@@ -300,14 +364,26 @@ fn locks_are_listed_with_holder_age_and_queue_and_only_an_admin_releases_one_lea
             .send()
             .unwrap();
         let status = response.status().as_u16();
-        (status, response.json::<serde_json::Value>().unwrap_or_default())
+        (
+            status,
+            response.json::<serde_json::Value>().unwrap_or_default(),
+        )
     };
     let (status, answer) = unlock(&approver, "");
     assert_eq!(status, 403, "{answer}");
-    assert!(answer["error"].as_str().unwrap().contains("admin role"), "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("admin role"),
+        "{answer}"
+    );
     let (status, answer) = unlock(&admin, "?dir=infra/elsewhere");
     assert_eq!(status, 404, "{answer}");
-    assert!(answer["error"].as_str().unwrap().contains("no terraform lock"), "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("no terraform lock"),
+        "{answer}"
+    );
     let (status, answer) = unlock(&admin, "?pull_request=12");
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["released_by"], "ada");

@@ -591,7 +591,9 @@ async fn a_promotion_request_waits_for_the_soak_and_is_carried_out_once_it_passe
     assert_eq!(platform.runs("staging"), Some(first));
     let history = platform.history("staging");
     assert!(
-        history.iter().any(|line| line.starts_with("manual succeeded")),
+        history
+            .iter()
+            .any(|line| line.starts_with("manual succeeded")),
         "{history:#?}"
     );
 }
@@ -616,10 +618,15 @@ async fn approvals_by_the_author_or_a_commit_author_are_refused_and_promotion_ne
     };
     let by_author = approve("alice").unwrap_err();
     assert!(matches!(by_author, ActionError::Forbidden(_)));
-    assert!(by_author.to_string().contains("alice is the author"), "{by_author}");
+    assert!(
+        by_author.to_string().contains("alice is the author"),
+        "{by_author}"
+    );
     let by_committer = approve("bob").unwrap_err();
     assert!(
-        by_committer.to_string().contains("bob wrote, committed or pushed a commit"),
+        by_committer
+            .to_string()
+            .contains("bob wrote, committed or pushed a commit"),
         "{by_committer}"
     );
     assert_eq!(
@@ -646,13 +653,30 @@ async fn approvals_by_the_author_or_a_commit_author_are_refused_and_promotion_ne
             0,
         )
     };
-    let unexplained = promote(&carried.id, Force { force: true, reason: None }).unwrap_err();
-    assert!(unexplained.to_string().contains("--reason TEXT"), "{unexplained}");
+    let unexplained = promote(
+        &carried.id,
+        Force {
+            force: true,
+            reason: None,
+        },
+    )
+    .unwrap_err();
+    assert!(
+        unexplained.to_string().contains("--reason TEXT"),
+        "{unexplained}"
+    );
     platform.pass().await;
     let second = platform.land(2, "alice");
     platform.pass().await;
     assert_eq!(platform.runs("dev"), Some(second));
-    let backwards = promote(&carried.id, Force { force: true, reason: Some("please") }).unwrap_err();
+    let backwards = promote(
+        &carried.id,
+        Force {
+            force: true,
+            reason: Some("please"),
+        },
+    )
+    .unwrap_err();
     assert!(
         backwards.to_string().contains("sluice rollback dev --to"),
         "{backwards}"

@@ -46,7 +46,10 @@ pub struct RevokeArgs {
 }
 
 fn open(data: &DataDir) -> anyhow::Result<SqliteStore> {
-    let data_dir = data.data_dir.clone().unwrap_or_else(super::default_data_dir);
+    let data_dir = data
+        .data_dir
+        .clone()
+        .unwrap_or_else(super::default_data_dir);
     std::fs::create_dir_all(&data_dir).map_err(|error| {
         anyhow::anyhow!(
             "cannot create the data directory {}: {error}; pass --data-dir as given to `sluice serve`",
@@ -68,7 +71,10 @@ pub fn run(command: TokenCommand) -> anyhow::Result<bool> {
         TokenCommand::Create(args) => create(args),
         TokenCommand::List(data) => {
             let store = open(&data)?;
-            print!("{}", render_list(&store.api_tokens()?, Utc::now().timestamp()));
+            print!(
+                "{}",
+                render_list(&store.api_tokens()?, Utc::now().timestamp())
+            );
             Ok(true)
         }
         TokenCommand::Revoke(args) => {
@@ -87,11 +93,17 @@ pub fn run(command: TokenCommand) -> anyhow::Result<bool> {
 
 fn create(args: CreateArgs) -> anyhow::Result<bool> {
     let Some(role) = Role::parse(&args.role) else {
-        anyhow::bail!("`{}` is not a role; use viewer, approver or admin", args.role);
+        anyhow::bail!(
+            "`{}` is not a role; use viewer, approver or admin",
+            args.role
+        );
     };
     let name = args.name.trim();
     if name.is_empty() || name.contains(char::is_whitespace) {
-        anyhow::bail!("`{}` is not a login; name the person as GitHub does, e.g. alice", args.name);
+        anyhow::bail!(
+            "`{}` is not a login; name the person as GitHub does, e.g. alice",
+            args.name
+        );
     }
     let now = Utc::now().timestamp();
     let expires_at = match &args.expires {

@@ -217,11 +217,15 @@ pub fn request(
         RequestAction::Rollback => "rolling an environment back",
     };
     require(actor, Role::Approver, verb)?;
-    let reason = force.reason.map(str::trim).filter(|reason| !reason.is_empty());
+    let reason = force
+        .reason
+        .map(str::trim)
+        .filter(|reason| !reason.is_empty());
     if force.force {
         if action == RequestAction::Rollback {
             return Err(ActionError::Refused(
-                "a rollback passes no gates, so there is nothing to force; leave out --force".to_owned(),
+                "a rollback passes no gates, so there is nothing to force; leave out --force"
+                    .to_owned(),
             ));
         }
         require(actor, Role::Admin, "forcing a promotion past its gates")?;
@@ -247,7 +251,11 @@ pub fn request(
     }
     let release = release.map(|release| release.id);
     let recorded = actor.recorded_as();
-    let force_reason = if force.force { reason.map(str::to_owned) } else { None };
+    let force_reason = if force.force {
+        reason.map(str::to_owned)
+    } else {
+        None
+    };
     store.add_request(&DeployRequest {
         id: 0,
         repository: repository.to_owned(),

@@ -355,11 +355,18 @@ mod tests {
             ..Gates::default()
         };
         let now = at(2026, 11, 24, 9, 0);
-        let decision = &decide(gates.clone(), &["erin", "carol", "carol (local)"], None, now)[0];
+        let decision = &decide(
+            gates.clone(),
+            &["erin", "carol", "carol (local)"],
+            None,
+            now,
+        )[0];
         assert!(!decision.passed, "{}", decision.reason);
         assert!(
             decision.reason.starts_with("1 of 2 approvals (carol)")
-                && decision.reason.contains("erin (a contributor to the release)"),
+                && decision
+                    .reason
+                    .contains("erin (a contributor to the release)"),
             "{}",
             decision.reason
         );

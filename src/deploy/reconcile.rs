@@ -345,16 +345,13 @@ impl Reconciler {
             store.audit(&repository, Some(&name))
         })
         .await?;
-        let last_gate = history
-            .iter()
-            .rev()
-            .find(|entry| {
-                // Automatic promotion and a person's request for the same release are told apart
-                // by who asked, so that each is recorded once per reason.
-                entry.action == "gate"
-                    && entry.release.as_deref() == Some(&release.id)
-                    && entry.actor.as_deref() == actor
-            });
+        let last_gate = history.iter().rev().find(|entry| {
+            // Automatic promotion and a person's request for the same release are told apart
+            // by who asked, so that each is recorded once per reason.
+            entry.action == "gate"
+                && entry.release.as_deref() == Some(&release.id)
+                && entry.actor.as_deref() == actor
+        });
         let same = last_gate
             .is_some_and(|entry| entry.outcome == "blocked" && key(&entry.reason) == key(&reason));
         if !same {
@@ -687,7 +684,8 @@ impl Reconciler {
             teams: self.teams.as_ref(),
             now: self.clock.now(),
         }));
-        let described = |decision: &gates::GateDecision| format!("{}: {}", decision.gate, decision.reason);
+        let described =
+            |decision: &gates::GateDecision| format!("{}: {}", decision.gate, decision.reason);
         let blocked: Vec<String> = decisions
             .iter()
             .filter(|decision| !decision.passed)

@@ -114,8 +114,11 @@ pub fn token_text(random: &[u8; 32]) -> String {
 /// A lifetime such as `90d`, `12h`, `30m` or `2w`, in seconds.
 pub fn parse_lifetime(text: &str) -> Result<i64, String> {
     let text = text.trim();
-    let refuse = || format!("`{text}` is not a lifetime; write a number and a unit: 30m, 12h, 90d, 2w");
-    let split = text.find(|character: char| !character.is_ascii_digit()).ok_or_else(refuse)?;
+    let refuse =
+        || format!("`{text}` is not a lifetime; write a number and a unit: 30m, 12h, 90d, 2w");
+    let split = text
+        .find(|character: char| !character.is_ascii_digit())
+        .ok_or_else(refuse)?;
     let (number, unit) = text.split_at(split);
     let number: i64 = number.parse().map_err(|_| refuse())?;
     let seconds = match unit {
@@ -126,7 +129,9 @@ pub fn parse_lifetime(text: &str) -> Result<i64, String> {
         _ => return Err(refuse()),
     };
     if number == 0 {
-        return Err(format!("`{text}` is no time at all; give a lifetime such as 90d"));
+        return Err(format!(
+            "`{text}` is no time at all; give a lifetime such as 90d"
+        ));
     }
     number.checked_mul(seconds).ok_or_else(refuse)
 }

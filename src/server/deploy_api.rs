@@ -97,9 +97,10 @@ pub async fn act(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<serde_json::Value>), Response> {
-    let principal = super::auth::principal_with(&state, &headers, Role::Approver, "changing promotion")
-        .await
-        .map_err(IntoResponse::into_response)?;
+    let principal =
+        super::auth::principal_with(&state, &headers, Role::Approver, "changing promotion")
+            .await
+            .map_err(IntoResponse::into_response)?;
     let body = state
         .body_limits
         .read(&headers, body, MAX_ACTION_BODY_BYTES)
@@ -126,8 +127,9 @@ fn parse_action(bytes: &[u8]) -> Result<ActionBody, ApiError> {
             "`actor` is not accepted: the person is the token's owner; leave it out",
         ));
     }
-    serde_json::from_value(value)
-        .map_err(|error| ApiError::bad_request(format!("the body is not an action: {error}; {SHAPE}")))
+    serde_json::from_value(value).map_err(|error| {
+        ApiError::bad_request(format!("the body is not an action: {error}; {SHAPE}"))
+    })
 }
 
 async fn act_as(
@@ -147,7 +149,14 @@ async fn act_as(
         };
         let action = match verb.as_str() {
             "approve" => {
-                return actions::approve(store, &repository, &environment, release, &principal, now);
+                return actions::approve(
+                    store,
+                    &repository,
+                    &environment,
+                    release,
+                    &principal,
+                    now,
+                );
             }
             "promote" => RequestAction::Promote,
             "rollback" => RequestAction::Rollback,
@@ -157,7 +166,16 @@ async fn act_as(
                 )));
             }
         };
-        actions::request(store, &repository, &environment, action, release, &principal, force, now)
+        actions::request(
+            store,
+            &repository,
+            &environment,
+            action,
+            release,
+            &principal,
+            force,
+            now,
+        )
     })
     .await?;
     state.promotion_wakeup.notify_one();

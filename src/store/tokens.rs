@@ -136,8 +136,8 @@ impl ApiTokens for SqliteStore {
 
     fn api_tokens(&self) -> StoreResult<Vec<ApiTokenRecord>> {
         self.read("listing api tokens", |connection| {
-            let mut statement =
-                connection.prepare_cached(&format!("SELECT {COLUMNS} FROM api_tokens ORDER BY id"))?;
+            let mut statement = connection
+                .prepare_cached(&format!("SELECT {COLUMNS} FROM api_tokens ORDER BY id"))?;
             let rows = statement
                 .query_map([], record_from_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -147,24 +147,26 @@ impl ApiTokens for SqliteStore {
 
     fn revoke_api_token(&self, name: &str, at: i64) -> StoreResult<bool> {
         let name = name.to_owned();
-        self.writer.write("revoking an api token", move |connection| {
-            let changed = connection.execute(
-                "UPDATE api_tokens SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
-                params![name, at],
-            )?;
-            Ok(changed > 0)
-        })
+        self.writer
+            .write("revoking an api token", move |connection| {
+                let changed = connection.execute(
+                    "UPDATE api_tokens SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
+                    params![name, at],
+                )?;
+                Ok(changed > 0)
+            })
     }
 
     fn touch_api_token(&self, sha256: &str, at: i64) -> StoreResult<()> {
         let sha256 = sha256.to_owned();
-        self.writer.write("recording an api token's use", move |connection| {
-            connection.execute(
-                "UPDATE api_tokens SET last_used_at = ?2 WHERE sha256 = ?1",
-                params![sha256, at],
-            )?;
-            Ok(())
-        })
+        self.writer
+            .write("recording an api token's use", move |connection| {
+                connection.execute(
+                    "UPDATE api_tokens SET last_used_at = ?2 WHERE sha256 = ?1",
+                    params![sha256, at],
+                )?;
+                Ok(())
+            })
     }
 }
 
@@ -203,7 +205,10 @@ mod tests {
     fn a_name_holds_one_live_token_until_it_is_revoked_and_lookups_go_by_hash() {
         let directory = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&directory.path().join("sluice.db")).unwrap();
-        assert_eq!(store.insert_api_token(&token("alice", "aa")).unwrap(), TokenInsert::Created);
+        assert_eq!(
+            store.insert_api_token(&token("alice", "aa")).unwrap(),
+            TokenInsert::Created
+        );
         assert!(matches!(
             store.insert_api_token(&token("alice", "bb")).unwrap(),
             TokenInsert::NameTaken(existing) if existing.name == "alice"
@@ -220,7 +225,10 @@ mod tests {
         let revoked = store.api_token_by_sha256("aa").unwrap().unwrap();
         assert_eq!(revoked.last_used_at, Some(160));
         assert!(revoked.refusal(150).unwrap().contains("revoked"));
-        assert_eq!(store.insert_api_token(&token("alice", "bb")).unwrap(), TokenInsert::Created);
+        assert_eq!(
+            store.insert_api_token(&token("alice", "bb")).unwrap(),
+            TokenInsert::Created
+        );
         assert_eq!(store.api_tokens().unwrap().len(), 2);
     }
 }

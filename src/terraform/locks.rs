@@ -267,7 +267,9 @@ pub fn unlocked_message(lock: &LockRecord, queued: usize) -> String {
         lock.target.environment, lock.target.repository, lock.target.dir, lock.holder.label
     );
     if queued > 0 {
-        message.push_str(&format!("; {queued} waiting in its queue, the first is planned again next"));
+        message.push_str(&format!(
+            "; {queued} waiting in its queue, the first is planned again next"
+        ));
     }
     message
 }
