@@ -77,6 +77,7 @@ fn context(environment: Environment, tree: &Path) -> DeployContext {
         dag_tree: None,
         models: Default::default(),
         config_commit: None,
+        contributors: Default::default(),
     };
     DeployContext {
         environment,

@@ -74,6 +74,7 @@ impl Setup {
                 dag_tree: None,
                 models: Default::default(),
                 config_commit: None,
+                contributors: Default::default(),
             },
             tree: self.tree.path().to_path_buf(),
             previous: None,

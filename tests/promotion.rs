@@ -153,6 +153,7 @@ fn release(sequence: i64, author: &str) -> Release {
         dag_tree: None,
         models: Default::default(),
         config_commit: None,
+        contributors: Default::default(),
     }
 }
 
@@ -501,6 +502,7 @@ async fn a_rollback_request_redeploys_the_earlier_release_without_terraform_and_
             actor: Some("carol".into()),
             at: 0,
             outcome: None,
+            force_reason: None,
         })
         .unwrap();
     platform.pass().await;
@@ -547,5 +549,136 @@ async fn a_held_rollout_times_out_into_a_rollback() {
             .iter()
             .any(|line| line.contains("kubernetes not healthy after")),
         "{history:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_promotion_request_waits_for_the_soak_and_is_carried_out_once_it_passes() {
+    use sluice::deploy::actions::{self, Force};
+    use sluice::model::access::Principal;
+    let platform = platform(no_production_gates(), wednesday());
+    let first = platform.land(1, "alice");
+    platform.pass().await;
+    let message = actions::request(
+        platform.store.as_ref(),
+        "acme/platform",
+        "staging",
+        RequestAction::Promote,
+        Some(&first),
+        &Principal::local("carol"),
+        Force::default(),
+        0,
+    )
+    .unwrap();
+    assert!(message.contains("once staging's gates pass"), "{message}");
+    platform.pass().await;
+    platform.clock.advance(Duration::minutes(4));
+    platform.pass().await;
+    assert_eq!(platform.runs("staging"), None, "the soak is not skipped");
+    let held: Vec<String> = platform
+        .history("staging")
+        .into_iter()
+        .filter(|line| line.starts_with("gate blocked") && line.contains("requested by carol"))
+        .collect();
+    assert_eq!(held.len(), 1, "recorded once, not every pass: {held:#?}");
+    assert!(
+        held[0].contains("soaking") && held[0].contains("--force --reason TEXT"),
+        "{held:#?}"
+    );
+
+    platform.clock.advance(Duration::minutes(6));
+    platform.pass().await;
+    assert_eq!(platform.runs("staging"), Some(first));
+    let history = platform.history("staging");
+    assert!(
+        history
+            .iter()
+            .any(|line| line.starts_with("manual succeeded")),
+        "{history:#?}"
+    );
+}
+
+#[tokio::test]
+async fn approvals_by_the_author_or_a_commit_author_are_refused_and_promotion_never_goes_back() {
+    use sluice::deploy::actions::{self, ActionError, Force};
+    use sluice::model::access::Principal;
+    let platform = platform(no_production_gates(), wednesday());
+    let mut carried = release(1, "alice");
+    carried.contributors.insert("bob".into());
+    platform.store.insert_release(&carried).unwrap();
+    let approve = |login: &str| {
+        actions::approve(
+            platform.store.as_ref(),
+            "acme/platform",
+            "production",
+            Some(&carried.id),
+            &Principal::local(login),
+            0,
+        )
+    };
+    let by_author = approve("alice").unwrap_err();
+    assert!(matches!(by_author, ActionError::Forbidden(_)));
+    assert!(
+        by_author.to_string().contains("alice is the author"),
+        "{by_author}"
+    );
+    let by_committer = approve("bob").unwrap_err();
+    assert!(
+        by_committer
+            .to_string()
+            .contains("bob wrote, committed or pushed a commit"),
+        "{by_committer}"
+    );
+    assert_eq!(
+        approve("carol").unwrap(),
+        format!("carol (local) approved {} for production", carried.id)
+    );
+    assert_eq!(
+        platform
+            .store
+            .approvals("acme/platform", "production", &carried.id)
+            .unwrap(),
+        ["carol (local)"]
+    );
+
+    let promote = |release: &str, force: Force<'_>| {
+        actions::request(
+            platform.store.as_ref(),
+            "acme/platform",
+            "dev",
+            RequestAction::Promote,
+            Some(release),
+            &Principal::local("carol"),
+            force,
+            0,
+        )
+    };
+    let unexplained = promote(
+        &carried.id,
+        Force {
+            force: true,
+            reason: None,
+        },
+    )
+    .unwrap_err();
+    assert!(
+        unexplained.to_string().contains("--reason TEXT"),
+        "{unexplained}"
+    );
+    platform.pass().await;
+    let second = platform.land(2, "alice");
+    platform.pass().await;
+    assert_eq!(platform.runs("dev"), Some(second));
+    let backwards = promote(
+        &carried.id,
+        Force {
+            force: true,
+            reason: Some("please"),
+        },
+    )
+    .unwrap_err();
+    assert!(
+        backwards.to_string().contains("sluice rollback dev --to"),
+        "{backwards}"
     );
 }

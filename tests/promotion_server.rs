@@ -132,7 +132,9 @@ fn a_merge_is_promoted_through_every_environment_and_a_kill_mid_rollout_deploys_
     // Someone other than the author approves (the test repo's commits are by "sluice-tests").
     let approved = sluice(data.path(), &["approve", "production", "--as", "carol"]);
     assert!(
-        approved.contains(&format!("carol approved {release_id} for production")),
+        approved.contains(&format!(
+            "carol (local) approved {release_id} for production"
+        )),
         "{approved}"
     );
     wait_for(

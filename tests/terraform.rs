@@ -551,6 +551,7 @@ async fn the_target_applies_the_release_plan_reports_health_and_refuses_rollback
             dag_tree: None,
             models: Default::default(),
             config_commit: None,
+            contributors: Default::default(),
         },
         tree: bench.checkout.path().to_owned(),
         previous: None,

@@ -11,6 +11,7 @@ use crate::deploy::gates::StaticTeams;
 use crate::deploy::reconcile::{Reconciler, TargetFactory};
 use crate::deploy::state::{DeployStore, RequestAction};
 use crate::deploy::{Target, TargetError, actions};
+use crate::model::access::Principal;
 use crate::policy::Clock;
 use crate::scheduler::Mirrors;
 use crate::scheduler::promotion::{MirrorTrees, read_environments};
@@ -147,28 +148,25 @@ impl DemoPromotion {
                 .author
                 .clone()
                 .unwrap_or_else(|| "the author".to_owned());
-            let own = actions::approve(
+            let own = match actions::approve(
                 self.deploy_store.as_ref(),
                 &self.repository,
                 "production",
                 None,
-                &author,
+                &Principal::local(&author),
                 self.clock.now().timestamp(),
-            )
-            .map_err(|error| anyhow::anyhow!("{error}"))?;
+            ) {
+                Ok(message) => message,
+                Err(refusal) => format!("refused: {refusal}"),
+            };
             println!("==> sluice approve production --as {author}\n    {own}");
-            self.pass(
-                &reconciler,
-                "the author's own approval does not open the gate",
-            )
-            .await?;
         }
         let lead = actions::approve(
             self.deploy_store.as_ref(),
             &self.repository,
             "production",
             None,
-            LEAD,
+            &Principal::local(LEAD),
             self.clock.now().timestamp(),
         )
         .map_err(|error| anyhow::anyhow!("{error}"))?;
@@ -191,7 +189,8 @@ impl DemoPromotion {
             "production",
             RequestAction::Rollback,
             None,
-            LEAD,
+            &Principal::local(LEAD),
+            actions::Force::default(),
             self.clock.now().timestamp(),
         )
         .map_err(|error| anyhow::anyhow!("{error}"))?;

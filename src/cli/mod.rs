@@ -1,5 +1,5 @@
 //! The command line: `validate`, `serve`, `run`, `runs`, `logs`, `demo`, `policy`, `plan`, and promotion
-//! (`releases`, `status`, `history`, `approve`, `promote`, `rollback`). The only module that
+//! (`releases`, `status`, `history`, `approve`, `promote`, `rollback`), `token`, `locks` and `unlock`. The only module that
 //! prints for humans; everything it does goes through the library's modules.
 
 mod demo;
@@ -9,10 +9,12 @@ mod engine;
 mod history;
 mod inspect;
 mod local_run;
+mod locks;
 mod plan;
 mod policy;
 mod promotion;
 mod serve;
+mod token;
 mod validate;
 
 pub use engine::Engine;
@@ -68,6 +70,13 @@ pub enum Command {
     Rollback(promotion::RollbackArgs),
     /// Plan an environment's Terraform on the working tree and check the policies (exit 1 on deny).
     Plan(plan::PlanArgs),
+    /// Every Terraform lock: repository, environment, dir, holder, age, lease and queue.
+    Locks(locks::LocksArgs),
+    /// Release one Terraform lock, whoever holds it; its queue stays.
+    Unlock(locks::UnlockArgs),
+    /// Personal API tokens: create (printed once), list, revoke.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
 }
 
 /// Where runs and mirrors live unless `--data-dir` says otherwise.
@@ -107,6 +116,9 @@ pub fn main() -> ExitCode {
         Command::Promote(args) => promotion::promote(args),
         Command::Rollback(args) => promotion::rollback(args),
         Command::Plan(args) => runtime().and_then(|runtime| runtime.block_on(plan::run(args))),
+        Command::Token(command) => token::run(command),
+        Command::Locks(args) => locks::list(args),
+        Command::Unlock(args) => locks::unlock(args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -1,9 +1,11 @@
 //! `sluice releases`, `status`, `history`, `approve`, `promote` and `rollback`: promotion seen and
 //! steered from the command line, on the same store the server uses. Requests are recorded and
-//! the server carries them out on its next pass.
+//! the server carries them out on its next pass. Whoever can write the data directory acts as an
+//! admin; history records them as `LOGIN (local)`.
 
-use crate::deploy::actions::{self, ActionError};
+use crate::deploy::actions::{self, ActionError, Force};
 use crate::deploy::state::{DeployStore, RequestAction};
+use crate::model::access::Principal;
 use crate::store::SqliteStore;
 use chrono::{TimeZone, Utc};
 use clap::Args;
@@ -44,7 +46,7 @@ pub struct ApproveArgs {
     pub environment: String,
     /// The release (id or commit sha); default: the one waiting at the environment's gate.
     pub release: Option<String>,
-    /// Who approves (default: $SLUICE_ACTOR, else $USER).
+    /// Who approves (default: $SLUICE_ACTOR, else $USER); recorded as `LOGIN (local)`.
     #[arg(long = "as")]
     pub actor: Option<String>,
     #[command(flatten)]
@@ -55,8 +57,15 @@ pub struct ApproveArgs {
 pub struct PromoteArgs {
     pub environment: String,
     pub release: String,
+    /// Who promotes (default: $SLUICE_ACTOR, else $USER); recorded as `LOGIN (local)`.
     #[arg(long = "as")]
     pub actor: Option<String>,
+    /// Skip the environment's gates (soak, approvals, freeze); needs --reason. Git order still holds.
+    #[arg(long)]
+    pub force: bool,
+    /// Why; kept in the history. Required with --force.
+    #[arg(long)]
+    pub reason: Option<String>,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -67,8 +76,12 @@ pub struct RollbackArgs {
     /// The release to return to; default: the one the environment ran before.
     #[arg(long)]
     pub to: Option<String>,
+    /// Who rolls back (default: $SLUICE_ACTOR, else $USER); recorded as `LOGIN (local)`.
     #[arg(long = "as")]
     pub actor: Option<String>,
+    /// Why; kept in the history.
+    #[arg(long)]
+    pub reason: Option<String>,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -95,12 +108,14 @@ fn into_anyhow(error: ActionError) -> anyhow::Error {
     anyhow::anyhow!("{error}")
 }
 
-fn actor(given: &Option<String>) -> String {
-    given
+/// The person at the keyboard, acting on the data directory (an admin, recorded as local).
+fn actor(given: &Option<String>) -> Principal {
+    let login = given
         .clone()
         .or_else(|| std::env::var("SLUICE_ACTOR").ok())
         .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| "unknown".to_owned())
+        .unwrap_or_else(|| "unknown".to_owned());
+    Principal::local(&login)
 }
 
 fn when(seconds: i64) -> String {
@@ -262,6 +277,10 @@ pub fn promote(args: PromoteArgs) -> anyhow::Result<bool> {
         RequestAction::Promote,
         Some(&args.release),
         &actor(&args.actor),
+        Force {
+            force: args.force,
+            reason: args.reason.as_deref(),
+        },
         Utc::now().timestamp(),
     )
     .map_err(into_anyhow)?;
@@ -278,6 +297,10 @@ pub fn rollback(args: RollbackArgs) -> anyhow::Result<bool> {
         RequestAction::Rollback,
         args.to.as_deref(),
         &actor(&args.actor),
+        Force {
+            force: false,
+            reason: args.reason.as_deref(),
+        },
         Utc::now().timestamp(),
     )
     .map_err(into_anyhow)?;

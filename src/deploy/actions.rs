@@ -1,9 +1,12 @@
 //! What people do to promotion, shared by the CLI, the HTTP API and pull-request commands: approve
 //! a release for an environment, ask for a promotion or a rollback, and read the status. Requests
-//! are recorded durably and carried out by the reconciler on its next pass.
+//! are recorded durably and carried out by the reconciler on its next pass. Every action names the
+//! principal acting and checks its role here, so the command line, the API and pull-request
+//! commands refuse the same things with the same words.
 
 use crate::deploy::Release;
 use crate::deploy::state::{DeployRequest, DeployStore, Deployment, RequestAction};
+use crate::model::access::{Principal, Role};
 use crate::store::StoreError;
 use serde::Serialize;
 
@@ -12,6 +15,9 @@ pub enum ActionError {
     /// The request is wrong: the message says what to do.
     #[error("{0}")]
     Refused(String),
+    /// The principal's role or identity does not allow it: the message says what would.
+    #[error("{0}")]
+    Forbidden(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -83,59 +89,154 @@ fn waiting_release(
     }
 }
 
-/// Records `approver`'s approval of a release for an environment. The release's author may
-/// approve, but the gate does not count it.
+/// Refuses a principal whose role is below `needed`, naming the action and the role it needs.
+pub fn require(principal: &Principal, needed: Role, what: &str) -> Result<(), ActionError> {
+    if principal.role.allows(needed) {
+        return Ok(());
+    }
+    Err(ActionError::Forbidden(format!(
+        "{what} needs the {needed} role; {} has {}; ask an admin for a token with `--role {needed}`",
+        principal.recorded_as(),
+        principal.role
+    )))
+}
+
+/// The sentence that refuses approving with no person behind the token.
+pub const APPROVAL_NEEDS_A_PERSON: &str = "an approval needs a person; create a personal token with `sluice token create NAME --role approver`";
+
+/// Refuses `release` for `environment` when the environment already runs it or a newer release:
+/// promotion only goes forward in git order, and going back is a rollback.
+fn forward_only(
+    store: &dyn DeployStore,
+    repository: &str,
+    environment: &str,
+    release: &Release,
+    doing: &str,
+) -> Result<(), ActionError> {
+    let Some(current) = store
+        .environment_states(repository)?
+        .into_iter()
+        .find(|state| state.environment == environment)
+    else {
+        return Ok(());
+    };
+    if current.release == release.id {
+        return Err(ActionError::Refused(format!(
+            "{environment} already runs {}; there is nothing to {doing}",
+            release.id
+        )));
+    }
+    let running = store.release(repository, &current.release)?;
+    if running.is_some_and(|running| running.sequence >= release.sequence) {
+        return Err(ActionError::Refused(format!(
+            "{environment} runs {}, which is newer than {}; promotion only goes forward, so go back with `sluice rollback {environment} --to {}`",
+            current.release, release.id, release.id
+        )));
+    }
+    Ok(())
+}
+
+/// Records the principal's approval of a release for an environment. Refused for a token with no
+/// person, below the approver role, for the release's author and for anyone who wrote, committed
+/// or pushed what it carries, and for a release the environment already runs or is past.
 pub fn approve(
     store: &dyn DeployStore,
     repository: &str,
     environment: &str,
     release: Option<&str>,
-    approver: &str,
+    approver: &Principal,
     at: i64,
 ) -> Result<String, ActionError> {
+    require(approver, Role::Approver, "approving a release")?;
+    let Some(login) = approver.person.as_deref() else {
+        return Err(ActionError::Forbidden(APPROVAL_NEEDS_A_PERSON.to_owned()));
+    };
     let release = match release {
         Some(wanted) => find_release(store, repository, wanted)?,
         None => waiting_release(store, repository, environment)?,
     };
-    let new = store.add_approval(repository, environment, &release.id, approver, at)?;
-    let note = if release.author.as_deref() == Some(approver) {
-        " (as the release's author, this approval does not count toward the gate)"
-    } else {
-        ""
-    };
+    if release.author.as_deref() == Some(login) {
+        return Err(ActionError::Forbidden(format!(
+            "{login} is the author of {} and cannot approve it; ask someone who did not write it",
+            release.id
+        )));
+    }
+    if release.contributors.contains(login) {
+        return Err(ActionError::Forbidden(format!(
+            "{login} wrote, committed or pushed a commit in {} and cannot approve it; ask someone who did not",
+            release.id
+        )));
+    }
+    forward_only(store, repository, environment, &release, "approve")?;
+    let recorded = approver.recorded_as();
+    let new = store.add_approval(repository, environment, &release.id, &recorded, at)?;
     store.record_audit(&crate::deploy::state::NewAuditEntry {
         repository,
         environment: Some(environment),
         release: Some(&release.id),
         action: "approve",
-        actor: Some(approver),
+        actor: Some(&recorded),
         outcome: "recorded",
-        reason: note.trim(),
+        reason: "",
         at,
     })?;
     Ok(if new {
-        format!("{approver} approved {} for {environment}{note}", release.id)
+        format!("{recorded} approved {} for {environment}", release.id)
     } else {
         format!(
-            "{approver} had already approved {} for {environment}",
+            "{recorded} had already approved {} for {environment}",
             release.id
         )
     })
 }
 
+/// A promotion forced past the gates: only an admin, only with a reason.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Force<'a> {
+    pub force: bool,
+    pub reason: Option<&'a str>,
+}
+
 /// Asks the reconciler to deploy `release` to `environment` (promote) or to go back (rollback;
-/// `release` `None` = the release before the current one).
+/// `release` `None` = the release before the current one). A promotion is carried out once the
+/// environment's gates pass for the release, unless an admin forced it with a reason; it never
+/// goes back in git order.
+#[allow(clippy::too_many_arguments)]
 pub fn request(
     store: &dyn DeployStore,
     repository: &str,
     environment: &str,
     action: RequestAction,
     release: Option<&str>,
-    actor: &str,
+    actor: &Principal,
+    force: Force<'_>,
     at: i64,
 ) -> Result<String, ActionError> {
+    let verb = match action {
+        RequestAction::Promote => "promoting a release",
+        RequestAction::Rollback => "rolling an environment back",
+    };
+    require(actor, Role::Approver, verb)?;
+    let reason = force
+        .reason
+        .map(str::trim)
+        .filter(|reason| !reason.is_empty());
+    if force.force {
+        if action == RequestAction::Rollback {
+            return Err(ActionError::Refused(
+                "a rollback passes no gates, so there is nothing to force; leave out --force"
+                    .to_owned(),
+            ));
+        }
+        require(actor, Role::Admin, "forcing a promotion past its gates")?;
+        if reason.is_none() {
+            return Err(ActionError::Refused(
+                "a forced promotion needs a reason for the history: add `--reason TEXT` (API: \"reason\")".to_owned(),
+            ));
+        }
+    }
     let release = match release {
-        Some(wanted) => Some(find_release(store, repository, wanted)?.id),
+        Some(wanted) => Some(find_release(store, repository, wanted)?),
         None if action == RequestAction::Promote => {
             return Err(ActionError::Refused(
                 "name the release to promote: `sluice promote ENV RELEASE`".to_owned(),
@@ -143,33 +244,55 @@ pub fn request(
         }
         None => None,
     };
+    if action == RequestAction::Promote
+        && let Some(release) = &release
+    {
+        forward_only(store, repository, environment, release, "promote")?;
+    }
+    let release = release.map(|release| release.id);
+    let recorded = actor.recorded_as();
+    let force_reason = if force.force {
+        reason.map(str::to_owned)
+    } else {
+        None
+    };
     store.add_request(&DeployRequest {
         id: 0,
         repository: repository.to_owned(),
         environment: environment.to_owned(),
         release: release.clone(),
         action,
-        actor: Some(actor.to_owned()),
+        actor: Some(recorded.clone()),
         at,
         outcome: None,
+        force_reason: force_reason.clone(),
     })?;
+    let audit_reason = match (action, &force_reason, reason) {
+        (RequestAction::Rollback, _, None) => "rollback".to_owned(),
+        (RequestAction::Rollback, _, Some(reason)) => format!("rollback: {reason}"),
+        (RequestAction::Promote, Some(reason), _) => format!("promote --force: {reason}"),
+        (RequestAction::Promote, None, None) => "promote".to_owned(),
+        (RequestAction::Promote, None, Some(reason)) => format!("promote: {reason}"),
+    };
     store.record_audit(&crate::deploy::state::NewAuditEntry {
         repository,
         environment: Some(environment),
         release: release.as_deref(),
         action: "request",
-        actor: Some(actor),
+        actor: Some(&recorded),
         outcome: "recorded",
-        reason: match action {
-            RequestAction::Promote => "promote",
-            RequestAction::Rollback => "rollback",
-        },
+        reason: &audit_reason,
         at,
     })?;
     let what = release.unwrap_or_else(|| "the previous release".to_owned());
-    Ok(match action {
-        RequestAction::Promote => format!("promotion of {what} to {environment} requested"),
-        RequestAction::Rollback => format!("rollback of {environment} to {what} requested"),
+    Ok(match (action, force_reason.is_some()) {
+        (RequestAction::Promote, true) => format!(
+            "forced promotion of {what} to {environment} requested; its gates are skipped and the history records why"
+        ),
+        (RequestAction::Promote, false) => format!(
+            "promotion of {what} to {environment} requested; it is carried out once {environment}'s gates pass (`sluice status` shows what it waits for)"
+        ),
+        (RequestAction::Rollback, _) => format!("rollback of {environment} to {what} requested"),
     })
 }
 

@@ -71,7 +71,8 @@ pub async fn resolve_memberships(
 ) -> Memberships {
     let approvers = &environment.gates.approvers;
     let mut resolved = Memberships::default();
-    for login in approvals {
+    for recorded in approvals {
+        let login = &crate::model::access::login_of(recorded).to_owned();
         if approvers.iter().any(|allowed| allowed == login) {
             continue;
         }
@@ -88,7 +89,7 @@ pub struct GateInput<'a> {
     pub environment: &'a Environment,
     pub release: &'a Release,
     /// When the environment before this one became healthy with the release (`None` for the first
-    /// environment, or for a manual promotion, which waives the soak).
+    /// environment, which has no soak to wait for).
     pub previous_healthy_since: Option<DateTime<Utc>>,
     /// Logins that approved this release for this environment.
     pub approvals: &'a [String],
@@ -162,11 +163,17 @@ fn human(duration: std::time::Duration) -> String {
 fn approval_decision(input: &GateInput<'_>) -> GateDecision {
     let gates = &input.environment.gates;
     let author = input.release.author.as_deref();
-    let mut counted = Vec::new();
+    let mut counted: Vec<(String, String)> = Vec::new();
     let mut refused = Vec::new();
-    for login in input.approvals {
+    for recorded in input.approvals {
+        // `alice (local)` and `alice` are one person.
+        let login = &crate::model::access::login_of(recorded).to_owned();
         if Some(login.as_str()) == author {
             refused.push(format!("{login} (the release's author)"));
+            continue;
+        }
+        if input.release.contributors.contains(login) {
+            refused.push(format!("{login} (a contributor to the release)"));
             continue;
         }
         if counted.iter().any(|(known, _)| known == login) {
@@ -229,7 +236,7 @@ fn approval_decision(input: &GateInput<'_>) -> GateDecision {
     }
     if !passed {
         let who = if gates.approvers.is_empty() {
-            "anyone but the release's author".to_owned()
+            "anyone who did not write or land the release".to_owned()
         } else {
             gates.approvers.join(", ")
         };
@@ -369,6 +376,7 @@ mod tests {
             dag_tree: None,
             models: Default::default(),
             config_commit: None,
+            contributors: Default::default(),
         }
     }
 
@@ -384,7 +392,8 @@ mod tests {
         now: DateTime<Utc>,
     ) -> Vec<GateDecision> {
         let environment = environment(gates);
-        let release = release("alice");
+        let mut release = release("alice");
+        release.contributors.insert("erin".into());
         let approvals: Vec<String> = approvals.iter().map(|login| login.to_string()).collect();
         let teams = StaticTeams(
             [("example/leads".to_owned(), vec!["carol".to_owned()])]
@@ -459,6 +468,31 @@ mod tests {
             by_member.reason
         );
         assert!(decide(gates, &["dave"], None, now)[0].passed);
+    }
+
+    #[test]
+    fn a_contributor_does_not_count_and_one_person_counts_once_from_the_server_and_locally() {
+        let gates = Gates {
+            approvals: 2,
+            ..Gates::default()
+        };
+        let now = at(2026, 11, 24, 9, 0);
+        let decision = &decide(
+            gates.clone(),
+            &["erin", "carol", "carol (local)"],
+            None,
+            now,
+        )[0];
+        assert!(!decision.passed, "{}", decision.reason);
+        assert!(
+            decision.reason.starts_with("1 of 2 approvals (carol)")
+                && decision
+                    .reason
+                    .contains("erin (a contributor to the release)"),
+            "{}",
+            decision.reason
+        );
+        assert!(decide(gates, &["carol (local)", "dave"], None, now)[0].passed);
     }
 
     #[test]

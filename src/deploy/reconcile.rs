@@ -3,14 +3,15 @@
 //! Git order rules: the newest healthy release upstream is the candidate (a newer one supersedes an
 //! older one waiting at a gate) and an older release never replaces a newer one except by an
 //! explicit rollback. One deployment per environment at a time (the store's running-deployment
-//! lock); a deployment found running at start is resumed from its recorded steps.
+//! lock); a deployment found running at start is resumed from its recorded steps. A person's
+//! promotion request passes the same gates and stays pending until they pass, unless an admin
+//! forced it with a reason; it never goes back in git order (that is a rollback).
 
 use crate::config::environment::Environment;
 use crate::deploy::execute::{Execution, HealthSettings, Outcome, blocking};
 use crate::deploy::gates::{self, GateInput, TeamDirectory};
 use crate::deploy::state::{
-    DeployRequest, DeployStore, Deployment, DeploymentAction, EnvironmentState, NewAuditEntry,
-    NewDeployment, RequestAction,
+    DeployStore, Deployment, DeploymentAction, EnvironmentState, NewAuditEntry, NewDeployment,
 };
 use crate::deploy::{DeployContext, Release, Target, TargetError, TargetKind};
 use crate::policy::Clock;
@@ -19,6 +20,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use futures_util::future::BoxFuture;
 use std::path::PathBuf;
 use std::sync::Arc;
+
+mod requests;
 
 /// The targets an environment deploys to, in apply order.
 pub trait TargetFactory: Send + Sync {
@@ -271,7 +274,7 @@ impl Reconciler {
             .map(|decision| format!("{}: {}", decision.gate, decision.reason))
             .collect();
         if !blocked.is_empty() {
-            self.audit_gate_once(environment, &candidate, &blocked)
+            self.audit_gate_once(environment, &candidate, None, &blocked)
                 .await?;
             report
                 .blocked
@@ -308,12 +311,13 @@ impl Reconciler {
         .await
     }
 
-    /// Records a gate that holds a release once per distinct reason, not on every pass. A soak's
-    /// countdown changes every pass and is not a new reason.
+    /// Records a gate that holds a release once per distinct reason and asker (`None`: automatic
+    /// promotion), not on every pass. A soak's countdown changes every pass and is not a new reason.
     async fn audit_gate_once(
         &self,
         environment: &Environment,
         release: &Release,
+        actor: Option<&str>,
         blocked: &[String],
     ) -> Result<(), StoreError> {
         let key = |reason: &str| -> Vec<String> {
@@ -334,10 +338,13 @@ impl Reconciler {
             store.audit(&repository, Some(&name))
         })
         .await?;
-        let last_gate = history
-            .iter()
-            .rev()
-            .find(|entry| entry.action == "gate" && entry.release.as_deref() == Some(&release.id));
+        let last_gate = history.iter().rev().find(|entry| {
+            // Automatic promotion and a person's request for the same release are told apart
+            // by who asked, so that each is recorded once per reason.
+            entry.action == "gate"
+                && entry.release.as_deref() == Some(&release.id)
+                && entry.actor.as_deref() == actor
+        });
         let same = last_gate
             .is_some_and(|entry| entry.outcome == "blocked" && key(&entry.reason) == key(&reason));
         if !same {
@@ -345,7 +352,7 @@ impl Reconciler {
                 Some(&environment.name),
                 Some(&release.id),
                 "gate",
-                None,
+                actor,
                 "blocked",
                 &reason,
             )
@@ -545,155 +552,5 @@ impl Reconciler {
             undo_on_failure: deployment.action != DeploymentAction::Rollback,
         };
         execution.run().await.map_err(|error| error.to_string())
-    }
-
-    async fn handle_request(
-        &self,
-        request: DeployRequest,
-        report: &mut PassReport,
-    ) -> Result<(), ReconcileError> {
-        let outcome = match self.request_target(&request).await? {
-            Err(refusal) => {
-                self.audit(
-                    Some(&request.environment),
-                    request.release.as_deref(),
-                    "request",
-                    request.actor.as_deref(),
-                    "refused",
-                    &refusal,
-                )
-                .await?;
-                refusal
-            }
-            Ok((environment, release, current)) => {
-                let actor = request.actor.as_deref();
-                let action = match request.action {
-                    RequestAction::Promote => DeploymentAction::Manual,
-                    RequestAction::Rollback => DeploymentAction::Rollback,
-                };
-                if request.action == RequestAction::Rollback
-                    && let Some(bad) = &current
-                {
-                    let (repository, id, why) = (
-                        self.repository.clone(),
-                        bad.clone(),
-                        format!(
-                            "rolled back in {} by {}",
-                            environment.name,
-                            actor.unwrap_or("a person")
-                        ),
-                    );
-                    blocking(&self.store, move |store| {
-                        store.reject_release(&repository, &id, &why)
-                    })
-                    .await?;
-                    self.audit(
-                        Some(&environment.name),
-                        Some(bad),
-                        "reject",
-                        actor,
-                        "recorded",
-                        "rolled back: automatic promotion will not pick it again",
-                    )
-                    .await?;
-                }
-                let reason = format!("requested by {}", actor.unwrap_or("a person"));
-                self.start(
-                    &environment,
-                    &release,
-                    current,
-                    action,
-                    actor,
-                    &reason,
-                    report,
-                )
-                .await?;
-                format!("{} {} in {}", action.as_str(), release.id, environment.name)
-            }
-        };
-        let id = request.id;
-        blocking(&self.store, move |store| {
-            store.complete_request(id, &outcome)
-        })
-        .await?;
-        Ok(())
-    }
-
-    /// The environment, the release and what runs now for a request, or why it cannot be done.
-    async fn request_target(
-        &self,
-        request: &DeployRequest,
-    ) -> Result<Result<(Environment, Release, Option<String>), String>, ReconcileError> {
-        let Some(environment) = self.environment(&request.environment) else {
-            return Ok(Err(format!(
-                "refused: no environment `{}`",
-                request.environment
-            )));
-        };
-        let states = self.states().await?;
-        let current = states
-            .iter()
-            .find(|state| state.environment == environment.name)
-            .map(|state| state.release.clone());
-        let release_id = match (&request.release, request.action) {
-            (Some(id), _) => id.clone(),
-            (None, RequestAction::Promote) => {
-                return Ok(Err("refused: name the release to promote".to_owned()));
-            }
-            (None, RequestAction::Rollback) => {
-                match self
-                    .release_before(&environment.name, current.as_deref())
-                    .await?
-                {
-                    Some(id) => id,
-                    None => {
-                        return Ok(Err(format!(
-                            "refused: {} has no earlier release to roll back to",
-                            environment.name
-                        )));
-                    }
-                }
-            }
-        };
-        let Some(release) = self.release(&release_id).await? else {
-            return Ok(Err(format!(
-                "refused: no release `{release_id}`; `sluice releases` lists them"
-            )));
-        };
-        if request.action == RequestAction::Promote && self.rejected().await?.contains(&release.id)
-        {
-            return Ok(Err(format!(
-                "refused: release {} was rejected; roll back to it explicitly if you mean it",
-                release.id
-            )));
-        }
-        if current.as_deref() == Some(release.id.as_str()) {
-            return Ok(Err(format!(
-                "nothing to do: {} already runs {}",
-                environment.name, release.id
-            )));
-        }
-        Ok(Ok((environment, release, current)))
-    }
-
-    /// The release the environment ran successfully before `current`.
-    async fn release_before(
-        &self,
-        environment: &str,
-        current: Option<&str>,
-    ) -> Result<Option<String>, StoreError> {
-        let (repository, name) = (self.repository.clone(), environment.to_owned());
-        let deployments = blocking(&self.store, move |store| {
-            store.deployments(&repository, Some(&name))
-        })
-        .await?;
-        Ok(deployments
-            .iter()
-            .rev()
-            .filter(|deployment| {
-                deployment.status == crate::deploy::state::DeploymentStatus::Succeeded
-            })
-            .map(|deployment| deployment.release.clone())
-            .find(|release| Some(release.as_str()) != current))
     }
 }

@@ -2,7 +2,7 @@
 //! through the environments as a unit. Immutable once recorded.
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Release {
@@ -35,9 +35,18 @@ pub struct Release {
     /// gates and targets when it was cut (`docs/security.md`).
     #[serde(default)]
     pub config_commit: Option<String>,
+    /// The GitHub logins of everyone who authored, committed or pushed what the release carries
+    /// (from the push that landed it). None of them may approve it.
+    #[serde(default)]
+    pub contributors: BTreeSet<String>,
 }
 
 impl Release {
+    /// Whether `login` wrote or landed any of the release: its author or one of its contributors.
+    pub fn is_contributor(&self, login: &str) -> bool {
+        self.author.as_deref() == Some(login) || self.contributors.contains(login)
+    }
+
     pub fn new_id(sequence: i64, commit: &str) -> String {
         format!("r{sequence}-{}", crate::model::short_commit(commit))
     }

@@ -129,6 +129,9 @@ pub struct DeployRequest {
     pub actor: Option<String>,
     pub at: i64,
     pub outcome: Option<String>,
+    /// A promotion an admin forced past the gates, with the reason they gave; `None` = gates apply.
+    #[serde(default)]
+    pub force_reason: Option<String>,
 }
 
 /// One line of history: a deployment, a gate decision, an approval, a rejection.

@@ -1,6 +1,8 @@
 //! Domain types shared by every layer: repositories, events, runs, jobs, steps and their statuses.
 //! Plain data with no IO; the store maps these to rows and the server maps them to JSON.
 
+pub mod access;
+
 use serde::{Deserialize, Serialize};
 use std::fmt;
 

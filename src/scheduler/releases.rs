@@ -9,7 +9,7 @@ use crate::deploy::Release;
 use crate::deploy::state::DeployStore;
 use crate::model::{EventKind, Run, Status};
 use crate::store::{RunFilter, Store};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use tokio::sync::{Notify, broadcast};
 
@@ -132,6 +132,18 @@ fn cut_release(
         .run_plan(first.id)?
         .and_then(|text| serde_json::from_str(&text).ok());
     let author = plan.as_ref().and_then(|plan| plan.event.actor.clone());
+    let mut contributors = BTreeSet::new();
+    for run in runs {
+        let Some(delivery) = run.delivery.as_deref() else {
+            continue;
+        };
+        if let Some(delivery) = store.delivery(delivery)?
+            && let Ok(payload) = serde_json::from_slice::<serde_json::Value>(&delivery.payload)
+        {
+            contributors.extend(contributors_of(&payload));
+        }
+    }
+    contributors.extend(author.clone());
     let branch = first
         .git_ref
         .strip_prefix("refs/heads/")
@@ -203,7 +215,56 @@ fn cut_release(
         dag_tree,
         models,
         config_commit: Some(authority.commit),
+        contributors,
     })
+}
+
+/// Everyone a push payload names as having written, committed or pushed its commits: each
+/// commit's author and committer username, the head commit's, the pusher and the sender. GitHub
+/// leaves `username` out for an address it cannot tie to an account; such a commit names nobody.
+pub fn contributors_of(payload: &serde_json::Value) -> BTreeSet<String> {
+    let mut logins = BTreeSet::new();
+    let commits = payload
+        .get("commits")
+        .and_then(|commits| commits.as_array())
+        .into_iter()
+        .flatten()
+        .chain(payload.get("head_commit"));
+    for commit in commits {
+        for role in ["author", "committer"] {
+            if let Some(login) = commit.pointer(&format!("/{role}/username")) {
+                logins.extend(login.as_str().map(str::to_owned));
+            }
+        }
+    }
+    for pointer in ["/pusher/name", "/sender/login"] {
+        if let Some(login) = payload.pointer(pointer).and_then(|login| login.as_str()) {
+            logins.insert(login.to_owned());
+        }
+    }
+    logins.retain(|login| !login.is_empty());
+    logins
+}
+
+#[cfg(test)]
+mod contributor_tests {
+    use super::contributors_of;
+
+    #[test]
+    fn contributors_are_the_commit_authors_committers_pusher_and_sender_named_by_login() {
+        let payload = serde_json::json!({
+            "commits": [
+                {"author": {"name": "Alice", "username": "alice"}, "committer": {"username": "web-flow"}},
+                {"author": {"name": "No Account", "email": "x@example.com"}, "committer": {"username": "bob"}}
+            ],
+            "head_commit": {"author": {"username": "carol"}, "committer": {"username": "carol"}},
+            "pusher": {"name": "dave", "email": "d@example.com"},
+            "sender": {"login": "erin"}
+        });
+        let found: Vec<String> = contributors_of(&payload).into_iter().collect();
+        assert_eq!(found, ["alice", "bob", "carol", "dave", "erin", "web-flow"]);
+        assert!(contributors_of(&serde_json::json!({})).is_empty());
+    }
 }
 
 /// The sha256 of the plan reviewed on the pull request this merge landed, for an environment with

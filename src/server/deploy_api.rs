@@ -1,12 +1,13 @@
 //! The promotion API: read releases, status and history; approve, promote and roll back. Writes
-//! need `Authorization: Bearer <SLUICE_API_TOKEN>` and are refused when no token is configured.
-//! The acting person is named by the `actor` field of the body, which is read and parsed only
-//! after the token was checked.
+//! need a bearer token (`auth.rs`), checked before the body is read; the acting person is the
+//! token's owner, never a field of the body. What each role may do is decided in
+//! `deploy::actions`, so the command line refuses the same things.
 
 use super::{ApiError, AppState};
 use crate::deploy::Release;
 use crate::deploy::actions::{self, ActionError};
 use crate::deploy::state::{AuditEntry, DeployStore, RequestAction};
+use crate::model::access::{Principal, Role};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -22,19 +23,21 @@ pub struct RepositoryQuery {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ActionBody {
-    pub actor: String,
     #[serde(default)]
     pub release: Option<String>,
     #[serde(default)]
     pub repository: Option<String>,
+    /// Skip the gates (admin only, with a reason).
+    #[serde(default)]
+    pub force: bool,
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 fn refused(error: ActionError) -> ApiError {
-    match error {
-        ActionError::Refused(message) => ApiError::Client(StatusCode::CONFLICT, message),
-        ActionError::Store(error) => ApiError::internal(error),
-    }
+    super::auth::refused(error)
 }
 
 async fn with_store<T: Send + 'static>(
@@ -84,29 +87,6 @@ pub async fn status(
     .map(Json)
 }
 
-pub(super) fn authorise(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(token) = &state.api_token else {
-        return Err(ApiError::Client(
-            StatusCode::FORBIDDEN,
-            "the promotion API is read-only until the server has SLUICE_API_TOKEN set".to_owned(),
-        ));
-    };
-    let given = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if subtle::ConstantTimeEq::ct_eq(given.as_bytes(), token.as_bytes()).into() {
-        Ok(())
-    } else {
-        Err(ApiError::Client(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong bearer token; send `Authorization: Bearer $SLUICE_API_TOKEN`"
-                .to_owned(),
-        ))
-    }
-}
-
 /// An action's body is a few names; nothing larger is read.
 const MAX_ACTION_BODY_BYTES: usize = 64 * 1024;
 
@@ -117,62 +97,85 @@ pub async fn act(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<serde_json::Value>), Response> {
-    authorise(&state, &headers).map_err(IntoResponse::into_response)?;
+    let principal =
+        super::auth::principal_with(&state, &headers, Role::Approver, "changing promotion")
+            .await
+            .map_err(IntoResponse::into_response)?;
     let body = state
         .body_limits
         .read(&headers, body, MAX_ACTION_BODY_BYTES)
         .await
         .map_err(IntoResponse::into_response)?;
-    let body: ActionBody = serde_json::from_slice(&body.bytes).map_err(|error| {
-        ApiError::bad_request(format!(
-            "the body is not an action: {error}; send {{\"actor\": \"LOGIN\", \"release\": \"RELEASE\"}}"
-        ))
-        .into_response()
-    })?;
-    act_as(state, environment, verb, body)
+    let body = parse_action(&body.bytes).map_err(IntoResponse::into_response)?;
+    act_as(state, environment, verb, principal, body)
         .await
         .map_err(IntoResponse::into_response)
+}
+
+/// The body of an action; an `actor` field is refused, since the token says who acts.
+fn parse_action(bytes: &[u8]) -> Result<ActionBody, ApiError> {
+    const SHAPE: &str = r#"send {"release": "RELEASE", "repository": "OWNER/NAME", "force": false, "reason": "TEXT"}"#;
+    let value: serde_json::Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+        serde_json::json!({})
+    } else {
+        serde_json::from_slice(bytes).map_err(|error| {
+            ApiError::bad_request(format!("the body is not JSON: {error}; {SHAPE}"))
+        })?
+    };
+    if value.get("actor").is_some() {
+        return Err(ApiError::bad_request(
+            "`actor` is not accepted: the person is the token's owner; leave it out",
+        ));
+    }
+    serde_json::from_value(value).map_err(|error| {
+        ApiError::bad_request(format!("the body is not an action: {error}; {SHAPE}"))
+    })
 }
 
 async fn act_as(
     state: AppState,
     environment: String,
     verb: String,
+    principal: Principal,
     body: ActionBody,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    if body.actor.trim().is_empty() {
-        return Err(ApiError::bad_request("`actor` must name the person acting"));
-    }
     let now = chrono::Utc::now().timestamp();
     let message = with_store(&state, move |store| {
         let repository = actions::repository(store, body.repository.as_deref())?;
         let release = body.release.as_deref();
-        match verb.as_str() {
+        let force = actions::Force {
+            force: body.force,
+            reason: body.reason.as_deref(),
+        };
+        let action = match verb.as_str() {
             "approve" => {
-                actions::approve(store, &repository, &environment, release, &body.actor, now)
+                return actions::approve(
+                    store,
+                    &repository,
+                    &environment,
+                    release,
+                    &principal,
+                    now,
+                );
             }
-            "promote" => actions::request(
-                store,
-                &repository,
-                &environment,
-                RequestAction::Promote,
-                release,
-                &body.actor,
-                now,
-            ),
-            "rollback" => actions::request(
-                store,
-                &repository,
-                &environment,
-                RequestAction::Rollback,
-                release,
-                &body.actor,
-                now,
-            ),
-            other => Err(ActionError::Refused(format!(
-                "unknown action `{other}`; use approve, promote or rollback"
-            ))),
-        }
+            "promote" => RequestAction::Promote,
+            "rollback" => RequestAction::Rollback,
+            other => {
+                return Err(ActionError::Refused(format!(
+                    "unknown action `{other}`; use approve, promote or rollback"
+                )));
+            }
+        };
+        actions::request(
+            store,
+            &repository,
+            &environment,
+            action,
+            release,
+            &principal,
+            force,
+            now,
+        )
     })
     .await?;
     state.promotion_wakeup.notify_one();

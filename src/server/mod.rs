@@ -3,11 +3,13 @@
 //! plans or runs anything itself; it wakes the intake worker instead.
 
 mod api;
+pub mod auth;
 pub mod body;
 mod deploy_api;
 mod error;
 pub mod json_depth;
 pub mod listen;
+mod locks_api;
 pub mod metrics;
 mod run_approval;
 pub mod webhook;
@@ -15,7 +17,7 @@ pub mod webhook;
 use crate::store::Store;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -35,7 +37,8 @@ pub struct AppState {
     pub deploy_store: Arc<dyn crate::deploy::state::DeployStore>,
     /// Signalled after a person asks promotion for something.
     pub promotion_wakeup: Arc<Notify>,
-    /// `SLUICE_API_TOKEN`: required for the promotion API's writes; `None` = read-only.
+    /// `SLUICE_API_TOKEN`: the bootstrap admin token with no person behind it; `None` = only
+    /// personal tokens (`sluice token create`) open the API's writes.
     pub api_token: Option<Arc<String>>,
     /// The shared webhook secret (`SLUICE_WEBHOOK_SECRET`).
     pub webhook_secret: Arc<Vec<u8>>,
@@ -64,6 +67,11 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/environments/{environment}/{action}",
             post(deploy_api::act),
+        )
+        .route("/api/locks", get(locks_api::list))
+        .route(
+            "/api/locks/{owner}/{name}/{environment}",
+            delete(locks_api::unlock),
         )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

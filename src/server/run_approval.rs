@@ -1,5 +1,5 @@
-//! `POST /api/runs/{id}/approve`: someone holding the API token lets the waiting runs of an
-//! untrusted event (a pull request from a fork) start. The server stores an approval delivery and
+//! `POST /api/runs/{id}/approve`: an approver (or the bootstrap token) lets the waiting runs of
+//! an untrusted event (a pull request from a fork) start; the approval names who gave it. The server stores an approval delivery and
 //! wakes the intake worker; it plans nothing itself.
 
 use super::{ApiError, AppState};
@@ -14,7 +14,14 @@ pub async fn approve_run(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    super::deploy_api::authorise(&state, &headers)?;
+    let principal = super::auth::principal_with(
+        &state,
+        &headers,
+        crate::model::access::Role::Approver,
+        "approving a fork's waiting run",
+    )
+    .await?;
+    let approver = principal.recorded_as();
     let run_id: i64 = id
         .parse()
         .map_err(|_| ApiError::bad_request(format!("run id `{id}` is not a number")))?;
@@ -47,7 +54,7 @@ pub async fn approve_run(
             .delivery(&delivery_id)
             .map_err(ApiError::internal)?
             .ok_or_else(|| ApiError::not_found(format!("delivery {delivery_id} is gone")))?;
-        let approval = approval::approval_delivery(&original, run_id, "api-token");
+        let approval = approval::approval_delivery(&original, run_id, &approver);
         let inserted = store.insert_delivery(&approval).map_err(ApiError::internal)?;
         Ok((approval.id, inserted))
     })

@@ -359,15 +359,17 @@ impl DeployStore for SqliteStore {
         let request = request.clone();
         self.writer.write("recording a deployment request", move |connection| {
             connection.execute(
-                "INSERT INTO deploy_requests (repository, environment, release_id, action, actor, at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO deploy_requests (repository, environment, release_id, action, actor, at,
+                     force_reason)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     request.repository,
                     request.environment,
                     request.release,
                     request.action.as_str(),
                     request.actor,
-                    request.at
+                    request.at,
+                    request.force_reason
                 ],
             )?;
             Ok(connection.last_insert_rowid())
@@ -377,7 +379,8 @@ impl DeployStore for SqliteStore {
     fn pending_requests(&self, repository: &str) -> StoreResult<Vec<DeployRequest>> {
         self.read("listing deployment requests", |connection| {
             let mut statement = connection.prepare_cached(
-                "SELECT id, repository, environment, release_id, action, actor, at FROM deploy_requests
+                "SELECT id, repository, environment, release_id, action, actor, at, force_reason
+                 FROM deploy_requests
                  WHERE repository = ?1 AND outcome IS NULL ORDER BY id",
             )?;
             let rows = statement
@@ -392,6 +395,7 @@ impl DeployStore for SqliteStore {
                             actor: row.get(5)?,
                             at: row.get(6)?,
                             outcome: None,
+                            force_reason: row.get(7)?,
                         },
                         row.get::<_, String>(4)?,
                     ))

@@ -227,6 +227,8 @@ const MIGRATIONS: &[&str] = &[
     "#,
     // 10: pull-request comment commands, approvals given before a merge, queued plans asked again.
     super::commands::MIGRATION,
+    // 11: personal API tokens (only their sha256), and the reason a promotion was forced with.
+    super::tokens::MIGRATION,
 ];
 
 /// The schema version this build writes.

@@ -1,5 +1,5 @@
 //! The durable store: webhook deliveries, runs, jobs, steps and logs, Terraform plans and locks,
-//! the images builds made, behind the narrow `Store` trait. This is the only module with SQL; it
+//! the images builds made, personal API tokens, behind the narrow `Store` trait. This is the only module with SQL; it
 //! maps rows to and from `crate::model` types and knows nothing of HTTP, git, planning or
 //! scheduling. The trait speaks only model types so that another database (PostgreSQL, for
 //! several replicas) can implement it later; methods are synchronous and async callers wrap them
@@ -19,6 +19,7 @@ mod rows;
 mod sqlite;
 mod terraform;
 mod terraform_locks;
+mod tokens;
 mod writer;
 mod writes;
 
@@ -29,9 +30,10 @@ pub use model_history::{AliasMove, AliasMoveFilter, ModelHistory, NewAliasMove, 
 pub use outbox::{CheckRunRecord, MemoryOutbox, Outbox, OutboxEntry, SqliteOutbox};
 pub use sqlite::SqliteStore;
 pub use terraform::{
-    LockHolder, LockOutcome, LockRecord, LockRequest, NewTerraformPlan, PlanInsert,
-    TerraformPlanRecord, TerraformStore, TerraformTarget,
+    LockHolder, LockListing, LockOutcome, LockRecord, LockRequest, NewTerraformPlan, PlanInsert,
+    QueuedHolder, TerraformPlanRecord, TerraformStore, TerraformTarget,
 };
+pub use tokens::{ApiTokenRecord, ApiTokens, NewApiToken, TokenInsert};
 pub use writer::WriteCounts;
 
 use crate::model::{Delivery, EventKind, Run, RunId, Status, StepRecord};
@@ -97,7 +99,7 @@ pub struct StoreStats {
 
 /// Everything sluice keeps between restarts. Implementations are shared between threads and
 /// every method may block on IO.
-pub trait Store: TerraformStore + ImageRecords + CommandRecords + Send + Sync {
+pub trait Store: TerraformStore + ImageRecords + CommandRecords + ApiTokens + Send + Sync {
     /// Durable when it returns. Same delivery id again -> `Duplicate`, nothing written.
     fn insert_delivery(&self, delivery: &Delivery) -> StoreResult<Inserted>;
 

@@ -6,7 +6,9 @@
 
 use super::SqliteStore;
 use super::error::{FailureResult, StoreResult};
-use super::terraform_locks::{acquire_lock, lock_of, release_lock, release_pull_request};
+use super::terraform_locks::{
+    acquire_lock, all_locks, lock_of, release_lock, release_pull_request,
+};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -114,6 +116,20 @@ pub struct LockRecord {
     pub generation: i64,
     pub acquired_at: DateTime<Utc>,
     pub lease_expires_at: DateTime<Utc>,
+}
+
+/// A holder waiting in a lock's queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueuedHolder {
+    pub holder: LockHolder,
+    pub enqueued_at: DateTime<Utc>,
+}
+
+/// A lock with the queue behind it, first in line first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockListing {
+    pub lock: LockRecord,
+    pub queue: Vec<QueuedHolder>,
 }
 
 /// The answer to a lock request: contention is an outcome, not an error.
@@ -306,6 +322,8 @@ pub trait TerraformStore: Send + Sync {
         repository: &str,
         pull_request: u64,
     ) -> StoreResult<Vec<LockRecord>>;
+    /// Every lock held now (leases expired or not), with its queue.
+    fn terraform_locks(&self) -> StoreResult<Vec<LockListing>>;
 }
 
 impl TerraformStore for SqliteStore {
@@ -378,5 +396,9 @@ impl TerraformStore for SqliteStore {
             "releasing a pull request's terraform locks",
             move |connection| release_pull_request(connection, &repository, pull_request),
         )
+    }
+
+    fn terraform_locks(&self) -> StoreResult<Vec<LockListing>> {
+        self.read("listing terraform locks", all_locks)
     }
 }

@@ -5,7 +5,8 @@
 
 use super::error::FailureResult;
 use super::terraform::{
-    LockHolder, LockOutcome, LockRecord, LockRequest, TerraformTarget, parse_time, time_text,
+    LockHolder, LockListing, LockOutcome, LockRecord, LockRequest, QueuedHolder, TerraformTarget,
+    parse_time, time_text,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -217,6 +218,43 @@ pub(crate) fn release_lock(
         params![target.repository, target.environment, target.dir],
     )?;
     Ok(Some(lock))
+}
+
+/// Every lock, ordered by repository, environment and directory, each with the holders queued
+/// behind it, first in line first.
+pub(crate) fn all_locks(connection: &Connection) -> FailureResult<Vec<LockListing>> {
+    let mut statement = connection.prepare_cached(
+        "SELECT repository, environment, dir, pull_request, holder, generation, acquired_at,
+                lease_expires_at
+         FROM terraform_locks ORDER BY repository, environment, dir",
+    )?;
+    let locks = statement
+        .query_map([], lock_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut queued = connection.prepare_cached(
+        "SELECT pull_request, holder, enqueued_at FROM terraform_lock_queue
+         WHERE repository = ?1 AND environment = ?2 AND dir = ?3 ORDER BY id",
+    )?;
+    let mut listings = Vec::with_capacity(locks.len());
+    for lock in locks {
+        let target = &lock.target;
+        let queue = queued
+            .query_map(
+                params![target.repository, target.environment, target.dir],
+                |row| {
+                    Ok(QueuedHolder {
+                        holder: LockHolder {
+                            pull_request: row.get::<_, Option<i64>>(0)?.map(|number| number as u64),
+                            label: row.get(1)?,
+                        },
+                        enqueued_at: parse_time(row.get(2)?),
+                    })
+                },
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        listings.push(LockListing { lock, queue });
+    }
+    Ok(listings)
 }
 
 /// Releases every lock a pull request holds in the repository and takes it out of every queue.

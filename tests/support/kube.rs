@@ -33,6 +33,7 @@ pub fn release(sequence: i64) -> Release {
         dag_tree: None,
         models: BTreeMap::new(),
         config_commit: None,
+        contributors: Default::default(),
     }
 }
 
