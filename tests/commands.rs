@@ -376,11 +376,15 @@ fn a_pull_request_is_planned_approved_merged_and_promoted_from_its_comment_threa
     let mut to_answer = Vec::new();
     for _ in 0..20 {
         let before = setup.github.answers_on(7).len();
-        let (id, sent) = setup.send_comment(7, "erin", "/sluice approve staging");
+        let (id, sent) = setup.send_comment(7, "erin", "/sluice unlock dev");
         let answer = wait_for("an answer", Duration::from_secs(30), || {
             setup.github.answers_on(7).get(before).cloned()
         });
-        assert!(answer.body.contains("already approved"), "{}", answer.body);
+        assert!(
+            answer.body.contains("holds no Terraform lock"),
+            "{}",
+            answer.body
+        );
         let reacted = setup.github.first_reaction_at(id).unwrap();
         to_reaction.push(reacted.saturating_duration_since(sent));
         to_answer.push(answer.at.saturating_duration_since(sent));
@@ -388,7 +392,7 @@ fn a_pull_request_is_planned_approved_merged_and_promoted_from_its_comment_threa
     to_reaction.sort();
     to_answer.sort();
     eprintln!(
-        "command latency over 20 `/sluice approve staging`: delivery accepted -> reaction median {:?} (max {:?}), -> answer median {:?} (max {:?})",
+        "command latency over 20 `/sluice unlock dev`: delivery accepted -> reaction median {:?} (max {:?}), -> answer median {:?} (max {:?})",
         to_reaction[10], to_reaction[19], to_answer[10], to_answer[19]
     );
 }

@@ -312,7 +312,9 @@ async fn staging_waits_for_its_soak_and_production_for_an_approval_that_is_not_t
     let reasons = &report.blocked[0].2[0];
     assert!(
         reasons.contains("alice (the release's author)")
-            && reasons.contains("bob (not in @example/leads)"),
+            && reasons.contains(
+                "bob (not in @example/leads; @example/leads: not listed under `teams:`, per the server configuration)"
+            ),
         "{reasons}"
     );
 
