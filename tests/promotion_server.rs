@@ -84,12 +84,18 @@ fn a_merge_is_promoted_through_every_environment_and_a_kill_mid_rollout_deploys_
         &push_payload("main", &base, &merge),
     );
     assert_eq!(status, 202, "{text}");
+    // A health call comes only after the apply was recorded: killing then must not apply again.
     wait_for(
-        "staging's kubernetes apply",
+        "staging's kubernetes apply, recorded and waiting for health",
         Duration::from_secs(60),
         || {
-            applies(&calls, "staging")
-                .contains(&"kubernetes".to_owned())
+            RecordingTarget::calls(&calls)
+                .iter()
+                .any(|call| {
+                    call.call == "health"
+                        && call.environment == "staging"
+                        && call.target.as_str() == "kubernetes"
+                })
                 .then_some(())
         },
     );
