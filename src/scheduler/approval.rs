@@ -62,12 +62,32 @@ pub fn approval_delivery(original: &Delivery, run: RunId, approver: &str) -> Del
 /// For an approval: the approved delivery (under the approval's own id) and who approved it. An
 /// approval that does not read is a payload error, as a broken webhook payload is.
 pub fn unwrap_approval(delivery: &Delivery) -> Result<Option<(Delivery, String)>, PayloadError> {
-    if delivery.event != APPROVAL_EVENT {
+    let Some((inner, wrapper)) = carried_delivery(delivery, APPROVAL_EVENT)? else {
+        return Ok(None);
+    };
+    let approver = wrapper
+        .pointer("/approved_by")
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| PayloadError::MissingField {
+            event: APPROVAL_EVENT.to_owned(),
+            field: "/approved_by".to_owned(),
+        })?;
+    Ok(Some((inner, approver.to_owned())))
+}
+
+/// The delivery an internal delivery of event `event` carries under `delivery` (`event` and
+/// `payload` as text), given the internal delivery's own id, and the internal payload itself;
+/// `None` for a delivery of another event.
+pub fn carried_delivery(
+    delivery: &Delivery,
+    event: &str,
+) -> Result<Option<(Delivery, serde_json::Value)>, PayloadError> {
+    if delivery.event != event {
         return Ok(None);
     }
     let value: serde_json::Value =
         serde_json::from_slice(&delivery.payload).map_err(|error| PayloadError::NotJson {
-            event: APPROVAL_EVENT.to_owned(),
+            event: event.to_owned(),
             message: error.to_string(),
         })?;
     let text = |pointer: &str| {
@@ -76,7 +96,7 @@ pub fn unwrap_approval(delivery: &Delivery) -> Result<Option<(Delivery, String)>
             .and_then(serde_json::Value::as_str)
             .map(str::to_owned)
             .ok_or_else(|| PayloadError::MissingField {
-                event: APPROVAL_EVENT.to_owned(),
+                event: event.to_owned(),
                 field: pointer.to_owned(),
             })
     };
@@ -87,7 +107,7 @@ pub fn unwrap_approval(delivery: &Delivery) -> Result<Option<(Delivery, String)>
         payload: text("/delivery/payload")?.into_bytes(),
         received_at: delivery.received_at,
     };
-    Ok(Some((inner, text("/approved_by")?)))
+    Ok(Some((inner, value)))
 }
 
 #[cfg(test)]

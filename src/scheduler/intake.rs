@@ -88,18 +88,7 @@ impl IntakeWorker {
         &self,
         work: impl FnOnce(&dyn Store) -> StoreResult<T> + Send + 'static,
     ) -> Option<T> {
-        let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || work(store.as_ref())).await {
-            Ok(Ok(value)) => Some(value),
-            Ok(Err(error)) => {
-                tracing::error!(%error, "cannot read the deliveries to plan; retrying");
-                None
-            }
-            Err(error) => {
-                tracing::error!(%error, "intake task failed");
-                None
-            }
-        }
+        super::store_call(&self.store, "reading the deliveries to plan", work).await
     }
 
     async fn plan_delivery(&self, pending: PendingDelivery) {

@@ -35,6 +35,27 @@ use crate::store::{NewJob, NewRun};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+/// Runs a store call off the async threads; `None` when it failed, logged with `what` (the
+/// background tasks try again on their next turn).
+pub(crate) async fn store_call<T: Send + 'static>(
+    store: &std::sync::Arc<dyn crate::store::Store>,
+    what: &'static str,
+    work: impl FnOnce(&dyn crate::store::Store) -> crate::store::StoreResult<T> + Send + 'static,
+) -> Option<T> {
+    let store = store.clone();
+    match tokio::task::spawn_blocking(move || work(store.as_ref())).await {
+        Ok(Ok(value)) => Some(value),
+        Ok(Err(error)) => {
+            tracing::error!(%error, "{what}: store error");
+            None
+        }
+        Err(error) => {
+            tracing::error!(%error, "{what}: task failed");
+            None
+        }
+    }
+}
+
 /// Settings shared by the intake worker and the dispatcher.
 #[derive(Clone, Debug)]
 pub struct EngineSettings {

@@ -60,32 +60,14 @@ pub fn replan_delivery(
 pub fn unwrap_replan(
     delivery: &Delivery,
 ) -> Result<Option<(Delivery, PlanSelection)>, PayloadError> {
-    if delivery.event != REPLAN_EVENT {
+    let Some((inner, wrapper)) = super::approval::carried_delivery(delivery, REPLAN_EVENT)? else {
         return Ok(None);
-    }
-    let value: Value =
-        serde_json::from_slice(&delivery.payload).map_err(|error| PayloadError::NotJson {
-            event: REPLAN_EVENT.to_owned(),
-            message: error.to_string(),
-        })?;
+    };
     let text = |pointer: &str| {
-        value
+        wrapper
             .pointer(pointer)
             .and_then(Value::as_str)
             .map(str::to_owned)
-    };
-    let required = |pointer: &str| {
-        text(pointer).ok_or_else(|| PayloadError::MissingField {
-            event: REPLAN_EVENT.to_owned(),
-            field: pointer.to_owned(),
-        })
-    };
-    let inner = Delivery {
-        id: delivery.id.clone(),
-        event: required("/delivery/event")?,
-        repository: delivery.repository.clone(),
-        payload: required("/delivery/payload")?.into_bytes(),
-        received_at: delivery.received_at,
     };
     Ok(Some((
         inner,

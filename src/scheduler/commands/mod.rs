@@ -103,18 +103,7 @@ impl CommandService {
         &self,
         work: impl FnOnce(&dyn Store) -> StoreResult<T> + Send + 'static,
     ) -> Option<T> {
-        let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || work(store.as_ref())).await {
-            Ok(Ok(value)) => Some(value),
-            Ok(Err(error)) => {
-                tracing::error!(%error, "comment commands: store error");
-                None
-            }
-            Err(error) => {
-                tracing::error!(%error, "comment commands: task failed");
-                None
-            }
-        }
+        super::store_call(&self.store, "comment commands", work).await
     }
 
     /// Commands that were acting when the server stopped: they may or may not have taken
