@@ -299,12 +299,14 @@ pub fn plan_runs_selected(
         {
             continue;
         }
-        runs.push(new_run(
-            event,
-            supersede_on_new_push(event, planned),
-            trust,
-            authority_commit,
-        ));
+        let mut planned = supersede_on_new_push(event, planned);
+        if selection.is_some()
+            && let Some(concurrency) = &mut planned.concurrency
+        {
+            // A re-plan waits for the pull request's running run instead of cancelling it.
+            concurrency.cancel_in_progress = false;
+        }
+        runs.push(new_run(event, planned, trust, authority_commit));
     }
     runs
 }
@@ -404,5 +406,38 @@ mod tests {
         }
         let current: StoredPlan = serde_json::from_str(&runs[0].plan).unwrap();
         assert_eq!(current.trust, TrustLevel::Trusted);
+    }
+
+    #[test]
+    fn a_replan_waits_for_the_pull_request_s_running_run_instead_of_cancelling_it() {
+        let event = Event {
+            kind: crate::model::EventKind::PullRequest,
+            repository: "acme/ml".to_owned(),
+            git_ref: "refs/heads/feature".to_owned(),
+            commit: "a".repeat(40),
+            before: None,
+            base_branch: Some("main".to_owned()),
+            action: Some("synchronize".to_owned()),
+            pull_request: Some(3),
+            actor: None,
+            changed_paths: None,
+        };
+        let files = [SourceFile {
+            path: "workflows/ci.yaml".to_owned(),
+            contents: b"name: ci\non: { pull_request: {} }\njobs:\n  test:\n    steps: [{ run: 'true' }]\n  plan:\n    steps: [{ terraform: { environment: dev, command: plan } }]\n".to_vec(),
+        }];
+        let concurrency = |selection: Option<&replan::PlanSelection>| {
+            let runs = plan_runs_selected(&files, &event, TrustLevel::Member, None, selection);
+            let plan: StoredPlan = serde_json::from_str(&runs[0].plan).unwrap();
+            (
+                plan.run.jobs.len(),
+                plan.run.concurrency.unwrap().cancel_in_progress,
+            )
+        };
+        assert_eq!(concurrency(None), (2, true));
+        assert_eq!(
+            concurrency(Some(&replan::PlanSelection::default())),
+            (1, false)
+        );
     }
 }
