@@ -19,10 +19,10 @@ impl CommandContext<'_> {
         if !request.state.open {
             return Err("the pull request is closed; only an open pull request's plan is applied from a comment".to_owned());
         }
-        let authority = self.service.authority(&request.repository).await?;
+        let authority = self.authority(&request.repository).await?;
         let chosen: Vec<(String, TerraformSettings)> = match environment {
             Some(name) => {
-                let found = find_environment(&authority, name)?;
+                let found = find_environment(authority, name)?;
                 let settings = terraform_settings(found).ok_or_else(|| {
                     format!(
                         "`{name}` has no `terraform:` section on {}",
@@ -55,7 +55,7 @@ impl CommandContext<'_> {
         }
         let mut answers = Vec::new();
         for (name, settings) in chosen {
-            self.requirements_hold(request, &authority, &name, &settings, approved)
+            self.requirements_hold(request, authority, &name, &settings, approved)
                 .await?;
             answers.push(self.apply_one(request, &name, settings).await?);
         }

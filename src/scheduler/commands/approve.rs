@@ -56,8 +56,8 @@ impl CommandContext<'_> {
         environment: &str,
         release: Option<&str>,
     ) -> CommandResult {
-        let authority = self.service.authority(&request.repository).await?;
-        let target = find_environment(&authority, environment)?.clone();
+        let authority = self.authority(&request.repository).await?;
+        let target = find_environment(authority, environment)?.clone();
         let login = request.commenter.clone();
         let eligible = self.eligible(&target, &login).await?;
         let merged_commit = request
@@ -222,9 +222,8 @@ pub fn carry_pull_request_approvals(
         }
     };
     for approval in approvals {
-        if release.author.as_deref() == Some(approval.approver.as_str())
-            || release.is_contributor(&approval.approver)
-        {
+        // The release's author and everyone whose commit it carries never approve it.
+        if release.is_contributor(&approval.approver) {
             continue;
         }
         let added = deploy_store.add_approval(

@@ -169,6 +169,7 @@ impl CommandService {
                 let context = CommandContext {
                     service: self,
                     delivery_id: delivery_id.to_owned(),
+                    authority: tokio::sync::OnceCell::new(),
                 };
                 match commands::handle_comment(&self.forge, &context, &event).await {
                     Ok(outcome) => {
@@ -223,6 +224,9 @@ impl CommandService {
 struct CommandContext<'a> {
     service: &'a CommandService,
     delivery_id: String,
+    /// The default branch's configuration, fetched once per command (`apply` asks for the
+    /// requirements first and applies after).
+    authority: tokio::sync::OnceCell<Authority>,
 }
 
 fn environment_names(authority: &Authority) -> String {
@@ -258,6 +262,13 @@ fn terraform_settings(environment: &Environment) -> Option<TerraformSettings> {
 impl CommandContext<'_> {
     fn store(&self) -> Arc<dyn Store> {
         self.service.store.clone()
+    }
+
+    /// The default branch's configuration for this command's repository, fetched on first use.
+    async fn authority(&self, repository: &str) -> Result<&Authority, String> {
+        self.authority
+            .get_or_try_init(|| self.service.authority(repository))
+            .await
     }
 
     /// Records what the commenter did in the history.
@@ -299,7 +310,7 @@ impl CommandHandler for CommandContext<'_> {
         if !request.state.open {
             return Err("the pull request is closed; reopen it to plan it again".to_owned());
         }
-        let authority = self.service.authority(&request.repository).await?;
+        let authority = self.authority(&request.repository).await?;
         let planned: Vec<&str> = authority
             .environments
             .iter()
@@ -307,7 +318,7 @@ impl CommandHandler for CommandContext<'_> {
             .map(|candidate| candidate.name.as_str())
             .collect();
         if let Some(name) = environment {
-            find_environment(&authority, name)?;
+            find_environment(authority, name)?;
             if !planned.contains(&name) {
                 return Err(format!(
                     "`{name}` has no `terraform:` section on {}, so there is nothing to plan (environments with Terraform: {})",
@@ -358,7 +369,7 @@ impl CommandHandler for CommandContext<'_> {
         request: &CommandRequest,
         environment: Option<&str>,
     ) -> Vec<ApplyRequirement> {
-        let Ok(authority) = self.service.authority(&request.repository).await else {
+        let Ok(authority) = self.authority(&request.repository).await else {
             return Vec::new();
         };
         authority
@@ -389,9 +400,9 @@ impl CommandHandler for CommandContext<'_> {
     }
 
     async fn unlock(&self, request: &CommandRequest, environment: Option<&str>) -> CommandResult {
-        let authority = self.service.authority(&request.repository).await?;
+        let authority = self.authority(&request.repository).await?;
         if let Some(name) = environment {
-            find_environment(&authority, name)?;
+            find_environment(authority, name)?;
         }
         let targets: Vec<crate::store::TerraformTarget> = authority
             .environments
