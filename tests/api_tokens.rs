@@ -69,6 +69,15 @@ fn get(server: &Server, path: &str) -> serde_json::Value {
     http().get(server.url(path)).send().unwrap().json().unwrap()
 }
 
+/// Asserts an API answer is refused with `status` and an error saying `fragment`.
+fn refused((status, answer): (u16, serde_json::Value), expected: u16, fragment: &str) {
+    assert_eq!(status, expected, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains(fragment),
+        "{answer}"
+    );
+}
+
 fn history(server: &Server) -> Vec<serde_json::Value> {
     get(server, "/api/history?environment=staging")
         .as_array()
@@ -151,47 +160,34 @@ fn roles_decide_who_approves_promotes_and_forces_and_the_history_names_the_token
     );
 
     let approve = serde_json::json!({ "release": release });
-    let (status, answer) = act(&server, &victor, "staging", "approve", approve.clone());
-    assert_eq!(status, 403, "{answer}");
-    assert!(
-        answer["error"].as_str().unwrap().contains("approver role"),
-        "{answer}"
+    refused(
+        act(&server, &victor, "staging", "approve", approve.clone()),
+        403,
+        "approver role",
     );
 
-    let (status, answer) = act(
-        &server,
-        &alice,
-        "staging",
-        "approve",
-        serde_json::json!({ "release": release, "actor": "mallory" }),
-    );
-    assert_eq!(status, 400, "{answer}");
-    assert!(
-        answer["error"]
-            .as_str()
-            .unwrap()
-            .contains("`actor` is not accepted"),
-        "{answer}"
+    refused(
+        act(
+            &server,
+            &alice,
+            "staging",
+            "approve",
+            serde_json::json!({ "release": release, "actor": "mallory" }),
+        ),
+        400,
+        "`actor` is not accepted",
     );
 
-    let (status, answer) = act(&server, BOOTSTRAP, "staging", "approve", approve.clone());
-    assert_eq!(status, 403, "{answer}");
-    assert!(
-        answer["error"]
-            .as_str()
-            .unwrap()
-            .contains("an approval needs a person"),
-        "{answer}"
+    refused(
+        act(&server, BOOTSTRAP, "staging", "approve", approve.clone()),
+        403,
+        "an approval needs a person",
     );
 
-    let (status, answer) = act(&server, &author, "staging", "approve", approve.clone());
-    assert_eq!(status, 403, "{answer}");
-    assert!(
-        answer["error"]
-            .as_str()
-            .unwrap()
-            .contains("Codertocat is the author"),
-        "{answer}"
+    refused(
+        act(&server, &author, "staging", "approve", approve.clone()),
+        403,
+        "Codertocat is the author",
     );
 
     let (status, answer) = act(&server, &alice, "staging", "approve", approve.clone());
@@ -225,17 +221,16 @@ fn roles_decide_who_approves_promotes_and_forces_and_the_history_names_the_token
         reason.contains("soaking") && reason.contains("--force --reason TEXT"),
         "{reason}"
     );
-    let (status, answer) = act(
-        &server,
-        &alice,
-        "staging",
-        "promote",
-        serde_json::json!({ "release": release, "force": true, "reason": "hotfix" }),
-    );
-    assert_eq!(status, 403, "{answer}");
-    assert!(
-        answer["error"].as_str().unwrap().contains("admin role"),
-        "{answer}"
+    refused(
+        act(
+            &server,
+            &alice,
+            "staging",
+            "promote",
+            serde_json::json!({ "release": release, "force": true, "reason": "hotfix" }),
+        ),
+        403,
+        "admin role",
     );
     let (status, answer) = act(
         &server,
@@ -291,18 +286,16 @@ fn roles_decide_who_approves_promotes_and_forces_and_the_history_names_the_token
             expires_at: Some(Utc::now().timestamp() - 60),
         })
         .unwrap();
-    let (status, answer) = act(&server, expired, "staging", "approve", approve.clone());
-    assert_eq!(status, 401, "{answer}");
-    assert!(
-        answer["error"].as_str().unwrap().contains("expired"),
-        "{answer}"
+    refused(
+        act(&server, expired, "staging", "approve", approve.clone()),
+        401,
+        "expired",
     );
     sluice_ok(data.path(), &["token", "revoke", "alice"]);
-    let (status, answer) = act(&server, &alice, "staging", "approve", approve);
-    assert_eq!(status, 401, "{answer}");
-    assert!(
-        answer["error"].as_str().unwrap().contains("revoked"),
-        "{answer}"
+    refused(
+        act(&server, &alice, "staging", "approve", approve),
+        401,
+        "revoked",
     );
     let listed = sluice_ok(data.path(), &["token", "list"]);
     let alice_line = listed
@@ -369,20 +362,11 @@ fn locks_are_listed_with_holder_age_and_queue_and_only_an_admin_releases_one_lea
             response.json::<serde_json::Value>().unwrap_or_default(),
         )
     };
-    let (status, answer) = unlock(&approver, "");
-    assert_eq!(status, 403, "{answer}");
-    assert!(
-        answer["error"].as_str().unwrap().contains("admin role"),
-        "{answer}"
-    );
-    let (status, answer) = unlock(&admin, "?dir=infra/elsewhere");
-    assert_eq!(status, 404, "{answer}");
-    assert!(
-        answer["error"]
-            .as_str()
-            .unwrap()
-            .contains("no terraform lock"),
-        "{answer}"
+    refused(unlock(&approver, ""), 403, "admin role");
+    refused(
+        unlock(&admin, "?dir=infra/elsewhere"),
+        404,
+        "no terraform lock",
     );
     let (status, answer) = unlock(&admin, "?pull_request=12");
     assert_eq!(status, 200, "{answer}");

@@ -222,6 +222,22 @@ impl Setup {
     }
 }
 
+/// The job called `name` of a run as the API shows it.
+fn job_named(run: &Value, name: &str) -> Value {
+    run["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|job| job["name"] == name)
+        .unwrap_or_else(|| panic!("no job {name} in {run:#?}"))
+        .clone()
+}
+
+/// The newest of `runs`.
+fn newest(runs: &[Value]) -> &Value {
+    runs.iter().max_by_key(|run| run["id"].as_i64()).unwrap()
+}
+
 fn jobs_of(run: &Value) -> Vec<String> {
     job_statuses(run)
         .into_iter()
@@ -252,7 +268,7 @@ fn a_pull_request_is_planned_approved_merged_and_promoted_from_its_comment_threa
         vec!["eyes", "rocket"]
     );
     let runs = finished_runs(&setup.server, &head, 2);
-    let newest = runs.iter().max_by_key(|run| run["id"].as_i64()).unwrap();
+    let newest = newest(&runs);
     assert_eq!(jobs_of(newest), vec!["plan-dev=succeeded"], "{newest:#?}");
 
     // A reader is refused, and says so; a bot, an edited comment, a deleted one and a quoted
@@ -474,13 +490,7 @@ fn apply_from_a_comment_waits_for_approved_mergeable_and_undiverged_then_applies
         &pull_request_payload(REPOSITORY, "synchronize", &document),
     );
     let runs = finished_runs(&setup.server, &new_head, 1);
-    let plan_job = runs[0]["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|job| job["name"] == "plan-dev")
-        .unwrap()
-        .clone();
+    let plan_job = job_named(&runs[0], "plan-dev");
     let planned_sha = plan_job["outputs"]["plan_sha256"]
         .as_str()
         .expect("the plan job records its plan's sha256")
@@ -518,13 +528,7 @@ fn a_plan_queued_behind_a_lock_runs_when_the_holder_unlocks() {
     let second = setup.branch("second", "v3");
     setup.open(11, "first", &first, "pat");
     let runs = setup.open(12, "second", &second, "pat");
-    let queued = runs[0]["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|job| job["name"] == "plan-dev")
-        .unwrap()
-        .clone();
+    let queued = job_named(&runs[0], "plan-dev");
     assert_eq!(queued["status"], "failed", "{queued:#?}");
     assert!(
         queued["reason"]
@@ -548,7 +552,7 @@ fn a_plan_queued_behind_a_lock_runs_when_the_holder_unlocks() {
     );
     // The queued pull request's dev plan runs by itself and takes the lock.
     let runs = finished_runs(&setup.server, &second, 2);
-    let newest = runs.iter().max_by_key(|run| run["id"].as_i64()).unwrap();
+    let newest = newest(&runs);
     assert_eq!(jobs_of(newest), vec!["plan-dev=succeeded"], "{newest:#?}");
     let history = setup.history();
     assert!(
@@ -608,5 +612,17 @@ fn a_fork_s_waiting_runs_start_when_a_writer_comments_run() {
     assert!(
         again.contains("no run of this pull request waits"),
         "{again}"
+    );
+    // Planning a fork's pull request again does not make it trusted: the re-plan waits too.
+    let (_, planned) = setup.command(13, "dana", "/sluice plan");
+    assert!(planned.contains("comes from a fork"), "{planned}");
+    let runs = finished_runs(&setup.server, &head, 3);
+    let replanned = newest(&runs);
+    assert!(
+        replanned["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("waiting for approval"),
+        "{replanned:#?}"
     );
 }

@@ -373,23 +373,28 @@ fn new_run(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    #[test]
-    fn a_plan_stored_before_trust_levels_keeps_a_fork_untrusted() {
-        let event = Event {
+    /// Pull request 3 of `acme/ml` from `branch`, at commit `aaaa…`.
+    pub(crate) fn pull_request_event(branch: &str, action: &str) -> Event {
+        Event {
             kind: crate::model::EventKind::PullRequest,
             repository: "acme/ml".to_owned(),
-            git_ref: "refs/heads/outside".to_owned(),
+            git_ref: format!("refs/heads/{branch}"),
             commit: "a".repeat(40),
             before: None,
             base_branch: Some("main".to_owned()),
-            action: Some("opened".to_owned()),
+            action: Some(action.to_owned()),
             pull_request: Some(3),
             actor: None,
             changed_paths: None,
-        };
+        }
+    }
+
+    #[test]
+    fn a_plan_stored_before_trust_levels_keeps_a_fork_untrusted() {
+        let event = pull_request_event("outside", "opened");
         let files = [SourceFile {
             path: "workflows/ci.yaml".to_owned(),
             contents: b"name: ci\non: { pull_request: {} }\njobs:\n  a:\n    steps:\n      - run: 'true'\n".to_vec(),
@@ -410,18 +415,7 @@ mod tests {
 
     #[test]
     fn a_replan_waits_for_the_pull_request_s_running_run_instead_of_cancelling_it() {
-        let event = Event {
-            kind: crate::model::EventKind::PullRequest,
-            repository: "acme/ml".to_owned(),
-            git_ref: "refs/heads/feature".to_owned(),
-            commit: "a".repeat(40),
-            before: None,
-            base_branch: Some("main".to_owned()),
-            action: Some("synchronize".to_owned()),
-            pull_request: Some(3),
-            actor: None,
-            changed_paths: None,
-        };
+        let event = pull_request_event("feature", "synchronize");
         let files = [SourceFile {
             path: "workflows/ci.yaml".to_owned(),
             contents: b"name: ci\non: { pull_request: {} }\njobs:\n  test:\n    steps: [{ run: 'true' }]\n  plan:\n    steps: [{ terraform: { environment: dev, command: plan } }]\n".to_vec(),

@@ -151,18 +151,7 @@ mod tests {
         }];
         let project = crate::config::load_project(&files);
         assert!(project.diagnostics.is_empty(), "{:?}", project.diagnostics);
-        let event = crate::model::Event {
-            kind: crate::model::EventKind::PullRequest,
-            repository: "acme/ml".to_owned(),
-            git_ref: "refs/heads/feature".to_owned(),
-            commit: "a".repeat(40),
-            before: None,
-            base_branch: Some("main".to_owned()),
-            action: Some("synchronize".to_owned()),
-            pull_request: Some(3),
-            actor: None,
-            changed_paths: None,
-        };
+        let event = crate::scheduler::tests::pull_request_event("feature", "synchronize");
         let planned = crate::planner::plan(&project.workflows, &event);
         let ids = |environment: Option<&str>| {
             let mut run = planned[0].clone();

@@ -4,34 +4,15 @@
 //! the rest, a create whose answer was lost is not repeated, and with a token jobs still report
 //! commit statuses.
 
-use super::support::{REPOSITORY, app_forge, forge, job, payload, repository_requests, requests};
+use super::support::{REPOSITORY, app_forge, forge, job, push_run, repository_requests, requests};
 use serde_json::{Value, json};
-use sluice::model::{EventKind, JobRecord, Run, Status};
+use sluice::model::{JobRecord, Status};
 use sluice::policy::PolicyContext;
 use sluice::store::{MemoryOutbox, Outbox, SqliteOutbox, SqliteStore};
 use std::path::Path;
 use std::sync::Arc;
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
-
-fn push_run(jobs: Vec<JobRecord>) -> Run {
-    let push = payload("push/payload.json");
-    Run {
-        id: 9,
-        repository: push["repository"]["full_name"].as_str().unwrap().to_owned(),
-        commit: push["after"].as_str().unwrap().to_owned(),
-        git_ref: push["ref"].as_str().unwrap().to_owned(),
-        event: EventKind::Push,
-        pipeline: "platform".to_owned(),
-        status: Status::Running,
-        reason: None,
-        created_at: chrono::Utc::now(),
-        finished_at: None,
-        concurrency_group: None,
-        delivery: None,
-        jobs,
-    }
-}
 
 fn with_outputs(mut record: JobRecord, outputs: &[(&str, String)]) -> JobRecord {
     record.outputs = outputs

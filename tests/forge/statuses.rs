@@ -1,11 +1,11 @@
 //! Commit statuses: every job reports, skipped jobs report success so required checks never
 //! wait, failures carry a one-line summary.
 
-use super::support::{REPOSITORY, forge, job, payload, requests};
+use super::support::{REPOSITORY, forge, job, push_run, requests};
 use serde_json::json;
 use sluice::forge::OutboxItem;
 use sluice::forge::report::job_statuses;
-use sluice::model::{EventKind, Run, Status};
+use sluice::model::Status;
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -13,32 +13,17 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 async fn every_job_of_a_push_run_reports_a_status_skipped_and_failed_included() {
     let server = MockServer::start().await;
     let (forge, _outbox) = forge(&server);
-    let push = payload("push/payload.json");
-    let commit = push["after"].as_str().unwrap().to_owned();
-    let run = Run {
-        id: 9,
-        repository: push["repository"]["full_name"].as_str().unwrap().to_owned(),
-        commit: commit.clone(),
-        git_ref: push["ref"].as_str().unwrap().to_owned(),
-        event: EventKind::Push,
-        pipeline: "platform".to_owned(),
-        status: Status::Running,
-        reason: None,
-        created_at: chrono::Utc::now(),
-        finished_at: None,
-        concurrency_group: None,
-        delivery: None,
-        jobs: vec![
-            job("build", Status::Succeeded, None),
-            job("docs", Status::Skipped, Some("no matching paths")),
-            job(
-                "test",
-                Status::Failed,
-                Some("step `pytest` exited with 1\nsee the log"),
-            ),
-            job("deploy", Status::Queued, None),
-        ],
-    };
+    let run = push_run(vec![
+        job("build", Status::Succeeded, None),
+        job("docs", Status::Skipped, Some("no matching paths")),
+        job(
+            "test",
+            Status::Failed,
+            Some("step `pytest` exited with 1\nsee the log"),
+        ),
+        job("deploy", Status::Queued, None),
+    ]);
+    let commit = run.commit.clone();
     Mock::given(method("POST"))
         .and(path_regex(
             "^/repos/Codertocat/Hello-World/statuses/[0-9a-f]{40}$",

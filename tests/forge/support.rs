@@ -133,6 +133,26 @@ pub fn pull_request_run(payload: &Value, id: i64, jobs: Vec<JobRecord>) -> Run {
     }
 }
 
+/// A running run of pipeline `platform` for the commit of the real `push` payload.
+pub fn push_run(jobs: Vec<JobRecord>) -> Run {
+    let push = payload("push/payload.json");
+    Run {
+        id: 9,
+        repository: push["repository"]["full_name"].as_str().unwrap().to_owned(),
+        commit: push["after"].as_str().unwrap().to_owned(),
+        git_ref: push["ref"].as_str().unwrap().to_owned(),
+        event: EventKind::Push,
+        pipeline: "platform".to_owned(),
+        status: Status::Running,
+        reason: None,
+        created_at: chrono::Utc::now(),
+        finished_at: None,
+        concurrency_group: None,
+        delivery: None,
+        jobs,
+    }
+}
+
 /// (method, path with query, JSON body or Null) of every request the fake received.
 pub async fn requests(server: &MockServer) -> Vec<(String, String, Value)> {
     server
