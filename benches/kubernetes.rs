@@ -116,6 +116,7 @@ async fn main() {
         release: release(sequence),
         tree: tree.path().to_path_buf(),
         previous: None,
+        applied: Default::default(),
     };
     let mut rows = Vec::new();
     let passes: [(&str, Vec<usize>); 3] = [

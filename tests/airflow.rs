@@ -84,6 +84,7 @@ fn context(environment: Environment, tree: &Path) -> DeployContext {
         release,
         tree: tree.to_path_buf(),
         previous: None,
+        applied: Default::default(),
     }
 }
 

@@ -456,21 +456,22 @@ async fn moving_the_served_model_rolls_the_deployment_and_nothing_else() {
     let setup = setup().await;
     base_manifests(setup.tree.path(), "candidate", 2);
     let (target, environment) = setup.dev_target();
-    let mut first = release(1);
-    first
-        .models
-        .insert("churn-classifier".to_owned(), "3".to_owned());
+    // What the MLflow target reports after moving the alias, as the deployment hands it on.
+    let after_model_move = |release, version: &str| {
+        let mut deploy = context(&environment, release, setup.tree.path());
+        deploy.applied.insert(
+            sluice::deploy::TargetKind::Mlflow,
+            json!({"moved": [], "serving": {"churn-classifier": version}}),
+        );
+        deploy
+    };
     target
-        .apply(&context(&environment, first, setup.tree.path()))
+        .apply(&after_model_move(release(1), "3"))
         .await
         .unwrap();
-    let mut second = release(2);
-    second
-        .models
-        .insert("churn-classifier".to_owned(), "4".to_owned());
     setup.fake.reset_calls();
     target
-        .apply(&context(&environment, second, setup.tree.path()))
+        .apply(&after_model_move(release(2), "4"))
         .await
         .unwrap();
     assert_eq!(

@@ -78,6 +78,7 @@ impl Setup {
             },
             tree: self.tree.path().to_path_buf(),
             previous: None,
+            applied: Default::default(),
         }
     }
 }

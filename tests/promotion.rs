@@ -127,6 +127,7 @@ fn platform(production_gates: Gates, start: DateTime<Utc>) -> Platform {
         health: HealthSettings {
             poll: std::time::Duration::from_millis(5),
             timeout: std::time::Duration::from_secs(30),
+            ..Default::default()
         },
     };
     Platform {

@@ -555,6 +555,7 @@ async fn the_target_applies_the_release_plan_reports_health_and_refuses_rollback
         },
         tree: bench.checkout.path().to_owned(),
         previous: None,
+        applied: Default::default(),
     };
     let diff = target.diff(&context).await.unwrap();
     assert!(!diff.changes.is_empty());

@@ -104,6 +104,7 @@ impl DemoPromotion {
             health: HealthSettings {
                 poll: std::time::Duration::from_millis(200),
                 timeout: std::time::Duration::from_secs(120),
+                ..Default::default()
             },
         }))
     }

@@ -341,6 +341,21 @@ fn promotion_settings(
                 &config.health_timeout,
                 defaults.health.timeout,
             )?,
+            retry: crate::deploy::execute::RetryPolicy {
+                attempts: config
+                    .retry_attempts
+                    .unwrap_or(defaults.health.retry.attempts),
+                backoff: duration(
+                    "retry-backoff",
+                    &config.retry_backoff,
+                    defaults.health.retry.backoff,
+                )?,
+                max_backoff: duration(
+                    "retry-backoff-max",
+                    &config.retry_backoff_max,
+                    defaults.health.retry.max_backoff,
+                )?,
+            },
         },
         teams,
     })

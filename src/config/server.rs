@@ -75,6 +75,16 @@ pub struct PromotionConfig {
     /// How long a target may take to become healthy before the deployment is rolled back (default `10m`).
     #[serde(default, rename = "health-timeout")]
     pub health_timeout: Option<String>,
+    /// How many times an apply that met a transient error (a target unreachable or answering 5xx)
+    /// is tried in all before the release is rolled back and rejected (default 5).
+    #[serde(default, rename = "retry-attempts")]
+    pub retry_attempts: Option<u32>,
+    /// The wait before the first retry, doubled before each next one (default `2s`).
+    #[serde(default, rename = "retry-backoff")]
+    pub retry_backoff: Option<String>,
+    /// The longest wait between two attempts (default `1m`).
+    #[serde(default, rename = "retry-backoff-max")]
+    pub retry_backoff_max: Option<String>,
     /// Members of the teams named in `gates.approvers`, e.g. `example/ml-platform-leads: [alice]`.
     #[serde(default)]
     pub teams: std::collections::BTreeMap<String, Vec<String>>,

@@ -8,11 +8,12 @@ use crate::deploy::{DeployContext, Health, Target, TargetError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How health is awaited after an apply.
+/// How health is awaited after an apply, and how an apply that met a transient error is retried.
 #[derive(Clone, Copy, Debug)]
 pub struct HealthSettings {
     pub poll: Duration,
     pub timeout: Duration,
+    pub retry: RetryPolicy,
 }
 
 impl Default for HealthSettings {
@@ -20,7 +21,43 @@ impl Default for HealthSettings {
         HealthSettings {
             poll: Duration::from_secs(2),
             timeout: Duration::from_secs(600),
+            retry: RetryPolicy::default(),
         }
+    }
+}
+
+/// Retrying an apply that failed with `TargetError::Unavailable` (the target's system could not be
+/// reached or answered 5xx), like kube-runtime's error policy: requeue after an exponentially
+/// growing backoff, bounded in attempts, each retry recorded in the history. A definite failure
+/// (`Rejected`, `Configuration`) and the last attempt's error roll back and reject the release.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Applies in all, the first included (1 = never retry).
+    pub attempts: u32,
+    /// The wait before the first retry; doubled before each next one.
+    pub backoff: Duration,
+    /// The longest wait between two attempts.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> RetryPolicy {
+        RetryPolicy {
+            attempts: 5,
+            backoff: Duration::from_secs(2),
+            max_backoff: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait after failed attempt `attempt` (1-based): `backoff · 2^(attempt-1)`, at most `max_backoff`.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
+        self.backoff
+            .checked_mul(factor)
+            .unwrap_or(self.max_backoff)
+            .min(self.max_backoff)
     }
 }
 
@@ -53,14 +90,22 @@ impl Execution<'_> {
             move |store| store.steps(deployment)
         })
         .await?;
+        // Each target sees what the ones before it applied in this deployment, resumed or not.
+        let mut context = self.context.clone();
+        for step in &recorded {
+            if matches!(step.phase, StepPhase::Applied | StepPhase::Healthy) {
+                context.applied.insert(step.target, step.outputs.clone());
+            }
+        }
         for target in self.targets {
             let kind = target.kind();
             let earlier = recorded.iter().find(|step| step.target == kind);
             let mut step = match earlier {
                 Some(step) if step.phase == StepPhase::Healthy => continue,
                 Some(step) if step.phase == StepPhase::Applied => step.clone(),
-                _ => match target.apply(self.context).await {
+                _ => match self.apply_with_retries(target.as_ref(), &context).await? {
                     Ok(applied) => {
+                        context.applied.insert(kind, applied.outputs.clone());
                         let step = StepState {
                             target: kind,
                             phase: StepPhase::Applied,
@@ -78,7 +123,7 @@ impl Execution<'_> {
                     }
                 },
             };
-            match self.await_health(target.as_ref()).await {
+            match self.await_health(target.as_ref(), &context).await {
                 Ok(()) => {
                     step.phase = StepPhase::Healthy;
                     step.at = (self.now)();
@@ -95,6 +140,63 @@ impl Execution<'_> {
         Ok(Outcome::Succeeded)
     }
 
+    /// Applies, retrying transient errors per the retry policy; each retry is recorded in the
+    /// history with the error and the wait. Returns the last attempt's result.
+    async fn apply_with_retries(
+        &self,
+        target: &dyn Target,
+        context: &DeployContext,
+    ) -> Result<Result<crate::deploy::Applied, TargetError>, crate::store::StoreError> {
+        let retry = self.health.retry;
+        let mut attempt = 1;
+        loop {
+            match target.apply(context).await {
+                Err(TargetError::Unavailable(reason)) if attempt < retry.attempts.max(1) => {
+                    let wait = retry.delay(attempt);
+                    let kind = target.kind().as_str();
+                    tracing::warn!(target = kind, attempt, ?wait, %reason, "apply met a transient error; retrying");
+                    self.audit_retry(&format!(
+                        "{kind} apply attempt {attempt} of {} failed: {reason}; retrying in {}",
+                        retry.attempts,
+                        wait_text(wait)
+                    ))
+                    .await?;
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                Err(TargetError::Unavailable(reason)) if attempt > 1 => {
+                    return Ok(Err(TargetError::Unavailable(format!(
+                        "{reason} (after {attempt} attempts)"
+                    ))));
+                }
+                other => return Ok(other),
+            }
+        }
+    }
+
+    async fn audit_retry(&self, reason: &str) -> Result<(), crate::store::StoreError> {
+        let entry = (
+            self.context.release.repository.clone(),
+            self.context.environment.name.clone(),
+            self.context.release.id.clone(),
+            reason.to_owned(),
+            (self.now)(),
+        );
+        blocking(self.store, move |store| {
+            store.record_audit(&crate::deploy::state::NewAuditEntry {
+                repository: &entry.0,
+                environment: Some(&entry.1),
+                release: Some(&entry.2),
+                action: "retry",
+                actor: None,
+                outcome: "requeued",
+                reason: &entry.3,
+                at: entry.4,
+            })
+        })
+        .await
+    }
+
     async fn record(&self, step: &StepState) -> Result<(), crate::store::StoreError> {
         let (deployment, step) = (self.deployment, step.clone());
         blocking(self.store, move |store| {
@@ -103,11 +205,15 @@ impl Execution<'_> {
         .await
     }
 
-    async fn await_health(&self, target: &dyn Target) -> Result<(), String> {
+    async fn await_health(
+        &self,
+        target: &dyn Target,
+        context: &DeployContext,
+    ) -> Result<(), String> {
         let kind = target.kind().as_str();
         let started = Instant::now();
         loop {
-            match target.health(self.context).await {
+            match target.health(context).await {
                 Ok(Health::Healthy) => return Ok(()),
                 Ok(Health::Degraded(reason)) => return Err(format!("{kind} unhealthy: {reason}")),
                 Ok(Health::Progressing(reason)) if started.elapsed() >= self.health.timeout => {
@@ -195,6 +301,15 @@ impl Outcome {
             Outcome::Succeeded => None,
             Outcome::RolledBack(reason) | Outcome::Failed(reason) => Some(reason),
         }
+    }
+}
+
+/// `250ms`, `4s`, `1m04s`.
+fn wait_text(wait: Duration) -> String {
+    if wait < Duration::from_secs(1) {
+        format!("{}ms", wait.as_millis())
+    } else {
+        crate::deploy::gates::human(wait)
     }
 }
 

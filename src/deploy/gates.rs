@@ -151,7 +151,7 @@ fn soak_decision(soak: &str, since: DateTime<Utc>, now: DateTime<Utc>) -> GateDe
     }
 }
 
-fn human(duration: std::time::Duration) -> String {
+pub(crate) fn human(duration: std::time::Duration) -> String {
     let seconds = duration.as_secs();
     match seconds {
         0..60 => format!("{seconds}s"),

@@ -539,6 +539,7 @@ impl Reconciler {
             release: release.clone(),
             tree,
             previous,
+            applied: Default::default(),
         };
         let clock = self.clock.clone();
         let now = move || clock.now().timestamp();

@@ -14,9 +14,9 @@ use std::path::PathBuf;
 #[serde(rename_all = "snake_case")]
 pub enum TargetKind {
     Terraform,
+    Mlflow,
     Kubernetes,
     Airflow,
-    Mlflow,
 }
 
 impl TargetKind {
@@ -39,6 +39,38 @@ pub struct DeployContext {
     pub tree: PathBuf,
     /// The release the environment runs now, if any.
     pub previous: Option<Release>,
+    /// What the targets applied earlier in this deployment reported (`Applied.outputs`), by kind:
+    /// a later target follows what an earlier one actually did (the Kubernetes target restarts
+    /// the workloads serving a model at the version the MLflow target moved its alias to). For a
+    /// diff nothing is applied yet; whoever asks fills in what the earlier targets' diffs predict.
+    pub applied: std::collections::BTreeMap<TargetKind, serde_json::Value>,
+}
+
+impl DeployContext {
+    /// Model → the version the workloads serving it should run: what the model registry's target
+    /// reported in this deployment (`Applied.outputs.serving`, or a diff's `facts.models[].to`).
+    /// Empty when no model target ran before the asking one.
+    pub fn served_models(&self) -> std::collections::BTreeMap<String, String> {
+        let mut versions = std::collections::BTreeMap::new();
+        let Some(value) = self.applied.get(&TargetKind::Mlflow) else {
+            return versions;
+        };
+        if let Some(serving) = value.get("serving").and_then(|serving| serving.as_object()) {
+            for (model, version) in serving {
+                if let Some(version) = version.as_str() {
+                    versions.insert(model.clone(), version.to_owned());
+                }
+            }
+        } else if let Some(models) = value.get("models").and_then(|models| models.as_array()) {
+            for model in models {
+                if let (Some(name), Some(version)) = (model["model"].as_str(), model["to"].as_str())
+                {
+                    versions.insert(name.to_owned(), version.to_owned());
+                }
+            }
+        }
+        versions
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -43,6 +43,7 @@ pub fn context(environment: &Environment, release: Release, tree: &Path) -> Depl
         release,
         tree: tree.to_path_buf(),
         previous: None,
+        applied: Default::default(),
     }
 }
 

@@ -83,6 +83,10 @@ impl Cluster {
                 })?
             }
         };
+        let mut config = config;
+        // The deployment's retry policy owns transient errors (bounded, recorded in the
+        // history); the client's own layer would retry 503s silently for up to 15 attempts.
+        config.default_retry = false;
         let client = Client::try_from(config)
             .map_err(|error| unavailable("cannot build the Kubernetes client", error))?;
         Ok(Cluster {
@@ -242,6 +246,10 @@ fn apply_error(address: &str, error: kube::Error) -> TargetError {
                 status.code, status.reason, status.message
             ))
         }
+        kube::Error::Api(status) => TargetError::Unavailable(format!(
+            "cannot apply {address}: the API server answered {} {}: {}",
+            status.code, status.reason, status.message
+        )),
         _ => unavailable(&format!("cannot apply {address}"), error),
     }
 }

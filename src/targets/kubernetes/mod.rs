@@ -39,11 +39,6 @@ pub struct KubernetesOptions {
     /// Reach this API server instead of the environment's kubeconfig/in-cluster credentials
     /// (the fake API server in tests and the demo, or `kubectl proxy`).
     pub api_server: Option<url::Url>,
-    /// Model name → the version its alias points to after this release, for models whose alias
-    /// the release moves. Workloads the environment lists under `mlflow.models.<name>.restart`
-    /// get the pod-template annotation `sluice.dev/model-<name>: <version>`, so they roll when it
-    /// changes. A model absent here falls back to the release's pin (`release.models`).
-    pub model_versions: BTreeMap<String, String>,
     /// Evaluate the Rego policies under this directory on the rendered objects before `diff`
     /// and `apply`; a denial rejects the release.
     pub policies: Option<PathBuf>,
@@ -121,15 +116,13 @@ impl KubernetesTarget {
     /// The objects the context's release renders to, prepared for this environment.
     pub fn render(&self, context: &DeployContext) -> Result<Vec<RenderedObject>, TargetError> {
         let documents = render::read_manifests(&context.tree.join(&self.config.manifests))?;
+        // Workloads serving a model follow the version the model target moved its alias to in
+        // this deployment; without one (no model target before this one) no model annotation is set.
+        let served = context.served_models();
         let mut versions: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         for (workload, models) in &self.restarts {
             for model in models {
-                let version = self
-                    .options
-                    .model_versions
-                    .get(model)
-                    .or_else(|| context.release.models.get(model));
-                if let Some(version) = version {
+                if let Some(version) = served.get(model) {
                     versions
                         .entry(workload.clone())
                         .or_default()
@@ -234,6 +227,29 @@ impl Target for KubernetesTarget {
         context: &'a DeployContext,
         rollback: &'a serde_json::Value,
     ) -> TargetFuture<'a, Applied> {
-        Box::pin(sync::rollback(self, context, rollback))
+        Box::pin(async move {
+            if !rollback.is_null() {
+                return sync::rollback(self, context, rollback).await;
+            }
+            // The apply failed before it could record what it replaced (e.g. the API server
+            // was unreachable): put the previous release's objects back, which also overwrites
+            // whatever part of the new release reached the cluster.
+            match &context.previous {
+                Some(previous) => {
+                    let mut restore = context.clone();
+                    restore.release = previous.clone();
+                    restore.previous = None;
+                    let applied = sync::apply(self, &restore).await?;
+                    Ok(Applied {
+                        summary: format!("re-applied {}: {}", previous.id, applied.summary),
+                        ..applied
+                    })
+                }
+                None => Ok(Applied {
+                    summary: "the failed apply recorded nothing and no earlier release ran here; nothing to restore".to_owned(),
+                    ..Applied::default()
+                }),
+            }
+        })
     }
 }

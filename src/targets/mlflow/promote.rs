@@ -111,8 +111,17 @@ pub(crate) async fn apply(
     Ok(Applied {
         summary: summary("moved", &moves, tags_written),
         rollback: json!({ "moves": moves }),
-        outputs: json!({ "moved": moves }),
+        outputs: json!({ "moved": moves, "serving": serving(decisions) }),
     })
+}
+
+/// Model → the version its alias (or stage) holds after the apply, moved or not: what the
+/// workloads that serve it should run (`Applied.outputs.serving`).
+fn serving(decisions: &[ModelDecision]) -> serde_json::Map<String, serde_json::Value> {
+    decisions
+        .iter()
+        .map(|decision| (decision.model.clone(), json!(decision.to)))
+        .collect()
 }
 
 fn summary(verb: &str, moves: &[Move], tags_written: usize) -> String {

@@ -61,6 +61,8 @@ pub(crate) struct FakeState {
     pub rollouts: BTreeMap<String, Rollout>,
     /// LIST calls per plural, for "at most one LIST per kind".
     pub lists_per_resource: BTreeMap<String, u64>,
+    /// How many of the next server-side applies (dry runs excluded) answer 503.
+    pub unavailable_applies: u32,
 }
 
 /// A running fake; stops when dropped.
@@ -146,6 +148,12 @@ impl FakeApiServer {
             name.to_owned(),
         );
         state.objects.get(&key).cloned()
+    }
+
+    /// The next `count` server-side applies (dry runs excluded) answer 503 Service Unavailable,
+    /// as an API server does while it restarts or its etcd is unreachable.
+    pub fn fail_next_applies(&self, count: u32) {
+        self.state().unavailable_applies = count;
     }
 
     /// Every stored object.

@@ -168,6 +168,14 @@ fn handle(
             }
             let dry_run = query_value("dryRun").is_some();
             let force = query_value("force").as_deref() == Some("true");
+            if !dry_run && state.unavailable_applies > 0 {
+                state.unavailable_applies -= 1;
+                return failure(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailable",
+                    "the API server is temporarily unavailable".to_owned(),
+                );
+            }
             apply(state, &target, name, body, dry_run, force)
         }
         ("POST", None) => create(state, &target, body),
