@@ -64,7 +64,7 @@ pub fn check_environments(environments: &[(&str, &Environment, &Node)]) -> Vec<D
             ));
         }
         for (index, window) in environment.gates.freeze.iter().enumerate() {
-            if let Err(problem) = crate::deploy::gates::check_freeze_window(window) {
+            if let Err(problem) = window.bounds() {
                 diagnostics.push(at(
                     path,
                     find(tree, &["gates".into(), "freeze".into(), index.into()]).value_position,
