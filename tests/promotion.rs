@@ -9,10 +9,10 @@ use sluice::deploy::execute::HealthSettings;
 use sluice::deploy::gates::StaticTeams;
 use sluice::deploy::reconcile::{Reconciler, TargetFactory, TreeSource};
 use sluice::deploy::recording::{RecordedCall, RecordingTarget};
-use sluice::deploy::state::{DeployRequest, DeployStore, RequestAction};
 use sluice::deploy::{Release, Target, TargetError, TargetKind};
 use sluice::policy::Clock;
 use sluice::store::SqliteStore;
+use sluice::store::{DeployRequest, DeployStore, RequestAction};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 

@@ -2,12 +2,12 @@
 
 use crate::deploy::execute::HealthSettings;
 use crate::deploy::gates::{StaticTeams, TeamDirectory};
-use crate::deploy::state::DeployStore;
 use crate::policy::SystemClock;
 use crate::scheduler::promotion::PromotionService;
 use crate::scheduler::releases::ReleaseCutter;
 use crate::scheduler::{Dispatcher, EngineSettings, IntakeWorker, Mirrors, RunUpdate};
 use crate::steps::{LocalRunner, StepRunner};
+use crate::store::DeployStore;
 use crate::store::{SqliteStore, Store};
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -4,9 +4,9 @@
 //! admin; history records them as `LOGIN (local)`.
 
 use crate::deploy::actions::{self, ActionError, Force};
-use crate::deploy::state::{DeployStore, RequestAction};
 use crate::model::access::Principal;
 use crate::store::SqliteStore;
+use crate::store::{DeployStore, RequestAction};
 use chrono::{TimeZone, Utc};
 use clap::Args;
 use std::path::PathBuf;

@@ -3,8 +3,8 @@
 //! newest first. Every step is recorded before the next call, so a deployment interrupted by a
 //! crash resumes where it stopped and never applies a target twice.
 
-use crate::deploy::state::{DeployStore, DeploymentStatus, StepPhase, StepState};
 use crate::deploy::{DeployContext, Health, Target, TargetError};
+use crate::store::{DeployStore, DeploymentStatus, StepPhase, StepState};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -55,14 +55,14 @@ impl Execution<'_> {
         .await?;
         for target in self.targets {
             let kind = target.kind();
-            let earlier = recorded.iter().find(|step| step.target == kind);
+            let earlier = recorded.iter().find(|step| step.target == kind.as_str());
             let mut step = match earlier {
                 Some(step) if step.phase == StepPhase::Healthy => continue,
                 Some(step) if step.phase == StepPhase::Applied => step.clone(),
                 _ => match target.apply(self.context).await {
                     Ok(applied) => {
                         let step = StepState {
-                            target: kind,
+                            target: kind.as_str().to_owned(),
                             phase: StepPhase::Applied,
                             summary: applied.summary,
                             rollback: applied.rollback,
@@ -147,7 +147,7 @@ impl Execution<'_> {
         let mut undo_problems = Vec::new();
         for target in self.targets.iter().rev() {
             let kind = target.kind();
-            let step = recorded.iter().find(|step| step.target == kind);
+            let step = recorded.iter().find(|step| step.target == kind.as_str());
             let rollback_data = match step {
                 Some(step) if step.phase != StepPhase::RolledBack => step.rollback.clone(),
                 None if failed_apply == Some(kind) => serde_json::Value::Null,
@@ -156,7 +156,7 @@ impl Execution<'_> {
             match target.rollback(self.context, &rollback_data).await {
                 Ok(undone) => {
                     let state = StepState {
-                        target: kind,
+                        target: kind.as_str().to_owned(),
                         phase: StepPhase::RolledBack,
                         summary: undone.summary,
                         rollback: rollback_data,

@@ -6,8 +6,8 @@
 
 use super::{Mirrors, RunUpdate, StoredPlan};
 use crate::deploy::Release;
-use crate::deploy::state::DeployStore;
 use crate::model::{EventKind, Run, Status};
+use crate::store::DeployStore;
 use crate::store::{RunFilter, Store};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
