@@ -17,8 +17,8 @@ use std::time::Duration;
 use support::*;
 
 const PIPELINE: &str = "name: ci\non: { push: { branches: [main] } }\njobs:\n  check:\n    steps:\n      - run: 'true'\n";
-const DEV: &str = "name: dev\nkubernetes: { namespace: ml-dev }\n";
-const STAGING: &str = "name: staging\nafter: dev\ngates: { soak: 30m, approvals: 1 }\nkubernetes: { namespace: ml-staging }\n";
+const DEV: &str = "name: dev\nkubernetes: { namespace: ml-dev, manifests: k8s }\n";
+const STAGING: &str = "name: staging\nafter: dev\ngates: { soak: 30m, approvals: 1 }\nkubernetes: { namespace: ml-staging, manifests: k8s }\n";
 const SERVER_CONFIG: &str = "promotion: { interval: 200ms, health-poll: 50ms }\n";
 const BOOTSTRAP: &str = "the-bootstrap-token";
 

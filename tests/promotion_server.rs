@@ -12,9 +12,9 @@ use std::time::Duration;
 use support::*;
 
 const PIPELINE: &str = "name: ci\non: { push: { branches: [main] } }\njobs:\n  check:\n    steps:\n      - run: 'true'\n";
-const DEV: &str = "name: dev\nterraform: { dir: infra/dev }\nkubernetes: { namespace: ml-dev }\nairflow: { dags: dags }\n";
-const STAGING: &str = "name: staging\nafter: dev\nterraform: { dir: infra/staging }\nkubernetes: { namespace: ml-staging }\nairflow: { dags: dags }\n";
-const PRODUCTION: &str = "name: production\nafter: staging\ngates: { approvals: 1 }\nkubernetes: { namespace: ml-prod }\nmlflow: { pins: models/production.yaml }\n";
+const DEV: &str = "name: dev\nterraform: { dir: infra/dev }\nkubernetes: { namespace: ml-dev, manifests: k8s }\nairflow: { dags: dags, folder: /srv/airflow/dev/dags }\n";
+const STAGING: &str = "name: staging\nafter: dev\nterraform: { dir: infra/staging }\nkubernetes: { namespace: ml-staging, manifests: k8s }\nairflow: { dags: dags, folder: /srv/airflow/staging/dags }\n";
+const PRODUCTION: &str = "name: production\nafter: staging\ngates: { approvals: 1 }\nkubernetes: { namespace: ml-prod, manifests: k8s }\nmlflow: { tracking_uri: \"http://127.0.0.1:5500\", pins: models/production.yaml }\n";
 const SERVER_CONFIG: &str = "promotion: { interval: 200ms, health-poll: 50ms }\n";
 
 fn sluice(data: &Path, args: &[&str]) -> String {

@@ -1,4 +1,4 @@
-//! Carrying out one deployment: each target in order (Terraform, Kubernetes, Airflow, MLflow),
+//! Carrying out one deployment: each target in the registry's order (`crate::targets`),
 //! apply, record the rollback data, wait for health, record it; on failure undo what was applied,
 //! newest first. Every step is recorded before the next call, so a deployment interrupted by a
 //! crash resumes where it stopped and never applies a target twice.

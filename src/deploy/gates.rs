@@ -302,10 +302,7 @@ mod tests {
             branch: None,
             description: None,
             gates,
-            terraform: None,
-            kubernetes: None,
-            airflow: None,
-            mlflow: None,
+            targets: Default::default(),
             vars: Default::default(),
         }
     }

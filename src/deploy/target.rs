@@ -9,24 +9,33 @@ use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-/// The systems a release reaches, in the order an environment applies them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TargetKind {
-    Terraform,
-    Kubernetes,
-    Airflow,
-    Mlflow,
+/// A registered target as the reconciler sees it: its name (the environment file's key and the
+/// store's column), its place in the deploy order, and whether a rollback deploys it. Made by the
+/// registry in `crate::targets`, which decides which targets there are and in what order; kinds
+/// order by that place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TargetKind {
+    position: usize,
+    name: &'static str,
+    joins_rollbacks: bool,
 }
 
 impl TargetKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TargetKind::Terraform => "terraform",
-            TargetKind::Kubernetes => "kubernetes",
-            TargetKind::Airflow => "airflow",
-            TargetKind::Mlflow => "mlflow",
+    pub const fn new(position: usize, name: &'static str, joins_rollbacks: bool) -> TargetKind {
+        TargetKind {
+            position,
+            name,
+            joins_rollbacks,
         }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.name
+    }
+
+    /// Whether a rollback deploys an older release to this target.
+    pub fn joins_rollbacks(self) -> bool {
+        self.joins_rollbacks
     }
 }
 
