@@ -243,13 +243,14 @@ async fn inside_an_environment_targets_apply_in_order_each_after_the_previous_is
         [
             "apply terraform",
             "health terraform",
+            "apply mlflow",
+            "health mlflow",
             "apply kubernetes",
             "health kubernetes",
             "apply airflow",
-            "health airflow",
-            "apply mlflow",
-            "health mlflow"
-        ]
+            "health airflow"
+        ],
+        "infrastructure first, then the models the serving workloads restart for, DAGs last"
     );
     assert_eq!(platform.runs("dev"), Some(first.clone()));
     // Staging soaks 10 minutes after dev became healthy; nothing reaches it yet.
@@ -458,6 +459,7 @@ async fn a_failed_rollout_rolls_the_environment_back_and_stops_the_promotion() {
         [
             ("airflow".to_owned(), Some(bad.clone())),
             ("kubernetes".to_owned(), Some(bad.clone())),
+            ("mlflow".to_owned(), Some(bad.clone())),
             ("terraform".to_owned(), Some(bad.clone())),
         ],
         "what was applied is undone, newest first"
@@ -509,7 +511,7 @@ async fn a_rollback_request_redeploys_the_earlier_release_without_terraform_and_
         .filter(|call| call.call == "apply")
         .map(|call| call.target.clone())
         .collect();
-    assert_eq!(redeployed, ["kubernetes", "airflow", "mlflow"]);
+    assert_eq!(redeployed, ["mlflow", "kubernetes", "airflow"]);
     // Automatic promotion does not bring the rolled-back release back.
     platform.pass().await;
     assert_eq!(platform.runs("dev"), Some(first));

@@ -154,7 +154,7 @@ fn a_merge_is_promoted_through_every_environment_and_a_kill_mid_rollout_deploys_
                 .then_some(())
         },
     );
-    assert_eq!(applies(&calls, "production"), ["kubernetes", "mlflow"]);
+    assert_eq!(applies(&calls, "production"), ["mlflow", "kubernetes"]);
     let history = sluice(data.path(), &["history", "production"]);
     for expected in [
         "gate      blocked",

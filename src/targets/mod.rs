@@ -20,13 +20,15 @@ use registry::{BuildContext, ReleaseSource, registered};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-// Every target, once, in deploy order: infrastructure first. Each line: the environment file's
-// key and the target's `Registration`.
+// Every target, once, in deploy order: infrastructure first; MLflow moves model aliases before
+// Kubernetes restarts the workloads that serve them; Airflow last, so the DAGs it switches to
+// find what they use already deployed. Each line: the environment file's key and the target's
+// `Registration`.
 registry::registry! {
     terraform: terraform::Terraform,
+    mlflow: mlflow::Mlflow,
     kubernetes: kubernetes::Kubernetes,
     airflow: airflow::Airflow,
-    mlflow: mlflow::Mlflow,
 }
 
 /// What each configured target adds to a release cut for `environment`.
@@ -136,7 +138,7 @@ mod tests {
     #[test]
     fn the_registry_lists_every_target_once_in_deploy_order() {
         let names: Vec<&str> = registered().map(|(kind, _)| kind.as_str()).collect();
-        assert_eq!(names, ["terraform", "kubernetes", "airflow", "mlflow"]);
+        assert_eq!(names, ["terraform", "mlflow", "kubernetes", "airflow"]);
         assert_eq!(TargetSections::NAMES, names);
         let mut kinds: Vec<TargetKind> = registered().map(|(kind, _)| kind).collect();
         kinds.reverse();
