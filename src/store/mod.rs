@@ -103,6 +103,17 @@ pub struct StoreStats {
     pub pending_deliveries: u64,
 }
 
+/// The whole store, every face of it at once: what `open` returns and what the engine and the
+/// command line hand around. Each part of sluice asks for the one face it needs.
+pub trait Database: Store + DeployStore + ModelHistory {}
+
+impl<T: Store + DeployStore + ModelHistory> Database for T {}
+
+/// Opens (creating and migrating if needed) the store at `path`, SQLite's file.
+pub fn open(path: &std::path::Path) -> StoreResult<std::sync::Arc<dyn Database>> {
+    Ok(std::sync::Arc::new(SqliteStore::open(path)?))
+}
+
 /// Everything sluice keeps between restarts. Implementations are shared between threads and
 /// every method may block on IO.
 pub trait Store: TerraformStore + ImageRecords + CommandRecords + ApiTokens + Send + Sync {

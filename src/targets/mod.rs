@@ -15,7 +15,7 @@ use crate::config::environment::Environment;
 use crate::deploy::reconcile::TargetFactory;
 use crate::deploy::recording::RecordingTarget;
 use crate::deploy::{Release, Target, TargetError, TargetKind};
-use crate::store::SqliteStore;
+use crate::store::Database;
 use registry::{BuildContext, ReleaseSource, registered};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -50,14 +50,14 @@ pub struct EnvironmentTargets {
     pub recording: Option<PathBuf>,
     /// The store plans, locks and model history live in; without it the Terraform and MLflow
     /// targets cannot record what they did, and the Terraform target is not built.
-    pub store: Option<Arc<SqliteStore>>,
+    pub store: Option<Arc<dyn Database>>,
     /// Reach this Kubernetes API server instead of each environment's kubeconfig (the demo's fake).
     pub kubernetes_api: Option<url::Url>,
 }
 
 impl EnvironmentTargets {
     /// Reads `SLUICE_RECORDING_TARGETS` for the recording directory.
-    pub fn from_env(data_dir: PathBuf, store: Arc<SqliteStore>) -> EnvironmentTargets {
+    pub fn from_env(data_dir: PathBuf, store: Arc<dyn Database>) -> EnvironmentTargets {
         EnvironmentTargets {
             data_dir,
             recording: std::env::var_os("SLUICE_RECORDING_TARGETS").map(PathBuf::from),

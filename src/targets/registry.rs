@@ -6,7 +6,7 @@
 use crate::config::environment::Environment;
 use crate::config::section::Section;
 use crate::deploy::{Release, Target, TargetError, TargetKind};
-use crate::store::{SqliteStore, Store};
+use crate::store::{Database, Store};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -17,7 +17,7 @@ pub struct BuildContext<'a> {
     pub data_dir: &'a Path,
     /// Plans, locks and model history; without it there is no Terraform target and MLflow
     /// records no history.
-    pub store: Option<&'a Arc<SqliteStore>>,
+    pub store: Option<&'a Arc<dyn Database>>,
     /// Reach this Kubernetes API server instead of the environment's kubeconfig.
     pub kubernetes_api: Option<&'a url::Url>,
 }
