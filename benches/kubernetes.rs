@@ -72,6 +72,7 @@ fn release(sequence: i64) -> Release {
         dag_tree: None,
         models: BTreeMap::new(),
         config_commit: None,
+        contributors: Default::default(),
     }
 }
 

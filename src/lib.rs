@@ -11,6 +11,7 @@ pub mod model;
 pub mod ownership;
 pub mod planner;
 pub mod policy;
+pub mod sandbox;
 pub mod scheduler;
 pub mod server;
 pub mod steps;

@@ -6,6 +6,7 @@
 
 #[path = "support/airflow.rs"]
 mod airflow_support;
+mod support;
 
 use airflow_support::{Airflow, airflow, exclusive};
 use serde_json::{Value, json};
@@ -16,18 +17,7 @@ use sluice::targets::airflow::{VersionedFolder, from_environment, scan, validate
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn repository_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn write_tree(root: &Path, files: &[(&str, &str)]) {
-    for (path, text) in files {
-        let full = root.join(path);
-        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-        std::fs::write(full, text).unwrap();
-    }
-}
+use support::{repository_root, write_tree};
 
 /// A minimal DAG file with an owner, tags and one task.
 fn dag_source(dag_id: &str, preamble: &str) -> String {

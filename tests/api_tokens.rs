@@ -12,34 +12,14 @@ use sluice::store::{
 };
 use sluice::terraform::locks;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 use support::*;
 
 const PIPELINE: &str = "name: ci\non: { push: { branches: [main] } }\njobs:\n  check:\n    steps:\n      - run: 'true'\n";
-const DEV: &str = "name: dev\nkubernetes: { namespace: ml-dev }\n";
-const STAGING: &str = "name: staging\nafter: dev\ngates: { soak: 30m, approvals: 1 }\nkubernetes: { namespace: ml-staging }\n";
+const DEV: &str = "name: dev\nkubernetes: { namespace: ml-dev, manifests: k8s }\n";
+const STAGING: &str = "name: staging\nafter: dev\ngates: { soak: 30m, approvals: 1 }\nkubernetes: { namespace: ml-staging, manifests: k8s }\n";
 const SERVER_CONFIG: &str = "promotion: { interval: 200ms, health-poll: 50ms }\n";
 const BOOTSTRAP: &str = "the-bootstrap-token";
-
-fn sluice(data: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .output()
-        .unwrap()
-}
-
-fn sluice_ok(data: &Path, args: &[&str]) -> String {
-    let output = sluice(data, args);
-    assert!(
-        output.status.success(),
-        "sluice {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
 
 fn create_token(data: &Path, name: &str, role: &str) -> String {
     sluice_ok(data, &["token", "create", name, "--role", role])

@@ -69,7 +69,7 @@ fn sluice_run_as(
     event: &str,
     extra_env: &[(&str, &str)],
 ) -> Outcome {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    let mut command = support::sluice_command(data);
     command
         .args([
             "run",
@@ -79,7 +79,6 @@ fn sluice_run_as(
             commit,
         ])
         .args(["--branch", "feature/images", "--event", event, "--json"])
-        .env("SLUICE_DATA_DIR", data)
         .env_remove("DOCKER_HOST");
     for (name, value) in extra_env {
         command.env(name, value);
@@ -107,11 +106,10 @@ fn output<'a>(outcome: &'a Outcome, job_name: &str, key: &str) -> &'a str {
 }
 
 fn job_log(outcome: &Outcome, data: &Path, job_name: &str) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["logs", &outcome.runs[0]["id"].to_string(), job_name])
-        .env("SLUICE_DATA_DIR", data)
-        .output()
-        .unwrap();
+    let output = support::sluice(
+        data,
+        &["logs", &outcome.runs[0]["id"].to_string(), job_name],
+    );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 

@@ -2,16 +2,7 @@
 
 mod support;
 
-use std::process::Command;
-use support::TestRepo;
-
-fn sluice(args: &[&str], data_dir: &std::path::Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(args)
-        .env("SLUICE_DATA_DIR", data_dir)
-        .output()
-        .expect("sluice runs")
-}
+use support::{TestRepo, sluice, sluice_command};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -20,7 +11,7 @@ fn text(bytes: &[u8]) -> String {
 #[test]
 fn validate_passes_on_the_reference_configuration() {
     let data = tempfile::tempdir().unwrap();
-    let output = sluice(&["validate", env!("CARGO_MANIFEST_DIR")], data.path());
+    let output = sluice(data.path(), &["validate", env!("CARGO_MANIFEST_DIR")]);
     assert!(
         output.status.success(),
         "{}{}",
@@ -42,7 +33,7 @@ fn validate_reports_every_problem_with_its_location_and_exits_1() {
         "broken",
     );
     let data = tempfile::tempdir().unwrap();
-    let output = sluice(&["validate", repo.path().to_str().unwrap()], data.path());
+    let output = sluice(data.path(), &["validate", repo.path().to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1));
     let stdout = text(&output.stdout);
     assert!(
@@ -66,6 +57,7 @@ fn run_executes_a_commit_locally_and_exits_by_the_outcome() {
     );
     let data = tempfile::tempdir().unwrap();
     let output = sluice(
+        data.path(),
         &[
             "run",
             "--repo",
@@ -76,7 +68,6 @@ fn run_executes_a_commit_locally_and_exits_by_the_outcome() {
             "push",
             "--json",
         ],
-        data.path(),
     );
     assert!(
         output.status.success(),
@@ -90,13 +81,13 @@ fn run_executes_a_commit_locally_and_exits_by_the_outcome() {
     assert_eq!(runs[0]["status"], "succeeded");
     assert_eq!(runs[0]["jobs"][0]["name"], "hello");
 
-    let logs = sluice(&["logs", &runs[0]["id"].to_string(), "hello"], data.path());
+    let logs = sluice(data.path(), &["logs", &runs[0]["id"].to_string(), "hello"]);
     assert!(
         text(&logs.stdout).contains("hello from push"),
         "{}",
         text(&logs.stdout)
     );
-    let listed = sluice(&["runs"], data.path());
+    let listed = sluice(data.path(), &["runs"]);
     assert!(
         text(&listed.stdout).contains("succeeded"),
         "{}",
@@ -111,6 +102,7 @@ fn run_executes_a_commit_locally_and_exits_by_the_outcome() {
         "bad",
     );
     let output = sluice(
+        data.path(),
         &[
             "run",
             "--repo",
@@ -118,7 +110,6 @@ fn run_executes_a_commit_locally_and_exits_by_the_outcome() {
             "--commit",
             &bad,
         ],
-        data.path(),
     );
     assert_eq!(output.status.code(), Some(1), "{}", text(&output.stdout));
     assert!(
@@ -136,7 +127,7 @@ fn secrets_reach_steps_but_never_the_log() {
         "secret",
     );
     let data = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
+    let output = sluice_command(data.path())
         .args([
             "run",
             "--repo",
@@ -148,7 +139,6 @@ fn secrets_reach_steps_but_never_the_log() {
             "merge",
             "--json",
         ])
-        .env("SLUICE_DATA_DIR", data.path())
         .env("SLUICE_SECRET_REGISTRY_TOKEN", "s3cr3t-value")
         .output()
         .unwrap();
@@ -159,7 +149,7 @@ fn secrets_reach_steps_but_never_the_log() {
         text(&output.stderr)
     );
     let runs: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    let logs = sluice(&["logs", &runs[0]["id"].to_string()], data.path());
+    let logs = sluice(data.path(), &["logs", &runs[0]["id"].to_string()]);
     let log = text(&logs.stdout);
     assert!(log.contains("token is ***"), "{log}");
     assert!(!log.contains("s3cr3t-value"), "{log}");
@@ -175,6 +165,7 @@ fn a_step_timeout_kills_the_step_and_fails_the_job() {
     let data = tempfile::tempdir().unwrap();
     let started = std::time::Instant::now();
     let output = sluice(
+        data.path(),
         &[
             "run",
             "--repo",
@@ -183,7 +174,6 @@ fn a_step_timeout_kills_the_step_and_fails_the_job() {
             &commit,
             "--json",
         ],
-        data.path(),
     );
     assert_eq!(output.status.code(), Some(1));
     assert!(
@@ -207,6 +197,7 @@ fn run_on_branch(repo: &TestRepo, branch: &str, data_dir: &std::path::Path) -> s
     repo.git(&["checkout", "-q", "-b", branch]);
     repo.commit(&[], &format!("on {branch}"));
     let output = sluice(
+        data_dir,
         &[
             "run",
             "--repo",
@@ -215,7 +206,6 @@ fn run_on_branch(repo: &TestRepo, branch: &str, data_dir: &std::path::Path) -> s
             "HEAD",
             "--json",
         ],
-        data_dir,
     );
     serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
         panic!(
@@ -282,7 +272,7 @@ fn a_branch_name_passed_through_env_is_printed_literally() {
     let data = tempfile::tempdir().unwrap();
     let runs = run_on_branch(&repo, &branch, data.path());
     assert_eq!(runs[0]["status"], "succeeded", "{runs}");
-    let logs = sluice(&["logs", &runs[0]["id"].to_string(), "greet"], data.path());
+    let logs = sluice(data.path(), &["logs", &runs[0]["id"].to_string(), "greet"]);
     let log = text(&logs.stdout);
     assert!(log.contains(&format!("building {branch}\n")), "{log}");
     let created: Vec<_> = std::fs::read_dir(markers.path())
@@ -340,18 +330,17 @@ jobs:
         "print a key",
     );
     let data = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
+    let output = sluice_command(data.path())
         .args(["run", "--repo", repo.path().to_str().unwrap()])
         .args(["--commit", &commit, "--event", "merge", "--json"])
-        .env("SLUICE_DATA_DIR", data.path())
         .env("SLUICE_SECRET_DEPLOY_KEY", &key)
         .output()
         .unwrap();
     let runs: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(runs[0]["status"], "succeeded", "{runs}");
     let logs = sluice(
-        &["logs", &runs[0]["id"].to_string(), "print-key"],
         data.path(),
+        &["logs", &runs[0]["id"].to_string(), "print-key"],
     );
     let log = text(&logs.stdout);
     assert!(

@@ -56,7 +56,7 @@ fn platform(repo: &TestRepo, dev: &str) -> String {
             ),
             (
                 "environments/production.yaml",
-                "name: production\nafter: staging\nbranch: main\ngates:\n  approvals: 1\n  approvers: [\"@example/ml-platform-leads\"]\nkubernetes: { namespace: ml-prod }\n",
+                "name: production\nafter: staging\nbranch: main\ngates:\n  approvals: 1\n  approvers: [\"@example/ml-platform-leads\"]\nkubernetes: { namespace: ml-prod, manifests: k8s }\n",
             ),
             ("infra/dev/main.tf", &infra("v1")),
             ("infra/staging/main.tf", &infra("v1")),

@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::process::Command;
 use support::TestRepo;
 
 fn run_json(
@@ -12,17 +11,15 @@ fn run_json(
     data: &std::path::Path,
     docker_host: Option<&str>,
 ) -> (Option<i32>, serde_json::Value, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
-    command
-        .args([
-            "run",
-            "--repo",
-            repo.path().to_str().unwrap(),
-            "--commit",
-            commit,
-            "--json",
-        ])
-        .env("SLUICE_DATA_DIR", data);
+    let mut command = support::sluice_command(data);
+    command.args([
+        "run",
+        "--repo",
+        repo.path().to_str().unwrap(),
+        "--commit",
+        commit,
+        "--json",
+    ]);
     if let Some(host) = docker_host {
         command.env("DOCKER_HOST", host);
     }
@@ -55,11 +52,10 @@ fn a_step_with_an_image_runs_in_a_container_with_the_commit_mounted() {
         Some(0),
         "is the Docker engine running? scripts/setup-docker.sh starts one.\n{output}"
     );
-    let logs = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["logs", &runs[0]["id"].to_string(), "in-container"])
-        .env("SLUICE_DATA_DIR", data.path())
-        .output()
-        .unwrap();
+    let logs = support::sluice(
+        data.path(),
+        &["logs", &runs[0]["id"].to_string(), "in-container"],
+    );
     let log = String::from_utf8_lossy(&logs.stdout);
     assert!(log.contains("hello from the commit"), "{log}");
     assert!(log.contains("event=push"), "{log}");

@@ -2,95 +2,23 @@
 //! directories: fetching, reading at older commits, changed paths (checked against
 //! `git diff --name-only --no-renames`), force pushes, merge bases, checkouts and errors.
 
+#[path = "git_mirror/changed_paths.rs"]
+mod changed_paths;
+mod support;
+
 use sluice::git::{GitError, Mirror};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use support::{TestRepo, write_tree};
 use tempfile::TempDir;
 
-/// A repository on disk that plays the remote, driven through the `git` command.
-struct Source {
-    directory: TempDir,
+/// What git itself reports as changed, without rename detection.
+fn changed_by_git(source: &TestRepo, from: &str, to: &str) -> Vec<String> {
+    split_nul(&source.git_untrimmed(&["diff", "--name-only", "--no-renames", "-z", from, to]))
 }
 
-impl Source {
-    fn new() -> Source {
-        Source::with_branch("main")
-    }
-
-    fn with_branch(initial_branch: &str) -> Source {
-        let source = Source {
-            directory: TempDir::new().unwrap(),
-        };
-        source.git(&["init", "--quiet", "--initial-branch", initial_branch]);
-        source
-    }
-
-    fn path(&self) -> &Path {
-        self.directory.path()
-    }
-
-    fn url(&self) -> String {
-        self.path().to_str().unwrap().to_string()
-    }
-
-    fn git(&self, arguments: &[&str]) -> String {
-        let output = Command::new("git")
-            .current_dir(self.path())
-            .args(arguments)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_AUTHOR_NAME", "Ada")
-            .env("GIT_AUTHOR_EMAIL", "ada@example.com")
-            .env("GIT_COMMITTER_NAME", "Ada")
-            .env("GIT_COMMITTER_EMAIL", "ada@example.com")
-            .output()
-            .expect("the git command runs");
-        assert!(
-            output.status.success(),
-            "git {arguments:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
-    }
-
-    fn write(&self, path: &str, contents: &str) {
-        let full_path = self.path().join(path);
-        std::fs::create_dir_all(full_path.parent().unwrap()).unwrap();
-        std::fs::write(full_path, contents).unwrap();
-    }
-
-    fn write_all(&self, files: &[(&str, &str)]) {
-        for (path, contents) in files {
-            self.write(path, contents);
-        }
-    }
-
-    fn remove(&self, path: &str) {
-        self.git(&["rm", "-r", "--quiet", path]);
-    }
-
-    /// Commits everything in the working tree; returns the new commit's sha.
-    fn commit(&self, message: &str) -> String {
-        self.git(&["add", "--all"]);
-        self.git(&["commit", "--quiet", "--allow-empty", "-m", message]);
-        self.sha("HEAD")
-    }
-
-    fn sha(&self, revision: &str) -> String {
-        self.git(&["rev-parse", "--verify", &format!("{revision}^{{commit}}")])
-            .trim()
-            .to_string()
-    }
-
-    /// What git itself reports as changed, without rename detection.
-    fn git_changed_paths(&self, from: &str, to: &str) -> Vec<String> {
-        split_nul(&self.git(&["diff", "--name-only", "--no-renames", "-z", from, to]))
-    }
-
-    fn git_all_paths(&self, commit: &str) -> Vec<String> {
-        split_nul(&self.git(&["ls-tree", "-r", "-z", "--name-only", commit]))
-    }
+fn all_paths_by_git(source: &TestRepo, commit: &str) -> Vec<String> {
+    split_nul(&source.git_untrimmed(&["ls-tree", "-r", "-z", "--name-only", commit]))
 }
 
 fn split_nul(text: &str) -> Vec<String> {
@@ -104,7 +32,7 @@ fn split_nul(text: &str) -> Vec<String> {
 }
 
 /// A mirror of `source` under a fresh mirrors directory, fetched once.
-fn fetched_mirror(source: &Source) -> (TempDir, Mirror) {
+fn fetched_mirror(source: &TestRepo) -> (TempDir, Mirror) {
     let mirrors_directory = TempDir::new().unwrap();
     let mirror = Mirror::open(mirrors_directory.path(), "acme/platform", &source.url()).unwrap();
     mirror.fetch().unwrap();
@@ -117,13 +45,13 @@ fn strings(paths: &[&str]) -> Vec<String> {
 
 #[test]
 fn open_and_fetch_mirror_branches_tags_and_pull_request_heads() {
-    let source = Source::new();
+    let source = TestRepo::new();
     source.write("README.md", "hello\n");
-    let first_commit = source.commit("first");
+    let first_commit = source.commit_all("first");
     source.git(&["branch", "feature"]);
     source.git(&["tag", "-a", "v1.0.0", "-m", "release"]);
     source.write("README.md", "hello again\n");
-    let second_commit = source.commit("second");
+    let second_commit = source.commit_all("second");
     source.git(&["update-ref", "refs/pull/7/head", &first_commit]);
 
     let (mirrors_directory, mirror) = fetched_mirror(&source);
@@ -148,14 +76,14 @@ fn open_and_fetch_mirror_branches_tags_and_pull_request_heads() {
 
 #[test]
 fn incremental_fetch_sees_new_commits_and_prunes_deleted_branches() {
-    let source = Source::new();
+    let source = TestRepo::new();
     source.write("README.md", "one\n");
-    source.commit("first");
+    source.commit_all("first");
     source.git(&["branch", "short-lived"]);
     let (_mirrors_directory, mirror) = fetched_mirror(&source);
 
     source.write("README.md", "two\n");
-    let new_commit = source.commit("second");
+    let new_commit = source.commit_all("second");
     source.git(&["branch", "-D", "short-lived"]);
     assert!(!mirror.has_commit(&new_commit), "not fetched yet");
 
@@ -178,18 +106,21 @@ fn incremental_fetch_sees_new_commits_and_prunes_deleted_branches() {
 
 #[test]
 fn read_file_and_read_dir_see_the_content_of_older_commits() {
-    let source = Source::new();
-    source.write_all(&[
-        ("workflows/ci.yaml", "version: 1\n"),
-        ("workflows/deploy.yaml", "deploy\n"),
-        ("workflows/nested/ignored.yaml", "nested\n"),
-        ("README.md", "readme\n"),
-    ]);
-    let old_commit = source.commit("first");
+    let source = TestRepo::new();
+    write_tree(
+        source.path(),
+        &[
+            ("workflows/ci.yaml", "version: 1\n"),
+            ("workflows/deploy.yaml", "deploy\n"),
+            ("workflows/nested/ignored.yaml", "nested\n"),
+            ("README.md", "readme\n"),
+        ],
+    );
+    let old_commit = source.commit_all("first");
     source.write("workflows/ci.yaml", "version: 2\n");
     source.write("workflows/lint.yaml", "lint\n");
     source.remove("workflows/deploy.yaml");
-    let new_commit = source.commit("second");
+    let new_commit = source.commit_all("second");
     let (_mirrors_directory, mirror) = fetched_mirror(&source);
 
     let read = |commit: &str, path: &str| mirror.read_file(commit, path).unwrap();
@@ -246,183 +177,22 @@ fn read_file_and_read_dir_see_the_content_of_older_commits() {
     );
 }
 
-/// Starts from the same tree, applies `change` in one commit, and expects these changed paths;
-/// git's own `diff --name-only --no-renames` must agree.
-fn check_changes(change: impl FnOnce(&Source), expected: &[&str]) {
-    let source = Source::new();
-    source.write_all(&[
-        ("README.md", "readme\n"),
-        ("src/app.py", "print('app')\n"),
-        ("src/lib/util.py", "def util(): pass\n"),
-        ("docs/guide.md", "guide\n"),
-        ("docs/api/index.md", "api\n"),
-        ("a/b/c/d/deep.txt", "deep\n"),
-        ("a/b/sibling.txt", "sibling\n"),
-        ("scripts/run.sh", "#!/bin/sh\n"),
-        ("config", "a file for now\n"),
-        ("config.yaml", "key: value\n"),
-    ]);
-    let before = source.commit("before");
-    change(&source);
-    let after = source.commit("after");
-    let (_mirrors_directory, mirror) = fetched_mirror(&source);
-
-    let changed = mirror.changed_paths(Some(&before), &after).unwrap();
-
-    assert_eq!(changed, strings(expected));
-    assert_eq!(
-        changed,
-        source.git_changed_paths(&before, &after),
-        "git disagrees"
-    );
-}
-
-#[test]
-fn changed_paths_list_additions_modifications_deletions_and_renames() {
-    check_changes(|_| {}, &[]);
-    check_changes(
-        |source| source.write("src/new.py", "new\n"),
-        &["src/new.py"],
-    );
-    check_changes(
-        |source| source.write("src/app.py", "print('changed')\n"),
-        &["src/app.py"],
-    );
-    check_changes(|source| source.remove("docs/guide.md"), &["docs/guide.md"]);
-    check_changes(
-        |source| {
-            source.git(&["mv", "src/app.py", "src/main.py"]);
-        },
-        &["src/app.py", "src/main.py"],
-    );
-    check_changes(
-        |source| {
-            source.git(&["mv", "docs", "documentation"]);
-        },
-        &[
-            "docs/api/index.md",
-            "docs/guide.md",
-            "documentation/api/index.md",
-            "documentation/guide.md",
-        ],
-    );
-}
-
-#[test]
-fn changed_paths_handle_nested_directories_modes_and_type_changes() {
-    check_changes(
-        |source| source.write("a/b/c/d/deep.txt", "deeper\n"),
-        &["a/b/c/d/deep.txt"],
-    );
-    check_changes(
-        |source| source.write("a/b/c/new/leaf.txt", "leaf\n"),
-        &["a/b/c/new/leaf.txt"],
-    );
-    check_changes(
-        |source| source.remove("docs"),
-        &["docs/api/index.md", "docs/guide.md"],
-    );
-    check_changes(
-        |source| {
-            let script = source.path().join("scripts/run.sh");
-            std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-        },
-        &["scripts/run.sh"],
-    );
-    check_changes(
-        |source| {
-            source.remove("config");
-            source.write("config/base.yaml", "base\n");
-        },
-        &["config", "config/base.yaml"],
-    );
-    check_changes(
-        |source| {
-            std::os::unix::fs::symlink("README.md", source.path().join("link")).unwrap();
-        },
-        &["link"],
-    );
-    check_changes(
-        |source| {
-            source.write("README.md", "readme 2\n");
-            source.write("src/lib/util.py", "def util(): return 1\n");
-            source.remove("a/b/sibling.txt");
-        },
-        &["README.md", "a/b/sibling.txt", "src/lib/util.py"],
-    );
-}
-
-#[test]
-fn changed_paths_of_a_new_branch_without_base_list_every_path() {
-    let source = Source::new();
-    source.write_all(&[
-        ("README.md", "readme\n"),
-        ("workflows/ci.yaml", "ci\n"),
-        ("platform/dags/train.py", "dag\n"),
-    ]);
-    let commit = source.commit("first");
-    let (_mirrors_directory, mirror) = fetched_mirror(&source);
-
-    let changed = mirror.changed_paths(None, &commit).unwrap();
-
-    assert_eq!(
-        changed,
-        strings(&["README.md", "platform/dags/train.py", "workflows/ci.yaml"])
-    );
-    assert_eq!(changed, source.git_all_paths(&commit));
-}
-
-#[test]
-fn force_push_then_fetch_keeps_old_commits_readable_and_changed_paths_correct() {
-    let source = Source::new();
-    source.write_all(&[("shared.txt", "base\n"), ("keep.txt", "keep\n")]);
-    let base_commit = source.commit("base");
-    source.write("shared.txt", "old history\n");
-    source.write("old-only.txt", "old\n");
-    let old_tip = source.commit("old work");
-    let (_mirrors_directory, mirror) = fetched_mirror(&source);
-    assert_eq!(mirror.resolve("main").unwrap(), old_tip);
-
-    source.git(&["reset", "--quiet", "--hard", &base_commit]);
-    source.write("shared.txt", "new history\n");
-    source.write("new-only.txt", "new\n");
-    let new_tip = source.commit("rewritten work");
-    mirror.fetch().unwrap();
-
-    assert_eq!(mirror.resolve("main").unwrap(), new_tip);
-    assert!(mirror.has_commit(&old_tip), "the old tip stays readable");
-    let changed = mirror.changed_paths(Some(&old_tip), &new_tip).unwrap();
-    assert_eq!(
-        changed,
-        strings(&["new-only.txt", "old-only.txt", "shared.txt"])
-    );
-    assert_eq!(changed, source.git_changed_paths(&old_tip, &new_tip));
-    assert_eq!(
-        mirror.merge_base(&old_tip, &new_tip).unwrap(),
-        Some(base_commit)
-    );
-    assert_eq!(
-        mirror.read_file(&old_tip, "shared.txt").unwrap().unwrap(),
-        b"old history\n"
-    );
-}
-
 #[test]
 fn merge_base_finds_the_fork_point_and_none_for_unrelated_histories() {
-    let source = Source::new();
+    let source = TestRepo::new();
     source.write("README.md", "one\n");
-    source.commit("one");
+    source.commit_all("one");
     source.write("README.md", "two\n");
-    let fork_point = source.commit("two");
+    let fork_point = source.commit_all("two");
     source.git(&["checkout", "--quiet", "-b", "feature"]);
     source.write("feature.txt", "feature\n");
-    source.commit("feature work");
+    source.commit_all("feature work");
     source.git(&["checkout", "--quiet", "main"]);
     source.write("main.txt", "main\n");
-    source.commit("main work");
+    source.commit_all("main work");
     source.git(&["checkout", "--quiet", "--orphan", "pages"]);
     source.write("index.html", "pages\n");
-    source.commit("unrelated");
+    source.commit_all("unrelated");
     let (_mirrors_directory, mirror) = fetched_mirror(&source);
 
     assert_eq!(
@@ -442,17 +212,20 @@ fn merge_base_finds_the_fork_point_and_none_for_unrelated_histories() {
 
 #[test]
 fn checkout_writes_files_with_exec_bits_and_symlinks_and_no_git_directory() {
-    let source = Source::new();
-    source.write_all(&[
-        ("README.md", "readme\n"),
-        ("scripts/train.sh", "#!/bin/sh\necho train\n"),
-        ("platform/dags/daily.py", "dag\n"),
-    ]);
+    let source = TestRepo::new();
+    write_tree(
+        source.path(),
+        &[
+            ("README.md", "readme\n"),
+            ("scripts/train.sh", "#!/bin/sh\necho train\n"),
+            ("platform/dags/daily.py", "dag\n"),
+        ],
+    );
     let script = source.path().join("scripts/train.sh");
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::os::unix::fs::symlink("README.md", source.path().join("readme-link")).unwrap();
     std::os::unix::fs::symlink("platform/dags", source.path().join("dags")).unwrap();
-    let commit = source.commit("first");
+    let commit = source.commit_all("first");
     let (_mirrors_directory, mirror) = fetched_mirror(&source);
     let workspace = TempDir::new().unwrap();
     let destination = workspace.path().join("checkout");
@@ -509,12 +282,12 @@ fn checkout_writes_files_with_exec_bits_and_symlinks_and_no_git_directory() {
 
 #[test]
 fn resolve_accepts_names_shas_prefixes_and_ancestry() {
-    let source = Source::new();
+    let source = TestRepo::new();
     source.write("README.md", "one\n");
-    let first_commit = source.commit("one");
+    let first_commit = source.commit_all("one");
     source.git(&["tag", "v1"]);
     source.write("README.md", "two\n");
-    let second_commit = source.commit("two");
+    let second_commit = source.commit_all("two");
     let (_mirrors_directory, mirror) = fetched_mirror(&source);
 
     let check = |revision: &str, expected: &str| {
@@ -541,9 +314,9 @@ fn resolve_accepts_names_shas_prefixes_and_ancestry() {
 
 #[test]
 fn resolve_errors_name_the_revision_and_say_what_to_do() {
-    let source = Source::new();
+    let source = TestRepo::new();
     source.write("README.md", "one\n");
-    source.commit("one");
+    source.commit_all("one");
     let (_mirrors_directory, mirror) = fetched_mirror(&source);
 
     let missing = mirror.resolve("no-such-branch").unwrap_err();
@@ -609,12 +382,12 @@ fn fetching_an_unreachable_https_url_gives_a_clear_error_without_credentials() {
 
 #[test]
 fn open_updates_the_remote_when_the_url_changes() {
-    let first_source = Source::new();
+    let first_source = TestRepo::new();
     first_source.write("README.md", "first\n");
-    first_source.commit("first");
-    let second_source = Source::new();
+    first_source.commit_all("first");
+    let second_source = TestRepo::new();
     second_source.write("README.md", "second\n");
-    let second_commit = second_source.commit("second");
+    let second_commit = second_source.commit_all("second");
     let (mirrors_directory, _) = fetched_mirror(&first_source);
 
     let mirror = Mirror::open(
@@ -635,9 +408,9 @@ fn open_updates_the_remote_when_the_url_changes() {
 
 #[test]
 fn a_relative_local_path_is_made_absolute() {
-    let source = Source::new();
+    let source = TestRepo::new();
     source.write("README.md", "relative\n");
-    let commit = source.commit("first");
+    let commit = source.commit_all("first");
     let current_directory = std::env::current_dir().unwrap();
     let climb_to_root = "../".repeat(current_directory.components().count() - 1);
     let relative_url = format!(
@@ -656,9 +429,9 @@ fn a_relative_local_path_is_made_absolute() {
 
 #[test]
 fn default_branch_prefers_main_then_master_then_the_remote_head() {
-    let source = Source::with_branch("trunk");
+    let source = TestRepo::with_branch("trunk");
     source.write("README.md", "trunk\n");
-    source.commit("first");
+    source.commit_all("first");
     let mirrors_directory = TempDir::new().unwrap();
     let mirror = Mirror::open(mirrors_directory.path(), "acme/platform", &source.url()).unwrap();
     assert_eq!(
@@ -698,9 +471,9 @@ fn invalid_repository_names_are_refused_before_touching_the_disk() {
 
 #[test]
 fn concurrent_reads_share_one_mirror() {
-    let source = Source::new();
+    let source = TestRepo::new();
     source.write("workflows/ci.yaml", "ci\n");
-    let commit = source.commit("first");
+    let commit = source.commit_all("first");
     let (_mirrors_directory, mirror) = fetched_mirror(&source);
 
     std::thread::scope(|scope| {
@@ -723,9 +496,9 @@ fn concurrent_reads_share_one_mirror() {
 
 #[test]
 fn file_urls_are_fetched_like_local_paths() {
-    let source = Source::new();
+    let source = TestRepo::new();
     source.write("README.md", "file url\n");
-    let commit = source.commit("first");
+    let commit = source.commit_all("first");
     let mirrors_directory = TempDir::new().unwrap();
     let url = format!("file://{}", source.url());
 

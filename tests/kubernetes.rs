@@ -460,7 +460,7 @@ async fn moving_the_served_model_rolls_the_deployment_and_nothing_else() {
     let after_model_move = |release, version: &str| {
         let mut deploy = context(&environment, release, setup.tree.path());
         deploy.applied.insert(
-            sluice::deploy::TargetKind::Mlflow,
+            "mlflow".to_owned(),
             json!({"moved": [], "serving": {"churn-classifier": version}}),
         );
         deploy

@@ -6,8 +6,9 @@
 
 #[path = "support/mlflow.rs"]
 mod mlflow_support;
+mod support;
 
-use mlflow_support::{VersionSpec, server, write_file};
+use mlflow_support::{VersionSpec, server};
 use serde_json::{Value, json};
 use sluice::config::environment::Environment;
 use sluice::deploy::{DeployContext, Health, Release, Target, TargetError};
@@ -47,7 +48,7 @@ impl Setup {
     }
 
     fn pins(&self, text: &str) {
-        write_file(self.tree.path(), "platform/models/staging.yaml", text);
+        support::write_tree(self.tree.path(), &[("platform/models/staging.yaml", text)]);
     }
 
     fn target(&self) -> MlflowTarget {

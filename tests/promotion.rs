@@ -9,10 +9,11 @@ use sluice::deploy::execute::HealthSettings;
 use sluice::deploy::gates::StaticTeams;
 use sluice::deploy::reconcile::{Reconciler, TargetFactory, TreeSource};
 use sluice::deploy::recording::{RecordedCall, RecordingTarget};
-use sluice::deploy::state::{DeployRequest, DeployStore, RequestAction};
 use sluice::deploy::{Release, Target, TargetError, TargetKind};
 use sluice::policy::Clock;
 use sluice::store::SqliteStore;
+use sluice::store::{DeployRequest, DeployStore, RequestAction};
+use sluice::targets::registry::registered;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -38,21 +39,18 @@ impl TargetFactory for Recording {
         _repository: &str,
         _environment: &Environment,
     ) -> Result<Vec<Arc<dyn Target>>, TargetError> {
-        // Handed over out of order on purpose: the reconciler owns the order.
-        Ok([
-            TargetKind::Mlflow,
-            TargetKind::Terraform,
-            TargetKind::Airflow,
-            TargetKind::Kubernetes,
-        ]
-        .into_iter()
-        .map(|kind| {
-            Arc::new(RecordingTarget {
-                kind,
-                directory: self.0.clone(),
-            }) as Arc<dyn Target>
-        })
-        .collect())
+        // Every registered target, handed over backwards on purpose: the reconciler owns the order.
+        let mut kinds: Vec<TargetKind> = registered().map(|(kind, _)| kind).collect();
+        kinds.reverse();
+        Ok(kinds
+            .into_iter()
+            .map(|kind| {
+                Arc::new(RecordingTarget {
+                    kind,
+                    directory: self.0.clone(),
+                }) as Arc<dyn Target>
+            })
+            .collect())
     }
 }
 
@@ -74,10 +72,7 @@ fn environment(name: &str, after: Option<&str>, gates: Gates) -> Environment {
         branch: None,
         description: None,
         gates,
-        terraform: None,
-        kubernetes: None,
-        airflow: None,
-        mlflow: None,
+        targets: Default::default(),
         vars: Default::default(),
     }
 }
@@ -185,7 +180,7 @@ impl Platform {
             .map(|(_, release)| release)
     }
 
-    fn applies(&self, environment: &str) -> Vec<(TargetKind, String)> {
+    fn applies(&self, environment: &str) -> Vec<(String, String)> {
         RecordingTarget::calls(&self.calls)
             .into_iter()
             .filter(|call| call.call == "apply" && call.environment == environment)
@@ -249,13 +244,14 @@ async fn inside_an_environment_targets_apply_in_order_each_after_the_previous_is
         [
             "apply terraform",
             "health terraform",
+            "apply mlflow",
+            "health mlflow",
             "apply kubernetes",
             "health kubernetes",
             "apply airflow",
-            "health airflow",
-            "apply mlflow",
-            "health mlflow"
-        ]
+            "health airflow"
+        ],
+        "infrastructure first, then the models the serving workloads restart for, DAGs last"
     );
     assert_eq!(platform.runs("dev"), Some(first.clone()));
     // Staging soaks 10 minutes after dev became healthy; nothing reaches it yet.
@@ -453,7 +449,7 @@ async fn a_failed_rollout_rolls_the_environment_back_and_stops_the_promotion() {
         Some(good.clone()),
         "dev stays on its previous release"
     );
-    let undone: Vec<(TargetKind, Option<String>)> = platform
+    let undone: Vec<(String, Option<String>)> = platform
         .calls()
         .into_iter()
         .filter(|call| call.call == "rollback")
@@ -462,9 +458,10 @@ async fn a_failed_rollout_rolls_the_environment_back_and_stops_the_promotion() {
     assert_eq!(
         undone,
         [
-            (TargetKind::Airflow, Some(bad.clone())),
-            (TargetKind::Kubernetes, Some(bad.clone())),
-            (TargetKind::Terraform, Some(bad.clone())),
+            ("airflow".to_owned(), Some(bad.clone())),
+            ("kubernetes".to_owned(), Some(bad.clone())),
+            ("mlflow".to_owned(), Some(bad.clone())),
+            ("terraform".to_owned(), Some(bad.clone())),
         ],
         "what was applied is undone, newest first"
     );
@@ -510,19 +507,12 @@ async fn a_rollback_request_redeploys_the_earlier_release_without_terraform_and_
         .unwrap();
     platform.pass().await;
     assert_eq!(platform.runs("dev"), Some(first.clone()));
-    let redeployed: Vec<TargetKind> = platform.calls()[before..]
+    let redeployed: Vec<String> = platform.calls()[before..]
         .iter()
         .filter(|call| call.call == "apply")
-        .map(|call| call.target)
+        .map(|call| call.target.clone())
         .collect();
-    assert_eq!(
-        redeployed,
-        [
-            TargetKind::Kubernetes,
-            TargetKind::Airflow,
-            TargetKind::Mlflow
-        ]
-    );
+    assert_eq!(redeployed, ["mlflow", "kubernetes", "airflow"]);
     // Automatic promotion does not bring the rolled-back release back.
     platform.pass().await;
     assert_eq!(platform.runs("dev"), Some(first));

@@ -7,30 +7,14 @@ mod support;
 
 use sluice::deploy::recording::RecordingTarget;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 use support::*;
 
 const PIPELINE: &str = "name: ci\non: { push: { branches: [main] } }\njobs:\n  check:\n    steps:\n      - run: 'true'\n";
-const DEV: &str = "name: dev\nterraform: { dir: infra/dev }\nkubernetes: { namespace: ml-dev }\nairflow: { dags: dags }\n";
-const STAGING: &str = "name: staging\nafter: dev\nterraform: { dir: infra/staging }\nkubernetes: { namespace: ml-staging }\nairflow: { dags: dags }\n";
-const PRODUCTION: &str = "name: production\nafter: staging\ngates: { approvals: 1 }\nkubernetes: { namespace: ml-prod }\nmlflow: { pins: models/production.yaml }\n";
+const DEV: &str = "name: dev\nterraform: { dir: infra/dev }\nkubernetes: { namespace: ml-dev, manifests: k8s }\nairflow: { dags: dags, folder: /srv/airflow/dev/dags }\n";
+const STAGING: &str = "name: staging\nafter: dev\nterraform: { dir: infra/staging }\nkubernetes: { namespace: ml-staging, manifests: k8s }\nairflow: { dags: dags, folder: /srv/airflow/staging/dags }\n";
+const PRODUCTION: &str = "name: production\nafter: staging\ngates: { approvals: 1 }\nkubernetes: { namespace: ml-prod, manifests: k8s }\nmlflow: { tracking_uri: \"http://127.0.0.1:5500\", pins: models/production.yaml }\n";
 const SERVER_CONFIG: &str = "promotion: { interval: 200ms, health-poll: 50ms }\n";
-
-fn sluice(data: &Path, args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "sluice {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
 
 fn start(data: &Path, repo: &TestRepo, calls: &Path, config: &Path) -> Server {
     Server::start_with_env(
@@ -107,7 +91,7 @@ fn a_merge_is_promoted_through_every_environment_and_a_kill_mid_rollout_deploys_
         "production to wait for its approval",
         Duration::from_secs(60),
         || {
-            let status = sluice(data.path(), &["status"]);
+            let status = sluice_ok(data.path(), &["status"]);
             status.contains("waiting").then_some(status)
         },
     );
@@ -123,7 +107,7 @@ fn a_merge_is_promoted_through_every_environment_and_a_kill_mid_rollout_deploys_
     );
     assert!(applies(&calls, "production").is_empty());
 
-    let releases = sluice(data.path(), &["releases"]);
+    let releases = sluice_ok(data.path(), &["releases"]);
     let release_id = releases
         .lines()
         .nth(1)
@@ -136,7 +120,7 @@ fn a_merge_is_promoted_through_every_environment_and_a_kill_mid_rollout_deploys_
     assert!(releases.contains("DAGs"), "{releases}");
 
     // Someone other than the author approves (the test repo's commits are by "sluice-tests").
-    let approved = sluice(data.path(), &["approve", "production", "--as", "carol"]);
+    let approved = sluice_ok(data.path(), &["approve", "production", "--as", "carol"]);
     assert!(
         approved.contains(&format!(
             "carol (local) approved {release_id} for production"
@@ -147,15 +131,15 @@ fn a_merge_is_promoted_through_every_environment_and_a_kill_mid_rollout_deploys_
         "production to run the release",
         Duration::from_secs(60),
         || {
-            let status = sluice(data.path(), &["status"]);
+            let status = sluice_ok(data.path(), &["status"]);
             status
                 .lines()
                 .any(|line| line.starts_with("production") && line.contains(&release_id))
                 .then_some(())
         },
     );
-    assert_eq!(applies(&calls, "production"), ["kubernetes", "mlflow"]);
-    let history = sluice(data.path(), &["history", "production"]);
+    assert_eq!(applies(&calls, "production"), ["mlflow", "kubernetes"]);
+    let history = sluice_ok(data.path(), &["history", "production"]);
     for expected in [
         "gate      blocked",
         "approve   recorded",

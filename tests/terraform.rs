@@ -5,6 +5,8 @@
 //! when the pull request closes and kept across restarts; a missing key refuses to start;
 //! `sluice plan` prints the summary and exits 1 on a deny.
 
+mod support;
+
 use sluice::deploy::{DeployContext, Health, Release, Target, TargetError};
 use sluice::policy::{PolicyContext, SystemClock};
 use sluice::store::{
@@ -17,23 +19,7 @@ use sluice::terraform::{
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-fn repository_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
+use support::{copy_tree, repository_root, sluice_command};
 
 /// A checkout of the example's environments and Terraform, a data dir with a store, and a key.
 struct Bench {
@@ -591,13 +577,11 @@ async fn the_target_applies_the_release_plan_reports_health_and_refuses_rollback
 fn sluice_plan_prints_the_summary_and_exits_1_on_a_deny() {
     let bench = Bench::new();
     let run = |policies: &Path| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        sluice_command(bench.data_dir.path())
             .args(["plan", "--env", "dev", "--root"])
             .arg(bench.checkout.path())
             .arg("--policies")
             .arg(policies)
-            .arg("--data-dir")
-            .arg(bench.data_dir.path())
             .output()
             .unwrap()
     };

@@ -3,6 +3,8 @@
 
 #[path = "validate/run_scripts.rs"]
 mod run_scripts;
+#[path = "validate/targets.rs"]
+mod targets;
 
 use sluice::config::{
     Diagnostic, Project, SourceFile, load_project, load_server_config, read_project_dir,
@@ -104,7 +106,7 @@ gates:
   soak: 10m
   approvals: 1
 terraform: {dir: platform/infra/envs/staging}
-kubernetes: {namespace: ml-staging, anything: [is, fine, here]}
+kubernetes: {namespace: ml-staging, manifests: platform/k8s/overlays/staging}
 ";
 
 #[test]
@@ -131,6 +133,13 @@ fn clean_project_has_no_diagnostics_and_loads_everything() {
         .map(|e| e.value.name.as_str())
         .collect();
     assert_eq!(environment_names, ["dev", "staging"]);
+    let staging = &project.environments[1].value.targets;
+    assert_eq!(
+        staging.terraform.as_ref().unwrap().dir,
+        "platform/infra/envs/staging"
+    );
+    assert_eq!(staging.kubernetes.as_ref().unwrap().namespace, "ml-staging");
+    assert!(staging.airflow.is_none() && staging.mlflow.is_none());
 }
 
 #[test]

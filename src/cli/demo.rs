@@ -100,7 +100,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
             real: crate::targets::EnvironmentTargets {
                 data_dir: work_dir.join("data"),
                 recording: None,
-                store: Some(engine.sqlite.clone()),
+                store: Some(engine.database.clone()),
                 kubernetes_api: Some(kubernetes_api.clone()),
             },
             recording: work_dir.join("recorded-target-calls"),

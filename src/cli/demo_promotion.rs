@@ -9,13 +9,13 @@ use crate::config::environment::Environment;
 use crate::deploy::execute::HealthSettings;
 use crate::deploy::gates::StaticTeams;
 use crate::deploy::reconcile::{Reconciler, TargetFactory};
-use crate::deploy::state::{DeployStore, RequestAction};
 use crate::deploy::{Target, TargetError, actions};
 use crate::model::access::Principal;
 use crate::policy::Clock;
 use crate::scheduler::Mirrors;
 use crate::scheduler::promotion::{MirrorTrees, read_environments};
 use crate::store::Store;
+use crate::store::{DeployStore, RequestAction};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -270,57 +270,6 @@ pub struct DemoTargets {
     pub explained: Mutex<std::collections::BTreeSet<String>>,
 }
 
-impl DemoTargets {
-    fn unavailable(
-        &self,
-        environment: &Environment,
-        kind: crate::deploy::TargetKind,
-    ) -> Option<String> {
-        use crate::deploy::TargetKind;
-        let section = |value: &Option<serde_json::Value>, key: &str| {
-            value
-                .as_ref()
-                .and_then(|section| section.get(key))
-                .and_then(|url| url.as_str())
-                .map(str::to_owned)
-        };
-        let reachable = |url: &str| {
-            url::Url::parse(url)
-                .ok()
-                .and_then(|url| url.socket_addrs(|| None).ok())
-                .and_then(|addresses| addresses.first().copied())
-                .is_some_and(|address| {
-                    std::net::TcpStream::connect_timeout(
-                        &address,
-                        std::time::Duration::from_millis(300),
-                    )
-                    .is_ok()
-                })
-        };
-        match kind {
-            TargetKind::Terraform => None,
-            TargetKind::Kubernetes => std::process::Command::new("kubectl")
-                .args(["version", "--client"])
-                .output()
-                .is_err()
-                .then(|| {
-                    "kubectl is not installed to render the overlays (`kubectl kustomize`)"
-                        .to_owned()
-                }),
-            TargetKind::Airflow => match section(&environment.airflow, "api") {
-                Some(api) if reachable(&api) => None,
-                Some(api) => Some(format!("no Airflow answers at {api}")),
-                None => Some("no Airflow API configured".to_owned()),
-            },
-            TargetKind::Mlflow => match section(&environment.mlflow, "tracking_uri") {
-                Some(uri) if reachable(&uri) => None,
-                Some(uri) => Some(format!("no MLflow answers at {uri}")),
-                None => Some("no MLflow tracking URI configured".to_owned()),
-            },
-        }
-    }
-}
-
 impl TargetFactory for DemoTargets {
     fn targets(
         &self,
@@ -328,8 +277,13 @@ impl TargetFactory for DemoTargets {
         environment: &Environment,
     ) -> Result<Vec<Arc<dyn Target>>, TargetError> {
         let mut chosen = Vec::new();
+        let unreachable = crate::targets::unreachable(environment);
         for (kind, built) in self.real.real_targets(repository, environment)? {
-            let reason = match (&built, self.unavailable(environment, kind)) {
+            let unavailable = unreachable
+                .iter()
+                .find(|(unreachable_kind, _)| *unreachable_kind == kind)
+                .map(|(_, reason)| reason.clone());
+            let reason = match (&built, unavailable) {
                 (Err(error), _) => Some(error.to_string()),
                 (Ok(_), reason) => reason,
             };

@@ -2,13 +2,13 @@
 
 use crate::deploy::execute::HealthSettings;
 use crate::deploy::gates::{StaticTeams, TeamDirectory};
-use crate::deploy::state::DeployStore;
 use crate::policy::SystemClock;
 use crate::scheduler::promotion::PromotionService;
 use crate::scheduler::releases::ReleaseCutter;
 use crate::scheduler::{Dispatcher, EngineSettings, IntakeWorker, Mirrors, RunUpdate};
 use crate::steps::{LocalRunner, StepRunner};
-use crate::store::{SqliteStore, Store};
+use crate::store::DeployStore;
+use crate::store::{Database, Store};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ pub struct Engine {
     pub store: Arc<dyn Store>,
     pub deploy_store: Arc<dyn DeployStore>,
     /// The same store, for the parts that need its other faces (plans, locks, model history).
-    pub sqlite: Arc<SqliteStore>,
+    pub database: Arc<dyn Database>,
     pub mirrors: Arc<Mirrors>,
     pub settings: EngineSettings,
     pub intake_wakeup: Arc<Notify>,
@@ -44,15 +44,15 @@ impl Engine {
             )
         })?;
         forbid_inspection();
-        let sqlite = Arc::new(SqliteStore::open(&data_dir.join("sluice.db"))?);
+        let database = crate::store::open(&data_dir.join("sluice.db"))?;
         protect_data_dir(data_dir).map_err(|error| {
             anyhow::anyhow!(
                 "cannot restrict the permissions of the data directory {}: {error}",
                 data_dir.display()
             )
         })?;
-        let store: Arc<dyn Store> = sqlite.clone();
-        let deploy_store: Arc<dyn DeployStore> = sqlite.clone();
+        let store: Arc<dyn Store> = database.clone();
+        let deploy_store: Arc<dyn DeployStore> = database.clone();
         let mut settings = EngineSettings::new(data_dir.to_owned());
         settings.max_parallel_jobs = max_parallel_jobs;
         let mirrors = Arc::new(Mirrors::new(settings.mirrors_dir(), repositories));
@@ -60,7 +60,7 @@ impl Engine {
         Ok(Engine {
             store,
             deploy_store,
-            sqlite,
+            database,
             mirrors,
             settings,
             intake_wakeup: Arc::new(Notify::new()),
@@ -131,7 +131,7 @@ impl Engine {
                 mirrors: self.mirrors.clone(),
                 targets: Arc::new(crate::targets::EnvironmentTargets::from_env(
                     data_dir.clone(),
-                    self.sqlite.clone(),
+                    self.database.clone(),
                 )),
                 clock: Arc::new(SystemClock),
                 teams: promotion.teams,

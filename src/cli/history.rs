@@ -1,7 +1,7 @@
 //! `sluice history ENV --models`: what happened in an environment, read from the store and
 //! printed for humans (or JSON). So far it shows the registered-model alias moves.
 
-use crate::store::{AliasMoveFilter, ModelHistory, SqliteStore};
+use crate::store::AliasMoveFilter;
 use crate::targets::mlflow::render_history;
 use clap::Args;
 use std::path::PathBuf;
@@ -39,7 +39,7 @@ pub fn run(args: HistoryArgs) -> anyhow::Result<bool> {
             data_dir.display()
         );
     }
-    let store = SqliteStore::open(&database)?;
+    let store = crate::store::open(&database)?;
     let moves = store.alias_moves(&AliasMoveFilter {
         environment: Some(args.environment.clone()),
         model: args.model,

@@ -1,8 +1,9 @@
 //! `sluice runs` and `sluice logs`: read the store, print for humans (or JSON).
 
-use crate::store::{RunFilter, SqliteStore, Store};
+use crate::store::{Database, RunFilter};
 use clap::Args;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(Debug, Args)]
 pub struct RunsArgs {
@@ -28,7 +29,7 @@ pub struct LogsArgs {
     pub data_dir: Option<PathBuf>,
 }
 
-fn open_store(data_dir: Option<PathBuf>) -> anyhow::Result<SqliteStore> {
+fn open_store(data_dir: Option<PathBuf>) -> anyhow::Result<Arc<dyn Database>> {
     let data_dir = data_dir.unwrap_or_else(super::default_data_dir);
     let database = data_dir.join("sluice.db");
     if !database.exists() {
@@ -37,7 +38,7 @@ fn open_store(data_dir: Option<PathBuf>) -> anyhow::Result<SqliteStore> {
             data_dir.display()
         );
     }
-    Ok(SqliteStore::open(&database)?)
+    Ok(crate::store::open(&database)?)
 }
 
 pub fn runs(args: RunsArgs) -> anyhow::Result<bool> {

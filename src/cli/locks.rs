@@ -1,10 +1,11 @@
 //! `sluice locks` and `sluice unlock`: the Terraform locks on the data directory, who holds them,
 //! for how long and who waits behind; releasing one leaves its queue for the head to plan again.
 
-use crate::store::SqliteStore;
+use crate::store::Database;
 use crate::terraform::locks::{self, LockView, UnlockWanted};
 use clap::Args;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(Debug, Args)]
 pub struct LocksArgs {
@@ -32,7 +33,7 @@ pub struct UnlockArgs {
     pub data_dir: Option<PathBuf>,
 }
 
-fn open(data_dir: &Option<PathBuf>) -> anyhow::Result<SqliteStore> {
+fn open(data_dir: &Option<PathBuf>) -> anyhow::Result<Arc<dyn Database>> {
     let data_dir = data_dir.clone().unwrap_or_else(super::default_data_dir);
     let database = data_dir.join("sluice.db");
     if !database.exists() {
@@ -41,12 +42,12 @@ fn open(data_dir: &Option<PathBuf>) -> anyhow::Result<SqliteStore> {
             data_dir.display()
         );
     }
-    Ok(SqliteStore::open(&database)?)
+    Ok(crate::store::open(&database)?)
 }
 
 pub fn list(args: LocksArgs) -> anyhow::Result<bool> {
     let store = open(&args.data_dir)?;
-    let views = locks::list(&store, chrono::Utc::now())?;
+    let views = locks::list(store.as_ref(), chrono::Utc::now())?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&views)?);
     } else {
@@ -99,7 +100,7 @@ pub fn render(views: &[LockView]) -> String {
 pub fn unlock(args: UnlockArgs) -> anyhow::Result<bool> {
     let store = open(&args.data_dir)?;
     let released = locks::unlock_one(
-        &store,
+        store.as_ref(),
         &UnlockWanted {
             repository: args.repository.as_deref(),
             environment: &args.environment,

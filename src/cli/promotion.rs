@@ -4,12 +4,13 @@
 //! admin; history records them as `LOGIN (local)`.
 
 use crate::deploy::actions::{self, ActionError, Force};
-use crate::deploy::state::{DeployStore, RequestAction};
 use crate::model::access::Principal;
-use crate::store::SqliteStore;
+use crate::store::Database;
+use crate::store::{DeployStore, RequestAction};
 use chrono::{TimeZone, Utc};
 use clap::Args;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(Debug, Args)]
 pub struct StoreArgs {
@@ -86,7 +87,7 @@ pub struct RollbackArgs {
     pub store: StoreArgs,
 }
 
-fn open(args: &StoreArgs) -> anyhow::Result<(SqliteStore, String)> {
+fn open(args: &StoreArgs) -> anyhow::Result<(Arc<dyn Database>, String)> {
     let data_dir = args
         .data_dir
         .clone()
@@ -98,9 +99,9 @@ fn open(args: &StoreArgs) -> anyhow::Result<(SqliteStore, String)> {
             data_dir.display()
         );
     }
-    let store = SqliteStore::open(&database)?;
+    let store = crate::store::open(&database)?;
     let repository =
-        actions::repository(&store, args.repository.as_deref()).map_err(into_anyhow)?;
+        actions::repository(store.as_ref(), args.repository.as_deref()).map_err(into_anyhow)?;
     Ok((store, repository))
 }
 
@@ -127,7 +128,7 @@ fn when(seconds: i64) -> String {
 
 pub fn releases(args: StoreArgs) -> anyhow::Result<bool> {
     let (store, repository) = open(&args)?;
-    print!("{}", render_releases(&store, &repository)?);
+    print!("{}", render_releases(store.as_ref(), &repository)?);
     Ok(true)
 }
 
@@ -179,7 +180,7 @@ pub fn render_releases(store: &dyn DeployStore, repository: &str) -> anyhow::Res
 
 pub fn status(args: StoreArgs) -> anyhow::Result<bool> {
     let (store, repository) = open(&args)?;
-    print!("{}", render_status(&store, &repository)?);
+    print!("{}", render_status(store.as_ref(), &repository)?);
     Ok(true)
 }
 
@@ -227,7 +228,7 @@ pub fn history(args: HistoryArgs) -> anyhow::Result<bool> {
     let (store, repository) = open(&args.store)?;
     print!(
         "{}",
-        render_history(&store, &repository, args.environment.as_deref())?
+        render_history(store.as_ref(), &repository, args.environment.as_deref())?
     );
     Ok(true)
 }
@@ -256,7 +257,7 @@ pub fn render_history(
 pub fn approve(args: ApproveArgs) -> anyhow::Result<bool> {
     let (store, repository) = open(&args.store)?;
     let message = actions::approve(
-        &store,
+        store.as_ref(),
         &repository,
         &args.environment,
         args.release.as_deref(),
@@ -271,7 +272,7 @@ pub fn approve(args: ApproveArgs) -> anyhow::Result<bool> {
 pub fn promote(args: PromoteArgs) -> anyhow::Result<bool> {
     let (store, repository) = open(&args.store)?;
     let message = actions::request(
-        &store,
+        store.as_ref(),
         &repository,
         &args.environment,
         RequestAction::Promote,
@@ -291,7 +292,7 @@ pub fn promote(args: PromoteArgs) -> anyhow::Result<bool> {
 pub fn rollback(args: RollbackArgs) -> anyhow::Result<bool> {
     let (store, repository) = open(&args.store)?;
     let message = actions::request(
-        &store,
+        store.as_ref(),
         &repository,
         &args.environment,
         RequestAction::Rollback,

@@ -2,10 +2,11 @@
 //! token is printed once and only its sha256 is kept; a list shows who holds what, never a token.
 
 use crate::model::access::{Role, parse_lifetime, token_sha256, token_text};
-use crate::store::{ApiTokens, NewApiToken, SqliteStore, TokenInsert};
+use crate::store::{Database, NewApiToken, TokenInsert};
 use chrono::{TimeZone, Utc};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
@@ -45,7 +46,7 @@ pub struct RevokeArgs {
     pub data: DataDir,
 }
 
-fn open(data: &DataDir) -> anyhow::Result<SqliteStore> {
+fn open(data: &DataDir) -> anyhow::Result<Arc<dyn Database>> {
     let data_dir = data
         .data_dir
         .clone()
@@ -56,7 +57,7 @@ fn open(data: &DataDir) -> anyhow::Result<SqliteStore> {
             data_dir.display()
         )
     })?;
-    Ok(SqliteStore::open(&data_dir.join("sluice.db"))?)
+    Ok(crate::store::open(&data_dir.join("sluice.db"))?)
 }
 
 fn when(seconds: Option<i64>) -> String {

@@ -6,6 +6,7 @@ pub mod build;
 pub mod environment;
 pub mod expr;
 pub mod glob;
+pub mod section;
 pub mod server;
 pub mod untrusted;
 pub mod workflow;
@@ -23,6 +24,7 @@ pub mod validate_server;
 mod yaml;
 
 pub use load::{Project, load_project, load_server_config, read_project_dir};
+pub use located::PathPart;
 pub use validate::PULL_REQUEST_TYPES;
 
 use serde::{Deserialize, Serialize};

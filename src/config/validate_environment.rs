@@ -1,9 +1,9 @@
 //! Checks across the environment files: unique names, `after` naming a real environment, no
-//! cycles in the promotion order, and valid gate durations. Pure; trees are used only to point at
-//! the right line. What the target blocks (`terraform`, `kubernetes`, ...) hold is not looked at.
+//! cycles in the promotion order, valid gate durations, and what each target's section says is
+//! wrong with it (`config::section`). Pure; trees are used only to point at the right line.
 
 use crate::config::graph::{cycles, spell};
-use crate::config::located::find;
+use crate::config::located::{PathPart, find};
 use crate::config::messages::{at, did_you_mean};
 use crate::config::workflow::parse_duration;
 use crate::config::yaml::Node;
@@ -64,7 +64,7 @@ pub fn check_environments(environments: &[(&str, &Environment, &Node)]) -> Vec<D
             ));
         }
         for (index, window) in environment.gates.freeze.iter().enumerate() {
-            if let Err(problem) = crate::deploy::gates::check_freeze_window(window) {
+            if let Err(problem) = window.bounds() {
                 diagnostics.push(at(
                     path,
                     find(tree, &["gates".into(), "freeze".into(), index.into()]).value_position,
@@ -72,6 +72,20 @@ pub fn check_environments(environments: &[(&str, &Environment, &Node)]) -> Vec<D
                     Some("write `from: friday 12:00`, `to: monday 06:00`, `timezone: Europe/Amsterdam`".to_string()),
                 ));
             }
+        }
+        for (section, problem) in environment.targets.problems() {
+            let mut parts: Vec<PathPart> = vec![section.into()];
+            parts.extend(problem.field.iter().cloned());
+            diagnostics.push(at(
+                path,
+                find(tree, &parts).position(),
+                format!(
+                    "`{}` in {label}: {}",
+                    problem.place(section),
+                    problem.message
+                ),
+                problem.hint.clone(),
+            ));
         }
     }
     diagnostics.extend(after_cycles(environments));
@@ -157,7 +171,7 @@ mod tests {
                 ),
                 (
                     "environments/staging.yaml",
-                    "name: staging\nafter: dev\ngates: {soak: 10m}\nterraform: {anything: [goes]}\n",
+                    "name: staging\nafter: dev\ngates: {soak: 10m}\nterraform: {dir: infra/staging}\n",
                 ),
             ],
             &[],

@@ -5,9 +5,9 @@
 //! commands refuse the same things with the same words.
 
 use crate::deploy::Release;
-use crate::deploy::state::{DeployRequest, DeployStore, Deployment, RequestAction};
 use crate::model::access::{Principal, Role};
 use crate::store::StoreError;
+use crate::store::{DeployRequest, DeployStore, Deployment, RequestAction};
 use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -170,7 +170,7 @@ pub fn approve(
     forward_only(store, repository, environment, &release, "approve")?;
     let recorded = approver.recorded_as();
     let new = store.add_approval(repository, environment, &release.id, &recorded, at)?;
-    store.record_audit(&crate::deploy::state::NewAuditEntry {
+    store.record_audit(&crate::store::NewAuditEntry {
         repository,
         environment: Some(environment),
         release: Some(&release.id),
@@ -274,7 +274,7 @@ pub fn request(
         (RequestAction::Promote, None, None) => "promote".to_owned(),
         (RequestAction::Promote, None, Some(reason)) => format!("promote: {reason}"),
     };
-    store.record_audit(&crate::deploy::state::NewAuditEntry {
+    store.record_audit(&crate::store::NewAuditEntry {
         repository,
         environment: Some(environment),
         release: release.as_deref(),

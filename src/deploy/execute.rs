@@ -1,10 +1,10 @@
-//! Carrying out one deployment: each target in order (Terraform, Kubernetes, Airflow, MLflow),
+//! Carrying out one deployment: each target in the registry's order (`crate::targets`),
 //! apply, record the rollback data, wait for health, record it; on failure undo what was applied,
 //! newest first. Every step is recorded before the next call, so a deployment interrupted by a
 //! crash resumes where it stopped and never applies a target twice.
 
-use crate::deploy::state::{DeployStore, DeploymentStatus, StepPhase, StepState};
 use crate::deploy::{DeployContext, Health, Target, TargetError};
+use crate::store::{DeployStore, DeploymentStatus, StepPhase, StepState};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -94,20 +94,24 @@ impl Execution<'_> {
         let mut context = self.context.clone();
         for step in &recorded {
             if matches!(step.phase, StepPhase::Applied | StepPhase::Healthy) {
-                context.applied.insert(step.target, step.outputs.clone());
+                context
+                    .applied
+                    .insert(step.target.clone(), step.outputs.clone());
             }
         }
         for target in self.targets {
             let kind = target.kind();
-            let earlier = recorded.iter().find(|step| step.target == kind);
+            let earlier = recorded.iter().find(|step| step.target == kind.as_str());
             let mut step = match earlier {
                 Some(step) if step.phase == StepPhase::Healthy => continue,
                 Some(step) if step.phase == StepPhase::Applied => step.clone(),
                 _ => match self.apply_with_retries(target.as_ref(), &context).await? {
                     Ok(applied) => {
-                        context.applied.insert(kind, applied.outputs.clone());
+                        context
+                            .applied
+                            .insert(kind.as_str().to_owned(), applied.outputs.clone());
                         let step = StepState {
-                            target: kind,
+                            target: kind.as_str().to_owned(),
                             phase: StepPhase::Applied,
                             summary: applied.summary,
                             rollback: applied.rollback,
@@ -183,7 +187,7 @@ impl Execution<'_> {
             (self.now)(),
         );
         blocking(self.store, move |store| {
-            store.record_audit(&crate::deploy::state::NewAuditEntry {
+            store.record_audit(&crate::store::NewAuditEntry {
                 repository: &entry.0,
                 environment: Some(&entry.1),
                 release: Some(&entry.2),
@@ -253,7 +257,7 @@ impl Execution<'_> {
         let mut undo_problems = Vec::new();
         for target in self.targets.iter().rev() {
             let kind = target.kind();
-            let step = recorded.iter().find(|step| step.target == kind);
+            let step = recorded.iter().find(|step| step.target == kind.as_str());
             let rollback_data = match step {
                 Some(step) if step.phase != StepPhase::RolledBack => step.rollback.clone(),
                 None if failed_apply == Some(kind) => serde_json::Value::Null,
@@ -262,7 +266,7 @@ impl Execution<'_> {
             match target.rollback(self.context, &rollback_data).await {
                 Ok(undone) => {
                     let state = StepState {
-                        target: kind,
+                        target: kind.as_str().to_owned(),
                         phase: StepPhase::RolledBack,
                         summary: undone.summary,
                         rollback: rollback_data,

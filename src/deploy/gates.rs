@@ -2,7 +2,7 @@
 //! from plain values (the environment's gates, approvals, when the previous environment became
 //! healthy, the time), so each can be tested with a fixed clock.
 
-use crate::config::environment::{Environment, FreezeWindow};
+use crate::config::environment::{Environment, FreezeWindow, WeekWindow};
 use crate::config::workflow::parse_duration;
 use crate::deploy::Release;
 use chrono::{DateTime, Datelike, Timelike, Utc};
@@ -252,47 +252,6 @@ fn approval_decision(input: &GateInput<'_>) -> GateDecision {
     }
 }
 
-/// A point in the week, in minutes since Monday 00:00.
-fn parse_week_point(text: &str) -> Result<u32, String> {
-    let mut words = text.split_whitespace();
-    let (Some(day), Some(time), None) = (words.next(), words.next(), words.next()) else {
-        return Err(format!("`{text}` is not `DAY HH:MM` (e.g. `friday 12:00`)"));
-    };
-    const DAYS: [&str; 7] = [
-        "monday",
-        "tuesday",
-        "wednesday",
-        "thursday",
-        "friday",
-        "saturday",
-        "sunday",
-    ];
-    let day_lower = day.to_ascii_lowercase();
-    let day_index = DAYS
-        .iter()
-        .position(|name| *name == day_lower || name[..3] == *day_lower)
-        .ok_or_else(|| format!("`{day}` in `{text}` is not a day of the week"))?;
-    let (hours, minutes) = time
-        .split_once(':')
-        .and_then(|(hours, minutes)| {
-            Some((hours.parse::<u32>().ok()?, minutes.parse::<u32>().ok()?))
-        })
-        .filter(|(hours, minutes)| *hours < 24 && *minutes < 60)
-        .ok_or_else(|| format!("`{time}` in `{text}` is not a time HH:MM"))?;
-    Ok(day_index as u32 * 24 * 60 + hours * 60 + minutes)
-}
-
-/// Checks a freeze window's fields; the loader reports the message at the window's position.
-pub fn check_freeze_window(window: &FreezeWindow) -> Result<(), String> {
-    parse_week_point(&window.from)?;
-    parse_week_point(&window.to)?;
-    if let Some(zone) = &window.timezone {
-        zone.parse::<chrono_tz::Tz>()
-            .map_err(|_| format!("`{zone}` is not an IANA time zone such as `Europe/Amsterdam`"))?;
-    }
-    Ok(())
-}
-
 fn freeze_decision(window: &FreezeWindow, now: DateTime<Utc>) -> GateDecision {
     let described = format!(
         "freeze {} to {} {}",
@@ -300,13 +259,7 @@ fn freeze_decision(window: &FreezeWindow, now: DateTime<Utc>) -> GateDecision {
         window.to,
         window.timezone.as_deref().unwrap_or("UTC")
     );
-    let bounds = check_freeze_window(window).and_then(|()| {
-        Ok((
-            parse_week_point(&window.from)?,
-            parse_week_point(&window.to)?,
-        ))
-    });
-    let (from, to) = match bounds {
+    let WeekWindow { from, to, zone } = match window.bounds() {
         Ok(bounds) => bounds,
         Err(problem) => {
             return GateDecision {
@@ -316,11 +269,6 @@ fn freeze_decision(window: &FreezeWindow, now: DateTime<Utc>) -> GateDecision {
             };
         }
     };
-    let zone: chrono_tz::Tz = window
-        .timezone
-        .as_deref()
-        .and_then(|zone| zone.parse().ok())
-        .unwrap_or(chrono_tz::UTC);
     let local = now.with_timezone(&zone);
     let point =
         local.weekday().num_days_from_monday() * 24 * 60 + local.hour() * 60 + local.minute();
@@ -354,10 +302,7 @@ mod tests {
             branch: None,
             description: None,
             gates,
-            terraform: None,
-            kubernetes: None,
-            airflow: None,
-            mlflow: None,
+            targets: Default::default(),
             vars: Default::default(),
         }
     }
@@ -528,7 +473,8 @@ mod tests {
             reason: None,
         };
         assert!(
-            check_freeze_window(&window)
+            window
+                .bounds()
                 .unwrap_err()
                 .contains("`12` in `fri 12` is not a time")
         );

@@ -8,11 +8,9 @@ pub mod execute;
 pub mod gates;
 pub mod reconcile;
 pub mod recording;
-pub mod release;
-pub mod state;
 pub mod target;
 
-pub use release::Release;
+pub use crate::model::Release;
 pub use target::{
     Applied, Change, ChangeAction, DeployContext, Health, Target, TargetDiff, TargetError,
     TargetFuture, TargetKind,

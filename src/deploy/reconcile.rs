@@ -10,12 +10,12 @@
 use crate::config::environment::Environment;
 use crate::deploy::execute::{Execution, HealthSettings, Outcome, blocking};
 use crate::deploy::gates::{self, GateInput, TeamDirectory};
-use crate::deploy::state::{
-    DeployStore, Deployment, DeploymentAction, EnvironmentState, NewAuditEntry, NewDeployment,
-};
-use crate::deploy::{DeployContext, Release, Target, TargetError, TargetKind};
+use crate::deploy::{DeployContext, Release, Target, TargetError};
 use crate::policy::Clock;
 use crate::store::StoreError;
+use crate::store::{
+    DeployStore, Deployment, DeploymentAction, EnvironmentState, NewAuditEntry, NewDeployment,
+};
 use chrono::{DateTime, TimeZone, Utc};
 use futures_util::future::BoxFuture;
 use std::path::PathBuf;
@@ -407,7 +407,7 @@ impl Reconciler {
             release: new.release,
             previous: new.previous,
             action,
-            status: crate::deploy::state::DeploymentStatus::Running,
+            status: crate::store::DeploymentStatus::Running,
             actor: new.actor,
             reason: new.reason,
             started_at: new.at,
@@ -531,7 +531,7 @@ impl Reconciler {
             // Terraform only applies a plan reviewed against today's state; the plan an old
             // release carried was made against the state before it. Infrastructure goes back
             // through a pull request whose plan is reviewed like any other.
-            targets.retain(|target| target.kind() != TargetKind::Terraform);
+            targets.retain(|target| target.kind().joins_rollbacks());
         }
         let tree = self.trees.tree(release).await?;
         let context = DeployContext {

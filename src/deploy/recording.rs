@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordedCall {
     pub environment: String,
-    pub target: TargetKind,
+    /// The target's registered name (`terraform`, `kubernetes`, ...).
+    pub target: String,
     /// `diff`, `apply`, `health`, `current`, `rollback`.
     pub call: String,
     pub release: String,
@@ -44,7 +45,7 @@ impl RecordingTarget {
     fn record(&self, context: &DeployContext, call: &str, undoing: Option<String>) {
         let entry = RecordedCall {
             environment: context.environment.name.clone(),
-            target: self.kind,
+            target: self.kind.as_str().to_owned(),
             call: call.to_owned(),
             release: context.release.id.clone(),
             undoing,

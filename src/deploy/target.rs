@@ -9,24 +9,33 @@ use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-/// The systems a release reaches, in the order an environment applies them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TargetKind {
-    Terraform,
-    Mlflow,
-    Kubernetes,
-    Airflow,
+/// A registered target as the reconciler sees it: its name (the environment file's key and the
+/// store's column), its place in the deploy order, and whether a rollback deploys it. Made by the
+/// registry in `crate::targets`, which decides which targets there are and in what order; kinds
+/// order by that place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TargetKind {
+    position: usize,
+    name: &'static str,
+    joins_rollbacks: bool,
 }
 
 impl TargetKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TargetKind::Terraform => "terraform",
-            TargetKind::Kubernetes => "kubernetes",
-            TargetKind::Airflow => "airflow",
-            TargetKind::Mlflow => "mlflow",
+    pub const fn new(position: usize, name: &'static str, joins_rollbacks: bool) -> TargetKind {
+        TargetKind {
+            position,
+            name,
+            joins_rollbacks,
         }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.name
+    }
+
+    /// Whether a rollback deploys an older release to this target.
+    pub fn joins_rollbacks(self) -> bool {
+        self.joins_rollbacks
     }
 }
 
@@ -39,33 +48,33 @@ pub struct DeployContext {
     pub tree: PathBuf,
     /// The release the environment runs now, if any.
     pub previous: Option<Release>,
-    /// What the targets applied earlier in this deployment reported (`Applied.outputs`), by kind:
+    /// What the targets applied earlier in this deployment reported (`Applied.outputs`), by target name:
     /// a later target follows what an earlier one actually did (the Kubernetes target restarts
     /// the workloads serving a model at the version the MLflow target moved its alias to). For a
     /// diff nothing is applied yet; whoever asks fills in what the earlier targets' diffs predict.
-    pub applied: std::collections::BTreeMap<TargetKind, serde_json::Value>,
+    pub applied: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 impl DeployContext {
-    /// Model → the version the workloads serving it should run: what the model registry's target
-    /// reported in this deployment (`Applied.outputs.serving`, or a diff's `facts.models[].to`).
-    /// Empty when no model target ran before the asking one.
+    /// Model → the version the workloads serving it should run: what a model registry's target
+    /// reported earlier in this deployment (`Applied.outputs.serving`, or a diff's
+    /// `facts.models[].to` when a preview asks). Empty when no such target ran before the asking one.
     pub fn served_models(&self) -> std::collections::BTreeMap<String, String> {
         let mut versions = std::collections::BTreeMap::new();
-        let Some(value) = self.applied.get(&TargetKind::Mlflow) else {
-            return versions;
-        };
-        if let Some(serving) = value.get("serving").and_then(|serving| serving.as_object()) {
-            for (model, version) in serving {
-                if let Some(version) = version.as_str() {
-                    versions.insert(model.clone(), version.to_owned());
+        for value in self.applied.values() {
+            if let Some(serving) = value.get("serving").and_then(|serving| serving.as_object()) {
+                for (model, version) in serving {
+                    if let Some(version) = version.as_str() {
+                        versions.insert(model.clone(), version.to_owned());
+                    }
                 }
-            }
-        } else if let Some(models) = value.get("models").and_then(|models| models.as_array()) {
-            for model in models {
-                if let (Some(name), Some(version)) = (model["model"].as_str(), model["to"].as_str())
-                {
-                    versions.insert(name.to_owned(), version.to_owned());
+            } else if let Some(models) = value.get("models").and_then(|models| models.as_array()) {
+                for model in models {
+                    if let (Some(name), Some(version)) =
+                        (model["model"].as_str(), model["to"].as_str())
+                    {
+                        versions.insert(name.to_owned(), version.to_owned());
+                    }
                 }
             }
         }

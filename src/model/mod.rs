@@ -2,6 +2,9 @@
 //! Plain data with no IO; the store maps these to rows and the server maps them to JSON.
 
 pub mod access;
+pub mod release;
+
+pub use release::Release;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

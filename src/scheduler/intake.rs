@@ -240,7 +240,6 @@ fn plan_delivery(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::SqliteStore;
     use std::collections::BTreeMap;
     use std::time::Instant;
 
@@ -279,7 +278,7 @@ mod tests {
     async fn a_failing_fetch_is_retried_later_while_the_next_deliveries_are_planned_at_once() {
         let directory = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(&directory.path().join("sluice.db")).unwrap());
+            crate::store::open(&directory.path().join("sluice.db")).unwrap();
         let unreachable = directory.path().join("no-such-repository");
         let mirrors = Arc::new(Mirrors::new(
             directory.path().join("mirrors"),

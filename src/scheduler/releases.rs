@@ -6,8 +6,8 @@
 
 use super::{Mirrors, RunUpdate, StoredPlan};
 use crate::deploy::Release;
-use crate::deploy::state::DeployStore;
 use crate::model::{EventKind, Run, Status};
+use crate::store::DeployStore;
 use crate::store::{RunFilter, Store};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -172,37 +172,7 @@ fn cut_release(
     let authority = super::authority::read_authority(&mirror)?.ok_or_else(|| {
         anyhow::anyhow!("the mirror of {repository} has no default branch; fetch it")
     })?;
-    let environments = authority.environments;
-    let mut dag_tree = None;
-    let mut models = BTreeMap::new();
-    let mut plans = BTreeMap::new();
-    for environment in &environments {
-        if let Some(dags) = environment
-            .airflow
-            .as_ref()
-            .and_then(|airflow| airflow.get("dags"))
-            .and_then(|dags| dags.as_str())
-            && dag_tree.is_none()
-        {
-            dag_tree = mirror.tree_id(commit, dags)?;
-        }
-        if let Some(sha256) = reviewed_plan(store, &mirror, repository, commit, environment) {
-            plans.insert(environment.name.clone(), sha256);
-        }
-        if let Some(pins) = environment
-            .mlflow
-            .as_ref()
-            .and_then(|mlflow| mlflow.get("pins"))
-            .and_then(|pins| pins.as_str())
-            && let Some(bytes) = mirror.read_file(commit, pins)?
-        {
-            models.insert(
-                environment.name.clone(),
-                String::from_utf8_lossy(&bytes).trim().to_owned(),
-            );
-        }
-    }
-    Ok(Release {
+    let mut release = Release {
         id: Release::new_id(sequence, commit),
         repository: repository.to_owned(),
         commit: commit.to_owned(),
@@ -211,12 +181,22 @@ fn cut_release(
         created_at: chrono::Utc::now().timestamp(),
         sequence,
         images,
-        plans,
-        dag_tree,
-        models,
+        plans: BTreeMap::new(),
+        dag_tree: None,
+        models: BTreeMap::new(),
         config_commit: Some(authority.commit),
         contributors,
-    })
+    };
+    let source = crate::targets::registry::ReleaseSource {
+        store,
+        mirror: &mirror,
+        repository,
+        commit,
+    };
+    for environment in &authority.environments {
+        crate::targets::add_to_release(environment, &source, &mut release)?;
+    }
+    Ok(release)
 }
 
 /// Everyone a push payload names as having written, committed or pushed its commits: each
@@ -264,28 +244,5 @@ mod contributor_tests {
         let found: Vec<String> = contributors_of(&payload).into_iter().collect();
         assert_eq!(found, ["alice", "bob", "carol", "dave", "erin", "web-flow"]);
         assert!(contributors_of(&serde_json::json!({})).is_empty());
-    }
-}
-
-/// The sha256 of the plan reviewed on the pull request this merge landed, for an environment with
-/// Terraform; `None` when there is none to apply as it is (Terraform's target then says why).
-fn reviewed_plan(
-    store: &dyn Store,
-    mirror: &crate::git::Mirror,
-    repository: &str,
-    commit: &str,
-    environment: &crate::config::environment::Environment,
-) -> Option<String> {
-    let settings = crate::terraform::TerraformSettings::from_environment(environment).ok()??;
-    let target = crate::store::TerraformTarget {
-        repository: repository.to_owned(),
-        environment: settings.environment.clone(),
-        dir: settings.dir.clone(),
-    };
-    let plans = store.terraform_plans(&target, &settings.workspace).ok()?;
-    let merged = crate::terraform::operations::merged_commit_facts(mirror.path(), commit)?;
-    match crate::terraform::review::decide(&plans, &merged, &settings.environment) {
-        crate::terraform::review::Decision::Apply(plan) => Some(plan.sha256.clone()),
-        _ => None,
     }
 }

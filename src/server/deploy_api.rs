@@ -6,8 +6,8 @@
 use super::{ApiError, AppState};
 use crate::deploy::Release;
 use crate::deploy::actions::{self, ActionError};
-use crate::deploy::state::{AuditEntry, DeployStore, RequestAction};
 use crate::model::access::{Principal, Role};
+use crate::store::{AuditEntry, DeployStore, RequestAction};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};

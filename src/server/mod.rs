@@ -34,7 +34,7 @@ pub const MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
-    pub deploy_store: Arc<dyn crate::deploy::state::DeployStore>,
+    pub deploy_store: Arc<dyn crate::store::DeployStore>,
     /// Signalled after a person asks promotion for something.
     pub promotion_wakeup: Arc<Notify>,
     /// `SLUICE_API_TOKEN`: the bootstrap admin token with no person behind it; `None` = only

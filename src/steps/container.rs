@@ -3,9 +3,10 @@
 //! `/sluice-scratch`, nothing else of the host; the step's declared environment only; a non-root
 //! user with no capabilities and no privilege escalation; CPU, memory and process limits.
 
-use super::{CommandSpec, LogSink, StepOutcome, shell_command};
+use super::{CommandSpec, StepOutcome, shell_command};
+use crate::sandbox::{LogSink, confined_host_config, connect, engine_address};
 use bollard::Docker;
-use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
     CreateContainerOptions, KillContainerOptions, LogsOptions, RemoveContainerOptions,
     WaitContainerOptions,
@@ -18,24 +19,6 @@ const SCRATCH_IN_CONTAINER: &str = "/sluice-scratch";
 
 #[derive(Default)]
 pub struct ContainerRunner {}
-
-/// Where the engine was looked for, for error messages.
-pub fn engine_address() -> String {
-    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".to_owned())
-}
-
-/// Connects and pings the engine; the error names the address tried and how to start an engine.
-pub async fn connect() -> Result<Docker, String> {
-    let unreachable = |error: &dyn std::fmt::Display| {
-        format!(
-            "cannot reach the Docker engine at {} ({error}); start one (`dockerd &`, or scripts/setup-docker.sh) or set DOCKER_HOST",
-            engine_address()
-        )
-    };
-    let docker = Docker::connect_with_defaults().map_err(|error| unreachable(&error))?;
-    docker.ping().await.map_err(|error| unreachable(&error))?;
-    Ok(docker)
-}
 
 impl ContainerRunner {
     pub async fn run(
@@ -155,27 +138,6 @@ async fn run_container(
         )
         .await;
     outcome
-}
-
-/// How a container running code under review is confined: only `binds` of the host, no
-/// capabilities, no privilege escalation, and process, CPU and memory limits. Shared by `run:`
-/// steps and a pipeline's Terraform.
-pub(crate) fn confined_host_config(
-    binds: Vec<String>,
-    pids_limit: i64,
-    cpus: Option<f64>,
-    memory_bytes: Option<i64>,
-) -> HostConfig {
-    HostConfig {
-        binds: Some(binds),
-        cap_drop: Some(vec!["ALL".to_owned()]),
-        security_opt: Some(vec!["no-new-privileges".to_owned()]),
-        privileged: Some(false),
-        pids_limit: Some(pids_limit),
-        memory: memory_bytes,
-        nano_cpus: cpus.map(|cpus| (cpus * 1_000_000_000.0) as i64),
-        ..Default::default()
-    }
 }
 
 /// The step's declared variables, plus a writable `HOME` for an unprivileged user unless the step

@@ -5,7 +5,8 @@
 //! output streamed line by line, and the whole process group killed on timeout, cancellation or
 //! server death.
 
-use super::{CommandSpec, LogSink, StepOutcome, shell_command};
+use super::{CommandSpec, StepOutcome, shell_command};
+use crate::sandbox::LogSink;
 use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;

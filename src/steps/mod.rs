@@ -13,16 +13,13 @@ pub mod terraform;
 pub use isolation::Isolation;
 pub use redact::Redactor;
 
+use crate::sandbox::LogSink;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-
-/// Lines of output on their way to the job log (already redacted by the receiver).
-pub type LogSink = mpsc::UnboundedSender<String>;
 
 /// A `run` step, ready to execute.
 #[derive(Clone, Debug)]

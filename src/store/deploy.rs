@@ -1,14 +1,14 @@
 //! The promotion records as SQL: releases, environment state, deployments and their steps,
-//! approvals, requests and the audit history (`deploy::DeployStore` for `SqliteStore`). Knows the
-//! tables, not what promotion decides with them.
+//! approvals, requests and the audit history (`DeployStore` for `SqliteStore`). Knows the tables,
+//! not what promotion decides with them.
 
-use super::error::{Failure, FailureResult, StoreResult};
-use super::sqlite::SqliteStore;
-use crate::deploy::state::{
+use super::deploy_records::{
     AuditEntry, DeployRequest, DeployStore, Deployment, DeploymentAction, DeploymentStatus,
     EnvironmentState, NewAuditEntry, NewDeployment, RequestAction, StepPhase, StepState,
 };
-use crate::deploy::{Release, TargetKind};
+use super::error::{Failure, FailureResult, StoreResult};
+use super::sqlite::SqliteStore;
+use crate::model::Release;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 fn json_text<T: serde::Serialize>(value: &T) -> String {
@@ -70,17 +70,6 @@ fn query_deployments(
             Ok(deployment)
         })
         .collect()
-}
-
-fn target_kind(text: &str) -> Option<TargetKind> {
-    [
-        TargetKind::Terraform,
-        TargetKind::Kubernetes,
-        TargetKind::Airflow,
-        TargetKind::Mlflow,
-    ]
-    .into_iter()
-    .find(|kind| kind.as_str() == text)
 }
 
 impl DeployStore for SqliteStore {
@@ -235,7 +224,7 @@ impl DeployStore for SqliteStore {
                      outputs = excluded.outputs, at = excluded.at",
                     params![
                         deployment,
-                        step.target.as_str(),
+                        step.target,
                         step.phase.as_str(),
                         step.summary,
                         json_text(&step.rollback),
@@ -251,7 +240,7 @@ impl DeployStore for SqliteStore {
         self.read("reading deployment steps", |connection| {
             let mut statement = connection.prepare_cached(
                 "SELECT target, phase, summary, rollback, outputs, at FROM deployment_steps
-                 WHERE deployment_id = ?1",
+                 WHERE deployment_id = ?1 ORDER BY at, target",
             )?;
             let rows = statement
                 .query_map([deployment], |row| {
@@ -265,11 +254,10 @@ impl DeployStore for SqliteStore {
                     ))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            let mut steps = rows
-                .into_iter()
+            rows.into_iter()
                 .map(|(target, phase, summary, rollback, outputs, at)| {
                     Ok(StepState {
-                        target: target_kind(&target).ok_or_else(|| corrupt("target", &target))?,
+                        target,
                         phase: StepPhase::parse(&phase).ok_or_else(|| corrupt("phase", &phase))?,
                         summary,
                         rollback: serde_json::from_str(&rollback)
@@ -279,9 +267,7 @@ impl DeployStore for SqliteStore {
                         at,
                     })
                 })
-                .collect::<FailureResult<Vec<_>>>()?;
-            steps.sort_by_key(|step| step.target);
-            Ok(steps)
+                .collect::<FailureResult<Vec<_>>>()
         })
     }
 

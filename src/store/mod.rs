@@ -1,5 +1,6 @@
 //! The durable store: webhook deliveries, runs, jobs, steps and logs, Terraform plans and locks,
-//! the images builds made, personal API tokens, behind the narrow `Store` trait. This is the only module with SQL; it
+//! the images builds made, personal API tokens, behind the narrow `Store` trait; releases,
+//! deployments and their history behind `DeployStore`. This is the only module with SQL; it
 //! maps rows to and from `crate::model` types and knows nothing of HTTP, git, planning or
 //! scheduling. The trait speaks only model types so that another database (PostgreSQL, for
 //! several replicas) can implement it later; methods are synchronous and async callers wrap them
@@ -8,6 +9,7 @@
 mod commands;
 mod delivery_retries;
 mod deploy;
+mod deploy_records;
 mod error;
 mod images;
 mod migrations;
@@ -24,6 +26,10 @@ mod writer;
 mod writes;
 
 pub use commands::{CommandRecord, CommandRecords, CommandState, PendingApproval, QueueHead};
+pub use deploy_records::{
+    AuditEntry, DeployRequest, DeployStore, Deployment, DeploymentAction, DeploymentStatus,
+    EnvironmentState, NewAuditEntry, NewDeployment, RequestAction, StepPhase, StepState,
+};
 pub use error::{StoreError, StoreResult};
 pub use images::{ImageRecord, ImageRecords, NewImageRecord};
 pub use model_history::{AliasMove, AliasMoveFilter, ModelHistory, NewAliasMove, last_alias_move};
@@ -95,6 +101,17 @@ pub struct StoreStats {
     /// `(event, outcome kind, count)`; the outcome kind is `pending`, `planned`, `ignored` or `error`.
     pub deliveries_by_event: Vec<(String, String, u64)>,
     pub pending_deliveries: u64,
+}
+
+/// The whole store, every face of it at once: what `open` returns and what the engine and the
+/// command line hand around. Each part of sluice asks for the one face it needs.
+pub trait Database: Store + DeployStore + ModelHistory {}
+
+impl<T: Store + DeployStore + ModelHistory> Database for T {}
+
+/// Opens (creating and migrating if needed) the store at `path`, SQLite's file.
+pub fn open(path: &std::path::Path) -> StoreResult<std::sync::Arc<dyn Database>> {
+    Ok(std::sync::Arc::new(SqliteStore::open(path)?))
 }
 
 /// Everything sluice keeps between restarts. Implementations are shared between threads and

@@ -4,7 +4,7 @@
 //! declared environment only, no Docker socket. Paths are mounted at the same place as on the host,
 //! so the arguments a host run would get work unchanged. `docs/security.md` states the model.
 
-use crate::steps::LogSink;
+use crate::sandbox::LogSink;
 use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::models::ContainerCreateBody;
@@ -57,7 +57,7 @@ pub enum Ending {
 const PIDS_LIMIT: i64 = 1024;
 
 pub async fn run(container: &TerraformContainer, invocation: Invocation<'_>) -> Ending {
-    let docker = match crate::steps::container::connect().await {
+    let docker = match crate::sandbox::connect().await {
         Ok(docker) => docker,
         Err(message) => return Ending::NotStarted(message),
     };
@@ -87,7 +87,7 @@ pub async fn run(container: &TerraformContainer, invocation: Invocation<'_>) -> 
         ),
         user: Some(format!("{}:{}", container.user.0, container.user.1)),
         labels: Some([("dev.sluice.terraform".to_owned(), "true".to_owned())].into()),
-        host_config: Some(crate::steps::container::confined_host_config(
+        host_config: Some(crate::sandbox::confined_host_config(
             binds,
             PIDS_LIMIT,
             container.cpus,

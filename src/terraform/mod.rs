@@ -21,4 +21,4 @@ pub use operations::{
 pub use review::{Decision, MergedCommit, Refusal};
 pub use runner::{TerraformError, locate_terraform};
 pub use seal::{PlanKey, SealError};
-pub use settings::{ApplyMode, ApplyRequirement, LockMode, TerraformSettings};
+pub use settings::{ApplyMode, ApplyRequirement, LockMode, TerraformSection, TerraformSettings};

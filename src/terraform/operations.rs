@@ -10,7 +10,7 @@ use super::seal::{PlanKey, SealError, sha256_hex};
 use super::settings::{ApplyMode, LockMode, TerraformSettings};
 use super::summary::{self, PlanSummary};
 use crate::policy::{self, Evaluation, PolicyContext, PolicySet};
-use crate::steps::LogSink;
+use crate::sandbox::LogSink;
 use crate::store::{NewTerraformPlan, PlanInsert, Store, TerraformPlanRecord, TerraformTarget};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -6,7 +6,7 @@
 //! logged). Knows nothing of stores, keys, policies or pull requests.
 
 use super::settings::TerraformSettings;
-use crate::steps::LogSink;
+use crate::sandbox::LogSink;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

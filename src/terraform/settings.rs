@@ -1,9 +1,11 @@
 //! The `terraform:` section of an environment file, typed: the directory, var files, workspace,
-//! environment variables, backend settings, apply mode, lock mode and timeout. Parsing collects
-//! every problem and names the environment file's field; this file does no IO.
+//! environment variables, backend settings, apply mode, lock mode and timeout. Checking collects
+//! every problem at its field; this file does no IO.
 
+use crate::config::PathPart;
 use crate::config::environment::Environment;
-use serde::Deserialize;
+use crate::config::section::{Section, SectionProblem};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -11,7 +13,7 @@ use std::time::Duration;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// What a merge may apply.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ApplyMode {
     /// Apply the reviewed plan; when it cannot be applied (no plan, base moved, superseded),
@@ -26,7 +28,7 @@ pub enum ApplyMode {
 }
 
 /// What must hold before `/sluice apply` (Atlantis' `apply_requirements`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ApplyRequirement {
     /// GitHub counts an approving review and no request for changes.
@@ -49,7 +51,7 @@ impl ApplyRequirement {
 }
 
 /// What a plan does when another pull request holds the environment's lock.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LockMode {
     /// Report who holds the lock and stop.
@@ -59,26 +61,87 @@ pub enum LockMode {
     Queue,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+/// `environments/<name>.yaml` → `terraform:`, as written.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct RawSettings {
-    dir: String,
+pub struct TerraformSection {
+    /// The root module, relative to the repository root.
+    pub dir: String,
+    /// Relative to `dir`, passed as `-var-file`.
     #[serde(default)]
-    var_files: Vec<String>,
+    pub var_files: Vec<String>,
     #[serde(default)]
-    workspace: Option<String>,
+    pub workspace: Option<String>,
     #[serde(default)]
-    env: BTreeMap<String, String>,
+    pub env: BTreeMap<String, String>,
     #[serde(default)]
-    backend_config: BTreeMap<String, String>,
+    pub backend_config: BTreeMap<String, String>,
     #[serde(default)]
-    apply: ApplyMode,
+    pub apply: ApplyMode,
     #[serde(default)]
-    apply_requirements: Vec<ApplyRequirement>,
+    pub apply_requirements: Vec<ApplyRequirement>,
     #[serde(default)]
-    lock: LockMode,
+    pub lock: LockMode,
+    /// e.g. `30m` (default).
     #[serde(default)]
-    timeout: Option<String>,
+    pub timeout: Option<String>,
+}
+
+impl TerraformSection {
+    fn workspace(&self) -> String {
+        self.workspace
+            .clone()
+            .unwrap_or_else(|| "default".to_owned())
+    }
+
+    fn timeout(&self) -> Result<Duration, String> {
+        match self.timeout.as_deref() {
+            None => Ok(DEFAULT_TIMEOUT),
+            Some(text) => crate::config::workflow::parse_duration(text),
+        }
+    }
+}
+
+impl Section for TerraformSection {
+    fn problems(&self) -> Vec<SectionProblem> {
+        let mut problems = Vec::new();
+        if !is_relative_inside(&self.dir) {
+            problems.push(
+                SectionProblem::new(
+                    &["dir".into()],
+                    format!("`{}` leaves the repository", self.dir),
+                )
+                .hint("write a path relative to the repository root without `..`"),
+            );
+        }
+        for (index, var_file) in self.var_files.iter().enumerate() {
+            if !is_relative_inside(var_file) {
+                let field: [PathPart; 2] = ["var_files".into(), index.into()];
+                problems.push(
+                    SectionProblem::new(&field, format!("`{var_file}` leaves the repository"))
+                        .hint("write a path relative to `terraform.dir` without `..`"),
+                );
+            }
+        }
+        let workspace = self.workspace();
+        if workspace.is_empty()
+            || !workspace
+                .chars()
+                .all(|character| character.is_ascii_alphanumeric() || "-_.".contains(character))
+        {
+            problems.push(
+                SectionProblem::new(
+                    &["workspace".into()],
+                    format!("`{workspace}` is not a workspace name"),
+                )
+                .hint("use letters, digits, `-`, `_` or `.`"),
+            );
+        }
+        if let Err(message) = self.timeout() {
+            problems.push(SectionProblem::new(&["timeout".into()], message));
+        }
+        problems
+    }
 }
 
 /// An environment's Terraform settings, checked.
@@ -105,64 +168,36 @@ pub struct TerraformSettings {
 impl TerraformSettings {
     /// `None` when the environment has no `terraform:` section; every problem at once otherwise.
     pub fn from_environment(environment: &Environment) -> Result<Option<Self>, Vec<String>> {
-        let Some(section) = &environment.terraform else {
-            return Ok(None);
-        };
-        let file = format!("environments/{}.yaml", environment.name);
-        let raw: RawSettings = serde_json::from_value(section.clone()).map_err(|error| {
-            vec![format!(
-                "{file}: `terraform:` is invalid: {error}; it takes dir, var_files, workspace, env, backend_config, apply (auto, reviewed-plan-only or on-comment), apply_requirements (approved, mergeable, undiverged), lock (refuse or queue) and timeout"
-            )]
-        })?;
-        let mut problems = Vec::new();
-        if !is_relative_inside(&raw.dir) {
-            problems.push(format!(
-                "{file}: `terraform.dir` is `{}`; write a path relative to the repository root without `..`",
-                raw.dir
-            ));
+        match &environment.targets.terraform {
+            None => Ok(None),
+            Some(section) => Self::from_section(&environment.name, section).map(Some),
         }
-        for var_file in &raw.var_files {
-            if !is_relative_inside(var_file) {
-                problems.push(format!(
-                    "{file}: `terraform.var_files` entry `{var_file}` must be relative to `terraform.dir` without `..`"
-                ));
-            }
-        }
-        let workspace = raw.workspace.unwrap_or_else(|| "default".to_owned());
-        if workspace.is_empty()
-            || !workspace
-                .chars()
-                .all(|character| character.is_ascii_alphanumeric() || "-_.".contains(character))
-        {
-            problems.push(format!(
-                "{file}: `terraform.workspace` is `{workspace}`; use letters, digits, `-`, `_` or `.`"
-            ));
-        }
-        let timeout = match raw.timeout.as_deref() {
-            None => DEFAULT_TIMEOUT,
-            Some(text) => match crate::config::workflow::parse_duration(text) {
-                Ok(duration) => duration,
-                Err(message) => {
-                    problems.push(format!("{file}: `terraform.timeout`: {message}"));
-                    DEFAULT_TIMEOUT
-                }
-            },
-        };
+    }
+
+    /// The settings of environment `environment`; every problem at once, naming the file's field.
+    pub fn from_section(
+        environment: &str,
+        section: &TerraformSection,
+    ) -> Result<Self, Vec<String>> {
+        let problems = section.problems();
         if !problems.is_empty() {
-            return Err(problems);
+            return Err(problems
+                .iter()
+                .map(|problem| problem.describe(environment, "terraform"))
+                .collect());
         }
-        Ok(Some(TerraformSettings {
-            environment: environment.name.clone(),
-            dir: raw.dir.trim_end_matches('/').to_owned(),
-            var_files: raw.var_files,
-            workspace,
-            env: raw.env,
-            backend_config: raw.backend_config,
-            apply: raw.apply,
-            apply_requirements: raw.apply_requirements,
-            lock: raw.lock,
-            timeout,
-        }))
+        Ok(TerraformSettings {
+            environment: environment.to_owned(),
+            dir: section.dir.trim_end_matches('/').to_owned(),
+            var_files: section.var_files.clone(),
+            workspace: section.workspace(),
+            env: section.env.clone(),
+            backend_config: section.backend_config.clone(),
+            apply: section.apply,
+            apply_requirements: section.apply_requirements.clone(),
+            lock: section.lock,
+            timeout: section.timeout().unwrap_or(DEFAULT_TIMEOUT),
+        })
     }
 }
 
@@ -177,14 +212,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn environment(section: serde_json::Value) -> Environment {
-        serde_json::from_value(json!({"name": "dev", "terraform": section})).unwrap()
-    }
-
     fn check(section: serde_json::Value, expect: Result<(&str, ApplyMode, LockMode), &str>) {
-        let outcome = TerraformSettings::from_environment(&environment(section));
+        let outcome = serde_json::from_value::<TerraformSection>(section)
+            .map_err(|error| vec![error.to_string()])
+            .and_then(|section| TerraformSettings::from_section("dev", &section));
         match (outcome, expect) {
-            (Ok(Some(settings)), Ok((dir, apply, lock))) => {
+            (Ok(settings), Ok((dir, apply, lock))) => {
                 assert_eq!(
                     (settings.dir.as_str(), settings.apply, settings.lock),
                     (dir, apply, lock)
@@ -193,7 +226,6 @@ mod tests {
             (Err(problems), Err(fragment)) => {
                 let text = problems.join("\n");
                 assert!(text.contains(fragment), "{text}");
-                assert!(text.contains("environments/dev.yaml"), "{text}");
             }
             (other, expect) => panic!("got {other:?}, expected {expect:?}"),
         }
@@ -217,7 +249,10 @@ mod tests {
             json!({"dir": "x", "apply_requirements": ["green"]}),
             Err("undiverged"),
         );
-        check(json!({"dir": "../x"}), Err("terraform.dir"));
+        check(
+            json!({"dir": "../x"}),
+            Err("environments/dev.yaml: `terraform.dir`: `../x` leaves the repository"),
+        );
         check(
             json!({"dir": "x", "apply": "always"}),
             Err("reviewed-plan-only"),
@@ -225,11 +260,11 @@ mod tests {
         check(json!({"dir": "x", "colour": 1}), Err("colour"));
         check(
             json!({"dir": "x", "timeout": "5 parsecs"}),
-            Err("terraform.timeout"),
+            Err("`terraform.timeout`"),
         );
         check(
             json!({"dir": "x", "workspace": "a b"}),
-            Err("terraform.workspace"),
+            Err("`terraform.workspace`: `a b` is not a workspace name"),
         );
     }
 

@@ -57,21 +57,13 @@ pub fn exclusive() -> MutexGuard<'static, ()> {
     TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Airflow {
     fn start(venv: &Path) -> Airflow {
         let scratch = tempfile::tempdir().expect("temp dir");
         let home = scratch.path().join("home");
         let dags_folder = scratch.path().join("dags");
         std::fs::create_dir_all(&home).unwrap();
-        let port = free_port();
+        let port = crate::support::free_port();
         let base_url = format!("http://127.0.0.1:{port}");
         let log_path = home.join("standalone.log");
         let path = format!(

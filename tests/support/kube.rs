@@ -13,7 +13,10 @@ pub fn environment(name: &str, kubernetes: Value) -> Environment {
     serde_json::from_value(json!({
         "name": name,
         "kubernetes": kubernetes,
-        "mlflow": {"models": {"churn-classifier": {"alias": name, "restart": ["deployment/serving-api"]}}},
+        "mlflow": {
+            "tracking_uri": "http://127.0.0.1:5500",
+            "models": {"churn-classifier": {"alias": name, "restart": ["deployment/serving-api"]}},
+        },
     }))
     .expect("a valid environment")
 }

@@ -4,8 +4,7 @@
 //! the MLflow Python client (`mlflow_register.py`).
 #![allow(dead_code)]
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -19,10 +18,6 @@ pub struct MlflowServer {
     _directory: tempfile::TempDir,
 }
 
-fn repository_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// The venv with MLflow: `SLUICE_MLFLOW_VENV`, else `.venv-mlflow`. Under `scripts/test.sh`
 /// (`SLUICE_REQUIRE_MLFLOW=1`) a missing one fails the test; elsewhere the test says how to get
 /// it and is skipped.
@@ -33,10 +28,10 @@ fn mlflow_venv() -> Option<PathBuf> {
             if path.is_absolute() {
                 path
             } else {
-                repository_root().join(path)
+                crate::support::repository_root().join(path)
             }
         })
-        .unwrap_or_else(|| repository_root().join(".venv-mlflow"));
+        .unwrap_or_else(|| crate::support::repository_root().join(".venv-mlflow"));
     let works = venv.join("bin/mlflow").exists()
         && Command::new(venv.join("bin/python"))
             .args(["-c", "import mlflow"])
@@ -56,14 +51,6 @@ fn mlflow_venv() -> Option<PathBuf> {
     None
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The shared server, started on first use; `None` (the test should return) when MLflow is
 /// not installed and not required.
 pub fn server() -> Option<&'static MlflowServer> {
@@ -80,7 +67,7 @@ fn off_runtime<T: Send>(work: impl FnOnce() -> T + Send) -> T {
 
 fn start(venv: PathBuf) -> MlflowServer {
     let directory = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = crate::support::free_port();
     let database = directory.path().join("mlflow.db");
     let artifacts = directory.path().join("artifacts");
     let log = directory.path().join("server.log");
@@ -146,7 +133,7 @@ impl MlflowServer {
             })).collect::<Vec<_>>(),
         });
         let output = Command::new(self.venv.join("bin/python"))
-            .arg(repository_root().join("tests/support/mlflow_register.py"))
+            .arg(crate::support::repository_root().join("tests/support/mlflow_register.py"))
             .arg(&self.url)
             .arg(spec.to_string())
             .env("MLFLOW_TRACKING_URI", &self.url)
@@ -216,14 +203,4 @@ impl MlflowServer {
             .find(|tag| tag["key"] == key)
             .and_then(|tag| tag["value"].as_str().map(str::to_string))
     }
-}
-
-/// Writes a file (creating its folders) under `root`.
-pub fn write_file(root: &Path, relative: &str, text: &str) {
-    let path = root.join(relative);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::File::create(path)
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
 }

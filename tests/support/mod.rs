@@ -1,6 +1,15 @@
-//! Shared test helpers: throwaway git repositories (real git), a real `sluice serve` process on a
-//! loopback port, signed deliveries built from GitHub's own payloads, and bounded waiting.
-#![allow(dead_code)]
+//! Shared test helpers: throwaway git repositories (real git), the `sluice` command line, a real
+//! `sluice serve` process on a loopback port, signed deliveries built from GitHub's own payloads,
+//! bounded waiting, and the repository's own files and free ports.
+#![allow(dead_code, unused_imports)]
+
+mod cli;
+mod files;
+mod repository;
+
+pub use cli::{printed, sluice, sluice_command, sluice_ok};
+pub use files::{copy_tree, free_port, repository_root, write_tree};
+pub use repository::TestRepo;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -9,52 +18,6 @@ use std::time::{Duration, Instant};
 
 pub const SECRET: &str = "test-webhook-secret";
 pub const REPOSITORY: &str = "acme/ml-platform";
-
-/// A git repository in a temporary directory, driven by the real `git` CLI.
-pub struct TestRepo {
-    pub dir: tempfile::TempDir,
-}
-
-impl TestRepo {
-    pub fn new() -> TestRepo {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let repo = TestRepo { dir };
-        repo.git(&["init", "-q", "-b", "main"]);
-        repo.git(&["config", "user.email", "test@example.com"]);
-        repo.git(&["config", "user.name", "Test"]);
-        repo
-    }
-
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    pub fn git(&self, args: &[&str]) -> String {
-        let output = Command::new("git")
-            .args(args)
-            .current_dir(self.path())
-            .output()
-            .expect("git runs");
-        assert!(
-            output.status.success(),
-            "git {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).trim().to_owned()
-    }
-
-    /// Writes the files (path, contents) and commits them; returns the new commit's sha.
-    pub fn commit(&self, files: &[(&str, &str)], message: &str) -> String {
-        for (path, contents) in files {
-            let full = self.path().join(path);
-            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-            std::fs::write(full, contents).unwrap();
-        }
-        self.git(&["add", "-A"]);
-        self.git(&["commit", "-q", "--allow-empty", "-m", message]);
-        self.git(&["rev-parse", "HEAD"])
-    }
-}
 
 /// A `sluice serve` process on a free loopback port.
 pub struct Server {

@@ -9,8 +9,8 @@ use crate::config::environment::Environment;
 use crate::deploy::Release;
 use crate::deploy::execute::blocking;
 use crate::deploy::gates::{self, GateInput};
-use crate::deploy::state::{DeployRequest, DeploymentAction, RequestAction};
 use crate::store::StoreError;
+use crate::store::{DeployRequest, DeploymentAction, RequestAction};
 use chrono::{DateTime, Utc};
 
 /// What the gates say about a person's promotion request.
@@ -234,7 +234,7 @@ impl Reconciler {
             .iter()
             .filter(|deployment| {
                 deployment.release == release.id
-                    && deployment.status == crate::deploy::state::DeploymentStatus::Succeeded
+                    && deployment.status == crate::store::DeploymentStatus::Succeeded
             })
             .filter_map(|deployment| deployment.finished_at)
             .min();
@@ -328,9 +328,7 @@ impl Reconciler {
         Ok(deployments
             .iter()
             .rev()
-            .filter(|deployment| {
-                deployment.status == crate::deploy::state::DeploymentStatus::Succeeded
-            })
+            .filter(|deployment| deployment.status == crate::store::DeploymentStatus::Succeeded)
             .map(|deployment| deployment.release.clone())
             .find(|release| Some(release.as_str()) != current))
     }

@@ -5,10 +5,10 @@
 
 use super::{CommandContext, find_environment};
 use crate::config::environment::Environment;
-use crate::deploy::state::{DeployStore, NewAuditEntry};
 use crate::forge::commands::{CommandRequest, CommandResult};
 use crate::forge::comment::escape;
 use crate::model::short_commit;
+use crate::store::{DeployStore, NewAuditEntry};
 use crate::store::{PendingApproval, Store};
 
 impl CommandContext<'_> {

@@ -7,7 +7,7 @@ use super::dockerfile::{Instruction, find_step, instructions};
 use super::reference::ImageName;
 use super::registry::Credentials;
 use super::stream::ContextStream;
-use crate::steps::LogSink;
+use crate::sandbox::LogSink;
 use bollard::Docker;
 use bollard::auth::DockerCredentials;
 use bollard::query_parameters::{

@@ -33,9 +33,10 @@ pub use provenance::Provenance;
 pub use reference::{ImageName, content_tag, render_tags, sanitise_tag};
 pub use registry::{Credentials, Registry};
 
-use super::{LogSink, StepContext, StepOutcome};
+use super::{StepContext, StepOutcome};
 use crate::config::build::BuildStep;
 use crate::model::TrustLevel;
+use crate::sandbox::LogSink;
 use crate::store::NewImageRecord;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -257,7 +258,7 @@ async fn reuse_or_build(
         plan.content_bytes(),
         request.dockerfile
     ));
-    let docker = super::container::connect().await?;
+    let docker = crate::sandbox::connect().await?;
     let content_tag = content_tag(&context_digest);
     let registry = request
         .push

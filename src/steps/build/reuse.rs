@@ -10,7 +10,7 @@ use super::reference::content_tag;
 use super::registry::Registry;
 use super::trust::pushes_content_tag;
 use super::{BuildError, BuildRequest};
-use crate::steps::LogSink;
+use crate::sandbox::LogSink;
 use crate::store::ImageRecord;
 
 /// What the search found.

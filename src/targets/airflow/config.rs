@@ -1,15 +1,17 @@
 //! The typed `airflow:` section of an environment file: where the release's DAGs are, the folder
 //! Airflow reads, its API and how to log in, the interpreter that validates, the DAGs to unpause
-//! and the Variables to set. Parsing only: no IO, no HTTP, nothing of promotion.
+//! and the Variables to set, with the checks serde cannot make. Parsing only: no IO, no HTTP,
+//! nothing of promotion.
 
+use crate::config::section::{Section, SectionProblem};
 use crate::config::workflow::DurationSpec;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// The `airflow:` section, as written.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AirflowConfig {
     /// The DAG folder inside the release's tree, e.g. `platform/dags`.
@@ -48,7 +50,7 @@ pub struct AirflowConfig {
 }
 
 /// How sluice logs in to the API. The password is read at use, never stored in the config.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     pub username: String,
@@ -71,42 +73,23 @@ fn default_true() -> bool {
     true
 }
 
-impl AirflowConfig {
-    /// Parses the section of environment `environment_name`, collecting every problem.
-    pub fn parse(environment_name: &str, section: &serde_json::Value) -> Result<Self, String> {
-        let config: AirflowConfig = serde_path_to_error::deserialize(section.clone()).map_err(|error| {
-            let field = error.path().to_string();
-            let field = if field == "." { String::new() } else { format!(".{field}") };
-            format!(
-                "environment `{environment_name}`: field `airflow{field}`: {}; fix environments/{environment_name}.yaml",
-                error.inner()
-            )
-        })?;
-        let problems = config.problems();
-        if problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(problems
-                .into_iter()
-                .map(|problem| format!("environment `{environment_name}`: {problem}; fix environments/{environment_name}.yaml"))
-                .collect::<Vec<_>>()
-                .join("\n"))
-        }
-    }
-
-    fn problems(&self) -> Vec<String> {
+impl Section for AirflowConfig {
+    fn problems(&self) -> Vec<SectionProblem> {
         let mut problems = Vec::new();
         if self.keep < 2 {
-            problems.push(format!(
-                "field `airflow.keep` is {}; keep at least 2 versions so a rollback has one",
-                self.keep
-            ));
+            problems.push(
+                SectionProblem::new(&["keep".into()], format!("keeps {} version", self.keep))
+                    .hint("keep at least 2 versions so a rollback has one"),
+            );
         }
         if !matches!(self.api_version, 2 | 3) {
-            problems.push(format!(
-                "field `airflow.api_version` is {}; write 3 (`/api/v2`) or 2 (`/api/v1`)",
-                self.api_version
-            ));
+            problems.push(
+                SectionProblem::new(
+                    &["api_version".into()],
+                    format!("there is no API version {}", self.api_version),
+                )
+                .hint("write 3 (`/api/v2`) or 2 (`/api/v1`)"),
+            );
         }
         if self.folder.as_os_str().is_empty()
             || self
@@ -114,10 +97,13 @@ impl AirflowConfig {
                 .parent()
                 .is_none_or(|parent| parent.as_os_str().is_empty())
         {
-            problems.push(format!(
-                "field `airflow.folder` is `{}`; name an absolute path like /srv/airflow/dev/dags",
-                self.folder.display()
-            ));
+            problems.push(
+                SectionProblem::new(
+                    &["folder".into()],
+                    format!("`{}` is not a folder sluice can own", self.folder.display()),
+                )
+                .hint("name an absolute path like /srv/airflow/dev/dags"),
+            );
         }
         if self.dags.is_absolute()
             || self
@@ -125,42 +111,55 @@ impl AirflowConfig {
                 .components()
                 .any(|part| matches!(part, std::path::Component::ParentDir))
         {
-            problems.push(format!("field `airflow.dags` is `{}`; name a folder inside the repository like platform/dags", self.dags.display()));
+            problems.push(
+                SectionProblem::new(
+                    &["dags".into()],
+                    format!("`{}` is not inside the repository", self.dags.display()),
+                )
+                .hint("name a folder inside the repository like platform/dags"),
+            );
         }
         if let Some(api) = &self.api
             && url::Url::parse(api).is_err()
         {
-            problems.push(format!(
-                "field `airflow.api` is `{api}`, not a URL; write e.g. http://127.0.0.1:8080"
-            ));
+            problems.push(
+                SectionProblem::new(&["api".into()], format!("`{api}` is not a URL"))
+                    .hint("write e.g. http://127.0.0.1:8080"),
+            );
         }
         if let Some(auth) = &self.auth
             && auth.password_env.is_none()
             && auth.password_file.is_none()
         {
             problems.push(
-                "field `airflow.auth` has neither `password_env` nor `password_file`; name one"
-                    .to_owned(),
+                SectionProblem::new(
+                    &["auth".into()],
+                    "has neither `password_env` nor `password_file`",
+                )
+                .hint("name one"),
             );
         }
         if let Some(timeout) = &self.parse_timeout
             && let Err(message) = timeout.to_duration()
         {
-            problems.push(format!("field `airflow.parse_timeout`: {message}"));
+            problems.push(SectionProblem::new(&["parse_timeout".into()], message));
         }
-        if !self.unpause.is_empty() && self.api.is_none() {
-            problems.push(
-                "field `airflow.unpause` needs `airflow.api` to reach Airflow; add it".to_owned(),
-            );
-        }
-        if !self.variables.is_empty() && self.api.is_none() {
-            problems.push(
-                "field `airflow.variables` needs `airflow.api` to reach Airflow; add it".to_owned(),
-            );
+        for (field, set) in [
+            ("unpause", !self.unpause.is_empty()),
+            ("variables", !self.variables.is_empty()),
+        ] {
+            if set && self.api.is_none() {
+                problems.push(
+                    SectionProblem::new(&[field.into()], "needs `airflow.api` to reach Airflow")
+                        .hint("add `api:`"),
+                );
+            }
         }
         problems
     }
+}
 
+impl AirflowConfig {
     pub fn versions_directory(&self) -> PathBuf {
         self.versions.clone().unwrap_or_else(|| {
             let mut name = self.folder.file_name().unwrap_or_default().to_os_string();
@@ -189,9 +188,13 @@ mod tests {
     use serde_json::json;
 
     fn check(section: serde_json::Value, expect: Result<(), &str>) {
-        let parsed = AirflowConfig::parse("dev", &section);
+        let parsed = serde_json::from_value::<AirflowConfig>(section.clone())
+            .map_err(|error| error.to_string())
+            .and_then(|config| {
+                crate::config::section::checked(&config, "dev", "airflow").map(|_| ())
+            });
         match (parsed, expect) {
-            (Ok(_), Ok(())) => {}
+            (Ok(()), Ok(())) => {}
             (Err(message), Err(fragment)) => {
                 assert!(message.contains(fragment), "`{message}` lacks `{fragment}`")
             }
@@ -219,19 +222,19 @@ mod tests {
         check(json!({"folder": "/f"}), Err("missing field `dags`"));
         check(
             json!({"dags": "d", "folder": "/s/f", "keep": 1}),
-            Err("`airflow.keep` is 1"),
+            Err("environments/dev.yaml: `airflow.keep`: keeps 1 version; keep at least 2"),
         );
         check(
             json!({"dags": "d", "folder": "/s/f", "api": "nope"}),
-            Err("`airflow.api` is `nope`"),
+            Err("`airflow.api`: `nope` is not a URL"),
         );
         check(
             json!({"dags": "d", "folder": "/s/f", "unpause": ["x"]}),
-            Err("`airflow.unpause` needs"),
+            Err("`airflow.unpause`: needs `airflow.api`"),
         );
         check(
             json!({"dags": "../d", "folder": "/s/f"}),
-            Err("`airflow.dags` is `../d`"),
+            Err("`airflow.dags`: `../d` is not inside the repository"),
         );
         check(
             json!({"dags": "d", "folder": "/s/f", "auth": {"username": "a"}}),
@@ -239,21 +242,18 @@ mod tests {
         );
         check(
             json!({"dags": "d", "folder": "/s/f", "parse_timeout": "soon"}),
-            Err("parse_timeout"),
+            Err("`airflow.parse_timeout`"),
         );
         check(
             json!({"dags": "d", "folder": "/s/f", "auth": {"username": "a", "x": 1}}),
-            Err("field `airflow.auth"),
+            Err("unknown field `x`"),
         );
     }
 
     #[test]
     fn versions_sit_beside_the_folder_by_default() {
-        let config = AirflowConfig::parse(
-            "dev",
-            &serde_json::json!({"dags": "d", "folder": "/srv/dev/dags"}),
-        )
-        .unwrap();
+        let config: AirflowConfig =
+            serde_json::from_value(json!({"dags": "d", "folder": "/srv/dev/dags"})).unwrap();
         assert_eq!(
             config.versions_directory(),
             PathBuf::from("/srv/dev/dags.versions")

@@ -24,18 +24,60 @@ pub use target::{AirflowRollback, AirflowTarget};
 pub use validate::{DagFacts, ImportError, ValidateError, Validation, validate_dags};
 pub use verify::{Expectation, Verdict, judge, relative_file, wait_until_parsed};
 
+use super::registry::{BuildContext, Registration, ReleaseSource, answers};
 use crate::config::environment::Environment;
-use crate::deploy::{Target, TargetError};
+use crate::config::section::checked;
+use crate::deploy::{Release, Target, TargetError};
 
 /// The target for `environment`, or None when its file has no `airflow:` section.
 pub fn from_environment(environment: &Environment) -> Result<Option<Box<dyn Target>>, TargetError> {
-    let Some(section) = &environment.airflow else {
+    let Some(section) = &environment.targets.airflow else {
         return Ok(None);
     };
     let config =
-        AirflowConfig::parse(&environment.name, section).map_err(TargetError::Configuration)?;
+        checked(section, &environment.name, Airflow::NAME).map_err(TargetError::Configuration)?;
     Ok(Some(Box::new(AirflowTarget::new(
         &environment.name,
-        config,
+        config.clone(),
     )?)))
+}
+
+/// The Airflow target in the registry (`crate::targets::TARGETS`).
+pub struct Airflow;
+
+impl Registration for Airflow {
+    const NAME: &'static str = "airflow";
+    type Section = AirflowConfig;
+
+    fn build(
+        environment: &Environment,
+        _section: &AirflowConfig,
+        _context: &BuildContext<'_>,
+    ) -> Result<Option<Box<dyn Target>>, TargetError> {
+        from_environment(environment)
+    }
+
+    /// The release carries the git tree id of the DAG folder (the first environment's that has
+    /// one), so a deploy can tell whether the DAGs changed.
+    fn add_to_release(
+        _environment: &Environment,
+        section: &AirflowConfig,
+        source: &ReleaseSource<'_>,
+        release: &mut Release,
+    ) -> anyhow::Result<()> {
+        if release.dag_tree.is_none() {
+            release.dag_tree = source
+                .mirror
+                .tree_id(source.commit, &section.dags.to_string_lossy())?;
+        }
+        Ok(())
+    }
+
+    fn unreachable(section: &AirflowConfig) -> Option<String> {
+        match &section.api {
+            Some(api) if answers(api) => None,
+            Some(api) => Some(format!("no Airflow answers at {api}")),
+            None => Some("no Airflow API configured".to_owned()),
+        }
+    }
 }

@@ -494,7 +494,7 @@ fn ignore_missing(error: std::io::Error) -> std::io::Result<()> {
 
 impl Target for AirflowTarget {
     fn kind(&self) -> TargetKind {
-        TargetKind::Airflow
+        crate::targets::registry::kind::<super::Airflow>()
     }
 
     fn diff<'a>(&'a self, context: &'a DeployContext) -> TargetFuture<'a, TargetDiff> {

@@ -1,15 +1,16 @@
 //! The `kubernetes:` section of an environment file, typed: where the manifests are, which
-//! cluster and namespace, pruning, health and credentials. Parsing only; knows nothing of the API
-//! server or of how manifests are rendered.
+//! cluster and namespace, pruning, health and credentials, with the checks serde cannot make.
+//! Parsing only; knows nothing of the API server or of how manifests are rendered.
 
 use crate::config::environment::Environment;
+use crate::config::section::{Section, SectionProblem};
 use crate::deploy::TargetError;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// `environments/<name>.yaml` → `kubernetes:`.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct KubernetesConfig {
     /// The namespace of objects that name none.
@@ -47,7 +48,7 @@ fn default_force() -> bool {
 }
 
 /// `kubernetes.health`.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct HealthConfig {
     /// Workloads (`deployment/serving-api`) that must be rendered and healthy; every rendered
@@ -64,52 +65,20 @@ impl KubernetesConfig {
     pub fn from_environment(
         environment: &Environment,
     ) -> Result<Option<KubernetesConfig>, TargetError> {
-        let Some(section) = &environment.kubernetes else {
+        let Some(config) = &environment.targets.kubernetes else {
             return Ok(None);
         };
-        let config: KubernetesConfig = serde_path_to_error::deserialize(section).map_err(|error| {
-            let path = error.path().to_string();
-            let field = if path == "." || path.is_empty() {
-                "kubernetes".to_owned()
-            } else {
-                format!("kubernetes.{path}")
-            };
-            TargetError::Configuration(format!(
-                "environments/{}.yaml: `{field}`: {}; fix the field (known fields: namespace, manifests, kubeconfig, context, in_cluster, prune, prune_namespaces, prune_persistent_volume_claims, force, health.rollouts, health.timeout)",
-                environment.name,
-                error.inner()
-            ))
-        })?;
-        let mut problems = Vec::new();
-        if config.namespace.trim().is_empty() {
-            problems.push(
-                "`kubernetes.namespace` is empty; name the namespace objects go to".to_owned(),
-            );
-        }
-        if let Err(problem) = config.health_timeout() {
-            problems.push(problem);
-        }
-        for rollout in &config.health.rollouts {
-            if parse_workload_reference(rollout).is_none() {
-                problems.push(format!(
-                    "`kubernetes.health.rollouts` entry `{rollout}` is not `kind/name`; write e.g. `deployment/serving-api`"
-                ));
-            }
-        }
-        if config.in_cluster && (config.kubeconfig.is_some() || config.context.is_some()) {
-            problems.push(
-                "`kubernetes.in_cluster` is set together with `kubeconfig` or `context`; keep one way to reach the cluster"
-                    .to_owned(),
-            );
-        }
+        let problems = config.problems();
         if problems.is_empty() {
-            Ok(Some(config))
+            Ok(Some(config.clone()))
         } else {
-            Err(TargetError::Configuration(format!(
-                "environments/{}.yaml: {}",
-                environment.name,
-                problems.join("; ")
-            )))
+            Err(TargetError::Configuration(
+                problems
+                    .iter()
+                    .map(|problem| problem.describe(&environment.name, "kubernetes"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ))
         }
     }
 
@@ -117,10 +86,47 @@ impl KubernetesConfig {
     pub fn health_timeout(&self) -> Result<Duration, String> {
         match &self.health.timeout {
             None => Ok(Duration::from_secs(600)),
-            Some(text) => parse_duration(text).ok_or_else(|| {
-                format!("`kubernetes.health.timeout` is `{text}`, not a duration; write e.g. `90s`, `5m` or `1h`")
-            }),
+            Some(text) => parse_duration(text).ok_or_else(|| format!("`{text}` is not a duration")),
         }
+    }
+}
+
+impl Section for KubernetesConfig {
+    fn problems(&self) -> Vec<SectionProblem> {
+        let mut problems = Vec::new();
+        if self.namespace.trim().is_empty() {
+            problems.push(
+                SectionProblem::new(&["namespace".into()], "the namespace is empty")
+                    .hint("name the namespace objects that name none go to"),
+            );
+        }
+        if let Err(message) = self.health_timeout() {
+            problems.push(
+                SectionProblem::new(&["health".into(), "timeout".into()], message)
+                    .hint("write e.g. `90s`, `5m` or `1h`"),
+            );
+        }
+        for (index, rollout) in self.health.rollouts.iter().enumerate() {
+            if parse_workload_reference(rollout).is_none() {
+                problems.push(
+                    SectionProblem::new(
+                        &["health".into(), "rollouts".into(), index.into()],
+                        format!("`{rollout}` is not `kind/name`"),
+                    )
+                    .hint("write e.g. `deployment/serving-api`"),
+                );
+            }
+        }
+        if self.in_cluster && (self.kubeconfig.is_some() || self.context.is_some()) {
+            problems.push(
+                SectionProblem::new(
+                    &["in_cluster".into()],
+                    "`in_cluster` is set together with `kubeconfig` or `context`",
+                )
+                .hint("keep one way to reach the cluster"),
+            );
+        }
+        problems
     }
 }
 
@@ -151,14 +157,7 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     Some(Duration::from_secs(total_seconds))
 }
 
-/// `deployment/serving-api` → (`deployment`, `serving-api`), kind lowercased.
-pub fn parse_workload_reference(reference: &str) -> Option<(String, String)> {
-    let (kind, name) = reference.split_once('/')?;
-    if kind.is_empty() || name.is_empty() || name.contains('/') {
-        return None;
-    }
-    Some((kind.to_ascii_lowercase(), name.to_owned()))
-}
+pub use crate::targets::workload::parse_workload_reference;
 
 #[cfg(test)]
 mod tests {
@@ -182,28 +181,26 @@ mod tests {
         check("", None);
     }
 
-    fn environment(section: serde_json::Value) -> Environment {
-        serde_json::from_value(serde_json::json!({"name": "staging", "kubernetes": section}))
-            .unwrap()
+    fn problems(section: serde_json::Value) -> Vec<String> {
+        let config: KubernetesConfig = serde_json::from_value(section).unwrap();
+        config
+            .problems()
+            .iter()
+            .map(|problem| problem.describe("staging", "kubernetes"))
+            .collect()
     }
 
     #[test]
-    fn unknown_fields_and_bad_values_name_the_field() {
-        let error = KubernetesConfig::from_environment(&environment(serde_json::json!({
-            "namespace": "ml", "manifests": "k8s", "prun": true
-        })))
-        .unwrap_err()
-        .to_string();
-        assert!(error.contains("environments/staging.yaml"), "{error}");
-        assert!(error.contains("prun"), "{error}");
-        let error = KubernetesConfig::from_environment(&environment(serde_json::json!({
-            "namespace": "ml", "manifests": "k8s", "health": {"timeout": "soon", "rollouts": ["serving-api"]}
-        })))
-        .unwrap_err()
-        .to_string();
-        assert!(
-            error.contains("`soon`") && error.contains("`serving-api`"),
-            "{error}"
+    fn bad_values_name_the_field() {
+        assert_eq!(
+            problems(serde_json::json!({
+                "namespace": " ", "manifests": "k8s", "health": {"timeout": "soon", "rollouts": ["deployment/a", "serving-api"]}
+            })),
+            [
+                "environments/staging.yaml: `kubernetes.namespace`: the namespace is empty; name the namespace objects that name none go to",
+                "environments/staging.yaml: `kubernetes.health.timeout`: `soon` is not a duration; write e.g. `90s`, `5m` or `1h`",
+                "environments/staging.yaml: `kubernetes.health.rollouts[1]`: `serving-api` is not `kind/name`; write e.g. `deployment/serving-api`",
+            ]
         );
     }
 

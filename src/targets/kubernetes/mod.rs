@@ -24,6 +24,7 @@ pub use render::{
     RELEASE_ANNOTATION, RenderedObject, WAVE_ANNOTATION, parse_documents, pinned_image,
 };
 
+use super::registry::{BuildContext, Registration};
 use crate::config::environment::Environment;
 use crate::deploy::{
     Applied, DeployContext, Health, Target, TargetDiff, TargetError, TargetFuture, TargetKind,
@@ -62,6 +63,37 @@ pub fn from_environment(
 ) -> Result<Option<Box<dyn Target>>, TargetError> {
     Ok(KubernetesTarget::new(environment, options)?
         .map(|target| Box::new(target) as Box<dyn Target>))
+}
+
+/// The Kubernetes target in the registry (`crate::targets::TARGETS`).
+pub struct Kubernetes;
+
+impl Registration for Kubernetes {
+    const NAME: &'static str = "kubernetes";
+    type Section = KubernetesConfig;
+
+    fn build(
+        environment: &Environment,
+        _section: &KubernetesConfig,
+        context: &BuildContext<'_>,
+    ) -> Result<Option<Box<dyn Target>>, TargetError> {
+        let options = KubernetesOptions {
+            api_server: context.kubernetes_api.cloned(),
+            ..Default::default()
+        };
+        from_environment(environment, options)
+    }
+
+    /// Overlays are rendered with `kubectl kustomize`.
+    fn unreachable(_section: &KubernetesConfig) -> Option<String> {
+        std::process::Command::new("kubectl")
+            .args(["version", "--client"])
+            .output()
+            .is_err()
+            .then(|| {
+                "kubectl is not installed to render the overlays (`kubectl kustomize`)".to_owned()
+            })
+    }
 }
 
 impl KubernetesTarget {
@@ -167,28 +199,14 @@ impl KubernetesTarget {
 /// the MLflow target, so only this field is read.
 fn model_restarts(environment: &Environment) -> Result<BTreeMap<String, Vec<String>>, TargetError> {
     let mut restarts: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let Some(models) = environment
-        .mlflow
-        .as_ref()
-        .and_then(|mlflow| mlflow.get("models"))
-        .and_then(|models| models.as_object())
-    else {
+    let Some(mlflow) = &environment.targets.mlflow else {
         return Ok(restarts);
     };
-    for (model, settings) in models {
-        let Some(list) = settings.get("restart") else {
-            continue;
-        };
-        let entries = list.as_array().ok_or_else(|| {
-            TargetError::Configuration(format!(
-                "environments/{}.yaml: `mlflow.models.{model}.restart` is not a list; write e.g. [deployment/serving-api]",
-                environment.name
-            ))
-        })?;
-        for entry in entries {
-            let parsed = entry.as_str().and_then(config::parse_workload_reference).ok_or_else(|| {
+    for (model, settings) in &mlflow.models {
+        for entry in &settings.restart {
+            let parsed = config::parse_workload_reference(entry).ok_or_else(|| {
                 TargetError::Configuration(format!(
-                    "environments/{}.yaml: `mlflow.models.{model}.restart` entry {entry} is not `kind/name`; write e.g. deployment/serving-api",
+                    "environments/{}.yaml: `mlflow.models.{model}.restart` entry `{entry}` is not `kind/name`; write e.g. deployment/serving-api",
                     environment.name
                 ))
             })?;
@@ -203,7 +221,7 @@ fn model_restarts(environment: &Environment) -> Result<BTreeMap<String, Vec<Stri
 
 impl Target for KubernetesTarget {
     fn kind(&self) -> TargetKind {
-        TargetKind::Kubernetes
+        crate::targets::registry::kind::<Kubernetes>()
     }
 
     fn diff<'a>(&'a self, context: &'a DeployContext) -> TargetFuture<'a, TargetDiff> {

@@ -3,8 +3,11 @@
 //! (a number, or the newest version that passes the gates), under which alias or stage, and the
 //! gates it must pass. Pure: reads text, never the network; knows nothing of the REST API.
 
+use crate::config::PathPart;
 use crate::config::environment::Environment;
+use crate::config::section::{Section, SectionProblem, checked};
 use crate::deploy::TargetError;
+use crate::targets::workload::parse_workload_reference;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -103,20 +106,24 @@ pub enum VersionPin {
 
 impl<'de> Deserialize<'de> for VersionPin {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Number(u64),
-            Text(String),
+        struct PinVisitor;
+        impl serde::de::Visitor<'_> for PinVisitor {
+            type Value = VersionPin;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("a version number or `latest`")
+            }
+            fn visit_u64<E: serde::de::Error>(self, number: u64) -> Result<VersionPin, E> {
+                Ok(VersionPin::Exact(number))
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<VersionPin, E> {
+                VersionPin::parse(text).ok_or_else(|| {
+                    E::custom(format!(
+                        "version `{text}` is neither a number nor `latest`; pin a registered version number or write `latest`"
+                    ))
+                })
+            }
         }
-        match Raw::deserialize(deserializer)? {
-            Raw::Number(number) => Ok(VersionPin::Exact(number)),
-            Raw::Text(text) => VersionPin::parse(&text).ok_or_else(|| {
-                serde::de::Error::custom(format!(
-                    "version `{text}` is neither a number nor `latest`; pin a registered version number or write `latest`"
-                ))
-            }),
-        }
+        deserializer.deserialize_any(PinVisitor)
     }
 }
 
@@ -232,77 +239,82 @@ pub struct MlflowConfig {
     pub section_models: BTreeMap<String, ModelSection>,
 }
 
-/// Parses the environment's `mlflow:` section; `None` when there is none. Collects every problem.
-pub fn parse_section(environment: &Environment) -> Result<Option<MlflowConfig>, TargetError> {
-    let Some(value) = environment.mlflow.as_ref() else {
-        return Ok(None);
-    };
-    let file = format!("environments/{}.yaml", environment.name);
-    let section: MlflowSection =
-        serde_path_to_error::deserialize(value.clone()).map_err(|error| {
-            TargetError::Configuration(format!(
-                "{file}: mlflow.{}: {}; see the mlflow section in platform/README.md",
-                error.path(),
-                error.inner()
-            ))
-        })?;
-    let mut problems = Vec::new();
-    let url_ok = url::Url::parse(&section.tracking_uri)
-        .is_ok_and(|url| matches!(url.scheme(), "http" | "https"));
-    if !url_ok {
-        problems.push(format!(
-            "mlflow.tracking_uri `{}` is not an http(s) URL; write e.g. `http://127.0.0.1:5000`",
-            section.tracking_uri
-        ));
-    }
-    if let Some(auth) = &section.auth {
-        let basic = auth.username.is_some() || auth.password_env.is_some();
-        if auth.token_env.is_some() == basic
-            || (basic && (auth.username.is_none() || auth.password_env.is_none()))
-        {
+impl Section for MlflowSection {
+    fn problems(&self) -> Vec<SectionProblem> {
+        let mut problems = Vec::new();
+        let url_ok = url::Url::parse(&self.tracking_uri)
+            .is_ok_and(|url| matches!(url.scheme(), "http" | "https"));
+        if !url_ok {
             problems.push(
-                "mlflow.auth: give either `token_env` or both `username` and `password_env`"
-                    .to_string(),
+                SectionProblem::new(
+                    &["tracking_uri".into()],
+                    format!("`{}` is not an http(s) URL", self.tracking_uri),
+                )
+                .hint("write e.g. `http://127.0.0.1:5000`"),
             );
         }
+        if let Some(auth) = &self.auth {
+            let basic = auth.username.is_some() || auth.password_env.is_some();
+            if auth.token_env.is_some() == basic
+                || (basic && (auth.username.is_none() || auth.password_env.is_none()))
+            {
+                problems.push(SectionProblem::new(
+                    &["auth".into()],
+                    "give either `token_env` or both `username` and `password_env`",
+                ));
+            }
+        }
+        for (field, text) in [
+            ("retry_backoff", &self.retry_backoff),
+            ("timeout", &self.timeout),
+        ] {
+            if let Some(text) = text
+                && parse_duration(text).is_none()
+            {
+                problems.push(
+                    SectionProblem::new(&[field.into()], format!("`{text}` is not a duration"))
+                        .hint("write e.g. `200ms`, `5s` or `1m`"),
+                );
+            }
+        }
+        if self.retries == Some(0) {
+            problems.push(
+                SectionProblem::new(&["retries".into()], "0 retries is no attempt at all")
+                    .hint("write 1 for a single attempt"),
+            );
+        }
+        for (name, model) in &self.models {
+            check_model_section(name, model, self.mode, &mut problems);
+        }
+        problems
     }
-    let retry_backoff = parse_duration_field(
-        "mlflow.retry_backoff",
-        section.retry_backoff.as_deref(),
-        Duration::from_millis(200),
-        &mut problems,
-    );
-    let timeout = parse_duration_field(
-        "mlflow.timeout",
-        section.timeout.as_deref(),
-        Duration::from_secs(30),
-        &mut problems,
-    );
-    if section.retries == Some(0) {
-        problems.push("mlflow.retries is 0; write 1 for a single attempt".to_string());
-    }
-    for (name, model) in &section.models {
-        check_model_section(name, model, section.mode, &mut problems);
-    }
-    if !problems.is_empty() {
-        return Err(TargetError::Configuration(
-            problems
-                .iter()
-                .map(|problem| format!("{file}: {problem}"))
-                .collect::<Vec<_>>()
-                .join("\n"),
-        ));
-    }
+}
+
+/// Parses the environment's `mlflow:` section; `None` when there is none. Collects every problem.
+pub fn parse_section(environment: &Environment) -> Result<Option<MlflowConfig>, TargetError> {
+    let Some(section) = &environment.targets.mlflow else {
+        return Ok(None);
+    };
+    let section =
+        checked(section, &environment.name, "mlflow").map_err(TargetError::Configuration)?;
     Ok(Some(MlflowConfig {
         environment: environment.name.clone(),
         tracking_uri: section.tracking_uri.trim_end_matches('/').to_string(),
         mode: section.mode,
-        auth: section.auth,
+        auth: section.auth.clone(),
         attempts: section.retries.unwrap_or(4),
-        retry_backoff,
-        timeout,
-        pins: section.pins,
-        section_models: section.models,
+        retry_backoff: section
+            .retry_backoff
+            .as_deref()
+            .and_then(parse_duration)
+            .unwrap_or(Duration::from_millis(200)),
+        timeout: section
+            .timeout
+            .as_deref()
+            .and_then(parse_duration)
+            .unwrap_or(Duration::from_secs(30)),
+        pins: section.pins.clone(),
+        section_models: section.models.clone(),
     }))
 }
 
@@ -310,53 +322,53 @@ fn check_model_section(
     name: &str,
     model: &ModelSection,
     mode: PromotionMode,
-    problems: &mut Vec<String>,
+    problems: &mut Vec<SectionProblem>,
 ) {
+    let within = |rest: &[PathPart]| -> Vec<PathPart> {
+        let mut field: Vec<PathPart> = vec!["models".into(), name.into()];
+        field.extend(rest.iter().cloned());
+        field
+    };
     if mode == PromotionMode::Stage && model.alias.is_some() && model.stage.is_none() {
-        problems.push(format!(
-            "mlflow.models.{name}: mode is `stage` but only `alias` is set; add `stage: Staging` or `stage: Production`"
-        ));
+        problems.push(
+            SectionProblem::new(
+                &within(&["alias".into()]),
+                "mode is `stage` but only `alias` is set",
+            )
+            .hint("add `stage: Staging` or `stage: Production`"),
+        );
     }
     if let Some(stage) = &model.stage
         && !["Staging", "Production", "Archived", "None"].contains(&stage.as_str())
     {
-        problems.push(format!(
-            "mlflow.models.{name}.stage `{stage}` is not an MLflow stage; use Staging, Production, Archived or None"
-        ));
+        problems.push(
+            SectionProblem::new(
+                &within(&["stage".into()]),
+                format!("`{stage}` is not an MLflow stage"),
+            )
+            .hint("use Staging, Production, Archived or None"),
+        );
     }
-    check_metric_values(
-        &format!("mlflow.models.{name}.max_regression"),
-        &model.max_regression,
-        problems,
-    );
-}
-
-fn check_metric_values(field: &str, values: &BTreeMap<String, f64>, problems: &mut Vec<String>) {
-    for (metric, value) in values {
+    for (metric, value) in &model.max_regression {
         if !value.is_finite() || *value < 0.0 {
-            problems.push(format!(
-                "{field}.{metric} is {value}; write a non-negative number"
-            ));
+            problems.push(
+                SectionProblem::new(
+                    &within(&["max_regression".into(), metric.into()]),
+                    format!("{value} is not a non-negative number"),
+                )
+                .hint("write the largest drop allowed, e.g. 0.02"),
+            );
         }
     }
-}
-
-fn parse_duration_field(
-    field: &str,
-    text: Option<&str>,
-    default: Duration,
-    problems: &mut Vec<String>,
-) -> Duration {
-    let Some(text) = text else {
-        return default;
-    };
-    match parse_duration(text) {
-        Some(duration) => duration,
-        None => {
-            problems.push(format!(
-                "{field} `{text}` is not a duration; write e.g. `200ms`, `5s` or `1m`"
-            ));
-            default
+    for (index, workload) in model.restart.iter().enumerate() {
+        if parse_workload_reference(workload).is_none() {
+            problems.push(
+                SectionProblem::new(
+                    &within(&["restart".into(), index.into()]),
+                    format!("`{workload}` is not `kind/name`"),
+                )
+                .hint("write e.g. `deployment/serving-api`"),
+            );
         }
     }
 }

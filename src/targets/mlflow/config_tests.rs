@@ -3,8 +3,9 @@
 use super::*;
 use std::path::PathBuf;
 
-fn environment(name: &str, mlflow: serde_json::Value) -> Environment {
-    serde_json::from_value(serde_json::json!({"name": name, "mlflow": mlflow})).unwrap()
+fn environment(name: &str, mlflow: serde_json::Value) -> Result<Environment, TargetError> {
+    serde_json::from_value(serde_json::json!({"name": name, "mlflow": mlflow}))
+        .map_err(|error| TargetError::Configuration(error.to_string()))
 }
 
 fn repository_root() -> PathBuf {
@@ -17,7 +18,8 @@ fn check(
     pins: Option<&str>,
     expect: Result<serde_json::Value, &[&str]>,
 ) {
-    let outcome = parse_section(&environment("staging", mlflow)).and_then(|config| {
+    let outcome = environment("staging", mlflow).and_then(|environment| {
+        let config = parse_section(&environment)?;
         let config = config.expect("a section");
         let pins = pins
             .map(|text| parse_pins("platform/models/staging.yaml", text))
@@ -81,21 +83,21 @@ fn configuration_errors_name_the_file_the_field_and_what_to_do() {
     check(
         unknown,
         None,
-        Err(&["environments/staging.yaml", "tracking_url"]),
+        Err(&["unknown field `tracking_url`", "tracking_uri"]),
     );
     check(
         serde_json::json!({"tracking_uri": "ftp://x", "timeout": "soon", "retries": 0}),
         None,
         Err(&[
-            "mlflow.tracking_uri `ftp://x`",
-            "mlflow.timeout `soon`",
-            "mlflow.retries is 0",
+            "environments/staging.yaml: `mlflow.tracking_uri`: `ftp://x` is not an http(s) URL",
+            "`mlflow.timeout`: `soon` is not a duration",
+            "`mlflow.retries`: 0 retries",
         ]),
     );
     check(
         serde_json::json!({"tracking_uri": "http://x", "auth": {"username": "u"}}),
         None,
-        Err(&["mlflow.auth", "password_env"]),
+        Err(&["`mlflow.auth`", "password_env"]),
     );
     check(
         serde_json::json!({"tracking_uri": "http://x", "models": {"churn": {"alias": "staging"}}}),
@@ -129,6 +131,11 @@ fn configuration_errors_name_the_file_the_field_and_what_to_do() {
         serde_json::json!({"tracking_uri": "http://x", "mode": "stage", "models": {"churn": {"alias": "s", "version": 1}}}),
         None,
         Err(&["mode is `stage`", "stage: Staging"]),
+    );
+    check(
+        serde_json::json!({"tracking_uri": "http://x", "models": {"churn": {"alias": "s", "version": 1, "restart": ["serving-api"]}}}),
+        None,
+        Err(&["`mlflow.models.churn.restart[0]`: `serving-api` is not `kind/name`"]),
     );
 }
 

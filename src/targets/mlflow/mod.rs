@@ -20,9 +20,10 @@ pub use promote::{Move, commit_tag, environment_tag, release_tag};
 pub use report::{comment_section, policy_facts, render_history};
 pub use select::ModelDecision;
 
+use super::registry::{BuildContext, Registration, ReleaseSource, answers};
 use crate::config::environment::Environment;
 use crate::deploy::{
-    Applied, Change, ChangeAction, DeployContext, Health, Target, TargetDiff, TargetError,
+    Applied, Change, ChangeAction, DeployContext, Health, Release, Target, TargetDiff, TargetError,
     TargetFuture, TargetKind,
 };
 use crate::store::ModelHistory;
@@ -44,6 +45,48 @@ pub fn from_environment(
 ) -> Result<Option<Box<dyn Target>>, TargetError> {
     Ok(MlflowTarget::from_environment(environment, history)?
         .map(|target| Box::new(target) as Box<dyn Target>))
+}
+
+/// The MLflow target in the registry (`crate::targets::TARGETS`).
+pub struct Mlflow;
+
+impl Registration for Mlflow {
+    const NAME: &'static str = "mlflow";
+    type Section = config::MlflowSection;
+
+    fn build(
+        environment: &Environment,
+        _section: &config::MlflowSection,
+        context: &BuildContext<'_>,
+    ) -> Result<Option<Box<dyn Target>>, TargetError> {
+        let history = context
+            .store
+            .map(|store| store.clone() as Arc<dyn ModelHistory>);
+        from_environment(environment, history)
+    }
+
+    /// The release carries the environment's model pins file as it was at the commit.
+    fn add_to_release(
+        environment: &Environment,
+        section: &config::MlflowSection,
+        source: &ReleaseSource<'_>,
+        release: &mut Release,
+    ) -> anyhow::Result<()> {
+        if let Some(pins) = &section.pins
+            && let Some(bytes) = source.mirror.read_file(source.commit, pins)?
+        {
+            release.models.insert(
+                environment.name.clone(),
+                String::from_utf8_lossy(&bytes).trim().to_owned(),
+            );
+        }
+        Ok(())
+    }
+
+    fn unreachable(section: &config::MlflowSection) -> Option<String> {
+        let uri = &section.tracking_uri;
+        (!answers(uri)).then(|| format!("no MLflow answers at {uri}"))
+    }
 }
 
 impl MlflowTarget {
@@ -103,7 +146,7 @@ fn change_of(decision: &ModelDecision) -> Change {
 
 impl Target for MlflowTarget {
     fn kind(&self) -> TargetKind {
-        TargetKind::Mlflow
+        crate::targets::registry::kind::<Mlflow>()
     }
 
     fn diff<'a>(&'a self, context: &'a DeployContext) -> TargetFuture<'a, TargetDiff> {

@@ -5,16 +5,18 @@
 //! back needs a new reviewed plan. Knows the store's plan records and the operations in
 //! `crate::terraform`; nothing of promotion order, gates or other targets.
 
+use super::registry::{BuildContext, Registration, ReleaseSource};
 use crate::config::environment::Environment;
 use crate::deploy::{
-    Applied, Change, ChangeAction, DeployContext, Health, Target, TargetDiff, TargetError,
+    Applied, Change, ChangeAction, DeployContext, Health, Release, Target, TargetDiff, TargetError,
     TargetFuture, TargetKind,
 };
 use crate::policy::{PolicyContext, SystemClock};
 use crate::store::{Store, TerraformPlanRecord, TerraformTarget as PlanTarget};
 use crate::terraform::summary::{self, Action};
 use crate::terraform::{
-    ApplyOutcome, MergedCommit, PlanKey, TerraformJob, TerraformSettings, operations,
+    ApplyOutcome, MergedCommit, PlanKey, TerraformJob, TerraformSection, TerraformSettings,
+    operations,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -45,6 +47,67 @@ pub fn from_environment(
         settings, repository, data_dir, store, key,
     ));
     Ok(Some(target))
+}
+
+/// The Terraform target in the registry (`crate::targets::TARGETS`).
+pub struct Terraform;
+
+impl Registration for Terraform {
+    const NAME: &'static str = "terraform";
+    /// Terraform applies only a plan reviewed against today's state; the plan an old release
+    /// carried was made against the state before it. Infrastructure goes back through a pull
+    /// request whose plan is reviewed like any other.
+    const JOINS_ROLLBACKS: bool = false;
+    type Section = TerraformSection;
+
+    fn build(
+        environment: &Environment,
+        _section: &TerraformSection,
+        context: &BuildContext<'_>,
+    ) -> Result<Option<Box<dyn Target>>, TargetError> {
+        let Some(store) = context.store else {
+            return Ok(None);
+        };
+        from_environment(
+            environment,
+            context.repository,
+            context.data_dir,
+            store.clone(),
+        )
+    }
+
+    /// The release carries the sha256 of the plan reviewed on the pull request this merge
+    /// landed, when there is one to apply as it is (otherwise the target says why at deploy).
+    fn add_to_release(
+        environment: &Environment,
+        section: &TerraformSection,
+        source: &ReleaseSource<'_>,
+        release: &mut Release,
+    ) -> anyhow::Result<()> {
+        let Ok(settings) = TerraformSettings::from_section(&environment.name, section) else {
+            return Ok(());
+        };
+        let target = PlanTarget {
+            repository: source.repository.to_owned(),
+            environment: settings.environment.clone(),
+            dir: settings.dir.clone(),
+        };
+        let Ok(plans) = source.store.terraform_plans(&target, &settings.workspace) else {
+            return Ok(());
+        };
+        let Some(merged) = operations::merged_commit_facts(source.mirror.path(), source.commit)
+        else {
+            return Ok(());
+        };
+        if let crate::terraform::review::Decision::Apply(plan) =
+            crate::terraform::review::decide(&plans, &merged, &settings.environment)
+        {
+            release
+                .plans
+                .insert(environment.name.clone(), plan.sha256.clone());
+        }
+        Ok(())
+    }
 }
 
 impl TerraformTarget {
@@ -164,7 +227,7 @@ fn change_action(action: Action) -> ChangeAction {
 
 impl Target for TerraformTarget {
     fn kind(&self) -> TargetKind {
-        TargetKind::Terraform
+        crate::targets::registry::kind::<Terraform>()
     }
 
     fn diff<'a>(&'a self, context: &'a DeployContext) -> TargetFuture<'a, TargetDiff> {

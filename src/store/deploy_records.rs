@@ -1,9 +1,10 @@
 //! What promotion records, as plain types: the release an environment runs, deployments with their
 //! per-target steps, approvals, requests from people and the audit history; and `DeployStore`,
-//! the narrow storage contract the reconciler needs. The SQLite implementation lives in `store`.
+//! the narrow storage contract the reconciler needs. The SQLite implementation is `deploy.rs`.
+//! Knows nothing of what promotion decides with these records.
 
-use crate::deploy::{Release, TargetKind};
-use crate::store::StoreResult;
+use super::StoreResult;
+use crate::model::Release;
 use serde::{Deserialize, Serialize};
 
 /// The release an environment runs and since when it has been healthy with it.
@@ -102,7 +103,8 @@ pub enum StepPhase {
 /// from it instead of applying again.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepState {
-    pub target: TargetKind,
+    /// The target's registered name (`terraform`, `kubernetes`, ...).
+    pub target: String,
     pub phase: StepPhase,
     pub summary: String,
     pub rollback: serde_json::Value,
@@ -185,6 +187,7 @@ pub trait DeployStore: Send + Sync {
         environment: Option<&str>,
     ) -> StoreResult<Vec<Deployment>>;
     fn record_step(&self, deployment: i64, step: &StepState) -> StoreResult<()>;
+    /// The deployment's steps, the one changed longest ago first.
     fn steps(&self, deployment: i64) -> StoreResult<Vec<StepState>>;
     /// Ends the deployment; with `now_running = Some((release, at))` the environment is recorded as
     /// running that release, healthy since `at`, in the same transaction.
