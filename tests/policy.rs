@@ -1,13 +1,14 @@
 //! Policies as a user meets them: the default set's findings on crafted plans (and silence on a
 //! compliant one), `sluice policy check` and `sluice policy test` from the command line, errors
 //! with file:line, conftest-style policies, and a differential run of the default set over the
-//! 121 real plans against `regopy`, an independent Rego engine.
+//! 121 real plans against `regopy`, an independent Rego engine. Every plan is checked as sluice
+//! checks one: as the policy input `{"terraform": plan}`.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use sluice::policy::{
     FixedClock, PolicyContext, PolicyErrorKind, PolicySet, PolicySources, Severity, load_sources,
-    run_tests,
+    run_tests, terraform_input,
 };
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -79,7 +80,7 @@ fn with_extra(mut plan: Value, extra: Value) -> Value {
 /// Checks the denials and warnings of the default set: `expect` lists (severity, rule,
 /// fragment) and must account for every finding.
 fn check(plan: Value, context: PolicyContext, expect: &[(Severity, &str, &str)]) {
-    let evaluation = default_policies().evaluate(&plan, &context);
+    let evaluation = default_policies().evaluate(&terraform_input(&plan), &context);
     assert!(evaluation.errors.is_empty(), "{:?}", evaluation.errors);
     let shown: Vec<String> = evaluation
         .findings
@@ -269,6 +270,10 @@ fn the_default_policies_pass_their_unit_tests() {
         "terraform.public_buckets_test",
         "terraform.stateful_test",
         "terraform.freeze_test",
+        "kubernetes.images_test",
+        "airflow.dags_test",
+        "airflow.secrets_test",
+        "mlflow.models_test",
     ] {
         assert!(
             report
@@ -335,12 +340,12 @@ fn data_files_and_the_context_reach_the_rules() {
     .unwrap();
     std::fs::write(
         directory.path().join("size.rego"),
-        "package size\nimport rego.v1\ndeny contains sprintf(\"%d resources in %s, at most %d\", [count(input.resource_changes), data.sluice.context.environment, data.limits.max_resources]) if count(input.resource_changes) > data.limits.max_resources\n",
+        "package size\nimport rego.v1\ndeny contains sprintf(\"%d resources in %s, at most %d\", [count(input.terraform.resource_changes), data.sluice.context.environment, data.limits.max_resources]) if count(input.terraform.resource_changes) > data.limits.max_resources\n",
     )
     .unwrap();
     let policy_set = PolicySet::compile(&load_sources(directory.path()).unwrap()).unwrap();
     let evaluation = policy_set.evaluate(
-        &json!({"resource_changes": [1, 2]}),
+        &json!({"terraform": {"resource_changes": [1, 2]}}),
         &context("staging", "merge", THURSDAY),
     );
     assert_eq!(
@@ -453,7 +458,7 @@ fn policy_check_prints_every_finding_with_its_rule_and_exits_1_on_a_deny() {
     let (code, text) = sluice(&[
         "policy",
         "check",
-        "--plan",
+        "--terraform-plan",
         &passing,
         "--env",
         "production",
@@ -486,7 +491,7 @@ fn policy_check_prints_every_finding_with_its_rule_and_exits_1_on_a_deny() {
     let (code, text) = sluice(&[
         "policy",
         "check",
-        "--plan",
+        "--terraform-plan",
         &passing,
         "--env",
         "production",
@@ -517,7 +522,7 @@ fn policy_check_fails_with_file_and_line_on_a_syntax_error() {
         "package ok\nimport rego.v1\ndeny contains \"never\" if false\n",
     )
     .unwrap();
-    std::fs::write(policies.join("typo.rego"), "package typo\nimport rego.v1\n\ndeny contains msg if {\n  msg := sprintf(\"%s\", [input.x]\n}\n").unwrap();
+    std::fs::write(policies.join("typo.rego"), "package typo\nimport rego.v1\n\ndeny contains msg if {\n  msg := sprintf(\"%s\", [input.terraform.x]\n}\n").unwrap();
     let plan = write_plan(directory.path(), &json!({"resource_changes": []}));
     let policies_argument = policies.display().to_string();
     let (code, text) = sluice(&[
@@ -558,12 +563,12 @@ fn policy_test_reports_each_test_and_exits_1_on_a_failure() {
     let directory = tempfile::tempdir().unwrap();
     std::fs::write(
         directory.path().join("rule.rego"),
-        "package rule\nimport rego.v1\ndeny contains \"no\" if input.bad\n",
+        "package rule\nimport rego.v1\ndeny contains \"no\" if input.kubernetes.bad\n",
     )
     .unwrap();
     std::fs::write(
         directory.path().join("rule_test.rego"),
-        "package rule_test\nimport rego.v1\nimport data.rule\n\ntest_bad_is_denied if {\n  count(rule.deny) == 1 with input as {\"bad\": true}\n}\n\ntest_wrong_expectation if {\n  count(rule.deny) == 1 with input as {\"bad\": false}\n}\n\ntodo_test_later if false\n",
+        "package rule_test\nimport rego.v1\nimport data.rule\n\ntest_bad_is_denied if {\n  count(rule.deny) == 1 with input.kubernetes as {\"bad\": true}\n}\n\ntest_wrong_expectation if {\n  count(rule.deny) == 1 with input.kubernetes as {\"bad\": false}\n}\n\ntodo_test_later if false\n",
     )
     .unwrap();
     let directory_argument = directory.path().display().to_string();
@@ -586,8 +591,8 @@ fn policy_test_reports_each_test_and_exits_1_on_a_failure() {
 
 // ----- the differential test against regopy -----
 
-/// Evaluates the given rules over every plan with regopy and prints one JSON line per plan:
-/// `{"plan": name, "results": {rule: [message, ...]}}`. Messages travel base64-encoded through
+/// Evaluates the given rules over every plan, as the policy input `{"terraform": plan}`, with
+/// regopy and prints one JSON line per plan: `{"plan": name, "results": {rule: [message, ...]}}`. Messages travel base64-encoded through
 /// the query because regopy's own output does not escape quotes inside strings.
 const REGOPY_SCRIPT: &str = r#"
 import base64, json, sys
@@ -606,7 +611,7 @@ for rule in job["rules"]:
 query = "x := {" + ", ".join(parts) + "}"
 for plan_path in job["plans"]:
     with open(plan_path) as plan_file:
-        interpreter.set_input(json.load(plan_file))
+        interpreter.set_input({"terraform": json.load(plan_file)})
     output = interpreter.query(query)
     text = str(output)
     if text == "undefined" or not output.ok():
@@ -700,7 +705,7 @@ fn compare_with_regopy(
     for (plan_path, regopy_line) in plan_paths.iter().zip(&regopy_lines) {
         let plan: Value =
             serde_json::from_str(&std::fs::read_to_string(plan_path).unwrap()).unwrap();
-        let evaluation = policy_set.evaluate(&plan, context);
+        let evaluation = policy_set.evaluate(&terraform_input(&plan), context);
         let name = plan_path
             .file_name()
             .unwrap()
@@ -921,14 +926,15 @@ fn the_example_platforms_plans_pass_on_a_weekday_and_production_freezes_on_frida
             "{environment}: {:?}",
             summary.counts
         );
-        let weekday = policy_set.evaluate(&plan, &context(environment, "merge", THURSDAY));
+        let input = terraform_input(&plan);
+        let weekday = policy_set.evaluate(&input, &context(environment, "merge", THURSDAY));
         assert!(
             weekday.errors.is_empty() && weekday.findings.is_empty(),
             "{environment}: {:?} {:?}",
             weekday.findings,
             weekday.errors
         );
-        let friday = policy_set.evaluate(&plan, &context(environment, "merge", FRIDAY));
+        let friday = policy_set.evaluate(&input, &context(environment, "merge", FRIDAY));
         let denied_rules: Vec<&str> = friday
             .denials()
             .map(|finding| finding.rule.as_str())

@@ -1,6 +1,7 @@
 //! sluice's side of the policy benchmark: the default Terraform policies compiled once with the
-//! real `sluice::policy` API, then each plan parsed and evaluated afresh (`PolicySet::evaluate`
-//! clones the compiled engine per call, as the server's check does); and the `sluice policy
+//! real `sluice::policy` API, then each plan parsed and evaluated afresh as the policy input
+//! `{"terraform": plan}` (`PolicySet::evaluate` clones the compiled engine per call, as the
+//! server's check does); and the `sluice policy
 //! check` command, one process per plan. Knows nothing of the other engines.
 
 use super::samples::{PerPlan, Verdict};
@@ -64,7 +65,7 @@ pub fn evaluate_all(
             let started = Instant::now();
             let plan: serde_json::Value =
                 serde_json::from_str(plan_text).context("a plan is not JSON")?;
-            let evaluation = policy_set.evaluate(&plan, context);
+            let evaluation = policy_set.evaluate(&sluice::policy::terraform_input(&plan), context);
             samples[index].push(started.elapsed());
             if repeat == 0 {
                 verdicts.push(if evaluation.errors.is_empty() {

@@ -1,7 +1,8 @@
 //! Policies: Rego under `policies/`, evaluated with `regorus`, compatible with conftest. Any
 //! package may define `deny`, `violation` and `warn` rules (also `deny_<name>` and so on) that
-//! yield strings or objects with a `msg`; `input` is the document under test (for Terraform,
-//! the plan exactly as `terraform show -json` prints it) and `data.sluice.context` says where and
+//! yield strings or objects with a `msg`; `input` is one document per environment and release
+//! with a key per domain (`terraform`: the plan exactly as `terraform show -json` prints it,
+//! `kubernetes`, `airflow`, `mlflow`: see `input`), and `data.sluice.context` says where and
 //! when it is checked. Data files (`**/*.json`, `**/*.yaml`) are merged into `data`. Every
 //! error (parse, runtime, a rule yielding something else) names the file and line and fails the
 //! check; a failing built-in is such an error (as with `opa eval --strict-builtin-errors`), never
@@ -15,6 +16,7 @@ mod data;
 mod engine;
 mod error;
 mod finding;
+mod input;
 mod load;
 mod location;
 mod testing;
@@ -24,6 +26,7 @@ pub use data::merge_data;
 pub use engine::{PolicySet, RuleRef};
 pub use error::{PolicyError, PolicyErrorKind, PolicyErrors};
 pub use finding::{Evaluation, Finding, Severity};
+pub use input::{DOMAINS, domains_of, is_terraform_plan, terraform_input};
 pub use load::{PolicySources, SourceFile, load_sources};
 pub use location::{
     FindingLocation, ResourceAddress, address_in_text, file_position, parse_address,
