@@ -93,8 +93,8 @@ pub fn evaluate_all(
     })
 }
 
-/// `sluice policy check --plan P --json` for every plan, one process each, the context given
-/// as flags. Returns the wall time of each process; fails on any exit code other than 0
+/// `sluice policy check --terraform-plan P --json` for every plan, one process each, the context
+/// given as flags. Returns the wall time of each process; fails on any exit code other than 0
 /// (passed) or 1 (denied).
 pub fn cli_per_plan(
     policy_directory: &Path,
@@ -106,7 +106,7 @@ pub fn cli_per_plan(
     for plan_path in plan_paths {
         let started = Instant::now();
         let output = Command::new(binary)
-            .args(["policy", "check", "--json", "--plan"])
+            .args(["policy", "check", "--json", "--terraform-plan"])
             .arg(plan_path)
             .arg("--policies")
             .arg(policy_directory)
