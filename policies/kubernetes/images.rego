@@ -6,7 +6,8 @@
 #
 # Input: sluice's policy input. Read: `input.kubernetes` = {"environment": "production",
 # "namespace": "ml-prod", "objects": [every rendered object as it will be applied]}, and of each
-# object `kind`, `metadata.name`, `metadata.namespace`, `metadata.labels` and the containers,
+# object `kind`, `metadata.name`, `metadata.namespace` (set where the manifest names one; the
+# others go to `input.kubernetes.namespace`), `metadata.labels` and the containers,
 # init containers and ephemeral containers of a Pod, of a workload template (Deployment,
 # StatefulSet, DaemonSet, ReplicaSet, Job) or of a CronJob's job template. The environment is
 # `input.kubernetes.environment`; without one, an object's label
