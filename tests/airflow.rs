@@ -156,7 +156,10 @@ fn the_example_platform_dags_pass_validation_and_policies_deploy_and_run_unpause
     assert_eq!(diff.facts["import_errors"], json!([]));
     let policies =
         PolicySet::compile(&load_sources(&repository_root().join("policies")).unwrap()).unwrap();
-    let evaluation = policies.evaluate(&diff.facts, &PolicyContext::at(&SystemClock));
+    let evaluation = policies.evaluate(
+        &json!({"airflow": diff.facts}),
+        &PolicyContext::at(&SystemClock),
+    );
     assert!(
         evaluation.passed(),
         "the example DAGs break policies: {:?}",

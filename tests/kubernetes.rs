@@ -444,6 +444,46 @@ async fn latest_is_refused_in_production_before_anything_is_written() {
     );
 }
 
+#[tokio::test]
+async fn the_policy_sees_the_objects_as_input_kubernetes_with_the_release_in_its_context() {
+    let setup = setup().await;
+    write_manifests(
+        setup.tree.path(),
+        &[("app.yaml", &deployment("registry.local/serving-api:1.4", 1))],
+    );
+    let policies = tempfile::tempdir().unwrap();
+    std::fs::write(
+        policies.path().join("release.rego"),
+        "package release\nimport rego.v1\n\ndeny contains msg if {\n\tsome manifest in input.kubernetes.objects\n\tmsg := sprintf(\"%s: %s/%s (namespace %s) in %s, checked with %v\", [data.sluice.context.release, manifest.kind, manifest.metadata.name, input.kubernetes.namespace, input.kubernetes.environment, data.sluice.context.domains])\n}\n",
+    )
+    .unwrap();
+    let environment = environment(
+        "staging",
+        json!({"namespace": "ml-staging", "manifests": "k8s"}),
+    );
+    let options = KubernetesOptions {
+        api_server: Some(setup.fake.url().clone()),
+        policies: Some(policies.path().to_path_buf()),
+        ..KubernetesOptions::default()
+    };
+    let target = KubernetesTarget::new(&environment, options)
+        .unwrap()
+        .unwrap();
+    let error = target
+        .apply(&context(&environment, release(3), setup.tree.path()))
+        .await
+        .unwrap_err();
+    let expected = format!(
+        "release {0} refused by policy in staging: release.deny: {0}: Deployment/serving-api (namespace ml-staging) in staging, checked with [\"kubernetes\"]",
+        release(3).id
+    );
+    assert!(
+        matches!(&error, TargetError::Rejected(message) if message == &expected),
+        "{error}"
+    );
+    assert_eq!(setup.fake.calls().writes(), 0);
+}
+
 fn environment_named(target: &KubernetesTarget) -> sluice::config::environment::Environment {
     environment(
         "production",

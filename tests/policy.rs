@@ -1,13 +1,14 @@
 //! Policies as a user meets them: the default set's findings on crafted plans (and silence on a
 //! compliant one), `sluice policy check` and `sluice policy test` from the command line, errors
 //! with file:line, conftest-style policies, and a differential run of the default set over the
-//! 121 real plans against `regopy`, an independent Rego engine.
+//! 121 real plans against `regopy`, an independent Rego engine. Every plan is checked as sluice
+//! checks one: as the policy input `{"terraform": plan}`.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use sluice::policy::{
     FixedClock, PolicyContext, PolicyErrorKind, PolicySet, PolicySources, Severity, load_sources,
-    run_tests,
+    run_tests, terraform_input,
 };
 use support::repository_root;
 
@@ -82,7 +83,7 @@ fn with_extra(mut plan: Value, extra: Value) -> Value {
 /// Checks the denials and warnings of the default set: `expect` lists (severity, rule,
 /// fragment) and must account for every finding.
 fn check(plan: Value, context: PolicyContext, expect: &[(Severity, &str, &str)]) {
-    let evaluation = default_policies().evaluate(&plan, &context);
+    let evaluation = default_policies().evaluate(&terraform_input(&plan), &context);
     assert!(evaluation.errors.is_empty(), "{:?}", evaluation.errors);
     let shown: Vec<String> = evaluation
         .findings
@@ -272,6 +273,10 @@ fn the_default_policies_pass_their_unit_tests() {
         "terraform.public_buckets_test",
         "terraform.stateful_test",
         "terraform.freeze_test",
+        "kubernetes.images_test",
+        "airflow.dags_test",
+        "airflow.secrets_test",
+        "mlflow.models_test",
     ] {
         assert!(
             report
@@ -338,12 +343,12 @@ fn data_files_and_the_context_reach_the_rules() {
     .unwrap();
     std::fs::write(
         directory.path().join("size.rego"),
-        "package size\nimport rego.v1\ndeny contains sprintf(\"%d resources in %s, at most %d\", [count(input.resource_changes), data.sluice.context.environment, data.limits.max_resources]) if count(input.resource_changes) > data.limits.max_resources\n",
+        "package size\nimport rego.v1\ndeny contains sprintf(\"%d resources in %s, at most %d\", [count(input.terraform.resource_changes), data.sluice.context.environment, data.limits.max_resources]) if count(input.terraform.resource_changes) > data.limits.max_resources\n",
     )
     .unwrap();
     let policy_set = PolicySet::compile(&load_sources(directory.path()).unwrap()).unwrap();
     let evaluation = policy_set.evaluate(
-        &json!({"resource_changes": [1, 2]}),
+        &json!({"terraform": {"resource_changes": [1, 2]}}),
         &context("staging", "merge", THURSDAY),
     );
     assert_eq!(

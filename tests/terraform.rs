@@ -599,7 +599,7 @@ fn sluice_plan_prints_the_summary_and_exits_1_on_a_deny() {
     let denying = tempfile::tempdir().unwrap();
     std::fs::write(
         denying.path().join("no_data.rego"),
-        "package sluice.no_data\n\ndeny contains msg if {\n  some change in input.resource_changes\n  change.type == \"terraform_data\"\n  msg := sprintf(\"%s: terraform_data is not allowed\", [change.address])\n}\n",
+        "package sluice.no_data\n\ndeny contains msg if {\n  some change in input.terraform.resource_changes\n  change.type == \"terraform_data\"\n  msg := sprintf(\"%s: terraform_data is not allowed\", [change.address])\n}\n",
     )
     .unwrap();
     let denied = run(denying.path());

@@ -231,7 +231,7 @@ fn pull_request_payload(
     serde_json::to_vec(&payload).unwrap()
 }
 
-const GUARD_POLICY: &str = "package guard\n\nimport rego.v1\n\ndeny contains msg if {\n\tsome change in input.resource_changes\n\tchange.name == \"forbidden\"\n\tmsg := \"terraform_data.forbidden is not allowed here\"\n}\n";
+const GUARD_POLICY: &str = "package guard\n\nimport rego.v1\n\ndeny contains msg if {\n\tsome change in input.terraform.resource_changes\n\tchange.name == \"forbidden\"\n\tmsg := \"terraform_data.forbidden is not allowed here\"\n}\n";
 const WEAK_POLICY: &str =
     "package guard\n\nimport rego.v1\n\ndeny contains msg if {\n\tfalse\n\tmsg := \"never\"\n}\n";
 const INFRA: &str = "variable \"probe\" {\n  type    = string\n  default = \"unset\"\n}\n\nresource \"terraform_data\" \"probe\" {\n  input = \"probe=${var.probe}\"\n}\n";

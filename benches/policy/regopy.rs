@@ -1,6 +1,7 @@
 //! regopy's side of the policy benchmark: one Python process loads the same modules and data
 //! into a `regopy.Interpreter` and times its own loop over the plans (`set_input` of the parsed
-//! plan, one query that collects every rule's messages, decoding the answer). Two ways of
+//! plan as `{"terraform": plan}`, one query that collects every rule's messages, decoding the
+//! answer). Two ways of
 //! querying: `query`, which hands regopy the query text for every plan, and `bundle`, which
 //! compiles the query once with `Interpreter.build` and runs `query_bundle` per plan. Knows
 //! nothing of sluice's engine.
@@ -42,7 +43,7 @@ verdicts = [None] * len(plan_texts)
 for repeat in range(job["repeats"]):
     for index, plan_text in enumerate(plan_texts):
         begin = time.perf_counter_ns()
-        interpreter.set_input(json.loads(plan_text))
+        interpreter.set_input({"terraform": json.loads(plan_text)})
         output = interpreter.query_bundle(bundle) if bundle is not None else interpreter.query(query)
         text = str(output)
         if text == "undefined" or not output.ok():

@@ -1,6 +1,7 @@
 //! sluice's side of the policy benchmark: the default Terraform policies compiled once with the
-//! real `sluice::policy` API, then each plan parsed and evaluated afresh (`PolicySet::evaluate`
-//! clones the compiled engine per call, as the server's check does); and the `sluice policy
+//! real `sluice::policy` API, then each plan parsed and evaluated afresh as the policy input
+//! `{"terraform": plan}` (`PolicySet::evaluate` clones the compiled engine per call, as the
+//! server's check does); and the `sluice policy
 //! check` command, one process per plan. Knows nothing of the other engines.
 
 use super::samples::{PerPlan, Verdict};
@@ -64,7 +65,7 @@ pub fn evaluate_all(
             let started = Instant::now();
             let plan: serde_json::Value =
                 serde_json::from_str(plan_text).context("a plan is not JSON")?;
-            let evaluation = policy_set.evaluate(&plan, context);
+            let evaluation = policy_set.evaluate(&sluice::policy::terraform_input(&plan), context);
             samples[index].push(started.elapsed());
             if repeat == 0 {
                 verdicts.push(if evaluation.errors.is_empty() {
@@ -92,8 +93,8 @@ pub fn evaluate_all(
     })
 }
 
-/// `sluice policy check --plan P --json` for every plan, one process each, the context given
-/// as flags. Returns the wall time of each process; fails on any exit code other than 0
+/// `sluice policy check --terraform-plan P --json` for every plan, one process each, the context
+/// given as flags. Returns the wall time of each process; fails on any exit code other than 0
 /// (passed) or 1 (denied).
 pub fn cli_per_plan(
     policy_directory: &Path,
@@ -105,7 +106,7 @@ pub fn cli_per_plan(
     for plan_path in plan_paths {
         let started = Instant::now();
         let output = Command::new(binary)
-            .args(["policy", "check", "--json", "--plan"])
+            .args(["policy", "check", "--json", "--terraform-plan"])
             .arg(plan_path)
             .arg("--policies")
             .arg(policy_directory)

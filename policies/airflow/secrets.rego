@@ -2,8 +2,11 @@
 # an operator's `env={...}`, not as a literal key. Credentials belong in an Airflow Connection or a
 # secrets backend, where they can be rotated without a release.
 #
-# Input: the DAG folder as sluice describes it (see dags.rego): `input.dags[_].source` is the
-# text of the file that defines the DAG. Inputs without `dags` produce no results.
+# Input: sluice's policy input. Read: `input.airflow` (see dags.rego):
+# `input.airflow.dags[_].source` is the text of the file that defines the DAG, `dag_id` and
+# `file` name it. A secret is denied in every environment, dev included: it is in git either way.
+# Messages start with the environment (`input.airflow.environment`, else
+# `data.sluice.context.environment`). An input without `airflow` produces no results.
 package airflow.secrets
 
 import rego.v1
@@ -14,17 +17,24 @@ credential_names := `(aws_secret_access_key|aws_session_token|aws_access_key_id|
 # A name followed by `=` or `:` and a quoted literal of some length, e.g. `"AWS_SECRET_ACCESS_KEY": "abc..."`.
 assignment := sprintf(`%s["'\]]*\s*[:=]\s*["'][^"'\s]{8,}["']`, [credential_names])
 
+# "staging: " before every message; nothing when the environment is unknown.
+where := sprintf("%s: ", [input.airflow.environment]) if {
+	is_string(input.airflow.environment)
+} else := sprintf("%s: ", [data.sluice.context.environment]) if {
+	is_string(data.sluice.context.environment)
+} else := ""
+
 deny contains msg if {
-	some dag in input.dags
+	some dag in input.airflow.dags
 	some index, line in split(dag.source, "\n")
 	regex.match(assignment, lower(line))
-	msg := sprintf("DAG `%s` (%s:%d) sets a cloud credential in plain text; use an Airflow Connection or a secrets backend instead", [dag.dag_id, dag.file, index + 1])
+	msg := sprintf("%sDAG `%s` (%s:%d) sets a cloud credential in plain text; use an Airflow Connection or a secrets backend instead", [where, dag.dag_id, dag.file, index + 1])
 }
 
 # AWS access key ids have a fixed shape wherever they appear.
 deny contains msg if {
-	some dag in input.dags
+	some dag in input.airflow.dags
 	some index, line in split(dag.source, "\n")
 	regex.match(`(AKIA|ASIA)[0-9A-Z]{16}`, line)
-	msg := sprintf("DAG `%s` (%s:%d) contains an AWS access key id; remove it and rotate the key", [dag.dag_id, dag.file, index + 1])
+	msg := sprintf("%sDAG `%s` (%s:%d) contains an AWS access key id; remove it and rotate the key", [where, dag.dag_id, dag.file, index + 1])
 }

@@ -1,14 +1,18 @@
 # Containers in staging and production run images pinned to a tag or digest: no `:latest`, and
-# no untagged image (which means `:latest`). In dev the same finding is only a warning, so a
-# developer can try a moving tag without blocking the pipeline.
+# no untagged image (which means `:latest`). Images the release built are pinned to
+# `name@sha256:...` by the deploy before this check, so what is left moving is an image from
+# elsewhere. In dev the same finding is only a warning, so a developer can try a moving tag
+# without blocking the pipeline.
 #
-# Input: ONE Kubernetes object, as conftest gives each document of a rendered manifest
-# (`kubectl kustomize platform/k8s/overlays/staging | conftest test --namespace kubernetes.images -`).
-# Read: `kind`, `metadata.name`, `metadata.namespace`, `metadata.labels` and the containers,
+# Input: sluice's policy input. Read: `input.kubernetes` = {"environment": "production",
+# "namespace": "ml-prod", "objects": [every rendered object as it will be applied]}, and of each
+# object `kind`, `metadata.name`, `metadata.namespace` (set where the manifest names one; the
+# others go to `input.kubernetes.namespace`), `metadata.labels` and the containers,
 # init containers and ephemeral containers of a Pod, of a workload template (Deployment,
-# StatefulSet, DaemonSet, ReplicaSet, Job) or of a CronJob's job template. The environment is the
-# label `platform.example.com/environment`, else the namespace (ml-dev, ml-staging, ml-prod).
-# Objects of any other shape produce no results.
+# StatefulSet, DaemonSet, ReplicaSet, Job) or of a CronJob's job template. The environment is
+# `input.kubernetes.environment`; without one, an object's label
+# `platform.example.com/environment`, else its namespace (ml-dev, ml-staging, ml-prod). Objects of
+# any other kind, and an input without `kubernetes`, produce no results.
 package kubernetes.images
 
 import rego.v1
@@ -17,21 +21,31 @@ namespace_environments := {"ml-dev": "dev", "ml-staging": "staging", "ml-prod": 
 
 strict_environments := {"staging", "production"}
 
-environment := label if {
-	label := input.metadata.labels["platform.example.com/environment"]
-} else := namespace_environments[input.metadata.namespace]
+environment_of(manifest) := environment if {
+	environment := input.kubernetes.environment
+	is_string(environment)
+} else := label if {
+	label := manifest.metadata.labels["platform.example.com/environment"]
+} else := namespace_environments[manifest.metadata.namespace]
 
-pod_spec := input.spec if {
-	input.kind == "Pod"
-} else := input.spec.jobTemplate.spec.template.spec if {
-	input.kind == "CronJob"
-} else := input.spec.template.spec if {
-	input.kind in {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
+# The environment as messages name it.
+environment_name(manifest) := environment_of(manifest) if {
+	environment_of(manifest)
+} else := "an unknown environment"
+
+pod_spec(manifest) := manifest.spec if {
+	manifest.kind == "Pod"
+} else := manifest.spec.jobTemplate.spec.template.spec if {
+	manifest.kind == "CronJob"
+} else := manifest.spec.template.spec if {
+	manifest.kind in {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
 }
 
-containers contains container if {
+containers contains [manifest, container] if {
+	some manifest in input.kubernetes.objects
+	spec := pod_spec(manifest)
 	some field in ["initContainers", "containers", "ephemeralContainers"]
-	some container in pod_spec[field]
+	some container in spec[field]
 }
 
 # The tag of an image reference, "" when it has none. The registry port (`host:5000/name`) is
@@ -53,15 +67,17 @@ moving_tag_problem(image) := "uses the moving tag `latest`" if {
 }
 
 deny contains msg if {
+	some [manifest, container] in containers
+	environment := environment_of(manifest)
 	environment in strict_environments
-	some container in containers
 	problem := moving_tag_problem(container.image)
-	msg := sprintf("%s/%s in %s: container `%s` image `%s` %s; pin a version tag or a digest", [input.kind, input.metadata.name, environment, container.name, container.image, problem])
+	msg := sprintf("%s/%s in %s: container `%s` image `%s` %s; pin a version tag or a digest, or build the image in the release", [manifest.kind, manifest.metadata.name, environment, container.name, container.image, problem])
 }
 
 warn contains msg if {
+	some [manifest, container] in containers
+	environment := environment_name(manifest)
 	not environment in strict_environments
-	some container in containers
 	problem := moving_tag_problem(container.image)
-	msg := sprintf("%s/%s: container `%s` image `%s` %s; staging and production refuse this", [input.kind, input.metadata.name, container.name, container.image, problem])
+	msg := sprintf("%s/%s in %s: container `%s` image `%s` %s; staging and production refuse this", [manifest.kind, manifest.metadata.name, environment, container.name, container.image, problem])
 }

@@ -3,9 +3,11 @@
 # `data.freeze.timezone`) is denied. On a pull request it is only a warning: the review can go
 # on, the merge will be refused while the freeze lasts.
 #
-# Input: the JSON of a plan (`terraform show -json PLANFILE`). Read: `resource_changes[].change.actions`.
-# The moment is `data.sluice.context.time` (nanoseconds since the epoch, as `time.now_ns()`),
-# the environment `data.sluice.context.environment`, the event `data.sluice.context.event`.
+# Input: sluice's policy input. Read: `input.terraform`, the plan as `terraform show -json
+# PLANFILE` prints it (`input.terraform.resource_changes[].change.actions`); without a plan there
+# is nothing to apply and no result. The moment is `data.sluice.context.time` (nanoseconds since
+# the epoch, as `time.now_ns()`), the environment `data.sluice.context.environment`, the event
+# `data.sluice.context.event`.
 package terraform.freeze
 
 import rego.v1
@@ -23,7 +25,7 @@ default event := ""
 event := data.sluice.context.event
 
 changes_infrastructure if {
-	some change in input.resource_changes
+	some change in input.terraform.resource_changes
 	some action in change.change.actions
 	action in {"create", "update", "delete"}
 }

@@ -3,12 +3,13 @@
 # may not admit 0.0.0.0/0 or ::/0, and a cluster's API endpoint may not be public. Outside
 # production the same finding is a warning, so it is seen before it blocks a promotion.
 #
-# Input: the JSON of a plan (`terraform show -json PLANFILE`). Read: `resource_changes[]` that
-# are created or updated, by `type`: `aws_security_group` (`ingress[]`),
-# `aws_security_group_rule` (`type == "ingress"`), `aws_vpc_security_group_ingress_rule`,
-# `azurerm_network_security_rule` and `azurerm_network_security_group` (`security_rule[]`,
-# inbound allow), `google_compute_firewall` (INGRESS), `terraform_data` (`input.ingress[]`,
-# `input.endpoint_public`). The environment is `data.sluice.context.environment`.
+# Input: sluice's policy input. Read: `input.terraform`, the plan as `terraform show -json
+# PLANFILE` prints it (no plan, no result): `input.terraform.resource_changes[]` that are created
+# or updated, by `type`: `aws_security_group` (`ingress[]`), `aws_security_group_rule`
+# (`type == "ingress"`), `aws_vpc_security_group_ingress_rule`, `azurerm_network_security_rule`
+# and `azurerm_network_security_group` (`security_rule[]`, inbound allow),
+# `google_compute_firewall` (INGRESS), `terraform_data` (`change.after.input.ingress[]`,
+# `change.after.input.endpoint_public`). The environment is `data.sluice.context.environment`.
 package terraform.ingress
 
 import rego.v1
@@ -22,7 +23,7 @@ default environment := ""
 environment := data.sluice.context.environment
 
 changed_resources contains change if {
-	some change in input.resource_changes
+	some change in input.terraform.resource_changes
 	change.mode == "managed"
 	some action in change.change.actions
 	action in {"create", "update"}

@@ -3,13 +3,14 @@
 # configurations, Azure and GCP VMs) must be on its tier's list; GPU pools that never scale to
 # zero earn a warning.
 #
-# Input: the JSON of a plan (`terraform show -json PLANFILE`). Read: `resource_changes[]` whose
-# `change.after.input` (terraform_data) or `change.after` (provider resources) has one of
-# `instance_type`, `instance_class`, `vm_size`, `machine_type`, `node_type`. The tier is the
-# resource's own `budget` input, else the `budget` of any resource in the same plan (the cluster
-# module puts it on the control plane), else the tier of `data.sluice.context.environment` in
-# `data.budgets.environments`. The tiers' lists are `data.budgets` (budgets.yaml). Inputs of
-# any other shape produce no results.
+# Input: sluice's policy input. Read: `input.terraform`, the plan as `terraform show -json
+# PLANFILE` prints it: `input.terraform.resource_changes[]` whose `change.after.input`
+# (terraform_data) or `change.after` (provider resources) has one of `instance_type`,
+# `instance_class`, `vm_size`, `machine_type`, `node_type`. The tier is the resource's own
+# `budget` input, else the `budget` of any resource in the same plan (the cluster module puts it
+# on the control plane), else the tier of `data.sluice.context.environment` in
+# `data.budgets.environments`. The tiers' lists are `data.budgets` (budgets.yaml). An input
+# without `terraform` produces no results.
 package terraform.instance_types
 
 import rego.v1
@@ -38,7 +39,7 @@ attributes(change) := change.change.after.input if {
 } else := change.change.after
 
 changed_resources contains change if {
-	some change in input.resource_changes
+	some change in input.terraform.resource_changes
 	some action in change.change.actions
 	action in {"create", "update"}
 }

@@ -4,13 +4,14 @@
 # `terraform_data` stand-ins marked `publicly_exposed`. Outside production the same finding is
 # a warning.
 #
-# Input: the JSON of a plan (`terraform show -json PLANFILE`). Read: `resource_changes[]` that
-# are created or updated, by `type`: `aws_s3_bucket` and `aws_s3_bucket_acl` (`acl`),
+# Input: sluice's policy input. Read: `input.terraform`, the plan as `terraform show -json
+# PLANFILE` prints it (no plan, no result): `input.terraform.resource_changes[]` that are created
+# or updated, by `type`: `aws_s3_bucket` and `aws_s3_bucket_acl` (`acl`),
 # `aws_s3_bucket_public_access_block` (its four flags), `aws_s3_bucket_policy` (`policy`, a JSON
 # string), `azurerm_storage_account` (`allow_blob_public_access`,
 # `allow_nested_items_to_be_public`), `azurerm_storage_container` (`container_access_type`),
 # `google_storage_bucket_iam_member`/`_binding` (`member`, `members`), `terraform_data`
-# (`input.publicly_exposed`). The environment is `data.sluice.context.environment`.
+# (`change.after.input.publicly_exposed`). The environment is `data.sluice.context.environment`.
 package terraform.public_buckets
 
 import rego.v1
@@ -26,7 +27,7 @@ default environment := ""
 environment := data.sluice.context.environment
 
 changed_resources contains change if {
-	some change in input.resource_changes
+	some change in input.terraform.resource_changes
 	change.mode == "managed"
 	some action in change.change.actions
 	action in {"create", "update"}

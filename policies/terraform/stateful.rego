@@ -4,9 +4,10 @@
 # is denied until someone other than the author approves the change. An approved destroy is
 # still reported, as a warning, so the comment shows what will be lost.
 #
-# Input: the JSON of a plan (`terraform show -json PLANFILE`). Read: `resource_changes[]` with
-# `address`, `mode`, `type`, `name` and `change.actions`. Approvals are
-# `data.sluice.context.approvals` (user names); the author is `data.sluice.context.author`.
+# Input: sluice's policy input. Read: `input.terraform`, the plan as `terraform show -json
+# PLANFILE` prints it (no plan, no result): `input.terraform.resource_changes[]` with `address`,
+# `mode`, `type`, `name` and `change.actions`. Approvals are `data.sluice.context.approvals`
+# (user names); the author is `data.sluice.context.author`.
 package terraform.stateful
 
 import rego.v1
@@ -41,7 +42,7 @@ what(actions) := "replaces (destroys, then recreates)" if {
 } else := "destroys"
 
 destroyed contains {"address": change.address, "type": change.type, "verb": what(change.change.actions)} if {
-	some change in input.resource_changes
+	some change in input.terraform.resource_changes
 	change.mode == "managed"
 	"delete" in change.change.actions
 	stateful(change)

@@ -2,13 +2,14 @@
 # `owner` (who to page), `team`, `cost_center` and `environment`, non-empty, with `environment`
 # one of dev, staging, production.
 #
-# Input: the JSON of a plan, as `terraform show -json PLANFILE` prints it (conftest:
-# `conftest test --namespace terraform.tags plan.json`). Read: `resource_changes[]` with
-# `address`, `type`, `change.actions` and `change.after`. Tags are looked up in
-# `change.after.input.tags` for `terraform_data` resources and in `change.after.tags` for
-# provider resources, as a map or as a list of `{key, value}` blocks (autoscaling groups).
-# Provider resources without a `tags` attribute (routes, policy attachments) cannot be tagged
-# and are not checked. Inputs of any other shape produce no results.
+# Input: sluice's policy input. Read: `input.terraform`, the plan as `terraform show -json
+# PLANFILE` prints it (conftest: `jq '{terraform: .}' plan.json | conftest test --namespace
+# terraform.tags -`): `input.terraform.resource_changes[]` with `address`, `type`,
+# `change.actions` and `change.after`. Tags are looked up in `change.after.input.tags` for
+# `terraform_data` resources and in `change.after.tags` for provider resources, as a map or as a
+# list of `{key, value}` blocks (autoscaling groups). Provider resources without a `tags`
+# attribute (routes, policy attachments) cannot be tagged and are not checked. An input without
+# `terraform` produces no results.
 package terraform.tags
 
 import rego.v1
@@ -19,7 +20,7 @@ environments := {"dev", "staging", "production"}
 
 # Resources the plan creates or updates; deletes and no-ops are not checked.
 changed_resources contains change if {
-	some change in input.resource_changes
+	some change in input.terraform.resource_changes
 	change.mode == "managed"
 	some action in change.change.actions
 	action in {"create", "update"}

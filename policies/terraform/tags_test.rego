@@ -1,4 +1,5 @@
 # Tests of terraform.tags; run with `sluice policy test policies` (or `conftest verify -p policies --data policies`).
+# Each plan is given as `input.terraform` (`with input.terraform as plan`), as sluice wraps one.
 package terraform.tags_test
 
 import rego.v1
@@ -15,12 +16,12 @@ plan_with(tag_value, actions) := {"resource_changes": [{
 }]}
 
 test_complete_tags_pass if {
-	count(tags.deny) == 0 with input as plan_with(good_tags, ["create"])
-	count(tags.warn) == 0 with input as plan_with(good_tags, ["create"])
+	count(tags.deny) == 0 with input.terraform as plan_with(good_tags, ["create"])
+	count(tags.warn) == 0 with input.terraform as plan_with(good_tags, ["create"])
 }
 
 test_each_missing_tag_is_named if {
-	denials := tags.deny with input as plan_with({"team": "ml-platform"}, ["create"])
+	denials := tags.deny with input.terraform as plan_with({"team": "ml-platform"}, ["create"])
 	count(denials) == 3
 	some owner_message in denials
 	contains(owner_message, "required tag `owner` is missing")
@@ -31,17 +32,17 @@ test_each_missing_tag_is_named if {
 }
 
 test_empty_tag_is_denied if {
-	denials := tags.deny with input as plan_with(object.union(good_tags, {"team": ""}), ["update"])
+	denials := tags.deny with input.terraform as plan_with(object.union(good_tags, {"team": ""}), ["update"])
 	denials == {"module.cluster.terraform_data.control_plane: tag `team` is empty; give it a value"}
 }
 
 test_unknown_environment_is_denied if {
-	some message in tags.deny with input as plan_with(object.union(good_tags, {"environment": "prod"}), ["create"])
+	some message in tags.deny with input.terraform as plan_with(object.union(good_tags, {"environment": "prod"}), ["create"])
 	contains(message, "tag `environment` is `prod`")
 }
 
 test_deletes_are_not_checked if {
-	count(tags.deny) == 0 with input as plan_with({}, ["delete"])
+	count(tags.deny) == 0 with input.terraform as plan_with({}, ["delete"])
 }
 
 test_provider_resources_use_top_level_tags if {
@@ -49,15 +50,19 @@ test_provider_resources_use_top_level_tags if {
 		"address": "aws_s3_bucket.artifacts", "mode": "managed", "type": "aws_s3_bucket",
 		"change": {"actions": ["create"], "after": {"bucket": "artifacts", "tags": {"team": "ml"}}},
 	}]}
-	count(tags.deny) == 3 with input as plan
+	count(tags.deny) == 3 with input.terraform as plan
 }
 
 test_missing_managed_by_is_a_warning if {
-	count(tags.warn) == 1 with input as plan_with(object.remove(good_tags, ["managed_by"]), ["create"])
+	count(tags.warn) == 1 with input.terraform as plan_with(object.remove(good_tags, ["managed_by"]), ["create"])
 }
 
-test_other_inputs_are_ignored if {
-	count(tags.deny) == 0 with input as {"kind": "Deployment", "metadata": {"name": "x"}}
+test_only_the_terraform_domain_is_read if {
+	untagged := plan_with({}, ["create"])
+	count(tags.deny) == 4 with input.terraform as untagged
+	# A plan given as the whole input (conftest style) is not sluice's input.
+	count(tags.deny) == 0 with input as untagged
+	count(tags.deny) == 0 with input as {"kubernetes": {"environment": "production", "objects": [{"kind": "Deployment", "metadata": {"name": "x"}}]}}
 }
 
 test_autoscaling_tag_blocks_are_read_as_tags if {
@@ -66,17 +71,17 @@ test_autoscaling_tag_blocks_are_read_as_tags if {
 		"address": "aws_autoscaling_group.workers", "mode": "managed", "type": "aws_autoscaling_group",
 		"change": {"actions": ["create"], "after": {"name": "workers", "tags": blocks}},
 	}]}
-	count(tags.deny) == 0 with input as plan
+	count(tags.deny) == 0 with input.terraform as plan
 }
 
 test_untaggable_resources_are_not_checked_but_null_tags_are if {
 	route := {"address": "aws_route.out", "mode": "managed", "type": "aws_route", "change": {"actions": ["create"], "after": {"route_table_id": "r"}}}
-	count(tags.deny) == 0 with input as {"resource_changes": [route]}
+	count(tags.deny) == 0 with input.terraform as {"resource_changes": [route]}
 	bucket := {"address": "aws_s3_bucket.logs", "mode": "managed", "type": "aws_s3_bucket", "change": {"actions": ["create"], "after": {"bucket": "logs", "tags": null}}}
-	count(tags.deny) == 4 with input as {"resource_changes": [bucket]}
+	count(tags.deny) == 4 with input.terraform as {"resource_changes": [bucket]}
 }
 
 test_data_sources_are_not_checked if {
 	lookup := {"address": "data.aws_ami.base", "mode": "data", "type": "aws_ami", "change": {"actions": ["read"], "after": {"tags": {}}}}
-	count(tags.deny) == 0 with input as {"resource_changes": [lookup]}
+	count(tags.deny) == 0 with input.terraform as {"resource_changes": [lookup]}
 }

@@ -1,5 +1,7 @@
 //! `sluice policy check` and `sluice policy test`: Rego policies from the command line. Prints
-//! for humans (or JSON with `--json`); the evaluation itself is `crate::policy`'s.
+//! for humans (or JSON with `--json`); the evaluation itself is `crate::policy`'s. `check` takes
+//! the whole policy input (`--input`) or a Terraform plan (`--terraform-plan`, alias `--plan`),
+//! which it wraps as `{"terraform": plan}`.
 
 use crate::policy::{
     self, Evaluation, FixedClock, PolicyContext, PolicyError, PolicySet, Severity, SystemClock,
@@ -12,19 +14,27 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
-    /// Check a Terraform plan (`terraform show -json` output) against the policies: print every
-    /// deny and warning with its rule, exit 1 on any deny or policy error.
+    /// Check a policy input (`--input`, `{"terraform": ..., "kubernetes": ..., "airflow": ...,
+    /// "mlflow": ...}`) or a Terraform plan (`--terraform-plan`, `terraform show -json` output)
+    /// against the policies: print every deny and warning with its rule, exit 1 on any deny or
+    /// policy error.
     Check(CheckArgs),
     /// Run the `test_*` rules of the policies and their `*_test.rego` files, like `opa test`.
     Test(TestArgs),
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("document").required(true).args(["input", "terraform_plan"])))]
 pub struct CheckArgs {
-    /// The plan as JSON: `terraform show -json PLANFILE > plan.json`.
+    /// The whole policy input as JSON: an object with any of `terraform`, `kubernetes`, `airflow`
+    /// and `mlflow`. A Terraform plan given here is checked as `{"terraform": plan}`, with a note.
     #[arg(long)]
-    pub plan: PathBuf,
-    /// The environment the plan is for (`data.sluice.context.environment`).
+    pub input: Option<PathBuf>,
+    /// A Terraform plan as JSON (`terraform show -json PLANFILE > plan.json`), checked as
+    /// `{"terraform": plan}`.
+    #[arg(long = "terraform-plan", visible_alias = "plan")]
+    pub terraform_plan: Option<PathBuf>,
+    /// The environment checked (`data.sluice.context.environment`).
     #[arg(long = "env")]
     pub environment: Option<String>,
     /// The folder of `.rego` and data files.
@@ -39,7 +49,7 @@ pub struct CheckArgs {
     /// Who made the change (`data.sluice.context.author`).
     #[arg(long)]
     pub author: Option<String>,
-    /// The commit the plan was made from (`data.sluice.context.commit`).
+    /// The commit checked (`data.sluice.context.commit`).
     #[arg(long)]
     pub commit: Option<String>,
     /// Someone who approved the change (`data.sluice.context.approvals`); repeat for several.
@@ -64,19 +74,73 @@ pub fn run(command: PolicyCommand) -> anyhow::Result<bool> {
     }
 }
 
+impl CheckArgs {
+    /// The file checked, as given.
+    fn document(&self) -> &Path {
+        self.input
+            .as_deref()
+            .or(self.terraform_plan.as_deref())
+            .unwrap_or(Path::new("-"))
+    }
+}
+
+/// Reads the document to check and makes it sluice's policy input: a `--terraform-plan` file is
+/// wrapped as `{"terraform": plan}`; an `--input` file is the input itself, unless it is a plan
+/// (`format_version` and `resource_changes` or `planned_values`), which is wrapped with a note on
+/// stderr. An input none of whose keys is a domain gets a note too: no policy reads it.
+fn read_input(args: &CheckArgs) -> anyhow::Result<serde_json::Value> {
+    let path = args.document();
+    let is_plan = args.terraform_plan.is_some();
+    let text = std::fs::read_to_string(path).with_context(|| {
+        if is_plan {
+            format!(
+                "cannot read the plan {}; write it with `terraform show -json PLANFILE > plan.json`",
+                path.display()
+            )
+        } else {
+            format!("cannot read the policy input {}", path.display())
+        }
+    })?;
+    let document: serde_json::Value = serde_json::from_str(&text).with_context(|| {
+        if is_plan {
+            format!(
+                "the plan {} is not JSON; pass the output of `terraform show -json PLANFILE`, not the binary plan file",
+                path.display()
+            )
+        } else {
+            format!(
+                "the policy input {} is not JSON; write an object with any of `terraform`, `kubernetes`, `airflow` and `mlflow`",
+                path.display()
+            )
+        }
+    })?;
+    if is_plan {
+        return Ok(policy::terraform_input(&document));
+    }
+    if policy::is_terraform_plan(&document) {
+        eprintln!(
+            "note: {} is a Terraform plan (`terraform show -json`), not a whole policy input; checking it as {{\"terraform\": <plan>}} (pass it with --terraform-plan to say so)",
+            path.display()
+        );
+        return Ok(policy::terraform_input(&document));
+    }
+    if !document.is_object() {
+        anyhow::bail!(
+            "the policy input {} is not a JSON object; write an object with any of `terraform`, `kubernetes`, `airflow` and `mlflow`",
+            path.display()
+        );
+    }
+    if policy::domains_of(&document).is_empty() {
+        eprintln!(
+            "note: {} has none of `terraform`, `kubernetes`, `airflow` and `mlflow`, so no policy reads it; a Terraform plan goes under `terraform` (or pass it with --terraform-plan)",
+            path.display()
+        );
+    }
+    Ok(document)
+}
+
 fn check(args: CheckArgs) -> anyhow::Result<bool> {
-    let plan_text = std::fs::read_to_string(&args.plan).with_context(|| {
-        format!(
-            "cannot read the plan {}; write it with `terraform show -json PLANFILE > plan.json`",
-            args.plan.display()
-        )
-    })?;
-    let plan: serde_json::Value = serde_json::from_str(&plan_text).with_context(|| {
-        format!(
-            "the plan {} is not JSON; pass the output of `terraform show -json PLANFILE`, not the binary plan file",
-            args.plan.display()
-        )
-    })?;
+    let input = read_input(&args)?;
     let mut context = match &args.time {
         Some(time) => {
             let instant = chrono::DateTime::parse_from_rfc3339(time).with_context(|| {
@@ -95,14 +159,14 @@ fn check(args: CheckArgs) -> anyhow::Result<bool> {
     let evaluation = match policy::load_sources(&args.policies)
         .and_then(|sources| PolicySet::compile(&sources))
     {
-        Ok(policy_set) => policy_set.evaluate(&plan, &context),
+        Ok(policy_set) => policy_set.evaluate(&input, &context),
         Err(errors) => Evaluation {
             errors: errors.0,
             ..Evaluation::default()
         },
     };
     if args.json {
-        print_check_json(&args, &evaluation);
+        print_check_json(&args, &input, &evaluation);
     } else {
         print_check_text(&args, &evaluation);
     }
@@ -129,7 +193,7 @@ fn print_check_text(args: &CheckArgs, evaluation: &Evaluation) {
     };
     println!(
         "{}{}: {denials} denied, {warnings} warning(s), {} error(s), {} rule(s) evaluated: {verdict}",
-        args.plan.display(),
+        args.document().display(),
         args.environment
             .as_deref()
             .map(|environment| format!(" ({environment})"))
@@ -139,9 +203,10 @@ fn print_check_text(args: &CheckArgs, evaluation: &Evaluation) {
     );
 }
 
-fn print_check_json(args: &CheckArgs, evaluation: &Evaluation) {
+fn print_check_json(args: &CheckArgs, input: &serde_json::Value, evaluation: &Evaluation) {
     let document = json!({
-        "plan": args.plan.display().to_string(),
+        "input": args.document().display().to_string(),
+        "domains": policy::domains_of(input),
         "environment": args.environment,
         "passed": evaluation.passed(),
         "denials": evaluation.denials().count(),

@@ -1,7 +1,8 @@
 //! `data.sluice.context`: where and when a policy check runs (environment, event, author,
-//! commit, time, approvals), with the clock injectable so that time rules can be tested. Knows
-//! nothing of Rego or of where the values come from.
+//! commit, release, time, approvals, and the domains the input holds), with the clock injectable
+//! so that time rules can be tested. Knows nothing of Rego or of where the values come from.
 
+use super::input::domains_of;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
@@ -40,6 +41,8 @@ pub struct PolicyContext {
     /// Who made the change (the pull request's author or the pusher).
     pub author: Option<String>,
     pub commit: Option<String>,
+    /// The release being promoted (its id), when the check is a promotion gate.
+    pub release: Option<String>,
     pub time: DateTime<Utc>,
     /// Who approved the change; rules decide whose approval counts.
     pub approvals: Vec<String>,
@@ -53,6 +56,7 @@ impl PolicyContext {
             event: None,
             author: None,
             commit: None,
+            release: None,
             time: clock.now(),
             approvals: Vec::new(),
         }
@@ -67,6 +71,7 @@ impl PolicyContext {
             "event": self.event,
             "author": self.author,
             "commit": self.commit,
+            "release": self.release,
             "time": self.time.timestamp_nanos_opt().unwrap_or(i64::MAX),
             "time_rfc3339": self.time.to_rfc3339_opts(SecondsFormat::Secs, true),
             "approvals": self.approvals,
@@ -76,6 +81,14 @@ impl PolicyContext {
     /// `{"sluice": {"context": ...}}`, ready to merge into `data`.
     pub fn to_data(&self) -> Value {
         json!({"sluice": {"context": self.to_json()}})
+    }
+
+    /// `to_data` for checking `input`: the context also says which domains the input holds
+    /// (`domains`, e.g. `["terraform", "mlflow"]`).
+    pub fn to_data_for(&self, input: &Value) -> Value {
+        let mut context = self.to_json();
+        context["domains"] = json!(domains_of(input));
+        json!({"sluice": {"context": context}})
     }
 }
 
@@ -96,5 +109,15 @@ mod tests {
         assert_eq!(json["environment"], json!("production"));
         assert_eq!(json["author"], Value::Null);
         assert_eq!(json["approvals"], json!([]));
+        assert_eq!(json["release"], Value::Null);
+        let data = context.to_data_for(&json!({"terraform": {}, "mlflow": {"models": []}}));
+        assert_eq!(
+            data["sluice"]["context"]["domains"],
+            json!(["terraform", "mlflow"])
+        );
+        assert_eq!(
+            data["sluice"]["context"]["environment"],
+            json!("production")
+        );
     }
 }

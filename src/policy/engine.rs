@@ -83,7 +83,9 @@ impl PolicySet {
         &self.rules
     }
 
-    /// Evaluates every rule against `input` with `data.sluice.context` set from `context`.
+    /// Evaluates every rule against `input` (sluice's policy input: `{"terraform": plan, ...}`,
+    /// see `policy::input`) with `data.sluice.context` set from `context` and the domains the
+    /// input holds.
     /// Errors do not stop the check: every rule is evaluated, and each error is kept in the
     /// evaluation, which then does not pass.
     pub fn evaluate(&self, input: &Value, context: &PolicyContext) -> Evaluation {
@@ -93,7 +95,7 @@ impl PolicySet {
         };
         let mut engine = self.engine.clone();
         let first_file = self.rules.first().map_or("policies", |rule| &rule.file);
-        if let Err(error) = engine.add_data(to_engine_value(&context.to_data())) {
+        if let Err(error) = engine.add_data(to_engine_value(&context.to_data_for(input))) {
             evaluation.errors.push(PolicyError::new(
                 PolicyErrorKind::Data,
                 first_file,

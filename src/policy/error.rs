@@ -18,6 +18,8 @@ pub enum PolicyErrorKind {
     Runtime,
     /// A `deny`/`violation`/`warn` rule yielded something that is not a message.
     Result,
+    /// A module reads a part of `input` that sluice's policy input does not have.
+    Input,
 }
 
 impl PolicyErrorKind {
@@ -28,6 +30,7 @@ impl PolicyErrorKind {
             PolicyErrorKind::Data => "data error",
             PolicyErrorKind::Runtime => "runtime error",
             PolicyErrorKind::Result => "bad result",
+            PolicyErrorKind::Input => "unknown input",
         }
     }
 }

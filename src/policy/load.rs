@@ -1,9 +1,11 @@
 //! Reading a policy directory: every `.rego` file (policies, and `*_test.rego` tests apart) and
 //! every `.json`/`.yaml`/`.yml` data file below it, in a stable order, hidden folders skipped.
+//! A `.rego` file that reads a part of `input` sluice never gives fails the load (`lint`).
 //! The only part of `policy` that touches the file system; it does not parse Rego.
 
 use super::data::{merge_data, parse_data_file};
 use super::error::{PolicyError, PolicyErrorKind, PolicyErrors};
+use super::lint::input_references;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -44,7 +46,8 @@ impl PolicySources {
     }
 }
 
-/// Reads a policy directory; every unreadable or malformed file is reported, not only the first.
+/// Reads a policy directory; every unreadable or malformed file, and every reference to a part
+/// of `input` that is not a domain, is reported, not only the first.
 pub fn load_sources(directory: &Path) -> Result<PolicySources, PolicyErrors> {
     let directory_name = directory.display().to_string();
     if !directory.is_dir() {
@@ -86,6 +89,7 @@ pub fn load_sources(directory: &Path) -> Result<PolicySources, PolicyErrors> {
                 path: shown_path.clone(),
                 text,
             };
+            errors.extend(input_references(&file));
             if shown_path.ends_with("_test.rego") {
                 sources.tests.push(file);
             } else {
@@ -157,6 +161,27 @@ mod tests {
             sources.data,
             serde_json::json!({"budgets": {"dev": "small"}, "limits": {"max": 3}})
         );
+    }
+
+    #[test]
+    fn a_policy_reading_the_plan_as_the_whole_input_fails_the_load_with_its_fix() {
+        let directory = tempfile::tempdir().unwrap();
+        let policy = "package old\nimport rego.v1\n\ndeny contains change.address if {\n  some change in input.resource_changes\n  change.type == \"aws_instance\"\n}\n";
+        std::fs::write(directory.path().join("old.rego"), policy).unwrap();
+        std::fs::write(
+            directory.path().join("good.rego"),
+            "package good\nimport rego.v1\ndeny contains \"x\" if input.terraform.errored\n",
+        )
+        .unwrap();
+        let errors = load_sources(directory.path()).unwrap_err();
+        assert_eq!(errors.0.len(), 1, "{errors}");
+        let shown = errors.to_string();
+        let expected = format!(
+            "{}:5:18: unknown input: `input.resource_changes` is not part of sluice's policy input; the Terraform plan is `input.terraform` (write `input.terraform.resource_changes`)",
+            directory.path().join("old.rego").display()
+        );
+        assert_eq!(shown, expected);
+        assert_eq!(errors.0[0].kind, PolicyErrorKind::Input);
     }
 
     #[test]

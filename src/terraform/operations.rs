@@ -149,7 +149,9 @@ impl PlannedChange {
     }
 }
 
-/// Evaluates the policies in `policies_dir` (none: nothing to check) against a plan.
+/// Evaluates the policies in `policies_dir` (none: nothing to check) against a plan, as the
+/// policy input `{"terraform": plan}`: only the Terraform domain, so the policies of other
+/// domains have nothing to say.
 pub fn check_policies(
     policies_dir: &Path,
     plan_json: &serde_json::Value,
@@ -159,7 +161,7 @@ pub fn check_policies(
         return Evaluation::default();
     }
     match policy::load_sources(policies_dir).and_then(|sources| PolicySet::compile(&sources)) {
-        Ok(policy_set) => policy_set.evaluate(plan_json, context),
+        Ok(policy_set) => policy_set.evaluate(&policy::terraform_input(plan_json), context),
         Err(errors) => Evaluation {
             errors: errors.0,
             ..Evaluation::default()

@@ -29,7 +29,7 @@ fn policy_check_prints_every_finding_with_its_rule_and_exits_1_on_a_deny() {
     let (code, text) = sluice(&[
         "policy",
         "check",
-        "--plan",
+        "--terraform-plan",
         &passing,
         "--env",
         "production",
@@ -93,7 +93,7 @@ fn policy_check_fails_with_file_and_line_on_a_syntax_error() {
         "package ok\nimport rego.v1\ndeny contains \"never\" if false\n",
     )
     .unwrap();
-    std::fs::write(policies.join("typo.rego"), "package typo\nimport rego.v1\n\ndeny contains msg if {\n  msg := sprintf(\"%s\", [input.x]\n}\n").unwrap();
+    std::fs::write(policies.join("typo.rego"), "package typo\nimport rego.v1\n\ndeny contains msg if {\n  msg := sprintf(\"%s\", [input.terraform.x]\n}\n").unwrap();
     let plan = write_plan(directory.path(), &json!({"resource_changes": []}));
     let policies_argument = policies.display().to_string();
     let (code, text) = sluice(&[
@@ -134,12 +134,12 @@ fn policy_test_reports_each_test_and_exits_1_on_a_failure() {
     let directory = tempfile::tempdir().unwrap();
     std::fs::write(
         directory.path().join("rule.rego"),
-        "package rule\nimport rego.v1\ndeny contains \"no\" if input.bad\n",
+        "package rule\nimport rego.v1\ndeny contains \"no\" if input.kubernetes.bad\n",
     )
     .unwrap();
     std::fs::write(
         directory.path().join("rule_test.rego"),
-        "package rule_test\nimport rego.v1\nimport data.rule\n\ntest_bad_is_denied if {\n  count(rule.deny) == 1 with input as {\"bad\": true}\n}\n\ntest_wrong_expectation if {\n  count(rule.deny) == 1 with input as {\"bad\": false}\n}\n\ntodo_test_later if false\n",
+        "package rule_test\nimport rego.v1\nimport data.rule\n\ntest_bad_is_denied if {\n  count(rule.deny) == 1 with input.kubernetes as {\"bad\": true}\n}\n\ntest_wrong_expectation if {\n  count(rule.deny) == 1 with input.kubernetes as {\"bad\": false}\n}\n\ntodo_test_later if false\n",
     )
     .unwrap();
     let directory_argument = directory.path().display().to_string();

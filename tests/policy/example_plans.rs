@@ -62,14 +62,15 @@ fn the_example_platforms_plans_pass_on_a_weekday_and_production_freezes_on_frida
             "{environment}: {:?}",
             summary.counts
         );
-        let weekday = policy_set.evaluate(&plan, &context(environment, "merge", THURSDAY));
+        let input = terraform_input(&plan);
+        let weekday = policy_set.evaluate(&input, &context(environment, "merge", THURSDAY));
         assert!(
             weekday.errors.is_empty() && weekday.findings.is_empty(),
             "{environment}: {:?} {:?}",
             weekday.findings,
             weekday.errors
         );
-        let friday = policy_set.evaluate(&plan, &context(environment, "merge", FRIDAY));
+        let friday = policy_set.evaluate(&input, &context(environment, "merge", FRIDAY));
         let denied_rules: Vec<&str> = friday
             .denials()
             .map(|finding| finding.rule.as_str())

@@ -26,7 +26,7 @@ for rule in job["rules"]:
 query = "x := {" + ", ".join(parts) + "}"
 for plan_path in job["plans"]:
     with open(plan_path) as plan_file:
-        interpreter.set_input(json.load(plan_file))
+        interpreter.set_input({"terraform": json.load(plan_file)})
     output = interpreter.query(query)
     text = str(output)
     if text == "undefined" or not output.ok():
@@ -120,7 +120,7 @@ fn compare_with_regopy(
     for (plan_path, regopy_line) in plan_paths.iter().zip(&regopy_lines) {
         let plan: Value =
             serde_json::from_str(&std::fs::read_to_string(plan_path).unwrap()).unwrap();
-        let evaluation = policy_set.evaluate(&plan, context);
+        let evaluation = policy_set.evaluate(&terraform_input(&plan), context);
         let name = plan_path
             .file_name()
             .unwrap()

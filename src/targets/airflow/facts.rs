@@ -1,6 +1,7 @@
-//! Pure views of a DAG deploy for other layers: the policy input (`input.dags` as the default
-//! policies under `policies/airflow/` read it), the per-file changes between two versions, and
-//! the pull-request comment section. No IO: callers pass manifests, sources and validations.
+//! Pure views of a DAG deploy for other layers: the Airflow part of the policy input
+//! (`input.airflow`, whose `dags` the default policies under `policies/airflow/` read), the
+//! per-file changes between two versions, and the pull-request comment section. No IO: callers
+//! pass manifests, sources and validations.
 
 use super::folder::Manifest;
 use super::validate::Validation;
@@ -9,9 +10,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-/// The policy input for one environment: every DAG with its facts, the file it comes from (as a
-/// repository path under `dags_path`), the file's sha256 and text, plus import errors and the
-/// Variables the environment sets.
+/// `input.airflow` for one environment (the policy input is `{"airflow": this, ...}`): every
+/// DAG with its facts, the file it comes from (as a repository path under `dags_path`), the
+/// file's sha256 and text, plus import errors and the Variables the environment sets.
 ///
 /// `sources` maps a file relative to the DAG folder to its text; `manifest` to its sha256.
 pub fn policy_input(

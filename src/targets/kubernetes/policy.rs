@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 use std::path::Path;
 
 /// `input.kubernetes`: the environment, its default namespace and every rendered object as it
-/// would be applied (images pinned, labels set, namespace filled in).
+/// would be applied (images pinned, labels set). `metadata.namespace` is the manifest's own:
+/// whether a kind is namespaced is known only from the API server, which the policies run before,
+/// so an object without one goes to `namespace` if its kind is namespaced.
 pub fn policy_facts(environment: &str, namespace: &str, objects: &[RenderedObject]) -> Value {
     let manifests: Vec<Value> = objects
         .iter()
@@ -48,6 +50,7 @@ pub fn check_policies(
     context.event = Some("deploy".to_owned());
     context.author = release.author.clone();
     context.commit = Some(release.commit.clone());
+    context.release = Some(release.id.clone());
     let evaluation = policies.evaluate(&policy_input(environment, namespace, objects), &context);
     let mut problems: Vec<String> = evaluation
         .denials()

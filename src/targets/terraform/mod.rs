@@ -283,6 +283,7 @@ impl Target for TerraformTarget {
                     policy_context.event = Some("merge".to_owned());
                     policy_context.author = context.release.author.clone();
                     policy_context.commit = Some(context.release.commit.clone());
+                    policy_context.release = Some(context.release.id.clone());
                     operations::apply_after_merge(
                         &job,
                         &*self.store,
