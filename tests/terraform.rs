@@ -545,7 +545,10 @@ async fn the_target_applies_the_release_plan_reports_health_and_refuses_rollback
     };
     let diff = target.diff(&context).await.unwrap();
     assert!(!diff.changes.is_empty());
-    assert_eq!(diff.facts["plan_sha256"], sha256.as_str());
+    assert!(
+        diff.facts["resource_changes"].is_array(),
+        "the policy input is the reviewed plan's JSON"
+    );
     assert!(matches!(
         target.health(&context).await.unwrap(),
         Health::Progressing(_)

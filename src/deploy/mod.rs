@@ -6,6 +6,7 @@
 pub mod actions;
 pub mod execute;
 pub mod gates;
+pub mod preview;
 pub mod reconcile;
 pub mod recording;
 pub mod target;

@@ -21,6 +21,7 @@ use futures_util::future::BoxFuture;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+mod policy_gate;
 mod requests;
 
 /// The targets an environment deploys to, in apply order.
@@ -35,6 +36,15 @@ pub trait TargetFactory: Send + Sync {
 /// A checkout of a release's commit for the targets to read.
 pub trait TreeSource: Send + Sync {
     fn tree<'a>(&'a self, release: &'a Release) -> BoxFuture<'a, Result<PathBuf, String>>;
+
+    /// The `policies/` folder that judges `release`: the default branch's at the release's
+    /// `config_commit`, never the release's own. `None`: no policies, the policy gate passes.
+    fn policies<'a>(
+        &'a self,
+        _release: &'a Release,
+    ) -> BoxFuture<'a, Result<Option<PathBuf>, String>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 pub struct Reconciler {
@@ -268,6 +278,13 @@ impl Reconciler {
             memberships: &memberships,
             now: self.clock.now(),
         });
+        let mut decisions = decisions;
+        if decisions.iter().all(|decision| decision.passed) {
+            decisions.push(
+                self.policy_decision(environment, &candidate, current_release.clone(), &approvals)
+                    .await,
+            );
+        }
         let blocked: Vec<String> = decisions
             .iter()
             .filter(|decision| !decision.passed)

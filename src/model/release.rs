@@ -28,7 +28,9 @@ pub struct Release {
     /// The git tree id of the DAG folder at the commit.
     #[serde(default)]
     pub dag_tree: Option<String>,
-    /// Model name → the version pinned for it (or the selector, e.g. `newest-passing`).
+    /// Environment → the text of its model pins file at the commit (`mlflow.pins`), what the
+    /// MLflow target selects each model's version from. Which version an alias actually moved to
+    /// is the MLflow step's `outputs.serving` of the deployment, and what serving workloads follow.
     #[serde(default)]
     pub models: BTreeMap<String, String>,
     /// The default branch's commit whose `environments/` and `policies/` decided this release's
@@ -45,6 +47,31 @@ impl Release {
     /// Whether `login` wrote or landed any of the release: its author or one of its contributors.
     pub fn is_contributor(&self, login: &str) -> bool {
         self.author.as_deref() == Some(login) || self.contributors.contains(login)
+    }
+
+    /// The release a commit would become, before it is cut: what a pull request's preview
+    /// deploys on paper. Sequence 0; nothing built or reviewed is attached yet.
+    pub fn unrecorded(
+        repository: &str,
+        commit: &str,
+        branch: &str,
+        author: Option<&str>,
+    ) -> Release {
+        Release {
+            id: format!("preview-{}", crate::model::short_commit(commit)),
+            repository: repository.to_owned(),
+            commit: commit.to_owned(),
+            branch: branch.to_owned(),
+            author: author.map(str::to_owned),
+            created_at: 0,
+            sequence: 0,
+            images: BTreeMap::new(),
+            plans: BTreeMap::new(),
+            dag_tree: None,
+            models: BTreeMap::new(),
+            config_commit: None,
+            contributors: BTreeSet::new(),
+        }
     }
 
     pub fn new_id(sequence: i64, commit: &str) -> String {

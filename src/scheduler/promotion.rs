@@ -135,33 +135,57 @@ pub struct MirrorTrees {
 
 impl TreeSource for MirrorTrees {
     fn tree<'a>(&'a self, release: &'a Release) -> BoxFuture<'a, Result<PathBuf, String>> {
+        Box::pin(self.checkout(&release.repository, &release.id, &release.commit))
+    }
+
+    fn policies<'a>(
+        &'a self,
+        release: &'a Release,
+    ) -> BoxFuture<'a, Result<Option<PathBuf>, String>> {
         Box::pin(async move {
-            let mirror = self
-                .mirrors
-                .get(&release.repository)
-                .map_err(|error| error.to_string())?;
-            let destination = self
-                .directory
-                .join(release.repository.replace('/', "__"))
-                .join(&release.id);
-            let commit = release.commit.clone();
-            tokio::task::spawn_blocking(move || {
-                if destination.join(".sluice-complete").exists() {
-                    return Ok(destination);
-                }
-                let partial = destination.with_extension("partial");
-                let _ = std::fs::remove_dir_all(&partial);
-                mirror
-                    .checkout(&commit, &partial)
-                    .map_err(|error| error.to_string())?;
-                std::fs::write(partial.join(".sluice-complete"), commit.as_bytes())
-                    .map_err(|error| error.to_string())?;
-                let _ = std::fs::remove_dir_all(&destination);
-                std::fs::rename(&partial, &destination).map_err(|error| error.to_string())?;
-                Ok(destination)
-            })
-            .await
-            .map_err(|error| error.to_string())?
+            // The default branch's word when the release was cut, never the release's own.
+            let commit = release.config_commit.as_deref().unwrap_or(&release.commit);
+            let name = format!("config-{}", crate::model::short_commit(commit));
+            let tree = self.checkout(&release.repository, &name, commit).await?;
+            let policies = tree.join("policies");
+            Ok(policies.is_dir().then_some(policies))
         })
+    }
+}
+
+impl MirrorTrees {
+    /// A checkout of `commit` under `name`, made once and reused.
+    async fn checkout(
+        &self,
+        repository: &str,
+        name: &str,
+        commit: &str,
+    ) -> Result<PathBuf, String> {
+        let mirror = self
+            .mirrors
+            .get(repository)
+            .map_err(|error| error.to_string())?;
+        let destination = self
+            .directory
+            .join(repository.replace('/', "__"))
+            .join(name);
+        let commit = commit.to_owned();
+        tokio::task::spawn_blocking(move || {
+            if destination.join(".sluice-complete").exists() {
+                return Ok(destination);
+            }
+            let partial = destination.with_extension("partial");
+            let _ = std::fs::remove_dir_all(&partial);
+            mirror
+                .checkout(&commit, &partial)
+                .map_err(|error| error.to_string())?;
+            std::fs::write(partial.join(".sluice-complete"), commit.as_bytes())
+                .map_err(|error| error.to_string())?;
+            let _ = std::fs::remove_dir_all(&destination);
+            std::fs::rename(&partial, &destination).map_err(|error| error.to_string())?;
+            Ok(destination)
+        })
+        .await
+        .map_err(|error| error.to_string())?
     }
 }

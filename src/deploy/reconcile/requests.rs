@@ -149,6 +149,13 @@ impl Reconciler {
             memberships: &memberships,
             now: self.clock.now(),
         }));
+        if request.force_reason.is_none() && decisions.iter().all(|decision| decision.passed) {
+            let previous = self.running_release(&environment.name).await?;
+            decisions.push(
+                self.policy_decision(environment, release, previous, &approvals)
+                    .await,
+            );
+        }
         let described =
             |decision: &gates::GateDecision| format!("{}: {}", decision.gate, decision.reason);
         let blocked: Vec<String> = decisions

@@ -247,14 +247,10 @@ impl Target for TerraformTarget {
                     detail: Some(resource.action.describe().to_owned()),
                 })
                 .collect();
+            // `input.terraform` is the reviewed plan exactly as `terraform show -json` printed it.
             Ok(TargetDiff {
                 changes,
-                facts: serde_json::json!({
-                    "plan_sha256": plan.sha256,
-                    "commit": plan.commit,
-                    "counts": plan.counts,
-                    "summary": plan.summary,
-                }),
+                facts: plan_json,
             })
         })
     }
