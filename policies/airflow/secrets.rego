@@ -4,7 +4,8 @@
 #
 # Input: sluice's policy input. Read: `input.airflow` (see dags.rego):
 # `input.airflow.dags[_].source` is the text of the file that defines the DAG, `dag_id` and
-# `file` name it. A secret is denied in every environment, dev included: it is in git either way.
+# `file` name it; `input.airflow.unimported[_]` (`file`, `source`) are the Python files of a
+# folder that was not imported. A secret is denied in every environment, dev included: it is in git either way.
 # Messages start with the environment (`input.airflow.environment`, else
 # `data.sluice.context.environment`). An input without `airflow` produces no results.
 package airflow.secrets
@@ -24,17 +25,27 @@ where := sprintf("%s: ", [input.airflow.environment]) if {
 	is_string(data.sluice.context.environment)
 } else := ""
 
-deny contains msg if {
+# What is scanned: each imported DAG's file, and, when the folder was not imported (a pull
+# request's preview: code under review is not run on the server), each Python file as it is.
+scanned contains [sprintf("DAG `%s`", [dag.dag_id]), dag.file, dag.source] if {
 	some dag in input.airflow.dags
-	some index, line in split(dag.source, "\n")
+}
+
+scanned contains ["DAG file", file.file, file.source] if {
+	some file in input.airflow.unimported
+}
+
+deny contains msg if {
+	some [name, file, source] in scanned
+	some index, line in split(source, "\n")
 	regex.match(assignment, lower(line))
-	msg := sprintf("%sDAG `%s` (%s:%d) sets a cloud credential in plain text; use an Airflow Connection or a secrets backend instead", [where, dag.dag_id, dag.file, index + 1])
+	msg := sprintf("%s%s (%s:%d) sets a cloud credential in plain text; use an Airflow Connection or a secrets backend instead", [where, name, file, index + 1])
 }
 
 # AWS access key ids have a fixed shape wherever they appear.
 deny contains msg if {
-	some dag in input.airflow.dags
-	some index, line in split(dag.source, "\n")
+	some [name, file, source] in scanned
+	some index, line in split(source, "\n")
 	regex.match(`(AKIA|ASIA)[0-9A-Z]{16}`, line)
-	msg := sprintf("%sDAG `%s` (%s:%d) contains an AWS access key id; remove it and rotate the key", [where, dag.dag_id, dag.file, index + 1])
+	msg := sprintf("%s%s (%s:%d) contains an AWS access key id; remove it and rotate the key", [where, name, file, index + 1])
 }

@@ -32,3 +32,9 @@ test_only_the_airflow_domain_is_read if {
 	count(secrets.deny) == 0 with input as leaked
 	count(secrets.deny) == 0 with input as {"mlflow": {"environment": "production", "models": []}}
 }
+
+test_a_folder_not_imported_is_scanned_file_by_file if {
+	folder := {"environment": "production", "validated": false, "dags": [], "unimported": [{"file": "platform/dags/batch_score.py", "source": "import os\nkey = 'AKIAIOSFODNN7EXAMPLE'"}]}
+	denials := secrets.deny with input.airflow as folder
+	denials == {"production: DAG file (platform/dags/batch_score.py:2) contains an AWS access key id; remove it and rotate the key"}
+}

@@ -57,6 +57,23 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
     // As a server's defaults: every step in a container, as an unprivileged user.
     engine.settings.isolation.default_image =
         Some(std::env::var("SLUICE_STEP_IMAGE").unwrap_or_else(|_| DEMO_STEP_IMAGE.to_owned()));
+    let (kubernetes_api, _fake_kubernetes) =
+        crate::targets::kubernetes::fake::spawn_fake_api_server().await;
+    println!(
+        "==> an in-process fake Kubernetes API server stands in for the cluster at {kubernetes_api}"
+    );
+    // One set of targets for the pull request's previews and for promotion.
+    let deploy_targets = Arc::new(super::demo_promotion::DemoTargets {
+        real: crate::targets::EnvironmentTargets {
+            data_dir: work_dir.join("data"),
+            recording: None,
+            store: Some(engine.database.clone()),
+            kubernetes_api: Some(kubernetes_api.clone()),
+        },
+        recording: work_dir.join("recorded-target-calls"),
+        explained: Default::default(),
+    });
+    engine.settings.deploy_targets = Some(crate::scheduler::DeployTargets(deploy_targets.clone()));
     engine.start();
     println!(
         "==> every step runs in a container from {} (scripts/setup-step-image.sh builds it)",
@@ -86,26 +103,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
     tokio::spawn(async move { axum::serve(listener, router(state)).await });
     println!("==> sluice is listening on {base_url} and watches {DEMO_REPOSITORY}");
 
-    let (kubernetes_api, _fake_kubernetes) =
-        crate::targets::kubernetes::fake::spawn_fake_api_server().await;
-    println!(
-        "==> an in-process fake Kubernetes API server stands in for the cluster at {kubernetes_api}"
-    );
     let promotion = super::demo_promotion::DemoPromotion {
         store: engine.store.clone(),
         deploy_store: engine.deploy_store.clone(),
         mirrors: engine.mirrors.clone(),
         repository: DEMO_REPOSITORY.to_owned(),
-        targets: Arc::new(super::demo_promotion::DemoTargets {
-            real: crate::targets::EnvironmentTargets {
-                data_dir: work_dir.join("data"),
-                recording: None,
-                store: Some(engine.database.clone()),
-                kubernetes_api: Some(kubernetes_api.clone()),
-            },
-            recording: work_dir.join("recorded-target-calls"),
-            explained: Default::default(),
-        }),
+        targets: deploy_targets.clone(),
         work_dir: work_dir.clone(),
         clock: super::demo_promotion::DemoPromotion::wednesday_clock(),
     };

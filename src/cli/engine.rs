@@ -55,6 +55,9 @@ impl Engine {
         let deploy_store: Arc<dyn DeployStore> = database.clone();
         let mut settings = EngineSettings::new(data_dir.to_owned());
         settings.max_parallel_jobs = max_parallel_jobs;
+        settings.deploy_targets = Some(crate::scheduler::DeployTargets(Arc::new(
+            crate::targets::EnvironmentTargets::from_env(data_dir.to_owned(), database.clone()),
+        )));
         let mirrors = Arc::new(Mirrors::new(settings.mirrors_dir(), repositories));
         let (updates, _) = broadcast::channel(4096);
         Ok(Engine {
@@ -129,10 +132,13 @@ impl Engine {
             PromotionService {
                 store: self.deploy_store.clone(),
                 mirrors: self.mirrors.clone(),
-                targets: Arc::new(crate::targets::EnvironmentTargets::from_env(
-                    data_dir.clone(),
-                    self.database.clone(),
-                )),
+                targets: match &self.settings.deploy_targets {
+                    Some(targets) => targets.0.clone(),
+                    None => Arc::new(crate::targets::EnvironmentTargets::from_env(
+                        data_dir.clone(),
+                        self.database.clone(),
+                    )),
+                },
                 clock: Arc::new(SystemClock),
                 teams: promotion.teams,
                 health: promotion.health,

@@ -333,6 +333,18 @@ pub struct Step {
     /// Plan an environment's Terraform or apply its reviewed plan (see `steps::terraform`).
     #[serde(default)]
     pub terraform: Option<TerraformStep>,
+    /// Preview what a merge would deploy to an environment, judged by the policies (see
+    /// `steps::preview`).
+    #[serde(default)]
+    pub preview: Option<PreviewStep>,
+}
+
+/// `preview: { environment: production }`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewStep {
+    /// The environment file (`environments/<name>.yaml`) whose targets to ask.
+    pub environment: String,
 }
 
 /// `terraform: { environment: dev, command: plan }`.
@@ -366,6 +378,9 @@ impl Step {
         if self.terraform.is_some() {
             kinds.push("terraform");
         }
+        if self.preview.is_some() {
+            kinds.push("preview");
+        }
         kinds
     }
 
@@ -388,6 +403,9 @@ impl Step {
                 TerraformCommand::Apply => "apply",
             };
             return format!("terraform {command}: {}", terraform.environment);
+        }
+        if let Some(preview) = &self.preview {
+            return format!("preview: {}", preview.environment);
         }
         format!("step {}", index + 1)
     }

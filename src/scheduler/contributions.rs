@@ -29,6 +29,20 @@ pub fn contributions_of(run: &Run) -> (Vec<Section>, Vec<PolicyResult>) {
     let mut images = Vec::new();
     let mut proposed: Option<String> = None;
     for job in &run.jobs {
+        if let Some((preview_sections, preview_policies)) =
+            super::preview_sections::preview_contributions(&job.outputs)
+        {
+            sections.extend(preview_sections);
+            for result in preview_policies {
+                // The plan job judged the Terraform part already; a finding is shown once.
+                if !policies.iter().any(|known: &PolicyResult| {
+                    known.rule == result.rule && known.message == result.message
+                }) {
+                    policies.push(result);
+                }
+            }
+            continue;
+        }
         if proposed.is_none() {
             proposed = job.outputs.get("proposed_configuration").cloned();
         }

@@ -227,6 +227,11 @@ async fn run_steps(
                         pipeline: context.plan.run.pipeline.clone(),
                         data_dir: context.settings.data_dir.clone(),
                         store: context.store.clone(),
+                        targets: context
+                            .settings
+                            .deploy_targets
+                            .as_ref()
+                            .map(|targets| targets.0.clone()),
                         log: log.clone(),
                         cancel: context.cancel.clone(),
                     };
@@ -327,7 +332,7 @@ async fn prepare_authority_tree(
         .job
         .steps
         .iter()
-        .any(|step| step.terraform.is_some());
+        .any(|step| step.terraform.is_some() || step.preview.is_some());
     let Some(commit) = context.plan.authority_commit.clone().filter(|_| needs_tree) else {
         return Ok(None);
     };

@@ -17,6 +17,7 @@ pub mod lock_queue;
 mod mirrors;
 pub mod planning_retry;
 mod poll;
+mod preview_sections;
 pub mod promotion;
 pub mod releases;
 pub mod replan;
@@ -76,6 +77,18 @@ pub struct EngineSettings {
     /// is decided per run by `host_steps` and its trust level.
     pub isolation: crate::steps::Isolation,
     pub host_steps: HostSteps,
+    /// The deploy targets `preview` steps ask; `None` where no server runs (`sluice run`).
+    pub deploy_targets: Option<DeployTargets>,
+}
+
+/// The server's deploy targets, shared by promotion and the `preview` step.
+#[derive(Clone)]
+pub struct DeployTargets(pub std::sync::Arc<dyn crate::deploy::reconcile::TargetFactory>);
+
+impl std::fmt::Debug for DeployTargets {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("DeployTargets")
+    }
 }
 
 /// Which repositories' runs may execute `run:` steps as host processes.
@@ -128,6 +141,7 @@ impl EngineSettings {
             redacted,
             isolation: crate::steps::Isolation::default(),
             host_steps: HostSteps::default(),
+            deploy_targets: None,
         }
     }
 

@@ -6,6 +6,7 @@ pub mod build;
 pub mod container;
 pub mod host;
 pub mod isolation;
+pub mod preview;
 pub mod proposed;
 mod redact;
 pub mod terraform;
@@ -182,6 +183,9 @@ pub struct StepContext {
     pub pipeline: String,
     pub data_dir: PathBuf,
     pub store: std::sync::Arc<dyn crate::store::Store>,
+    /// The server's deploy targets (`preview` steps ask them what a release would change);
+    /// `None` for local runs.
+    pub targets: Option<std::sync::Arc<dyn crate::deploy::reconcile::TargetFactory>>,
     pub log: LogSink,
     pub cancel: CancellationToken,
 }
@@ -196,6 +200,9 @@ pub async fn execute_kind(
     }
     if let Some(terraform_step) = &step.terraform {
         return terraform::execute(terraform_step, context).await;
+    }
+    if let Some(preview_step) = &step.preview {
+        return preview::execute(preview_step, context).await;
     }
     StepOutcome::NotStarted(format!(
         "this step sets no step kind it can run (kinds set: {:?}); write `run:`",

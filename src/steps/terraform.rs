@@ -245,7 +245,7 @@ fn commit_facts(context: &StepContext) -> Option<MergedCommit> {
     operations::merged_commit_facts(&mirror, &context.event.commit)
 }
 
-async fn record_outputs(context: &StepContext, outputs: BTreeMap<String, String>) {
+pub(super) async fn record_outputs(context: &StepContext, outputs: BTreeMap<String, String>) {
     let store = context.store.clone();
     let run = context.run_id;
     let job = context.job.clone();

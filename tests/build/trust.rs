@@ -267,6 +267,7 @@ fn a_fork_pull_request_build_is_not_started_and_the_engine_builds_nothing() {
         pipeline: "images".to_owned(),
         data_dir: data.path().to_owned(),
         store: store.clone(),
+        targets: None,
         log,
         cancel: tokio_util::sync::CancellationToken::new(),
     };

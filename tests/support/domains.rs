@@ -130,6 +130,7 @@ pub fn mlflow(accuracy: f64) -> Value {
             ("accuracy".to_owned(), accuracy),
             ("f1_score".to_owned(), 0.71),
         ]),
+        current_metrics: BTreeMap::from([("accuracy".to_owned(), 0.79)]),
         tags: BTreeMap::from([("airflow_run_id".to_owned(), "scheduled__2025".to_owned())]),
         restart: vec!["deployment/serving-api".to_owned()],
         keep_previous_as: None,

@@ -57,9 +57,23 @@ pub fn policy_input(
         .iter()
         .map(|(file, digest)| json!({"file": repository_path(file), "sha256": digest}))
         .collect();
+    // A folder that was not imported (validation off, or a pull request's preview, which never
+    // runs code under review on the server) is judged on its Python files' text alone.
+    let unimported: Vec<Value> = if validation.is_some() {
+        Vec::new()
+    } else {
+        sources
+            .iter()
+            .filter(|(file, _)| file.ends_with(".py"))
+            .map(|(file, source)| {
+                json!({"file": repository_path(file), "sha256": manifest.get(file), "source": source})
+            })
+            .collect()
+    };
     json!({
         "environment": environment,
         "validated": validation.is_some(),
+        "unimported": unimported,
         "dags": dags,
         "import_errors": import_errors,
         "files": files,

@@ -20,6 +20,7 @@ pub fn policy_facts(environment: &str, tracking_uri: &str, decisions: &[ModelDec
                 "to": decision.to,
                 "moves": decision.moves(),
                 "metrics": decision.metrics,
+                "current_metrics": decision.current_metrics,
                 "tags": decision.tags,
                 "restart": decision.restart,
             })
@@ -123,6 +124,7 @@ mod tests {
             from: from.map(str::to_string),
             to: to.to_string(),
             metrics: [("accuracy".to_string(), 0.81)].into_iter().collect(),
+            current_metrics: Default::default(),
             tags: [
                 ("git_sha".to_string(), "abc".to_string()),
                 ("sluice.release.dev".to_string(), "r1".to_string()),

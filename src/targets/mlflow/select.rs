@@ -27,6 +27,8 @@ pub struct ModelDecision {
     pub to: String,
     /// The chosen version's run metrics and tags.
     pub metrics: BTreeMap<String, f64>,
+    /// The run metrics of the version holding the alias now, to compare with.
+    pub current_metrics: BTreeMap<String, f64>,
     pub tags: BTreeMap<String, String>,
     /// Workloads to restart when the alias moves.
     pub restart: Vec<String>,
@@ -189,6 +191,10 @@ async fn decide_one(
                 from: current.as_ref().map(|version| version.version.clone()),
                 to: candidate.version.version.clone(),
                 metrics: candidate.metrics,
+                current_metrics: current_candidate
+                    .as_ref()
+                    .map(|current| current.metrics.clone())
+                    .unwrap_or_default(),
                 tags: candidate.version.tags,
                 restart: plan.restart.clone(),
                 keep_previous_as: plan.keep_previous_as.clone(),
