@@ -129,10 +129,13 @@ impl Engine {
             PromotionService {
                 store: self.deploy_store.clone(),
                 mirrors: self.mirrors.clone(),
-                targets: Arc::new(crate::targets::EnvironmentTargets::from_env(
-                    data_dir.clone(),
-                    self.database.clone(),
-                )),
+                targets: Arc::new(crate::targets::EnvironmentTargets {
+                    kubernetes_api: promotion.kubernetes_api,
+                    ..crate::targets::EnvironmentTargets::from_env(
+                        data_dir.clone(),
+                        self.database.clone(),
+                    )
+                }),
                 clock: Arc::new(SystemClock),
                 teams: promotion.teams,
                 health: promotion.health,
@@ -193,6 +196,8 @@ pub struct PromotionSettings {
     pub health: HealthSettings,
     /// GitHub's team memberships when a GitHub is configured, else the configuration's `teams:`.
     pub teams: Arc<dyn TeamDirectory>,
+    /// The API server every environment's Kubernetes target deploys to instead of its kubeconfig.
+    pub kubernetes_api: Option<url::Url>,
 }
 
 impl Default for PromotionSettings {
@@ -201,6 +206,7 @@ impl Default for PromotionSettings {
             interval: std::time::Duration::from_secs(15),
             health: HealthSettings::default(),
             teams: Arc::new(StaticTeams::default()),
+            kubernetes_api: None,
         }
     }
 }
