@@ -1,4 +1,5 @@
-//! The command line as a user types it: `validate`, `run`, `runs`, `logs`.
+//! The command line as a user types it: `validate`, `run`, `runs`, `logs`, and what `serve`
+//! refuses to start with.
 
 mod support;
 
@@ -371,5 +372,36 @@ jobs:
             !log.contains(secret_text.as_str()),
             "`{secret_text}` is in the log:\n{log}"
         );
+    }
+}
+
+#[test]
+fn serve_refuses_a_kubernetes_api_server_it_cannot_use_and_never_echoes_its_password() {
+    let data = tempfile::tempdir().unwrap();
+    let repo = TestRepo::new();
+    let serve = |api_server: &str| {
+        sluice_command(data.path())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data.path())
+            .arg("--repo")
+            .arg(format!("acme/ml-platform={}", repo.path().display()))
+            .args(["--kubernetes-api-server", api_server])
+            .env("SLUICE_WEBHOOK_SECRET", "test-webhook-secret")
+            .output()
+            .expect("sluice runs")
+    };
+    for (api_server, says) in [
+        ("127.0.0.1:8001", "is not a URL"),
+        ("unix:///var/run/kube.sock", "is not an http(s) URL"),
+        ("http://admin:hunter2@127.0.0.1:8001", "carries credentials"),
+    ] {
+        let output = serve(api_server);
+        assert_eq!(output.status.code(), Some(2), "{api_server}");
+        let stderr = text(&output.stderr);
+        assert!(
+            stderr.contains("--kubernetes-api-server") && stderr.contains(says),
+            "{api_server}: {stderr}"
+        );
+        assert!(!stderr.contains("hunter2"), "{stderr}");
     }
 }

@@ -567,7 +567,7 @@ fn server_config_loads_or_reports_every_problem() {
     let good = directory.path().join("good.yaml");
     std::fs::write(
         &good,
-        "listen: 127.0.0.1:9090\nmax-parallel-jobs: 2\nrepositories:\n  - name: acme/platform\n    url: /srv/git/platform\n    poll-interval: 1m\nwebhook:\n  max-concurrent-bodies: 4\n  body-timeout: 1m30s\n",
+        "listen: 127.0.0.1:9090\nmax-parallel-jobs: 2\nkubernetes: { api-server: \"http://127.0.0.1:8001\" }\nrepositories:\n  - name: acme/platform\n    url: /srv/git/platform\n    poll-interval: 1m\nwebhook:\n  max-concurrent-bodies: 4\n  body-timeout: 1m30s\n",
     )
     .unwrap();
     let config = load_server_config(&good).expect("valid server configuration");
@@ -575,6 +575,10 @@ fn server_config_loads_or_reports_every_problem() {
     assert_eq!(config.webhook.max_concurrent_bodies, Some(4));
     assert_eq!(config.webhook.body_timeout.as_deref(), Some("1m30s"));
     assert_eq!(config.repositories[0].name, "acme/platform");
+    assert_eq!(
+        config.kubernetes.api_server.as_deref(),
+        Some("http://127.0.0.1:8001")
+    );
 
     let empty = directory.path().join("empty.yaml");
     std::fs::write(&empty, "").unwrap();
@@ -606,7 +610,7 @@ fn server_config_loads_or_reports_every_problem() {
     let limits = directory.path().join("limits.yaml");
     std::fs::write(
         &limits,
-        "webhook:\n  max-concurrent-bodies: 0\n  header-timeout: 0s\n  body-timeout: soon\n",
+        "webhook:\n  max-concurrent-bodies: 0\n  header-timeout: 0s\n  body-timeout: soon\nkubernetes:\n  api-server: 127.0.0.1:8001\n",
     )
     .unwrap();
     let shown = limits.display().to_string();
@@ -621,6 +625,9 @@ fn server_config_loads_or_reports_every_problem() {
             ),
             format!(
                 "{shown}:4:17: `webhook.body-timeout`: invalid duration `soon`; write e.g. `10m`, `90s` or `1h30m`"
+            ),
+            format!(
+                "{shown}:6:15: `kubernetes.api-server`: `127.0.0.1:8001` is not a URL (relative URL without a base); write e.g. `http://127.0.0.1:8001`"
             ),
         ]
     );

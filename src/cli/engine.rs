@@ -132,12 +132,16 @@ impl Engine {
             PromotionService {
                 store: self.deploy_store.clone(),
                 mirrors: self.mirrors.clone(),
-                targets: match &self.settings.deploy_targets {
-                    Some(targets) => targets.0.clone(),
-                    None => Arc::new(crate::targets::EnvironmentTargets::from_env(
-                        data_dir.clone(),
-                        self.database.clone(),
-                    )),
+                targets: match (&self.settings.deploy_targets, &promotion.kubernetes_api) {
+                    // The pull request's previews and promotion ask the same targets.
+                    (Some(targets), None) => targets.0.clone(),
+                    _ => Arc::new(crate::targets::EnvironmentTargets {
+                        kubernetes_api: promotion.kubernetes_api.clone(),
+                        ..crate::targets::EnvironmentTargets::from_env(
+                            data_dir.clone(),
+                            self.database.clone(),
+                        )
+                    }),
                 },
                 clock: Arc::new(SystemClock),
                 teams: promotion.teams,
@@ -199,6 +203,8 @@ pub struct PromotionSettings {
     pub health: HealthSettings,
     /// GitHub's team memberships when a GitHub is configured, else the configuration's `teams:`.
     pub teams: Arc<dyn TeamDirectory>,
+    /// The API server every environment's Kubernetes target deploys to instead of its kubeconfig.
+    pub kubernetes_api: Option<url::Url>,
 }
 
 impl Default for PromotionSettings {
@@ -207,6 +213,7 @@ impl Default for PromotionSettings {
             interval: std::time::Duration::from_secs(15),
             health: HealthSettings::default(),
             teams: Arc::new(StaticTeams::default()),
+            kubernetes_api: None,
         }
     }
 }

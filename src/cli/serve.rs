@@ -37,6 +37,30 @@ pub struct ServeArgs {
     /// sluice runs as root).
     #[arg(long, value_name = "UID:GID")]
     pub step_user: Option<String>,
+    /// Deploy every environment's `kubernetes:` section to this API server instead of through
+    /// its kubeconfig, e.g. `http://127.0.0.1:8001` from `kubectl proxy` (as
+    /// `kubernetes.api-server` in the configuration file).
+    #[arg(long, value_name = "URL")]
+    pub kubernetes_api_server: Option<String>,
+}
+
+/// The API server every environment's Kubernetes target uses, from the flag or the file; `None`
+/// leaves each environment to its kubeconfig.
+fn kubernetes_api_server(
+    file_config: &ServerConfig,
+    args: &ServeArgs,
+) -> anyhow::Result<Option<url::Url>> {
+    let (text, source) = match (
+        &args.kubernetes_api_server,
+        &file_config.kubernetes.api_server,
+    ) {
+        (Some(text), _) => (text, "--kubernetes-api-server"),
+        (None, Some(text)) => (text, "kubernetes.api-server in the server configuration"),
+        (None, None) => return Ok(None),
+    };
+    crate::config::server::parse_api_server(text)
+        .map(Some)
+        .map_err(|problem| anyhow::anyhow!("{source}: {problem}"))
 }
 
 /// Step isolation, host steps and secret scopes from the configuration file and the flags.
@@ -127,7 +151,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<bool> {
         .or(file_config.max_parallel_jobs)
         .unwrap_or(4);
     let front_door = front_door_settings(&file_config.webhook)?;
+    let kubernetes_api = kubernetes_api_server(&file_config, &args)?;
     let mut engine = Engine::open(&data_dir, repositories.clone(), max_parallel_jobs)?;
+    if let Some(url) = &kubernetes_api {
+        // Previews ask the API server promotion deploys to.
+        engine.settings.deploy_targets = Some(crate::scheduler::DeployTargets(Arc::new(
+            crate::targets::EnvironmentTargets {
+                kubernetes_api: Some(url.clone()),
+                ..crate::targets::EnvironmentTargets::from_env(
+                    data_dir.clone(),
+                    engine.database.clone(),
+                )
+            },
+        )));
+    }
     apply_step_settings(&mut engine.settings, &file_config, &args)?;
     engine.start();
     // Bound before the forge is built, so that statuses and checks can link to this server's
@@ -142,7 +179,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<bool> {
     let address = listener.local_addr()?;
     let forge = build_forge(&file_config, &data_dir, address)?;
     let teams = team_directory(&file_config, forge.as_ref(), &repositories);
-    engine.start_promotion(promotion_settings(&file_config.promotion, teams.clone())?);
+    let mut promotion = promotion_settings(&file_config.promotion, teams.clone())?;
+    if let Some(url) = &kubernetes_api {
+        eprintln!("sluice: every environment's kubernetes target deploys to {url}");
+    }
+    promotion.kubernetes_api = kubernetes_api;
+    engine.start_promotion(promotion);
     if let Some(forge) = forge {
         start_forge_feedback(&engine, forge.clone());
         start_commands(&engine, forge, teams);
@@ -358,6 +400,7 @@ fn promotion_settings(
             },
         },
         teams,
+        kubernetes_api: None,
     })
 }
 

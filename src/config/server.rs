@@ -33,6 +33,59 @@ pub struct ServerConfig {
     /// Limits of the HTTP front door: bodies read at once, header and body timeouts.
     #[serde(default)]
     pub webhook: WebhookConfig,
+    /// How the Kubernetes target reaches clusters when not through each environment's kubeconfig.
+    #[serde(default)]
+    pub kubernetes: KubernetesServerConfig,
+}
+
+/// The Kubernetes settings of a server, for every environment of every repository it deploys.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesServerConfig {
+    /// An API server reached without credentials, e.g. `http://127.0.0.1:8001` from `kubectl
+    /// proxy`; when set, every environment's `kubernetes:` section deploys there instead of
+    /// through its `kubeconfig`, `context` or `in_cluster`.
+    #[serde(default, rename = "api-server")]
+    pub api_server: Option<String>,
+}
+
+/// An API server URL as `kubernetes.api-server` and `--kubernetes-api-server` take it: http or
+/// https, a host, no credentials (the server is reached as it answers, as through `kubectl
+/// proxy`), no query or fragment.
+pub fn parse_api_server(text: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(text.trim()).map_err(|error| {
+        format!("`{text}` is not a URL ({error}); write e.g. `http://127.0.0.1:8001`")
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "`{text}` is not an http(s) URL; write e.g. `http://127.0.0.1:8001` as `kubectl proxy` prints it"
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!(
+            "`{text}` names no host; write e.g. `http://127.0.0.1:8001`"
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "`{}` carries credentials, which sluice does not send; run `kubectl proxy` and give its URL",
+            redact_credentials(&url)
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "`{text}` has a query or fragment; give the API server's base URL only"
+        ));
+    }
+    Ok(url)
+}
+
+/// The URL with any user name and password replaced, for messages.
+fn redact_credentials(url: &url::Url) -> String {
+    let mut shown = url.clone();
+    let _ = shown.set_username("***");
+    let _ = shown.set_password(None);
+    shown.to_string()
 }
 
 /// Step isolation settings of a server (`docs/security.md`).
@@ -160,6 +213,30 @@ mod tests {
         assert_eq!(parse_memory("1048576"), Ok(1 << 20));
         assert!(parse_memory("lots").is_err());
         assert!(parse_memory("0").is_err());
+    }
+
+    #[test]
+    fn an_api_server_is_an_http_url_with_a_host_and_no_credentials() {
+        assert_eq!(
+            parse_api_server("http://127.0.0.1:8001").unwrap().as_str(),
+            "http://127.0.0.1:8001/"
+        );
+        assert!(parse_api_server("https://k8s.internal/prefix").is_ok());
+        for (text, says) in [
+            ("127.0.0.1:8001", "not a URL"),
+            ("localhost:8001", "not an http(s) URL"),
+            ("ftp://127.0.0.1", "not an http(s) URL"),
+            ("http://127.0.0.1:8001/?watch=1", "query or fragment"),
+        ] {
+            let problem = parse_api_server(text).unwrap_err();
+            assert!(problem.contains(says), "{text}: {problem}");
+        }
+        let problem = parse_api_server("http://admin:hunter2@127.0.0.1:8001").unwrap_err();
+        assert!(problem.contains("credentials"), "{problem}");
+        assert!(
+            !problem.contains("hunter2"),
+            "the password is not echoed: {problem}"
+        );
     }
 }
 

@@ -1,8 +1,8 @@
 //! Checks on a decoded server configuration that serde cannot make: a listen address with a
 //! port, at least one job at a time, repository names as GitHub spells them and unique, valid
 //! poll intervals, and webhook limits that let some request through (at least one body at a
-//! time, timeouts that are durations and not zero). Pure; the tree is used only to point at the
-//! right line.
+//! time, timeouts that are durations and not zero), and a Kubernetes API server URL sluice can
+//! use. Pure; the tree is used only to point at the right line.
 
 use crate::config::Diagnostic;
 use crate::config::located::{PathPart, find};
@@ -140,6 +140,15 @@ pub fn check_server(path: &str, config: &ServerConfig, tree: &Node) -> Vec<Diagn
             &["steps".into(), "memory".into()],
             problem,
             "leave it out for no limit",
+        ));
+    }
+    if let Some(api_server) = &config.kubernetes.api_server
+        && let Err(problem) = crate::config::server::parse_api_server(api_server)
+    {
+        diagnostics.push(point(
+            &["kubernetes".into(), "api-server".into()],
+            format!("`kubernetes.api-server`: {problem}"),
+            "leave it out to reach each environment's cluster through its kubeconfig",
         ));
     }
     diagnostics

@@ -51,7 +51,8 @@ pub struct EnvironmentTargets {
     /// The store plans, locks and model history live in; without it the Terraform and MLflow
     /// targets cannot record what they did, and the Terraform target is not built.
     pub store: Option<Arc<dyn Database>>,
-    /// Reach this Kubernetes API server instead of each environment's kubeconfig (the demo's fake).
+    /// Reach this Kubernetes API server instead of each environment's kubeconfig (the demo's
+    /// fake, `sluice serve --kubernetes-api-server`).
     pub kubernetes_api: Option<url::Url>,
 }
 

@@ -172,6 +172,26 @@ impl MlflowServer {
         })
     }
 
+    /// Points `alias` at `version` through the REST API, as someone would by hand.
+    pub fn set_alias(&self, model: &str, alias: &str, version: &str) {
+        off_runtime(|| {
+            let response = reqwest::blocking::Client::new()
+                .post(format!(
+                    "{}/api/2.0/mlflow/registered-models/alias",
+                    self.url
+                ))
+                .json(&serde_json::json!({"name": model, "alias": alias, "version": version}))
+                .send()
+                .unwrap();
+            let status = response.status();
+            assert!(
+                status.is_success(),
+                "setting {model}@{alias} to {version}: {status} {}",
+                response.text().unwrap_or_default()
+            );
+        })
+    }
+
     /// The version the alias points at now, `None` when it points nowhere.
     pub fn alias_version(&self, model: &str, alias: &str) -> Option<String> {
         let (status, body) = self.get(
