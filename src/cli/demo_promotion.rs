@@ -298,14 +298,19 @@ impl DemoTargets {
         };
         match kind {
             TargetKind::Terraform => None,
-            TargetKind::Kubernetes => std::process::Command::new("kubectl")
-                .args(["version", "--client"])
-                .output()
-                .is_err()
-                .then(|| {
-                    "kubectl is not installed to render the overlays (`kubectl kustomize`)"
-                        .to_owned()
-                }),
+            TargetKind::Kubernetes => {
+                let kubectl = crate::targets::kubernetes::kubectl_binary();
+                std::process::Command::new(&kubectl)
+                    .args(["version", "--client"])
+                    .output()
+                    .is_err()
+                    .then(|| {
+                        format!(
+                            "`{}` cannot be run to render the overlays (`kubectl kustomize`); scripts/setup-kubectl.sh installs one, SLUICE_KUBECTL names it",
+                            kubectl.display()
+                        )
+                    })
+            }
             TargetKind::Airflow => match section(&environment.airflow, "api") {
                 Some(api) if reachable(&api) => None,
                 Some(api) => Some(format!("no Airflow answers at {api}")),

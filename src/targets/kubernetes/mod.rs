@@ -20,8 +20,9 @@ pub use config::{HealthConfig, KubernetesConfig};
 pub use health::{WorkloadHealth, workload_health};
 pub use policy::{check_policies, policy_facts, policy_input};
 pub use render::{
-    CONTENT_HASH_ANNOTATION, ENVIRONMENT_LABEL, MANAGED_BY_LABEL, MODEL_ANNOTATION_PREFIX,
-    RELEASE_ANNOTATION, RenderedObject, WAVE_ANNOTATION, parse_documents, pinned_image,
+    CONTENT_HASH_ANNOTATION, ENVIRONMENT_LABEL, KUBECTL_VARIABLE, MANAGED_BY_LABEL,
+    MODEL_ANNOTATION_PREFIX, RELEASE_ANNOTATION, RenderedObject, WAVE_ANNOTATION, kubectl_binary,
+    parse_documents, pinned_image,
 };
 
 use crate::config::environment::Environment;
