@@ -2,8 +2,8 @@
 # The demo, on a fresh Debian 12 machine or a developer's: starts what the example platform's
 # pipeline needs (a Docker engine, a registry on 127.0.0.1:5000, the local Python base image the
 # platform's images build FROM, the image its steps run in, an MLflow tracking server with the
-# churn model's versions, kubectl for the Kubernetes overlays), then runs `sluice demo` on the
-# embedded example.
+# churn model's versions, kubectl for the Kubernetes overlays, an Airflow 3 per environment), then
+# runs `sluice demo` on the embedded example.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +28,12 @@ if SLUICE_KUBECTL="$(scripts/setup-kubectl.sh)"; then
   export SLUICE_KUBECTL
 else
   echo "scripts/demo.sh: no kubectl for the demo; it will record the Kubernetes deploys instead" >&2
+fi
+# A real Airflow 3 per environment for the DAG deploys; without one the demo records those calls.
+if SLUICE_AIRFLOW_VENV="$(scripts/setup-demo-airflow.sh)"; then
+  export SLUICE_AIRFLOW_VENV
+else
+  echo "scripts/demo.sh: no Airflow for the demo; it will record the DAG deploys instead" >&2
 fi
 
 exec cargo run --release --locked -- demo "$@"

@@ -89,7 +89,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
     let (kubernetes_api, _fake_kubernetes) =
         crate::targets::kubernetes::fake::spawn_fake_api_server().await;
     println!(
-        "==> an in-process fake Kubernetes API server stands in for the cluster at {kubernetes_api}"
+        "==> no Kubernetes cluster runs on this machine: an in-process fake Kubernetes API server at {kubernetes_api} stands in for it (server-side apply, labels, rollout status, in memory)"
     );
     let promotion = super::demo_promotion::DemoPromotion {
         store: engine.store.clone(),
@@ -105,6 +105,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
             },
             recording: work_dir.join("recorded-target-calls"),
             explained: Default::default(),
+            airflow: super::demo_airflow::DemoAirflow::from_env(),
+            real_airflow: Default::default(),
         }),
         work_dir: work_dir.clone(),
         clock: super::demo_promotion::DemoPromotion::wednesday_clock(),

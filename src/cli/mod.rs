@@ -3,6 +3,7 @@
 //! prints for humans; everything it does goes through the library's modules.
 
 mod demo;
+mod demo_airflow;
 mod demo_promotion;
 mod demo_pull_request;
 mod engine;
