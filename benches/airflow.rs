@@ -1,8 +1,9 @@
 //! DAG folder deploy benchmark: 10,000 DAG files (about 2 KiB each) with one changed between two
 //! deploys. sluice's versioned deploy (`VersionedFolder::deploy`: hash every source file, hard
 //! link the unchanged ones into a new version, copy the changed one, switch the symlink) against
-//! `rsync -a --checksum` from the same source into a plain folder that holds the previous tree.
-//! Reports wall time (median, min, max) and bytes copied for each.
+//! `rsync -a --delete --checksum` from the same source into a plain folder that holds the previous
+//! tree. Reports wall time (median, min, max) and bytes copied for each, and checks after every
+//! round that both destinations hold the changed file's new content and every file.
 //! Run with `cargo bench --bench airflow`; `BENCH_REPEATS` sets the repetitions (default 7),
 //! `BENCH_FILES` the number of files (default 10000).
 
@@ -56,7 +57,7 @@ fn rsync_stat(stats: &str, label: &str) -> u64 {
 
 fn rsync(source: &Path, destination: &Path) -> String {
     let output = Command::new("rsync")
-        .args(["-a", "--checksum", "--stats"])
+        .args(["-a", "--delete", "--checksum", "--stats"])
         .arg(format!("{}/", source.display()))
         .arg(format!("{}/", destination.display()))
         .output()
@@ -96,19 +97,32 @@ fn main() {
         total_bytes += text.len() as u64;
         std::fs::write(source.join(format!("dag_{index:05}.py")), text).unwrap();
     }
+    // Steady state: more versions than `keep` exist after two rounds, so each deploy reuses the
+    // directory of the version it prunes. The second folder keeps every version, so each deploy
+    // builds a new directory of hard links: what the first deploys of an environment cost.
     let folder = VersionedFolder {
         folder: scratch.path().join("dags"),
         versions: scratch.path().join("dags.versions"),
         keep: 3,
     };
+    let fresh_folder = VersionedFolder {
+        folder: scratch.path().join("dags-fresh"),
+        versions: scratch.path().join("dags-fresh.versions"),
+        keep: repeats + 2,
+    };
     let rsync_destination = scratch.path().join("rsync-dags");
     std::fs::create_dir_all(&rsync_destination).unwrap();
     folder.deploy(&source).unwrap();
+    fresh_folder.deploy(&source).unwrap();
     rsync(&source, &rsync_destination);
 
-    let (mut sluice_times, mut rsync_times) = (Vec::new(), Vec::new());
-    let (mut sluice_bytes, mut sluice_files, mut rsync_bytes, mut rsync_files) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let names = [
+        "sluice VersionedFolder::deploy, keep 3 (steady state)",
+        "sluice VersionedFolder::deploy, no version to reuse",
+        "rsync -a --delete --checksum",
+    ];
+    // (wall time, files copied, bytes copied) per contender and round.
+    let mut samples: Vec<Vec<(Duration, usize, u64)>> = vec![Vec::new(); names.len()];
     for round in 1..=repeats {
         let changed_index = (round * 7919) % file_count;
         std::fs::write(
@@ -116,34 +130,70 @@ fn main() {
             dag_text(changed_index, round),
         )
         .unwrap();
-        // Alternate which runs first so neither always meets a warmer page cache.
-        let run_sluice =
-            |times: &mut Vec<Duration>, bytes: &mut Vec<u64>, files: &mut Vec<usize>| {
-                let started = Instant::now();
-                let outcome = folder.deploy(&source).unwrap();
-                times.push(started.elapsed());
-                bytes.push(outcome.bytes_copied);
-                files.push(outcome.files_copied);
+        // Rotate which runs first so none always meets a warmer page cache.
+        for turn in 0..names.len() {
+            let contender = (round + turn) % names.len();
+            let started = Instant::now();
+            let (files, bytes) = match contender {
+                0 | 1 => {
+                    let target = if contender == 0 {
+                        &folder
+                    } else {
+                        &fresh_folder
+                    };
+                    let outcome = target.deploy(&source).unwrap();
+                    (outcome.files_copied, outcome.bytes_copied)
+                }
+                _ => {
+                    let stats = rsync(&source, &rsync_destination);
+                    (
+                        rsync_stat(&stats, "Number of regular files transferred: ") as usize,
+                        rsync_stat(&stats, "Total transferred file size: "),
+                    )
+                }
             };
-        let run_rsync =
-            |times: &mut Vec<Duration>, bytes: &mut Vec<u64>, files: &mut Vec<usize>| {
-                let started = Instant::now();
-                let stats = rsync(&source, &rsync_destination);
-                times.push(started.elapsed());
-                bytes.push(rsync_stat(&stats, "Total transferred file size: "));
-                files.push(rsync_stat(&stats, "Number of regular files transferred: ") as usize);
-            };
-        if round % 2 == 0 {
-            run_sluice(&mut sluice_times, &mut sluice_bytes, &mut sluice_files);
-            run_rsync(&mut rsync_times, &mut rsync_bytes, &mut rsync_files);
-        } else {
-            run_rsync(&mut rsync_times, &mut rsync_bytes, &mut rsync_files);
-            run_sluice(&mut sluice_times, &mut sluice_bytes, &mut sluice_files);
+            samples[contender].push((started.elapsed(), files, bytes));
+        }
+        let changed_name = format!("dag_{changed_index:05}.py");
+        for (destination, extra) in [
+            (&folder.folder, 1),
+            (&fresh_folder.folder, 1),
+            (&rsync_destination, 0),
+        ] {
+            assert_eq!(
+                std::fs::read_to_string(destination.join(&changed_name)).unwrap(),
+                dag_text(changed_index, round),
+                "{} does not hold the new {changed_name}",
+                destination.display()
+            );
+            assert_eq!(
+                std::fs::read_dir(destination).unwrap().count(),
+                file_count + extra,
+                "{} does not hold every file (and sluice's manifest)",
+                destination.display()
+            );
         }
     }
-    let (sluice_median, sluice_min, sluice_max) = median(&mut sluice_times);
-    let (rsync_median, rsync_min, rsync_max) = median(&mut rsync_times);
     println!("tree: {file_count} files, {total_bytes} bytes\n");
+    let mut rsync_times: Vec<Duration> = samples[2].iter().map(|sample| sample.0).collect();
+    let (rsync_median, _, _) = median(&mut rsync_times);
+    let rows: Vec<Vec<String>> = names
+        .iter()
+        .zip(&samples)
+        .map(|(name, samples)| {
+            let mut times: Vec<Duration> = samples.iter().map(|sample| sample.0).collect();
+            let (middle, fastest, slowest) = median(&mut times);
+            vec![
+                (*name).to_owned(),
+                milliseconds(middle),
+                milliseconds(fastest),
+                milliseconds(slowest),
+                ratio(middle.as_secs_f64(), rsync_median.as_secs_f64()),
+                format!("{}", samples.iter().map(|sample| sample.1).max().unwrap()),
+                format!("{}", samples.iter().map(|sample| sample.2).max().unwrap()),
+            ]
+        })
+        .collect();
     print_table(
         &[
             "tool",
@@ -154,26 +204,7 @@ fn main() {
             "files copied / round",
             "bytes copied / round",
         ],
-        &[
-            vec![
-                "sluice VersionedFolder::deploy".into(),
-                milliseconds(sluice_median),
-                milliseconds(sluice_min),
-                milliseconds(sluice_max),
-                ratio(sluice_median.as_secs_f64(), rsync_median.as_secs_f64()),
-                format!("{}", sluice_files.iter().max().unwrap()),
-                format!("{}", sluice_bytes.iter().max().unwrap()),
-            ],
-            vec![
-                "rsync -a --checksum".into(),
-                milliseconds(rsync_median),
-                milliseconds(rsync_min),
-                milliseconds(rsync_max),
-                ratio(1.0, 1.0),
-                format!("{}", rsync_files.iter().max().unwrap()),
-                format!("{}", rsync_bytes.iter().max().unwrap()),
-            ],
-        ],
+        &rows,
     );
     println!("\nload average at the end: {}", machine::load_average());
 }

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The demo, on a fresh Debian 12 machine or a developer's: starts what the example platform's
 # pipeline needs (a Docker engine, a registry on 127.0.0.1:5000, the local Python base image the
-# platform's images build FROM, the image its steps run in, an MLflow tracking server with the churn model's versions), then runs `sluice demo` on the embedded example.
+# platform's images build FROM, the image its steps run in, an MLflow tracking server with the
+# churn model's versions, kubectl for the Kubernetes overlays, an Airflow 3 per environment), then
+# runs `sluice demo` on the embedded example.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,5 +22,18 @@ scripts/setup-python-base.sh
 scripts/setup-step-image.sh
 # A real MLflow for the model promotion; the demo records the MLflow calls instead when none answers.
 scripts/setup-demo-mlflow.sh || echo "scripts/demo.sh: no MLflow for the demo; it will record the model promotion instead" >&2
+# kubectl renders the example's Kubernetes overlays; no cluster runs here, so they are applied to an
+# in-process fake API server. Without kubectl the demo records the Kubernetes calls instead.
+if SLUICE_KUBECTL="$(scripts/setup-kubectl.sh)"; then
+  export SLUICE_KUBECTL
+else
+  echo "scripts/demo.sh: no kubectl for the demo; it will record the Kubernetes deploys instead" >&2
+fi
+# A real Airflow 3 per environment for the DAG deploys; without one the demo records those calls.
+if SLUICE_AIRFLOW_VENV="$(scripts/setup-demo-airflow.sh)"; then
+  export SLUICE_AIRFLOW_VENV
+else
+  echo "scripts/demo.sh: no Airflow for the demo; it will record the DAG deploys instead" >&2
+fi
 
 exec cargo run --release --locked -- demo "$@"

@@ -5,7 +5,7 @@
 # new file); commit the file only when it passes. If the newest versions break a tool, add a cap to
 # NAME.in (as airflow.in caps SQLAlchemy) and refresh again.
 #
-# usage: scripts/refresh-python-constraints.sh airflow|mlflow|regopy
+# usage: scripts/refresh-python-constraints.sh airflow|kubectl|mlflow|regopy
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { echo "refresh-python-constraints: $*" >&2; }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The full test suite, on a fresh Debian 12 machine or a developer's: installs and starts what the
-# tests need (a Docker engine with a local base image, a registry on 127.0.0.1:5000, regopy and
-# Airflow 3 in virtual environments), then runs
+# tests need (a Docker engine with a local base image, a registry on 127.0.0.1:5000, regopy,
+# Airflow 3, MLflow and kubectl in virtual environments), then runs
 # every test once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +36,12 @@ echo "==> MLflow for the MLflow target's tests"
 # tests instead of skipping them.
 SLUICE_MLFLOW_VENV="$(scripts/setup-mlflow.sh)"
 export SLUICE_MLFLOW_VENV SLUICE_REQUIRE_MLFLOW=1
+
+echo "==> kubectl for the Kubernetes overlays"
+# tests/kubernetes.rs renders the example platform's kustomize overlays with it; here a missing
+# kubectl fails that test instead of skipping it.
+SLUICE_KUBECTL="$(scripts/setup-kubectl.sh)"
+export SLUICE_KUBECTL SLUICE_REQUIRE_KUBECTL=1
 
 echo "==> cargo test (library, binary and integration tests, one build)"
 # Benchmarks are binaries of their own (scripts/bench.sh); `--all-targets` would run them here.

@@ -591,16 +591,23 @@ async fn parse_errors_name_the_file_and_document() {
 
 #[tokio::test]
 async fn the_example_platform_deploys_through_dev_staging_and_production() {
-    // The example's overlays are kustomizations; rendering them needs `kubectl kustomize`.
-    if std::process::Command::new("kubectl")
+    // The example's overlays are kustomizations; rendering them needs `kubectl kustomize`
+    // (scripts/setup-kubectl.sh installs one and scripts/test.sh names it in SLUICE_KUBECTL).
+    let kubectl = sluice::targets::kubernetes::kubectl_binary();
+    if std::process::Command::new(&kubectl)
         .arg("version")
         .arg("--client")
         .output()
         .is_err()
     {
-        eprintln!(
-            "skipped: kubectl is not on PATH, and the example's overlays need `kubectl kustomize`"
+        let message = format!(
+            "`{}` cannot be run, and the example's overlays need `kubectl kustomize`; run scripts/setup-kubectl.sh and set SLUICE_KUBECTL to the path it prints",
+            kubectl.display()
         );
+        if std::env::var("SLUICE_REQUIRE_KUBECTL").is_ok_and(|value| value == "1") {
+            panic!("{message}");
+        }
+        eprintln!("skipped: {message}");
         return;
     }
     let setup = setup().await;

@@ -60,7 +60,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
     let (kubernetes_api, _fake_kubernetes) =
         crate::targets::kubernetes::fake::spawn_fake_api_server().await;
     println!(
-        "==> an in-process fake Kubernetes API server stands in for the cluster at {kubernetes_api}"
+        "==> no Kubernetes cluster runs on this machine: an in-process fake Kubernetes API server at {kubernetes_api} stands in for it (server-side apply, labels, rollout status, in memory)"
     );
     // One set of targets for the pull request's previews and for promotion.
     let deploy_targets = Arc::new(super::demo_promotion::DemoTargets {
@@ -72,6 +72,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
         },
         recording: work_dir.join("recorded-target-calls"),
         explained: Default::default(),
+        airflow: super::demo_airflow::DemoAirflow::from_env(),
+        real_airflow: Default::default(),
     });
     engine.settings.deploy_targets = Some(crate::scheduler::DeployTargets(deploy_targets.clone()));
     engine.start();

@@ -42,7 +42,7 @@ pub struct DemoPromotion {
     pub deploy_store: Arc<dyn DeployStore>,
     pub mirrors: Arc<Mirrors>,
     pub repository: String,
-    pub targets: Arc<dyn TargetFactory>,
+    pub targets: Arc<DemoTargets>,
     pub work_dir: PathBuf,
     pub clock: Arc<DemoClock>,
 }
@@ -94,7 +94,7 @@ impl DemoPromotion {
             store: self.deploy_store.clone(),
             repository: self.repository.clone(),
             environments,
-            targets: self.targets.clone(),
+            targets: self.targets.clone() as Arc<dyn TargetFactory>,
             trees: Arc::new(MirrorTrees {
                 mirrors: self.mirrors.clone(),
                 directory: self.work_dir.join("data/releases"),
@@ -242,6 +242,7 @@ impl DemoPromotion {
         for (environment, release, outcome) in &report.deployments {
             println!("    deployed {release} to {environment}: {outcome}");
             all_good &= outcome == "succeeded";
+            self.targets.show_airflow(environment).await;
         }
         for (environment, release, reasons) in &report.blocked {
             println!("    {environment} holds {release}: {}", reasons.join("; "));
@@ -262,12 +263,34 @@ fn indent(text: &str) {
 }
 
 /// Real targets where the demo machine has what they need, recorded calls for the rest: Terraform
-/// applies the plans reviewed on the pull requests; Airflow and MLflow need their servers; Kubernetes needs `kubectl` to render the overlays and talks to an
-/// in-process fake API server.
+/// applies the plans reviewed on the pull requests; Airflow and MLflow need their servers
+/// (scripts/setup-demo-airflow.sh, scripts/setup-demo-mlflow.sh); Kubernetes needs `kubectl` to
+/// render the overlays and talks to an in-process fake API server, since no cluster runs here.
 pub struct DemoTargets {
     pub real: crate::targets::EnvironmentTargets,
     pub recording: PathBuf,
     pub explained: Mutex<std::collections::BTreeSet<String>>,
+    /// The demo's Airflow (scripts/setup-demo-airflow.sh).
+    pub airflow: super::demo_airflow::DemoAirflow,
+    /// Environments whose Airflow target is real, as the target sees them: their reports are shown.
+    pub real_airflow: Mutex<std::collections::BTreeMap<String, Environment>>,
+}
+
+impl DemoTargets {
+    /// Prints what the environment's Airflow reports, when its Airflow target is real.
+    pub async fn show_airflow(&self, environment: &str) {
+        let prepared = self
+            .real_airflow
+            .lock()
+            .expect("airflow lock")
+            .get(environment)
+            .cloned();
+        if let Some(prepared) = prepared {
+            for line in self.airflow.report(&prepared).await {
+                println!("    {line}");
+            }
+        }
+    }
 }
 
 impl TargetFactory for DemoTargets {
@@ -276,6 +299,13 @@ impl TargetFactory for DemoTargets {
         repository: &str,
         environment: &Environment,
     ) -> Result<Vec<Arc<dyn Target>>, TargetError> {
+        // The environment file leaves the interpreter and the login to the machine; the demo's
+        // Airflow provides them.
+        let (environment, airflow_problem) = match self.airflow.prepare(environment) {
+            Ok(prepared) => (prepared, None),
+            Err(problem) => (environment.clone(), Some(problem)),
+        };
+        let environment = &environment;
         let mut chosen = Vec::new();
         let unreachable = crate::targets::unreachable(environment);
         for (kind, built) in self.real.real_targets(repository, environment)? {
@@ -285,11 +315,31 @@ impl TargetFactory for DemoTargets {
                 .map(|(_, reason)| reason.clone());
             let reason = match (&built, unavailable) {
                 (Err(error), _) => Some(error.to_string()),
+                (Ok(_), _) if kind.as_str() == "airflow" && airflow_problem.is_some() => {
+                    airflow_problem.clone()
+                }
                 (Ok(_), reason) => reason,
             };
             match (built, reason) {
                 (Ok(target), None) => {
-                    self.explain(format!("{} in {}: real", kind.as_str(), environment.name));
+                    let detail = match kind.as_str() {
+                        "kubernetes" => {
+                            " (overlays rendered with kubectl kustomize, applied to the in-process fake API server)"
+                        }
+                        "airflow" => {
+                            self.real_airflow
+                                .lock()
+                                .expect("airflow lock")
+                                .insert(environment.name.clone(), environment.clone());
+                            " (validated with DagBag, deployed, verified and unpaused through the REST API)"
+                        }
+                        _ => "",
+                    };
+                    self.explain(format!(
+                        "{} in {}: real{detail}",
+                        kind.as_str(),
+                        environment.name
+                    ));
                     chosen.push(target);
                 }
                 (_, reason) => {

@@ -3,6 +3,7 @@
 //! prints for humans; everything it does goes through the library's modules.
 
 mod demo;
+mod demo_airflow;
 mod demo_promotion;
 mod demo_pull_request;
 mod engine;
@@ -30,8 +31,26 @@ use std::process::ExitCode;
     about = "GitOps CI/CD for machine-learning platforms"
 )]
 pub struct Cli {
+    /// How log lines are written to standard error: `text` for people (coloured only on a
+    /// terminal) or `json`, one object per line, for log shippers.
+    #[arg(long, global = true, value_enum, env = "SLUICE_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+static LOG_FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();
+
+/// The format chosen for this process's log lines (text until `main` chose).
+pub(crate) fn log_format() -> LogFormat {
+    LOG_FORMAT.get().copied().unwrap_or_default()
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,7 +116,7 @@ pub fn default_data_dir() -> PathBuf {
 /// 0 success, 1 a failed check or run, 2 a usage or set-up error.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing(cli.log_format);
     let result = match cli.command {
         Command::Validate { dir } => validate::run(&dir),
         Command::Serve(args) => runtime().and_then(|runtime| runtime.block_on(serve::run(args))),
@@ -136,11 +155,22 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-fn init_tracing() {
+/// Log lines go to standard error. Text is coloured only when standard error is a terminal (and
+/// `NO_COLOR` is not set), so files and pipes get no escape codes.
+fn init_tracing(format: LogFormat) {
+    use std::io::IsTerminal;
+    let _ = LOG_FORMAT.set(format);
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
+    let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => {
+            let colour = std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
+            subscriber.with_ansi(colour).try_init()
+        }
+        LogFormat::Json => subscriber.json().try_init(),
+    };
 }

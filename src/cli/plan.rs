@@ -35,7 +35,8 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<bool> {
     let (line_sender, mut line_receiver) = tokio::sync::mpsc::unbounded_channel::<String>();
     let printer = tokio::spawn(async move {
         while let Some(line) = line_receiver.recv().await {
-            eprintln!("{line}");
+            // Each line arrives with its line break, as a job's log stores it.
+            eprint!("{line}");
         }
     });
     let job = TerraformJob {

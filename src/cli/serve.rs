@@ -225,10 +225,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<bool> {
     };
     // Deliveries stored before a restart are planned now.
     engine.intake_wakeup.notify_one();
-    eprintln!(
-        "sluice: listening on http://{address} (data in {})",
+    announce(&format!(
+        "listening on http://{address} (data in {})",
         data_dir.display()
-    );
+    ));
     crate::server::serve(
         listener,
         router(state),
@@ -436,5 +436,23 @@ async fn shutdown_signal() {
         _ = interrupt => {}
         _ = terminate.recv() => {}
     }
-    eprintln!("sluice: shutting down");
+    announce("shutting down");
+}
+
+/// Says what the server as a whole does (listening, shutting down), whatever `SLUICE_LOG` filters: a plain line for people, or in
+/// `--log-format json` an object shaped like the log's own lines, so a log shipper reading standard
+/// error meets nothing but JSON.
+fn announce(message: &str) {
+    match super::log_format() {
+        super::LogFormat::Text => eprintln!("sluice: {message}"),
+        super::LogFormat::Json => eprintln!(
+            "{}",
+            serde_json::json!({
+                "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                "level": "INFO",
+                "fields": { "message": message },
+                "target": module_path!(),
+            })
+        ),
+    }
 }

@@ -252,8 +252,8 @@ pub(super) async fn record_outputs(context: &StepContext, outputs: BTreeMap<Stri
     let recorded =
         tokio::task::spawn_blocking(move || store.set_job_outputs(run, &job, &outputs)).await;
     if let Ok(Err(error)) = recorded {
-        let _ = context
-            .log
-            .send(format!("sluice: cannot record the step's outputs: {error}"));
+        let _ = context.log.send(format!(
+            "sluice: cannot record the step's outputs: {error}\n"
+        ));
     }
 }

@@ -146,14 +146,14 @@ async fn supervise(docker: &Docker, id: &str, invocation: &Invocation<'_>) -> En
                 while let Some(end) = pending.iter().position(|byte| *byte == b'\n') {
                     let line: Vec<u8> = pending.drain(..=end).collect();
                     if let Some(log) = &log {
-                        let _ = log.send(String::from_utf8_lossy(&line[..end]).into_owned());
+                        super::runner::send_line(log, String::from_utf8_lossy(&line));
                     }
                 }
             }
             if !pending.is_empty()
                 && let Some(log) = &log
             {
-                let _ = log.send(String::from_utf8_lossy(&pending).into_owned());
+                super::runner::send_line(log, String::from_utf8_lossy(&pending));
             }
             stdout
         })

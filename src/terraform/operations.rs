@@ -43,7 +43,7 @@ impl TerraformJob {
 
     fn say(&self, line: impl Into<String>) {
         if let Some(log) = &self.log {
-            let _ = log.send(line.into());
+            super::runner::send_line(log, line);
         }
     }
 

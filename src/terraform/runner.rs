@@ -192,7 +192,7 @@ impl TerraformRun {
 
     fn say(&self, line: String) {
         if let Some(log) = &self.log {
-            let _ = log.send(line);
+            send_line(log, line);
         }
     }
 
@@ -465,12 +465,30 @@ fn words(list: &[&str]) -> Vec<String> {
     list.iter().map(|word| (*word).to_owned()).collect()
 }
 
+/// Sends one line to the job's log with its line break. The log is one stream of text, like a
+/// terminal's: a line sent without `\n` runs into the next one.
+pub(crate) fn send_line(log: &LogSink, line: impl Into<String>) {
+    let mut line = line.into();
+    if !line.ends_with('\n') {
+        line.push('\n');
+    }
+    let _ = log.send(line);
+}
+
+/// Every line of `stream` to the log; bytes that are not UTF-8 are replaced, not a reason to stop.
 async fn pump_lines(stream: Option<impl AsyncRead + Unpin>, log: Option<LogSink>) {
     let Some(stream) = stream else { return };
-    let mut lines = BufReader::new(stream).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        if let Some(log) = &log {
-            let _ = log.send(line);
+    let mut reader = BufReader::new(stream);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                if let Some(log) = &log {
+                    send_line(log, String::from_utf8_lossy(&line));
+                }
+            }
         }
     }
 }

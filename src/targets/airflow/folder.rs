@@ -1,15 +1,18 @@
 //! The DAG folder as git-sync keeps it: `folder` is a symlink to one immutable version directory
 //! under `versions/`, named by the hash of its content. A deploy builds the new version in a
-//! temporary directory (hard links for files whose sha256 did not change, copies for the rest),
-//! renames it into place and then switches the symlink with one `rename`, so the scheduler sees
-//! either the old tree or the new one, never a half-written one. Knows files only: nothing of
-//! Airflow, its API or releases.
+//! temporary directory, renames it into place and then switches the symlink with one `rename`, so
+//! the scheduler sees either the old tree or the new one, never a half-written one. The temporary
+//! directory starts as the version that pruning would remove next, when there is one (renamed
+//! away, so it is no version any more), and only the files that differ are replaced in it;
+//! otherwise it starts empty and unchanged files are hard links into the live version
+//! (`assemble.rs`). Knows files only: nothing of Airflow, its API or releases.
 //!
 //! Each version directory holds `.sluice-manifest.json` (path → sha256), written last; a version
 //! without it is incomplete and never used. Deploys to one folder must not run concurrently (the
 //! reconciler holds the environment's lock): a deploy removes leftovers of killed ones. What a
 //! source publishes, symlinks included, is `source.rs`'s to say.
 
+use super::assemble::{Version, assemble};
 use super::source::scan;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -71,6 +74,8 @@ pub struct FolderDeploy {
     pub previous: Option<String>,
     pub files_copied: usize,
     pub bytes_copied: u64,
+    /// Files taken unchanged from an earlier version: hard links into the live version, or
+    /// files a recycled version directory already held.
     pub files_linked: usize,
     /// Whether the symlink moved (false when the version was already live).
     pub switched: bool,
@@ -144,63 +149,78 @@ impl VersionedFolder {
         }
         std::fs::create_dir_all(&self.versions).map_err(io_error("create", &self.versions))?;
         self.remove_leftovers()?;
+        let protected = [version.as_str(), previous.as_deref().unwrap_or("")];
+        let mut recycled = None;
         if self.read_manifest(&version).is_none() {
             let previous_manifest = previous
                 .as_deref()
                 .and_then(|name| self.read_manifest(name))
                 .unwrap_or_default();
             let previous_path = previous.as_deref().map(|name| self.version_path(name));
+            // The newest of the versions pruning will remove once this one is live: the most
+            // like the new one among them, so the fewest files change.
+            recycled = self
+                .versions()
+                .into_iter()
+                .skip(self.keep.saturating_sub(1))
+                .find(|name| !protected.contains(&name.as_str()));
             self.build(
                 source,
                 &manifest,
                 &version,
-                &previous_manifest,
-                previous_path.as_deref(),
+                previous_path.as_deref().map(|path| Version {
+                    manifest: &previous_manifest,
+                    path,
+                }),
+                recycled.as_deref(),
                 &mut outcome,
             )?;
         }
-        self.switch_to(&version)?;
+        self.switch_unchecked(&version)?;
         outcome.switched = true;
-        outcome.pruned = self.prune(&[version.as_str(), previous.as_deref().unwrap_or("")])?;
+        outcome.pruned = recycled.into_iter().collect();
+        outcome.pruned.extend(self.prune(&protected)?);
         Ok(outcome)
     }
 
+    /// Builds `version` in a temporary directory (the recycled version's, renamed, or a new one)
+    /// and renames it into place; the manifest is written last.
     fn build(
         &self,
         source: &Path,
         manifest: &Manifest,
         version: &str,
-        previous_manifest: &Manifest,
-        previous_path: Option<&Path>,
+        live: Option<Version<'_>>,
+        recycled: Option<&str>,
         outcome: &mut FolderDeploy,
     ) -> Result<(), FolderError> {
         let temporary = self.versions.join(format!(
             "{TEMPORARY_PREFIX}{version}-{}",
             std::process::id()
         ));
-        std::fs::create_dir_all(&temporary).map_err(io_error("create", &temporary))?;
-        for (relative, digest) in manifest {
-            let destination = temporary.join(relative);
-            if let Some(parent) = destination.parent() {
-                std::fs::create_dir_all(parent).map_err(io_error("create", parent))?;
+        // Renamed away first, the recycled version is no version any more: a crash from here on
+        // leaves a leftover the next deploy removes, never a version with the wrong files.
+        let recycled_manifest = match recycled {
+            Some(name) => {
+                let recycled_manifest = self.read_manifest(name);
+                let path = self.version_path(name);
+                std::fs::rename(&path, &temporary).map_err(io_error("rename for reuse", &path))?;
+                let _ = std::fs::remove_file(temporary.join(MANIFEST));
+                Some(recycled_manifest.unwrap_or_default())
             }
-            let unchanged = previous_manifest.get(relative) == Some(digest);
-            if let (true, Some(previous_path)) = (unchanged, previous_path)
-                && std::fs::hard_link(previous_path.join(relative), &destination).is_ok()
-            {
-                outcome.files_linked += 1;
-                continue;
+            None => {
+                std::fs::create_dir_all(&temporary).map_err(io_error("create", &temporary))?;
+                None
             }
-            let origin = source.join(relative);
-            let bytes = std::fs::read(&origin).map_err(io_error("read", &origin))?;
-            let mut file =
-                std::fs::File::create(&destination).map_err(io_error("write", &destination))?;
-            file.write_all(&bytes)
-                .map_err(io_error("write", &destination))?;
-            file.sync_data().map_err(io_error("flush", &destination))?;
-            outcome.files_copied += 1;
-            outcome.bytes_copied += bytes.len() as u64;
-        }
+        };
+        assemble(
+            &temporary,
+            source,
+            manifest,
+            recycled_manifest.as_ref(),
+            live,
+            outcome,
+        )?;
         // The manifest is written last: its presence marks the version complete.
         let manifest_path = temporary.join(MANIFEST);
         let manifest_text =
@@ -229,6 +249,11 @@ impl VersionedFolder {
                 self.versions.display()
             )));
         }
+        self.switch_unchecked(version)
+    }
+
+    /// `switch_to` for a version known to be complete (just built, or its manifest just read).
+    fn switch_unchecked(&self, version: &str) -> Result<(), FolderError> {
         let parent = self.folder.parent().unwrap_or(Path::new("/"));
         std::fs::create_dir_all(parent).map_err(io_error("create", parent))?;
         let target = relative_target(&self.folder, &self.version_path(version));
@@ -399,6 +424,84 @@ mod tests {
             "round 2"
         );
         assert!(folder.switch_to(&names[0]).is_err());
+    }
+
+    fn files_in(directory: &Path) -> Vec<(String, String)> {
+        let mut found = Vec::new();
+        let mut pending = vec![directory.to_path_buf()];
+        while let Some(folder) = pending.pop() {
+            for entry in std::fs::read_dir(&folder).unwrap().flatten() {
+                if entry.file_type().unwrap().is_dir() {
+                    pending.push(entry.path());
+                } else if entry.file_name() != MANIFEST {
+                    let relative = entry.path().strip_prefix(directory).unwrap().to_owned();
+                    let text = std::fs::read_to_string(entry.path()).unwrap();
+                    found.push((relative.to_string_lossy().into_owned(), text));
+                }
+            }
+        }
+        found.sort();
+        found
+    }
+
+    fn pairs(files: &[(&str, &str)]) -> Vec<(String, String)> {
+        files
+            .iter()
+            .map(|(path, text)| (path.to_string(), text.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_recycled_version_holds_exactly_the_new_files_and_the_kept_versions_stay_as_they_were() {
+        let scratch = tempfile::tempdir().unwrap();
+        let source = scratch.path().join("source");
+        let folder = folder_in(scratch.path(), 2);
+        write(&source, &[("a.py", "1"), ("b.py", "b"), ("lib/c.py", "c")]);
+        let first = folder.deploy(&source).unwrap();
+        write(&source, &[("a.py", "2")]);
+        let second = folder.deploy(&source).unwrap();
+        // What Airflow and people leave in a version: bytecode, a stray file, a stray folder.
+        write(
+            &folder.version_path(&first.version),
+            &[
+                ("__pycache__/a.cpython-311.pyc", "bytecode"),
+                ("stray.txt", "x"),
+                ("lib/__pycache__/c.cpython-311.pyc", "bytecode"),
+            ],
+        );
+        std::fs::remove_dir_all(source.join("lib")).unwrap();
+        write(&source, &[("a.py", "3"), ("d.py", "d")]);
+        let third = folder.deploy(&source).unwrap();
+
+        // The first version's directory became the third: it was pruned, nothing was left of it.
+        assert_eq!(third.pruned, vec![first.version.clone()]);
+        assert_eq!(
+            folder.versions(),
+            vec![third.version.clone(), second.version.clone()]
+        );
+        assert_eq!(
+            files_in(&folder.folder),
+            pairs(&[("a.py", "3"), ("b.py", "b"), ("d.py", "d")])
+        );
+        assert_eq!(
+            (third.files_copied, third.files_linked),
+            (2, 1),
+            "a.py and d.py are new; b.py was already there"
+        );
+        assert_eq!(
+            folder.read_manifest(&third.version).unwrap(),
+            scan(&source).unwrap()
+        );
+        // Nothing was written through a link: the kept version is intact and can go live again.
+        assert_eq!(
+            files_in(&folder.version_path(&second.version)),
+            pairs(&[("a.py", "2"), ("b.py", "b"), ("lib/c.py", "c")])
+        );
+        folder.switch_to(&second.version).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(folder.folder.join("lib/c.py")).unwrap(),
+            "c"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! Airflow; nothing of promotion order, gates, locks or other targets.
 
 mod api;
+mod assemble;
 mod config;
 mod facts;
 mod folder;

@@ -20,8 +20,9 @@ pub use config::{HealthConfig, KubernetesConfig};
 pub use health::{WorkloadHealth, workload_health};
 pub use policy::{check_policies, policy_facts, policy_input};
 pub use render::{
-    CONTENT_HASH_ANNOTATION, ENVIRONMENT_LABEL, MANAGED_BY_LABEL, MODEL_ANNOTATION_PREFIX,
-    RELEASE_ANNOTATION, RenderedObject, WAVE_ANNOTATION, parse_documents, pinned_image,
+    CONTENT_HASH_ANNOTATION, ENVIRONMENT_LABEL, KUBECTL_VARIABLE, MANAGED_BY_LABEL,
+    MODEL_ANNOTATION_PREFIX, RELEASE_ANNOTATION, RenderedObject, WAVE_ANNOTATION, kubectl_binary,
+    parse_documents, pinned_image,
 };
 
 use super::registry::{BuildContext, Registration};
@@ -86,12 +87,16 @@ impl Registration for Kubernetes {
 
     /// Overlays are rendered with `kubectl kustomize`.
     fn unreachable(_section: &KubernetesConfig) -> Option<String> {
-        std::process::Command::new("kubectl")
+        let kubectl = render::kubectl_binary();
+        std::process::Command::new(&kubectl)
             .args(["version", "--client"])
             .output()
             .is_err()
             .then(|| {
-                "kubectl is not installed to render the overlays (`kubectl kustomize`)".to_owned()
+                format!(
+                    "`{}` cannot be run to render the overlays (`kubectl kustomize`); scripts/setup-kubectl.sh installs one, SLUICE_KUBECTL names it",
+                    kubectl.display()
+                )
             })
     }
 }

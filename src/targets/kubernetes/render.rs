@@ -176,15 +176,29 @@ fn collect_manifest_files(directory: &Path, files: &mut Vec<PathBuf>) {
     }
 }
 
+/// Set to the path of a `kubectl` binary to render overlays with it instead of the one on `PATH`.
+pub const KUBECTL_VARIABLE: &str = "SLUICE_KUBECTL";
+
+/// The `kubectl` that renders kustomize overlays: `SLUICE_KUBECTL` when set, else `kubectl` as
+/// `PATH` finds it.
+pub fn kubectl_binary() -> PathBuf {
+    std::env::var_os(KUBECTL_VARIABLE)
+        .filter(|path| !path.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("kubectl"))
+}
+
 fn run_kustomize(directory: &Path) -> Result<String, TargetError> {
-    let output = std::process::Command::new("kubectl")
+    let kubectl = kubectl_binary();
+    let output = std::process::Command::new(&kubectl)
         .arg("kustomize")
         .arg(directory)
         .output()
         .map_err(|error| {
             TargetError::Configuration(format!(
-                "{} holds a kustomization.yaml, which needs `kubectl kustomize`, but kubectl cannot be run ({error}); install kubectl on the machine that deploys, or point `kubernetes.manifests` at plain manifests",
-                directory.display()
+                "{} holds a kustomization.yaml, which needs `kubectl kustomize`, but `{}` cannot be run ({error}); install kubectl on the machine that deploys (or set {KUBECTL_VARIABLE} to its path), or point `kubernetes.manifests` at plain manifests",
+                directory.display(),
+                kubectl.display()
             ))
         })?;
     if !output.status.success() {
