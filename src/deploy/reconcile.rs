@@ -539,25 +539,15 @@ impl Reconciler {
         release: &Release,
         previous: Option<Release>,
     ) -> Result<Outcome, String> {
-        let mut targets = self
-            .targets
-            .targets(&self.repository, environment)
-            .map_err(|error| error.to_string())?;
-        targets.sort_by_key(|target| target.kind());
+        let (mut targets, context) = self
+            .targets_and_context(environment, release, previous)
+            .await?;
         if deployment.action == DeploymentAction::Rollback {
             // Terraform only applies a plan reviewed against today's state; the plan an old
             // release carried was made against the state before it. Infrastructure goes back
             // through a pull request whose plan is reviewed like any other.
             targets.retain(|target| target.kind().joins_rollbacks());
         }
-        let tree = self.trees.tree(release).await?;
-        let context = DeployContext {
-            environment: environment.clone(),
-            release: release.clone(),
-            tree,
-            previous,
-            applied: Default::default(),
-        };
         let clock = self.clock.clone();
         let now = move || clock.now().timestamp();
         let execution = Execution {
@@ -570,5 +560,29 @@ impl Reconciler {
             undo_on_failure: deployment.action != DeploymentAction::Rollback,
         };
         execution.run().await.map_err(|error| error.to_string())
+    }
+
+    /// The environment's targets in deploy order and a context for deploying `release` there,
+    /// with a checkout of its commit.
+    async fn targets_and_context(
+        &self,
+        environment: &Environment,
+        release: &Release,
+        previous: Option<Release>,
+    ) -> Result<(Vec<Arc<dyn Target>>, DeployContext), String> {
+        let mut targets = self
+            .targets
+            .targets(&self.repository, environment)
+            .map_err(|error| error.to_string())?;
+        targets.sort_by_key(|target| target.kind());
+        let tree = self.trees.tree(release).await?;
+        let context = DeployContext {
+            environment: environment.clone(),
+            release: release.clone(),
+            tree,
+            previous,
+            applied: Default::default(),
+        };
+        Ok((targets, context))
     }
 }

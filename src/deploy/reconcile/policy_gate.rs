@@ -7,9 +7,9 @@
 
 use super::Reconciler;
 use crate::config::environment::Environment;
+use crate::deploy::Release;
 use crate::deploy::gates::GateDecision;
 use crate::deploy::preview::{self, Preview};
-use crate::deploy::{DeployContext, Release};
 use crate::policy::{PolicyContext, PolicySet, load_sources};
 
 impl Reconciler {
@@ -117,18 +117,9 @@ impl Reconciler {
         release: &Release,
         previous: Option<Release>,
     ) -> Result<Preview, String> {
-        let targets = self
-            .targets
-            .targets(&self.repository, environment)
-            .map_err(|error| error.to_string())?;
-        let tree = self.trees.tree(release).await?;
-        let context = DeployContext {
-            environment: environment.clone(),
-            release: release.clone(),
-            tree,
-            previous,
-            applied: Default::default(),
-        };
+        let (targets, context) = self
+            .targets_and_context(environment, release, previous)
+            .await?;
         Ok(preview::preview(&targets, &context).await)
     }
 }
