@@ -75,6 +75,20 @@ impl Engine {
         })
     }
 
+    /// Every environment's Kubernetes target, in previews and promotion alike, deploys to the API
+    /// server at `url` instead of its kubeconfig. Call before `start`.
+    pub fn use_kubernetes_api(&mut self, url: url::Url) {
+        self.settings.deploy_targets = Some(crate::scheduler::DeployTargets(Arc::new(
+            crate::targets::EnvironmentTargets {
+                kubernetes_api: Some(url),
+                ..crate::targets::EnvironmentTargets::from_env(
+                    self.settings.data_dir.clone(),
+                    self.database.clone(),
+                )
+            },
+        )));
+    }
+
     /// Starts the intake worker and the dispatcher in the background.
     pub fn start(&self) {
         let runner: Arc<dyn StepRunner> = Arc::new(LocalRunner::default());
@@ -132,16 +146,13 @@ impl Engine {
             PromotionService {
                 store: self.deploy_store.clone(),
                 mirrors: self.mirrors.clone(),
-                targets: match (&self.settings.deploy_targets, &promotion.kubernetes_api) {
-                    // The pull request's previews and promotion ask the same targets.
-                    (Some(targets), None) => targets.0.clone(),
-                    _ => Arc::new(crate::targets::EnvironmentTargets {
-                        kubernetes_api: promotion.kubernetes_api.clone(),
-                        ..crate::targets::EnvironmentTargets::from_env(
-                            data_dir.clone(),
-                            self.database.clone(),
-                        )
-                    }),
+                // The pull request's previews and promotion ask the same targets.
+                targets: match &self.settings.deploy_targets {
+                    Some(targets) => targets.0.clone(),
+                    None => Arc::new(crate::targets::EnvironmentTargets::from_env(
+                        data_dir.clone(),
+                        self.database.clone(),
+                    )),
                 },
                 clock: Arc::new(SystemClock),
                 teams: promotion.teams,
@@ -203,8 +214,6 @@ pub struct PromotionSettings {
     pub health: HealthSettings,
     /// GitHub's team memberships when a GitHub is configured, else the configuration's `teams:`.
     pub teams: Arc<dyn TeamDirectory>,
-    /// The API server every environment's Kubernetes target deploys to instead of its kubeconfig.
-    pub kubernetes_api: Option<url::Url>,
 }
 
 impl Default for PromotionSettings {
@@ -213,7 +222,6 @@ impl Default for PromotionSettings {
             interval: std::time::Duration::from_secs(15),
             health: HealthSettings::default(),
             teams: Arc::new(StaticTeams::default()),
-            kubernetes_api: None,
         }
     }
 }

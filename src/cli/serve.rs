@@ -154,16 +154,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<bool> {
     let kubernetes_api = kubernetes_api_server(&file_config, &args)?;
     let mut engine = Engine::open(&data_dir, repositories.clone(), max_parallel_jobs)?;
     if let Some(url) = &kubernetes_api {
-        // Previews ask the API server promotion deploys to.
-        engine.settings.deploy_targets = Some(crate::scheduler::DeployTargets(Arc::new(
-            crate::targets::EnvironmentTargets {
-                kubernetes_api: Some(url.clone()),
-                ..crate::targets::EnvironmentTargets::from_env(
-                    data_dir.clone(),
-                    engine.database.clone(),
-                )
-            },
-        )));
+        engine.use_kubernetes_api(url.clone());
+        eprintln!("sluice: every environment's kubernetes target deploys to {url}");
     }
     apply_step_settings(&mut engine.settings, &file_config, &args)?;
     engine.start();
@@ -179,11 +171,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<bool> {
     let address = listener.local_addr()?;
     let forge = build_forge(&file_config, &data_dir, address)?;
     let teams = team_directory(&file_config, forge.as_ref(), &repositories);
-    let mut promotion = promotion_settings(&file_config.promotion, teams.clone())?;
-    if let Some(url) = &kubernetes_api {
-        eprintln!("sluice: every environment's kubernetes target deploys to {url}");
-    }
-    promotion.kubernetes_api = kubernetes_api;
+    let promotion = promotion_settings(&file_config.promotion, teams.clone())?;
     engine.start_promotion(promotion);
     if let Some(forge) = forge {
         start_forge_feedback(&engine, forge.clone());
@@ -400,7 +388,6 @@ fn promotion_settings(
             },
         },
         teams,
-        kubernetes_api: None,
     })
 }
 

@@ -74,6 +74,14 @@ impl Release {
         }
     }
 
+    /// The key an image built by a run goes under in `images`: `registry/team/serving-api:tag@sha256:…`
+    /// → `serving-api`. `None` for an image not pinned by digest, which a release never carries.
+    pub fn image_key(image: &str) -> Option<&str> {
+        let (name, _) = image.split_once("@sha256:")?;
+        let short = name.rsplit('/').next().unwrap_or(name);
+        Some(short.split(':').next().unwrap_or(short))
+    }
+
     pub fn new_id(sequence: i64, commit: &str) -> String {
         format!("r{sequence}-{}", crate::model::short_commit(commit))
     }

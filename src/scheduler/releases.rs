@@ -155,15 +155,10 @@ fn cut_release(
             continue;
         };
         for job in &full.jobs {
-            if let Some(image) = job
-                .outputs
-                .get("image")
-                .filter(|image| image.contains("@sha256:"))
+            if let Some(image) = job.outputs.get("image")
+                && let Some(key) = Release::image_key(image)
             {
-                let name = image.split('@').next().unwrap_or(image);
-                let short = name.rsplit('/').next().unwrap_or(name);
-                let short = short.split(':').next().unwrap_or(short);
-                images.insert(short.to_owned(), image.clone());
+                images.insert(key.to_owned(), image.clone());
             }
         }
     }

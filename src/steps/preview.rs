@@ -34,10 +34,11 @@ pub async fn execute(step: &PreviewStep, context: &StepContext) -> StepOutcome {
         .authority_tree
         .as_deref()
         .unwrap_or(&context.workspace);
-    let mut environment = match load_environment(configuration_root, &step.environment) {
-        Ok(environment) => environment,
-        Err(message) => return StepOutcome::NotStarted(format!("preview step: {message}")),
-    };
+    let mut environment =
+        match super::terraform::load_environment(configuration_root, &step.environment) {
+            Ok(environment) => environment,
+            Err(message) => return StepOutcome::NotStarted(format!("preview step: {message}")),
+        };
     if context.trust < TrustLevel::Trusted
         && let Some(airflow) = environment.targets.airflow.as_mut()
     {
@@ -155,25 +156,6 @@ pub fn outputs(
     outputs
 }
 
-fn load_environment(
-    root: &std::path::Path,
-    name: &str,
-) -> Result<crate::config::environment::Environment, String> {
-    let files = crate::config::read_project_dir(root)
-        .map_err(|error| format!("cannot read environments/: {error}"))?;
-    let project = crate::config::load_project(&files);
-    project
-        .environments
-        .into_iter()
-        .map(|loaded| loaded.value)
-        .find(|environment| environment.name == name)
-        .ok_or_else(|| {
-            format!(
-                "no environment `{name}` in the default branch's environments/ (or its file has problems; run `sluice validate`)"
-            )
-        })
-}
-
 /// Image short name → `registry/name@sha256:…` from the outputs of the jobs this one needs
 /// (`build` steps record `image`), as a release pins what its merge built.
 fn built_images(values: &serde_json::Value) -> BTreeMap<String, String> {
@@ -182,14 +164,10 @@ fn built_images(values: &serde_json::Value) -> BTreeMap<String, String> {
         return images;
     };
     for job in needs.values() {
-        if let Some(image) = job["outputs"]["image"]
-            .as_str()
-            .filter(|image| image.contains("@sha256:"))
+        if let Some(image) = job["outputs"]["image"].as_str()
+            && let Some(key) = Release::image_key(image)
         {
-            let name = image.split('@').next().unwrap_or(image);
-            let short = name.rsplit('/').next().unwrap_or(name);
-            let short = short.split(':').next().unwrap_or(short);
-            images.insert(short.to_owned(), image.to_owned());
+            images.insert(key.to_owned(), image.to_owned());
         }
     }
     images

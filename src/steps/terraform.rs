@@ -213,25 +213,32 @@ fn terraform_container(context: &StepContext) -> Result<Option<TerraformContaine
 
 /// The environment's Terraform settings from `environments/*.yaml` in the checkout.
 pub fn load_settings(checkout: &Path, environment: &str) -> Result<TerraformSettings, String> {
-    let files = crate::config::read_project_dir(checkout)
-        .map_err(|error| format!("cannot read environments/ in the checkout: {error}"))?;
-    let project = crate::config::load_project(&files);
-    let Some(loaded) = project
-        .environments
-        .iter()
-        .find(|loaded| loaded.value.name == environment)
-    else {
-        return Err(format!(
-            "no environment `{environment}` in environments/ (or its file has problems; run `sluice validate`)"
-        ));
-    };
-    match TerraformSettings::from_environment(&loaded.value) {
+    match TerraformSettings::from_environment(&load_environment(checkout, environment)?) {
         Ok(Some(settings)) => Ok(settings),
         Ok(None) => Err(format!(
             "environments/{environment}.yaml has no `terraform:` section; add one with at least `dir:`"
         )),
         Err(problems) => Err(problems.join("; ")),
     }
+}
+
+/// The environment `name` as the checkout's `environments/` define it.
+pub(super) fn load_environment(
+    checkout: &Path,
+    name: &str,
+) -> Result<crate::config::environment::Environment, String> {
+    let files = crate::config::read_project_dir(checkout)
+        .map_err(|error| format!("cannot read environments/ in the checkout: {error}"))?;
+    crate::config::load_project(&files)
+        .environments
+        .into_iter()
+        .map(|loaded| loaded.value)
+        .find(|environment| environment.name == name)
+        .ok_or_else(|| {
+            format!(
+                "no environment `{name}` in environments/ (or its file has problems; run `sluice validate`)"
+            )
+        })
 }
 
 /// Parents and tree of the job's commit from the repository's mirror, when there is one.
