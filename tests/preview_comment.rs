@@ -145,3 +145,64 @@ fn a_compliant_preview_shows_the_policies_passed() {
     assert!(!comment.contains(".deny"), "{comment}");
     assert!(comment.contains("all domains (production)"), "{comment}");
 }
+
+/// A factory that fails the test if anything asks it for targets.
+struct NoTargets;
+
+impl sluice::deploy::reconcile::TargetFactory for NoTargets {
+    fn targets(
+        &self,
+        _repository: &str,
+        _environment: &sluice::config::environment::Environment,
+    ) -> Result<Vec<std::sync::Arc<dyn sluice::deploy::Target>>, sluice::deploy::TargetError> {
+        panic!("a fork's preview asked for the deploy targets");
+    }
+}
+
+#[test]
+fn a_forks_pull_request_gets_no_preview_and_reaches_no_target() {
+    let data = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(
+        sluice::store::SqliteStore::open(&data.path().join("sluice.db")).unwrap(),
+    );
+    let (log, _lines) = tokio::sync::mpsc::unbounded_channel();
+    let context = sluice::steps::StepContext {
+        workspace: PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+        scratch: data.path().join("scratch"),
+        env: Default::default(),
+        template_values: serde_json::json!({}),
+        event: sluice::model::Event {
+            kind: sluice::model::EventKind::PullRequest,
+            repository: "acme/platform".to_owned(),
+            git_ref: "refs/pull/7/head".to_owned(),
+            commit: "a".repeat(40),
+            before: None,
+            base_branch: Some("main".to_owned()),
+            action: Some("opened".to_owned()),
+            pull_request: Some(7),
+            actor: Some("someone-else".to_owned()),
+            changed_paths: None,
+        },
+        trust: sluice::model::TrustLevel::Untrusted,
+        authority_tree: None,
+        isolation: sluice::steps::Isolation::default(),
+        run_id: 1,
+        job: "preview-production".to_owned(),
+        pipeline: "platform".to_owned(),
+        data_dir: data.path().to_owned(),
+        store,
+        targets: Some(std::sync::Arc::new(NoTargets)),
+        log,
+        cancel: tokio_util::sync::CancellationToken::new(),
+    };
+    let step = sluice::config::workflow::PreviewStep {
+        environment: "production".to_owned(),
+    };
+    let outcome = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(sluice::steps::preview::execute(&step, &context));
+    let sluice::steps::StepOutcome::NotStarted(message) = &outcome else {
+        panic!("a fork's preview should not start: {outcome:?}");
+    };
+    assert!(message.contains("a pull request from a fork"), "{message}");
+}
