@@ -167,6 +167,7 @@ fn runs_are_listed_newest_first_by_repository_and_commit() {
             repository: repository.map(str::to_string),
             commit: commit.map(str::to_string),
             limit,
+            ..Default::default()
         };
         let listed = pipelines(&store.list_runs(&filter).unwrap());
         assert_eq!(listed, expect, "{filter:?}");
@@ -212,6 +213,8 @@ fn a_run_with_jobs_and_steps_reads_back_as_written() {
         status: Status::Running,
         exit_code: None,
         reason: None,
+        started_at: None,
+        finished_at: None,
     };
     store.upsert_step(run_id, "image", &checkout).unwrap();
     let checkout_done = StepRecord {
@@ -226,6 +229,8 @@ fn a_run_with_jobs_and_steps_reads_back_as_written() {
         status: Status::Failed,
         exit_code: Some(2),
         reason: Some("exit code 2".to_string()),
+        started_at: None,
+        finished_at: None,
     };
     store.upsert_step(run_id, "image", &build_failed).unwrap();
     store
@@ -259,7 +264,25 @@ fn a_run_with_jobs_and_steps_reads_back_as_written() {
     assert_eq!(image.status, Status::Failed);
     assert_eq!(image.reason.as_deref(), Some("step `docker build` failed"));
     assert!(image.started_at.is_some() && image.finished_at.is_some());
-    assert_eq!(image.steps, vec![checkout_done, build_failed]);
+    let untimed: Vec<StepRecord> = image
+        .steps
+        .iter()
+        .map(|step| StepRecord {
+            started_at: None,
+            finished_at: None,
+            ..step.clone()
+        })
+        .collect();
+    assert_eq!(untimed, vec![checkout_done, build_failed]);
+    // The store times each step: both started, and both finished.
+    assert!(
+        image
+            .steps
+            .iter()
+            .all(|step| step.started_at.is_some() && step.finished_at.is_some()),
+        "{:?}",
+        image.steps
+    );
     let plan = &stored.jobs[1];
     assert_eq!(
         (plan.status, plan.started_at, plan.finished_at),
@@ -304,6 +327,8 @@ fn updates_to_a_missing_run_or_job_are_errors_naming_them() {
         status: Status::Running,
         exit_code: None,
         reason: None,
+        started_at: None,
+        finished_at: None,
     };
 
     let missing_run = store.set_run_status(run_id + 1, Status::Cancelled, None);

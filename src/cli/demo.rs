@@ -99,6 +99,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
         metrics: Arc::new(Metrics::default()),
         intake_wakeup: engine.intake_wakeup.clone(),
         body_limits: Default::default(),
+        run_updates: engine.updates.clone(),
+        dispatcher_wakeup: engine.dispatcher_wakeup.clone(),
+        ui: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base_url = format!("http://{}", listener.local_addr()?);

@@ -47,6 +47,7 @@ pub fn runs(args: RunsArgs) -> anyhow::Result<bool> {
         repository: args.repository,
         commit: args.commit,
         limit: Some(args.limit),
+        ..Default::default()
     })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&runs)?);

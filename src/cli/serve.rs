@@ -210,6 +210,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<bool> {
             front_door.max_concurrent_bodies,
             front_door.body_timeout,
         )),
+        run_updates: engine.updates.clone(),
+        dispatcher_wakeup: engine.dispatcher_wakeup.clone(),
+        ui: Arc::new(crate::server::ui::UiSettings::for_listener(
+            file_config.ui.read,
+            address,
+            file_config
+                .github
+                .as_ref()
+                .and_then(|github| github.run_url.as_deref()),
+        )),
     };
     // Deliveries stored before a restart are planned now.
     engine.intake_wakeup.notify_one();

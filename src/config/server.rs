@@ -36,6 +36,28 @@ pub struct ServerConfig {
     /// How the Kubernetes target reaches clusters when not through each environment's kubeconfig.
     #[serde(default)]
     pub kubernetes: KubernetesServerConfig,
+    /// The web UI: who may read it.
+    #[serde(default)]
+    pub ui: UiConfig,
+}
+
+/// `ui:` in the server configuration.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct UiConfig {
+    /// `open` (anyone who reaches the port reads) or `signed-in` (only people signed in with a
+    /// personal token). Unset: open when the server listens on a loopback address only, signed-in
+    /// otherwise.
+    #[serde(default)]
+    pub read: Option<UiRead>,
+}
+
+/// Who may read the web UI's pages.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum UiRead {
+    Open,
+    SignedIn,
 }
 
 /// The Kubernetes settings of a server, for every environment of every repository it deploys.

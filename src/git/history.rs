@@ -47,3 +47,19 @@ pub(crate) fn tree_id(
         Err(error) => Err(mirror.repository_error(&format!("find `{trimmed}`"), error)),
     }
 }
+
+/// A commit's first message line, its author's name and its committer time (Unix seconds).
+pub(crate) fn commit_summary(
+    mirror: &Mirror,
+    handle: &Repository,
+    commit: &str,
+) -> Result<(String, String, i64), GitError> {
+    let commit = resolve_commit(mirror, handle, commit)?;
+    let title = commit
+        .summary_bytes()
+        .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
+        .unwrap_or_default();
+    let author = String::from_utf8_lossy(commit.author().name_bytes()).into_owned();
+    let committed_at = commit.committer().when().seconds();
+    Ok((title, author, committed_at))
+}

@@ -181,6 +181,12 @@ impl Mirror {
         history::first_parent_depth(self, &handle, commit)
     }
 
+    /// A commit's first message line, author name and committer time (Unix seconds).
+    pub fn commit_summary(&self, commit: &str) -> Result<(String, String, i64), GitError> {
+        let handle = self.handle()?;
+        history::commit_summary(self, &handle, commit)
+    }
+
     /// The tree id of a directory at a commit; `None` when it is absent.
     pub fn tree_id(&self, commit: &str, dir: &str) -> Result<Option<String>, GitError> {
         let handle = self.handle()?;

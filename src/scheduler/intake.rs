@@ -136,6 +136,7 @@ impl IntakeWorker {
             };
             tracing::info!(delivery = %delivery.id, event = %delivery.event, %outcome, "delivery planned");
             release_locks_of_closed_pull_request(store.as_ref(), &delivery);
+            record_commit_summaries(store.as_ref(), &mirrors, &runs);
             super::commands::enqueue(store.as_ref(), &delivery)?;
             store
                 .complete_delivery(&delivery.id, &outcome, &runs)
@@ -180,6 +181,39 @@ fn release_locks_of_closed_pull_request(store: &dyn crate::store::Store, deliver
         Err(error) => {
             tracing::error!(repository, pull_request = number, %error, "cannot release the locks of a closed pull request")
         }
+    }
+}
+
+/// Keeps the first line and author of each planned run's commit for the web UI. A commit the
+/// mirror cannot describe is left out: a summary is a convenience, never a reason to drop runs.
+fn record_commit_summaries(
+    store: &dyn crate::store::Store,
+    mirrors: &Mirrors,
+    runs: &[crate::store::NewRun],
+) {
+    let mut summaries = Vec::new();
+    for run in runs {
+        if summaries.iter().any(|known: &crate::store::CommitSummary| {
+            known.sha == run.commit && known.repository == run.repository
+        }) {
+            continue;
+        }
+        let summary = mirrors
+            .get(&run.repository)
+            .ok()
+            .and_then(|mirror| mirror.commit_summary(&run.commit).ok());
+        if let Some((title, author, committed_at)) = summary {
+            summaries.push(crate::store::CommitSummary {
+                repository: run.repository.clone(),
+                sha: run.commit.clone(),
+                title,
+                author,
+                committed_at,
+            });
+        }
+    }
+    if let Err(error) = store.record_commits(&summaries) {
+        tracing::warn!(%error, "cannot record commit summaries");
     }
 }
 

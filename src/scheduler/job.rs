@@ -447,6 +447,8 @@ fn step_record(
         status,
         exit_code,
         reason,
+        started_at: None,
+        finished_at: None,
     }
 }
 
@@ -502,16 +504,18 @@ async fn write_log(
         if batch.is_empty() {
             continue;
         }
-        for line in batch.lines() {
+        // Stored first, then announced: a watcher woken by a line finds it in the store.
+        let store = store.clone();
+        let job_name = job.clone();
+        let lines: Vec<String> = batch.lines().map(str::to_owned).collect();
+        let _ = tokio::task::spawn_blocking(move || store.append_log(run, &job_name, &batch)).await;
+        for line in lines {
             let _ = updates.send(RunUpdate::LogLine {
                 run,
                 job: job.clone(),
-                line: line.to_owned(),
+                line,
             });
         }
-        let store = store.clone();
-        let job_name = job.clone();
-        let _ = tokio::task::spawn_blocking(move || store.append_log(run, &job_name, &batch)).await;
     }
 }
 

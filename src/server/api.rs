@@ -24,6 +24,7 @@ pub async fn list_runs(
         repository: query.repository.filter(|value| !value.is_empty()),
         commit: query.commit.filter(|value| !value.is_empty()),
         limit: Some(query.limit.unwrap_or(100).min(1000)),
+        ..Default::default()
     };
     let store = state.store.clone();
     let runs = tokio::task::spawn_blocking(move || store.list_runs(&filter))

@@ -12,6 +12,7 @@ pub mod listen;
 mod locks_api;
 pub mod metrics;
 mod run_approval;
+pub mod ui;
 pub mod webhook;
 
 use crate::store::Store;
@@ -49,6 +50,12 @@ pub struct AppState {
     pub intake_wakeup: Arc<Notify>,
     /// How many request bodies are read at once, and how long one may take.
     pub body_limits: Arc<BodyLimits>,
+    /// Runs', jobs' and logs' progress, for the web UI's live pages.
+    pub run_updates: tokio::sync::broadcast::Sender<crate::scheduler::RunUpdate>,
+    /// Signalled after a person asks for a run to be cancelled.
+    pub dispatcher_wakeup: Arc<Notify>,
+    /// Who may read the web UI.
+    pub ui: Arc<ui::UiSettings>,
 }
 
 /// The whole HTTP application; tests call `router(state).oneshot(request)`.
@@ -73,6 +80,7 @@ pub fn router(state: AppState) -> Router {
             "/api/locks/{owner}/{name}/{environment}",
             delete(locks_api::unlock),
         )
+        .merge(ui::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

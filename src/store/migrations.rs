@@ -229,6 +229,8 @@ const MIGRATIONS: &[&str] = &[
     super::commands::MIGRATION,
     // 11: personal API tokens (only their sha256), and the reason a promotion was forced with.
     super::tokens::MIGRATION,
+    // 12: what the web UI shows beyond runs: commit summaries, sessions, step times.
+    super::ui::MIGRATION,
 ];
 
 /// The schema version this build writes.

@@ -22,6 +22,7 @@ mod sqlite;
 mod terraform;
 mod terraform_locks;
 mod tokens;
+mod ui;
 mod writer;
 mod writes;
 
@@ -40,6 +41,7 @@ pub use terraform::{
     QueuedHolder, TerraformPlanRecord, TerraformStore, TerraformTarget,
 };
 pub use tokens::{ApiTokenRecord, ApiTokens, NewApiToken, TokenInsert};
+pub use ui::{CommitSummary, LogChunk, NewUiSession, UiRecords, UiSession};
 pub use writer::WriteCounts;
 
 use crate::model::{Delivery, EventKind, Run, RunId, Status, StepRecord};
@@ -90,6 +92,12 @@ pub struct NewRun {
 pub struct RunFilter {
     pub repository: Option<String>,
     pub commit: Option<String>,
+    /// A full ref (`refs/heads/main`).
+    pub git_ref: Option<String>,
+    pub event: Option<EventKind>,
+    pub status: Option<Status>,
+    /// Only runs with a smaller id: the next page of a newest-first list.
+    pub before: Option<RunId>,
     pub limit: Option<usize>,
 }
 
@@ -116,7 +124,9 @@ pub fn open(path: &std::path::Path) -> StoreResult<std::sync::Arc<dyn Database>>
 
 /// Everything sluice keeps between restarts. Implementations are shared between threads and
 /// every method may block on IO.
-pub trait Store: TerraformStore + ImageRecords + CommandRecords + ApiTokens + Send + Sync {
+pub trait Store:
+    TerraformStore + ImageRecords + CommandRecords + ApiTokens + UiRecords + Send + Sync
+{
     /// Durable when it returns. Same delivery id again -> `Duplicate`, nothing written.
     fn insert_delivery(&self, delivery: &Delivery) -> StoreResult<Inserted>;
 

@@ -57,6 +57,22 @@ pub(crate) fn list_runs(connection: &Connection, filter: &RunFilter) -> FailureR
         conditions.push("commit_sha = ?");
         values.push(Value::Text(commit.clone()));
     }
+    if let Some(git_ref) = &filter.git_ref {
+        conditions.push("git_ref = ?");
+        values.push(Value::Text(git_ref.clone()));
+    }
+    if let Some(event) = filter.event {
+        conditions.push("event = ?");
+        values.push(Value::Text(event.as_str().to_owned()));
+    }
+    if let Some(status) = filter.status {
+        conditions.push("status = ?");
+        values.push(Value::Text(status.as_str().to_owned()));
+    }
+    if let Some(before) = filter.before {
+        conditions.push("id < ?");
+        values.push(Value::Integer(before));
+    }
     let where_clause = if conditions.is_empty() {
         String::new()
     } else {
@@ -196,7 +212,7 @@ fn attach_jobs(connection: &Connection, runs: &mut [Run], with_steps: bool) -> F
          WHERE run_id = ?1 ORDER BY id",
     )?;
     let mut step_statement = connection.prepare_cached(
-        "SELECT step_index, name, status, exit_code, reason FROM steps
+        "SELECT step_index, name, status, exit_code, reason, started_at, finished_at FROM steps
          WHERE job_id = ?1 ORDER BY step_index",
     )?;
     for run in runs {
@@ -236,6 +252,8 @@ fn step_from_row(row: &Row<'_>) -> rusqlite::Result<StepRecord> {
         status: rows::status(row, "status")?,
         exit_code: row.get("exit_code")?,
         reason: row.get("reason")?,
+        started_at: rows::optional_timestamp(row, "started_at")?,
+        finished_at: rows::optional_timestamp(row, "finished_at")?,
     })
 }
 

@@ -170,13 +170,21 @@ pub(crate) fn upsert_step(
     step: &StepRecord,
 ) -> FailureResult<()> {
     let job_id = job_id(connection, run_id, job)?;
+    // The store's clock times a step: it starts when first recorded as anything but queued, and
+    // ends when recorded finished.
+    let now = timestamp_text(Utc::now());
+    let started_at = (step.status != Status::Queued).then(|| now.clone());
+    let finished_at = step.status.is_terminal().then_some(now);
     connection
         .prepare_cached(
-            "INSERT INTO steps (job_id, step_index, name, status, exit_code, reason)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+            "INSERT INTO steps (job_id, step_index, name, status, exit_code, reason,
+                                started_at, finished_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (job_id, step_index) DO UPDATE SET
                  name = excluded.name, status = excluded.status,
-                 exit_code = excluded.exit_code, reason = excluded.reason",
+                 exit_code = excluded.exit_code, reason = excluded.reason,
+                 started_at = COALESCE(steps.started_at, excluded.started_at),
+                 finished_at = excluded.finished_at",
         )?
         .execute(params![
             job_id,
@@ -185,6 +193,8 @@ pub(crate) fn upsert_step(
             step.status.as_str(),
             step.exit_code,
             step.reason,
+            started_at,
+            finished_at,
         ])?;
     Ok(())
 }

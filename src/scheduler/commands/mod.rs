@@ -496,6 +496,7 @@ impl CommandHandler for CommandContext<'_> {
                     repository: Some(repository),
                     commit: Some(head),
                     limit: Some(200),
+                    ..Default::default()
                 })?;
                 let mut approved = Vec::new();
                 let mut earlier = Vec::new();
