@@ -291,8 +291,8 @@ fn build_forge(
         .as_ref()
         .is_some_and(|github| github.run_url.is_none())
     {
-        // Without `run-url`, links go to the run in this server's API, which exists.
-        forge = forge.with_run_url_base(Some(format!("http://{address}/api")));
+        // Without `run-url`, links go to the run's page on this server.
+        forge = forge.with_run_url_base(Some(format!("http://{address}")));
     }
     Ok(Some(Arc::new(forge)))
 }

@@ -75,6 +75,9 @@ impl Dispatcher {
             if let Err(error) = this.admit(&mut active).await {
                 tracing::error!(%error, "cannot load unfinished runs");
             }
+            if let Err(error) = this.cancel_requested(&mut active).await {
+                tracing::error!(%error, "cannot read requests to cancel runs");
+            }
             if this
                 .advance(&mut active, &mut job_groups, &permits, &done_sender)
                 .await
@@ -122,6 +125,31 @@ impl Dispatcher {
             Ok(())
         })
         .await??;
+        Ok(())
+    }
+
+    /// Cancels the active runs a person asked to cancel (the web UI records the request, then
+    /// wakes the dispatcher): running jobs are stopped, queued ones never start.
+    async fn cancel_requested(
+        &self,
+        active: &mut BTreeMap<RunId, ActiveRun>,
+    ) -> anyhow::Result<()> {
+        let candidates: Vec<RunId> = active
+            .values()
+            .filter(|active_run| active_run.cancel_reason.is_none())
+            .map(|active_run| active_run.run.id)
+            .collect();
+        if candidates.is_empty() {
+            return Ok(());
+        }
+        let store = self.store.clone();
+        let requests =
+            tokio::task::spawn_blocking(move || store.run_cancel_requests(&candidates)).await??;
+        for (run_id, by) in requests {
+            if let Some(active_run) = active.get_mut(&run_id) {
+                cancel(active_run, format!("cancelled by {by}"));
+            }
+        }
         Ok(())
     }
 

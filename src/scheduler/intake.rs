@@ -223,6 +223,11 @@ fn plan_delivery(
     mirrors: &Mirrors,
     delivery: &Delivery,
 ) -> Result<(String, Vec<crate::store::NewRun>), PlanningError> {
+    let (delivery, rerun) = match super::rerun::unwrap_rerun(delivery)? {
+        Some((inner, selection)) => (inner, Some(selection)),
+        None => (delivery.clone(), None),
+    };
+    let delivery = &delivery;
     let (approved, approved_by) = match super::approval::unwrap_approval(delivery)? {
         Some((inner, approver)) => (inner, Some(approver)),
         None => (delivery.clone(), None),
@@ -249,6 +254,10 @@ fn plan_delivery(
         .map(|authority| authority.commit.as_str());
     let mut runs =
         super::plan_runs_selected(&files, &event, trust, authority_commit, selection.as_ref());
+    if let Some(rerun) = &rerun {
+        runs.retain(|run| run.pipeline == rerun.pipeline);
+        tracing::info!(delivery = %delivery.id, pipeline = %rerun.pipeline, by = %rerun.requested_by, "re-run asked for");
+    }
     if trust == crate::model::TrustLevel::Untrusted {
         match &approved_by {
             Some(approver) => {

@@ -21,6 +21,7 @@ mod preview_sections;
 pub mod promotion;
 pub mod releases;
 pub mod replan;
+pub mod rerun;
 
 pub use dispatch::{Dispatcher, RunUpdate};
 pub use event::{EventRequest, PayloadError, event_from_delivery};

@@ -1,31 +1,20 @@
 //! The read-only runs API: `/api/runs`, `/api/runs/{id}`, `/api/runs/{id}/jobs/{job}/log`.
 
+use super::ui::RunsQuery;
 use super::{ApiError, AppState};
 use crate::model::Run;
-use crate::store::RunFilter;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
-use serde::Deserialize;
 
-#[derive(Debug, Deserialize)]
-pub struct RunsQuery {
-    pub repository: Option<String>,
-    pub commit: Option<String>,
-    pub limit: Option<usize>,
-}
-
+/// `GET /api/runs`: the runs page's query (repository, branch, event, status, commit, before,
+/// limit), answered as JSON.
 pub async fn list_runs(
     State(state): State<AppState>,
     Query(query): Query<RunsQuery>,
 ) -> Result<Json<Vec<Run>>, ApiError> {
-    let filter = RunFilter {
-        repository: query.repository.filter(|value| !value.is_empty()),
-        commit: query.commit.filter(|value| !value.is_empty()),
-        limit: Some(query.limit.unwrap_or(100).min(1000)),
-        ..Default::default()
-    };
+    let filter = query.filter(100).map_err(ApiError::bad_request)?;
     let store = state.store.clone();
     let runs = tokio::task::spawn_blocking(move || store.list_runs(&filter))
         .await

@@ -70,6 +70,10 @@ pub trait UiRecords: Send + Sync {
         job: &str,
         after: i64,
     ) -> StoreResult<Option<Vec<LogChunk>>>;
+    /// Records that `by` asked for the run to be cancelled; `false` when someone already had.
+    fn request_run_cancel(&self, run: RunId, by: &str, at: i64) -> StoreResult<bool>;
+    /// Who asked to cancel each of these runs, for those someone asked to cancel.
+    fn run_cancel_requests(&self, runs: &[RunId]) -> StoreResult<Vec<(RunId, String)>>;
 }
 
 fn commit_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<CommitSummary> {
@@ -204,6 +208,36 @@ impl UiRecords for SqliteStore {
         })
     }
 
+    fn request_run_cancel(&self, run: RunId, by: &str, at: i64) -> StoreResult<bool> {
+        let by = by.to_owned();
+        self.writer
+            .write("recording a request to cancel a run", move |connection| {
+                let inserted = connection.execute(
+                    "INSERT OR IGNORE INTO run_cancellations (run_id, requested_by, requested_at)
+                 VALUES (?1, ?2, ?3)",
+                    params![run, by, at],
+                )?;
+                Ok(inserted > 0)
+            })
+    }
+
+    fn run_cancel_requests(&self, runs: &[RunId]) -> StoreResult<Vec<(RunId, String)>> {
+        self.read("reading requests to cancel runs", |connection| {
+            let mut statement = connection
+                .prepare_cached("SELECT requested_by FROM run_cancellations WHERE run_id = ?1")?;
+            let mut found = Vec::new();
+            for run in runs {
+                if let Some(by) = statement
+                    .query_row([run], |row| row.get::<_, String>(0))
+                    .optional()?
+                {
+                    found.push((*run, by));
+                }
+            }
+            Ok(found)
+        })
+    }
+
     fn job_log_since(
         &self,
         run: RunId,
@@ -216,7 +250,7 @@ impl UiRecords for SqliteStore {
     }
 }
 
-/// Commit summaries, sessions, the times each step started and finished, and the indexes the
+/// Commit summaries, sessions, requests to cancel runs, the times each step started and finished, and the indexes the
 /// runs page filters by.
 pub(crate) const MIGRATION: &str = r#"
     CREATE TABLE commit_summaries (
@@ -235,6 +269,12 @@ pub(crate) const MIGRATION: &str = r#"
         created_at   INTEGER NOT NULL,
         expires_at   INTEGER NOT NULL
     ) WITHOUT ROWID;
+
+    CREATE TABLE run_cancellations (
+        run_id       INTEGER PRIMARY KEY REFERENCES runs (id),
+        requested_by TEXT NOT NULL,
+        requested_at INTEGER NOT NULL
+    );
 
     ALTER TABLE steps ADD COLUMN started_at TEXT;
     ALTER TABLE steps ADD COLUMN finished_at TEXT;

@@ -1,3 +1,4 @@
+#![allow(dead_code)]
 //! The web UI in process: a throwaway store behind `server::router`, requests sent with
 //! `tower::ServiceExt::oneshot`, people signed in through the real sign-in form.
 

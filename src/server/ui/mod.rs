@@ -22,6 +22,7 @@ use maud::{Markup, html};
 
 pub use crate::config::server::UiRead;
 pub use layout::{Nav, page};
+pub use runs::RunsQuery;
 pub use session::Viewer;
 
 /// How the UI treats its readers.
