@@ -3,7 +3,8 @@
 # pipeline needs (a Docker engine, a registry on 127.0.0.1:5000, the local Python base image the
 # platform's images build FROM, the image its steps run in, an MLflow tracking server with the
 # churn model's versions, kubectl for the Kubernetes overlays, an Airflow 3 per environment), then
-# runs `sluice demo` on the embedded example.
+# runs `sluice demo --serve` on the embedded example and ends with the address of its web UI,
+# which stays up over the demo's data until the printed `kill` stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,4 +37,21 @@ else
   echo "scripts/demo.sh: no Airflow for the demo; it will record the DAG deploys instead" >&2
 fi
 
-exec cargo run --release --locked -- demo "$@"
+cargo build --release --locked
+# The demo runs in the background and stays up at its end, serving the web UI over what it did;
+# this script shows its output until the UI's address is printed, then leaves it running.
+log="$(mktemp -t sluice-demo.XXXXXX.log)"
+setsid nohup target/release/sluice demo --serve "$@" </dev/null >"$log" 2>&1 &
+pid=$!
+while IFS= read -r line; do
+  printf '%s\n' "$line"
+  case "$line" in *"==> the web UI is at"*) break ;; esac
+done < <(tail -n +1 -f --pid="$pid" "$log" 2>/dev/null)
+if ! kill -0 "$pid" 2>/dev/null; then
+  wait "$pid"
+  exit $?
+fi
+echo "==> the demo's server keeps running (pid $pid, output in $log); stop it with: kill $pid"
+if grep -q "some runs failed" "$log"; then
+  exit 1
+fi

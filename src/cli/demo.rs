@@ -29,6 +29,14 @@ pub struct DemoArgs {
     /// Keep everything in this directory instead of a temporary one (and keep it afterwards).
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
+    /// At the end, keep the server and its data running and print the web UI's address, until
+    /// interrupted (Ctrl-C or SIGTERM).
+    #[arg(long)]
+    pub serve: bool,
+    /// Where the demo's server listens; default 127.0.0.1:8080 with --serve (another free port
+    /// if that one is taken), a free loopback port otherwise.
+    #[arg(long)]
+    pub listen: Option<String>,
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
@@ -103,7 +111,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
         dispatcher_wakeup: engine.dispatcher_wakeup.clone(),
         ui: Default::default(),
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let listener = demo_listener(&args).await?;
     let base_url = format!("http://{}", listener.local_addr()?);
     tokio::spawn(async move { axum::serve(listener, router(state)).await });
     println!("==> sluice is listening on {base_url} and watches {DEMO_REPOSITORY}");
@@ -245,7 +253,30 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
             "==> demo finished: some runs failed (see above)"
         }
     );
+    if args.serve {
+        println!(
+            "==> the web UI is at {base_url}/ : the demo's runs, environments ({base_url}/environments), releases, history ({base_url}/history) and delivery metrics ({base_url}/metrics/delivery); it keeps running until interrupted"
+        );
+        super::serve::shutdown_signal().await;
+        println!("==> stopped the demo's server");
+    }
     Ok(all_good)
+}
+
+/// The demo server's socket: `--listen`, else 127.0.0.1:8080 when it stays up (a free port if
+/// that one is taken), else a free loopback port.
+async fn demo_listener(args: &DemoArgs) -> anyhow::Result<tokio::net::TcpListener> {
+    if let Some(address) = &args.listen {
+        return tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|error| anyhow::anyhow!("cannot listen on {address}: {error}; choose another with --listen"));
+    }
+    if args.serve
+        && let Ok(listener) = tokio::net::TcpListener::bind("127.0.0.1:8080").await
+    {
+        return Ok(listener);
+    }
+    Ok(tokio::net::TcpListener::bind("127.0.0.1:0").await?)
 }
 
 /// Stored plans are encrypted; the demo makes a throwaway key unless one is set. Called before any

@@ -425,7 +425,7 @@ pub fn absolute_if_local(url: &str) -> String {
         .unwrap_or_else(|_| url.to_owned())
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("SIGTERM handler");
