@@ -107,8 +107,14 @@ fn main() -> anyhow::Result<()> {
     let client = reqwest::blocking::Client::new();
     let cases = [
         ("runs page `/` (HTML, 50 rows)", "/".to_owned()),
-        ("same query as JSON `/api/runs?limit=50`", "/api/runs?limit=50".to_owned()),
-        ("filtered page `/?event=merge&status=failed`", "/?event=merge&status=failed".to_owned()),
+        (
+            "same query as JSON `/api/runs?limit=50`",
+            "/api/runs?limit=50".to_owned(),
+        ),
+        (
+            "filtered page `/?event=merge&status=failed`",
+            "/?event=merge&status=failed".to_owned(),
+        ),
         ("older page `/?before=5000`", "/?before=5000".to_owned()),
     ];
     let mut rows = Vec::new();

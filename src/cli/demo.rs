@@ -269,7 +269,9 @@ async fn demo_listener(args: &DemoArgs) -> anyhow::Result<tokio::net::TcpListene
     if let Some(address) = &args.listen {
         return tokio::net::TcpListener::bind(address)
             .await
-            .map_err(|error| anyhow::anyhow!("cannot listen on {address}: {error}; choose another with --listen"));
+            .map_err(|error| {
+                anyhow::anyhow!("cannot listen on {address}: {error}; choose another with --listen")
+            });
     }
     if args.serve
         && let Ok(listener) = tokio::net::TcpListener::bind("127.0.0.1:8080").await
