@@ -27,7 +27,7 @@ const SERVER_CONFIG: &str = "promotion: { interval: 200ms, health-poll: 50ms }\n
 const LINES: usize = 20;
 
 /// A pipeline on branch `train` whose job prints `epoch N written at MILLIS` when `line-N`
-/// appears in `gate`, and ends when `stop` does.
+/// appears in `gate`, until it is cancelled (or `stop` appears).
 fn training_pipeline(gate: &Path) -> String {
     let gate = gate.display();
     format!(
@@ -268,7 +268,6 @@ fn the_ui_follows_a_run_live_and_a_person_approves_production_from_the_board() {
             lags[LINES - 1]
         );
         check_page(&client, &setup.shots, "run").await;
-        std::fs::write(setup.gate.join("stop"), "").unwrap();
 
         // Production waits for an approval; a guest sees the board but no approve button.
         client.goto(&format!("{base}/environments")).await.unwrap();
@@ -344,6 +343,38 @@ fn the_ui_follows_a_run_live_and_a_person_approves_production_from_the_board() {
             "{history}"
         );
         check_page(&client, &setup.shots, "history").await;
+
+        // The approver cancels the training run, still running: the dispatcher stops its job.
+        client.goto(&format!("{base}{run_link}")).await.unwrap();
+        client
+            .find(Locator::Id("cancel"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        eventually("the cancel request", Duration::from_secs(10), || async {
+            text_of(&client, "main")
+                .await
+                .filter(|text| text.contains("alice asked to cancel"))
+        })
+        .await;
+        eventually("the run cancelled", Duration::from_secs(30), || {
+            let client = client.clone();
+            let url = format!("{base}{run_link}");
+            async move {
+                client.goto(&url).await.ok()?;
+                let job = text_of(&client, "#job-train").await?;
+                let heading = text_of(&client, "h1").await?;
+                (job.contains("cancelled") && heading.contains("cancelled")).then_some(())
+            }
+        })
+        .await;
+        let heading = text_of(&client, "#log-heading").await.unwrap();
+        assert!(
+            !heading.contains("live"),
+            "a finished job's log is not live: {heading}"
+        );
 
         client
             .goto(&format!("{base}/releases/{}", setup.release))
