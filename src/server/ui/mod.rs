@@ -8,6 +8,7 @@
 mod ansi;
 mod assets;
 mod environments;
+mod history;
 mod layout;
 mod releases;
 mod run_page;
@@ -87,6 +88,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/releases", get(releases::list))
         .route("/releases/{id}", get(releases::show))
+        .route("/history", get(history::list))
         .route("/signin", get(session::sign_in_form).post(session::sign_in))
         .route("/signout", post(session::sign_out))
         .route("/ui/assets/{name}", get(assets::serve))
