@@ -7,11 +7,15 @@
 
 mod ansi;
 mod assets;
+mod environments;
+mod history;
 mod layout;
+mod releases;
 mod run_page;
 mod runs;
 pub mod session;
 mod stream;
+mod waiting;
 
 use super::AppState;
 use axum::Router;
@@ -70,6 +74,22 @@ pub fn routes() -> Router<AppState> {
         .route("/runs/{id}/rerun", post(run_page::rerun))
         .route("/runs/{id}/jobs/{job}/log/stream", get(stream::job_log))
         .route("/events", get(stream::changes))
+        .route("/environments", get(environments::board))
+        .route(
+            "/environments/{environment}/approve",
+            post(environments::approve),
+        )
+        .route(
+            "/environments/{environment}/promote",
+            post(environments::promote),
+        )
+        .route(
+            "/environments/{environment}/rollback",
+            post(environments::rollback),
+        )
+        .route("/releases", get(releases::list))
+        .route("/releases/{id}", get(releases::show))
+        .route("/history", get(history::list))
         .route("/signin", get(session::sign_in_form).post(session::sign_in))
         .route("/signout", post(session::sign_out))
         .route("/ui/assets/{name}", get(assets::serve))
