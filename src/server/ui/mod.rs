@@ -12,6 +12,7 @@ mod run_page;
 mod runs;
 pub mod session;
 mod stream;
+mod svg;
 
 use super::AppState;
 use axum::Router;
