@@ -7,6 +7,7 @@
 
 mod ansi;
 mod assets;
+mod delivery;
 mod layout;
 mod run_page;
 mod runs;
@@ -73,6 +74,8 @@ pub fn routes() -> Router<AppState> {
         .route("/signin", get(session::sign_in_form).post(session::sign_in))
         .route("/signout", post(session::sign_out))
         .route("/ui/assets/{name}", get(assets::serve))
+        .route("/metrics/delivery", get(delivery::show))
+        .route("/api/metrics/delivery", get(delivery::api))
 }
 
 /// A page that could not be shown or an action that was refused, as an HTML page with its status.
