@@ -4,6 +4,7 @@
 //! each target lives in its own module. It knows nothing of webhooks, runs or pull requests.
 
 pub mod actions;
+pub mod delivery_metrics;
 pub mod execute;
 pub mod gates;
 pub mod preview;

@@ -459,7 +459,7 @@ impl Reconciler {
         };
         let now = self.now();
         let running_now = match &outcome {
-            Outcome::Succeeded => Some((release.id.clone(), now)),
+            Outcome::Succeeded => Some(release.id.clone()),
             _ => None,
         };
         let (id, status, reason) = (
@@ -468,14 +468,7 @@ impl Reconciler {
             outcome.reason().map(str::to_owned),
         );
         blocking(&self.store, move |store| {
-            store.finish_deployment(
-                id,
-                status,
-                reason.as_deref(),
-                running_now
-                    .as_ref()
-                    .map(|(release, at)| (release.as_str(), *at)),
-            )
+            store.finish_deployment_at(id, status, reason.as_deref(), now, running_now.as_deref())
         })
         .await?;
         let action = deployment.action.as_str();

@@ -72,6 +72,33 @@ fn query_deployments(
         .collect()
 }
 
+const AUDIT_COLUMNS: &str =
+    "id, repository, environment, release_id, action, actor, outcome, reason, at";
+
+fn query_audit(
+    connection: &Connection,
+    sql: &str,
+    parameters: impl rusqlite::Params,
+) -> FailureResult<Vec<AuditEntry>> {
+    let mut statement = connection.prepare_cached(sql)?;
+    let rows = statement
+        .query_map(parameters, |row| {
+            Ok(AuditEntry {
+                id: row.get(0)?,
+                repository: row.get(1)?,
+                environment: row.get(2)?,
+                release: row.get(3)?,
+                action: row.get(4)?,
+                actor: row.get(5)?,
+                outcome: row.get(6)?,
+                reason: row.get(7)?,
+                at: row.get(8)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
 impl DeployStore for SqliteStore {
     fn insert_release(&self, release: &Release) -> StoreResult<bool> {
         let release = release.clone();
@@ -271,32 +298,29 @@ impl DeployStore for SqliteStore {
         })
     }
 
-    fn finish_deployment(
+    fn finish_deployment_at(
         &self,
         deployment: i64,
         status: DeploymentStatus,
         reason: Option<&str>,
-        now_running: Option<(&str, i64)>,
+        finished_at: i64,
+        now_running: Option<&str>,
     ) -> StoreResult<()> {
         let reason = reason.map(str::to_owned);
-        let now_running = now_running.map(|(release, at)| (release.to_owned(), at));
+        let now_running = now_running.map(str::to_owned);
         self.writer.write("finishing a deployment", move |connection| {
-            let finished_at = now_running
-                .as_ref()
-                .map(|(_, at)| *at)
-                .unwrap_or_else(|| chrono::Utc::now().timestamp());
             connection.execute(
                 "UPDATE deployments SET status = ?2, reason = coalesce(?3, reason), finished_at = ?4
                  WHERE id = ?1",
                 params![deployment, status.as_str(), reason, finished_at],
             )?;
-            if let Some((release, at)) = now_running {
+            if let Some(release) = now_running {
                 connection.execute(
                     "INSERT INTO environment_state (repository, environment, release_id, healthy_since)
                      SELECT repository, environment, ?2, ?3 FROM deployments WHERE id = ?1
                      ON CONFLICT (repository, environment) DO UPDATE
                          SET release_id = excluded.release_id, healthy_since = excluded.healthy_since",
-                    params![deployment, release, at],
+                    params![deployment, release, finished_at],
                 )?;
             }
             Ok(())
@@ -435,27 +459,32 @@ impl DeployStore for SqliteStore {
 
     fn audit(&self, repository: &str, environment: Option<&str>) -> StoreResult<Vec<AuditEntry>> {
         self.read("reading history", |connection| {
-            let mut statement = connection.prepare_cached(
-                "SELECT id, repository, environment, release_id, action, actor, outcome, reason, at
-                 FROM deploy_audit WHERE repository = ?1 AND (?2 IS NULL OR environment = ?2)
-                 ORDER BY id",
-            )?;
-            let rows = statement
-                .query_map(params![repository, environment], |row| {
-                    Ok(AuditEntry {
-                        id: row.get(0)?,
-                        repository: row.get(1)?,
-                        environment: row.get(2)?,
-                        release: row.get(3)?,
-                        action: row.get(4)?,
-                        actor: row.get(5)?,
-                        outcome: row.get(6)?,
-                        reason: row.get(7)?,
-                        at: row.get(8)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
+            query_audit(
+                connection,
+                &format!(
+                    "SELECT {AUDIT_COLUMNS} FROM deploy_audit
+                     WHERE repository = ?1 AND (?2 IS NULL OR environment = ?2) ORDER BY id"
+                ),
+                params![repository, environment],
+            )
+        })
+    }
+
+    fn audit_of_action(
+        &self,
+        repository: &str,
+        action: &str,
+        since: i64,
+    ) -> StoreResult<Vec<AuditEntry>> {
+        self.read("reading history of one action", |connection| {
+            query_audit(
+                connection,
+                &format!(
+                    "SELECT {AUDIT_COLUMNS} FROM deploy_audit
+                     WHERE repository = ?1 AND action = ?2 AND at >= ?3 ORDER BY id"
+                ),
+                params![repository, action, since],
+            )
         })
     }
 

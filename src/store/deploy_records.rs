@@ -189,15 +189,30 @@ pub trait DeployStore: Send + Sync {
     fn record_step(&self, deployment: i64, step: &StepState) -> StoreResult<()>;
     /// The deployment's steps, the one changed longest ago first.
     fn steps(&self, deployment: i64) -> StoreResult<Vec<StepState>>;
+    /// Ends the deployment at `finished_at`; with `now_running = Some(release)` the environment is
+    /// recorded as running that release, healthy since `finished_at`, in the same transaction.
+    fn finish_deployment_at(
+        &self,
+        deployment: i64,
+        status: DeploymentStatus,
+        reason: Option<&str>,
+        finished_at: i64,
+        now_running: Option<&str>,
+    ) -> StoreResult<()>;
     /// Ends the deployment; with `now_running = Some((release, at))` the environment is recorded as
-    /// running that release, healthy since `at`, in the same transaction.
+    /// running that release, healthy since `at`, in the same transaction, and the deployment
+    /// finished at `at`; without it the deployment finished now (wall clock).
     fn finish_deployment(
         &self,
         deployment: i64,
         status: DeploymentStatus,
         reason: Option<&str>,
         now_running: Option<(&str, i64)>,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<()> {
+        let finished_at = now_running.map_or_else(|| chrono::Utc::now().timestamp(), |(_, at)| at);
+        let release = now_running.map(|(release, _)| release);
+        self.finish_deployment_at(deployment, status, reason, finished_at, release)
+    }
 
     /// `false` if this person had already approved.
     fn add_approval(
@@ -223,6 +238,14 @@ pub trait DeployStore: Send + Sync {
     fn record_audit(&self, entry: &NewAuditEntry<'_>) -> StoreResult<()>;
     /// Oldest first; all environments when `environment` is `None`.
     fn audit(&self, repository: &str, environment: Option<&str>) -> StoreResult<Vec<AuditEntry>>;
+    /// The history entries of one action (`reject`, `deploy`, ...) in every environment,
+    /// recorded at or after `since` (Unix seconds), oldest first.
+    fn audit_of_action(
+        &self,
+        repository: &str,
+        action: &str,
+        since: i64,
+    ) -> StoreResult<Vec<AuditEntry>>;
     /// Repositories with at least one release.
     fn release_repositories(&self) -> StoreResult<Vec<String>>;
 }

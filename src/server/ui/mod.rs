@@ -7,6 +7,7 @@
 
 mod ansi;
 mod assets;
+mod delivery;
 mod environments;
 mod history;
 mod layout;
@@ -15,6 +16,7 @@ mod run_page;
 mod runs;
 pub mod session;
 mod stream;
+mod svg;
 mod waiting;
 
 use super::AppState;
@@ -93,6 +95,8 @@ pub fn routes() -> Router<AppState> {
         .route("/signin", get(session::sign_in_form).post(session::sign_in))
         .route("/signout", post(session::sign_out))
         .route("/ui/assets/{name}", get(assets::serve))
+        .route("/metrics/delivery", get(delivery::show))
+        .route("/api/metrics/delivery", get(delivery::api))
 }
 
 /// A page that could not be shown or an action that was refused, as an HTML page with its status.
