@@ -596,3 +596,31 @@ async fn the_history_filters_by_environment_action_person_and_release() {
     );
     assert!(alice.body.contains("<label for=\"filter-actor\">"));
 }
+
+#[tokio::test]
+async fn the_order_promotion_recorded_wins_over_what_the_history_suggests() {
+    let seeded = seeded();
+    // Promotion read an `after:` chain in which qa comes between dev and staging, and nothing
+    // has reached qa yet.
+    let order: Vec<String> = ["dev", "qa", "staging", "production"]
+        .map(str::to_owned)
+        .to_vec();
+    seeded
+        .ui
+        .database
+        .record_environment_order("acme/ml-platform", &order)
+        .unwrap();
+    let body = seeded.ui.get("/environments", None).await.body;
+    let at = |name: &str| body.find(&format!("id=\"env-{name}\"")).unwrap();
+    assert!(
+        at("dev") < at("qa") && at("qa") < at("staging") && at("staging") < at("production"),
+        "{body}"
+    );
+    let status = seeded.ui.get("/api/status", None).await.body;
+    let listed: Vec<String> = serde_json::from_str::<Vec<serde_json::Value>>(&status)
+        .unwrap()
+        .iter()
+        .map(|environment| environment["environment"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(listed, order, "the API lists them in the same order");
+}

@@ -316,7 +316,12 @@ pub fn status(
     let states = store.environment_states(repository)?;
     let running = store.running_deployments(repository)?;
     let history = store.audit(repository, None)?;
-    let mut names: Vec<String> = environments.to_vec();
+    // Promotion order: as given, else as promotion last read it from the default branch.
+    let mut names: Vec<String> = if environments.is_empty() {
+        store.environment_order(repository)?
+    } else {
+        environments.to_vec()
+    };
     let seen = states
         .iter()
         .map(|state| state.environment.clone())

@@ -166,7 +166,17 @@ impl Reconciler {
         for request in requests {
             self.handle_request(request, &mut report).await?;
         }
-        for environment in promotion_order(&self.environments) {
+        let ordered = promotion_order(&self.environments);
+        let names: Vec<String> = ordered
+            .iter()
+            .map(|environment| environment.name.clone())
+            .collect();
+        let repository = self.repository.clone();
+        blocking(&self.store, move |store| {
+            store.record_environment_order(&repository, &names)
+        })
+        .await?;
+        for environment in ordered {
             self.promote(&environment, &mut report).await?;
         }
         Ok(report)

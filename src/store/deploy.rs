@@ -166,6 +166,35 @@ impl DeployStore for SqliteStore {
         })
     }
 
+    fn environment_order(&self, repository: &str) -> StoreResult<Vec<String>> {
+        self.read("reading the promotion order", |connection| {
+            let names: Option<String> = connection
+                .prepare_cached("SELECT names FROM environment_order WHERE repository = ?1")?
+                .query_row([repository], |row| row.get(0))
+                .optional()?;
+            Ok(names
+                .map(|names| names.split('\n').map(str::to_owned).collect())
+                .unwrap_or_default())
+        })
+    }
+
+    fn record_environment_order(&self, repository: &str, names: &[String]) -> StoreResult<()> {
+        if self.environment_order(repository)? == names {
+            return Ok(());
+        }
+        let repository = repository.to_owned();
+        let names = names.join("\n");
+        self.writer
+            .write("recording the promotion order", move |connection| {
+                connection.execute(
+                    "INSERT INTO environment_order (repository, names) VALUES (?1, ?2)
+                 ON CONFLICT (repository) DO UPDATE SET names = excluded.names",
+                    params![repository, names],
+                )?;
+                Ok(())
+            })
+    }
+
     fn environment_states(&self, repository: &str) -> StoreResult<Vec<EnvironmentState>> {
         self.read("reading environment state", |connection| {
             let mut statement = connection.prepare_cached(

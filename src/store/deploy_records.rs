@@ -177,6 +177,11 @@ pub trait DeployStore: Send + Sync {
     fn rejected_releases(&self, repository: &str) -> StoreResult<Vec<(String, String)>>;
 
     fn environment_states(&self, repository: &str) -> StoreResult<Vec<EnvironmentState>>;
+    /// The environments in promotion order as promotion last read them from the default branch
+    /// (empty before its first pass): how status, the API and the web UI list them.
+    fn environment_order(&self, repository: &str) -> StoreResult<Vec<String>>;
+    /// Keeps the promotion order; written only when it changed.
+    fn record_environment_order(&self, repository: &str, names: &[String]) -> StoreResult<()>;
 
     /// Starts a deployment unless one is running for the environment (`None` then): the durable lock.
     fn start_deployment(&self, deployment: &NewDeployment) -> StoreResult<Option<i64>>;

@@ -250,7 +250,7 @@ impl UiRecords for SqliteStore {
     }
 }
 
-/// Commit summaries, sessions, requests to cancel runs, the times each step started and finished, and the indexes the
+/// Commit summaries, sessions, requests to cancel runs, the promotion order, the times each step started and finished, and the indexes the
 /// runs page filters by.
 pub(crate) const MIGRATION: &str = r#"
     CREATE TABLE commit_summaries (
@@ -268,6 +268,11 @@ pub(crate) const MIGRATION: &str = r#"
         csrf         TEXT NOT NULL,
         created_at   INTEGER NOT NULL,
         expires_at   INTEGER NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE environment_order (
+        repository TEXT PRIMARY KEY,
+        names      TEXT NOT NULL
     ) WITHOUT ROWID;
 
     CREATE TABLE run_cancellations (

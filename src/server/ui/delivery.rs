@@ -120,7 +120,7 @@ fn read(
         .into_iter()
         .map(|commit| (commit.sha, commit.committed_at))
         .collect();
-    let metrics = delivery_metrics::measure(
+    let mut metrics = delivery_metrics::measure(
         DeliveryRecords {
             deployments: &deployments,
             releases: &releases,
@@ -130,6 +130,16 @@ fn read(
         },
         window,
     );
+    // Promotion's own order, where it recorded one, over the order the records suggest.
+    let order = deploy.environment_order(&repository)?;
+    if !order.is_empty() {
+        metrics.environments.sort_by_key(|measured| {
+            order
+                .iter()
+                .position(|name| *name == measured.environment)
+                .unwrap_or(usize::MAX)
+        });
+    }
     Ok(Reading::Report(DeliveryReport {
         repository: Some(repository),
         deployments_recorded: deployments.len(),

@@ -80,10 +80,24 @@ pub(super) fn repository_or_page(
     }
 }
 
-/// Environments in promotion order: as `actions::status` lists them, reordered by what the
-/// history shows, since the server does not read the environments' configuration: an
-/// environment that releases reached earlier than another comes first. Ties keep the status
-/// order.
+/// The environments' statuses in promotion order: as promotion recorded it from the default
+/// branch's `after:` chain, else (before its first pass, or for a store that never had one) by
+/// what the history shows.
+pub(super) fn in_promotion_order(
+    deploy: &dyn DeployStore,
+    repository: &str,
+    history: &[AuditEntry],
+    deployments: &[Deployment],
+) -> Result<Vec<EnvironmentStatus>, ActionError> {
+    let statuses = actions::status(deploy, repository, &[])?;
+    if !deploy.environment_order(repository)?.is_empty() {
+        return Ok(statuses);
+    }
+    Ok(promotion_order(statuses, history, deployments))
+}
+
+/// Environments reordered by what the history shows: an environment that releases reached
+/// earlier than another comes first. Ties keep the status order.
 pub(super) fn promotion_order(
     statuses: Vec<EnvironmentStatus>,
     history: &[AuditEntry],
@@ -151,7 +165,6 @@ fn read_board(
     deploy: &dyn DeployStore,
     repository: String,
 ) -> Result<Board, ActionError> {
-    let statuses = actions::status(deploy, &repository, &[])?;
     let history = deploy.audit(&repository, None)?;
     let deployments = deploy.deployments(&repository, None)?;
     let releases = deploy.releases(&repository)?;
@@ -159,7 +172,7 @@ fn read_board(
     let locks = store.terraform_locks()?;
     let find = |id: &str| releases.iter().find(|release| release.id == id).cloned();
     let mut columns = Vec::new();
-    for status in promotion_order(statuses, &history, &deployments) {
+    for status in in_promotion_order(deploy, &repository, &history, &deployments)? {
         let name = status.environment.clone();
         let running = status.release.as_deref().and_then(find);
         let last_deployment = match deployments.iter().rev().find(|d| d.environment == name) {

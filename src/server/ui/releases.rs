@@ -3,7 +3,7 @@
 //! tree, model pins), where it has been and when, and how it differs from the release each
 //! environment runs now, side by side. Reads through the same store queries as `/api/releases`.
 
-use super::environments::{given, path_segment, promotion_order, repository_or_page};
+use super::environments::{given, in_promotion_order, path_segment, repository_or_page};
 use super::layout::{Nav, page, status_badge, time};
 use super::{UiError, Viewer, blocking};
 use crate::deploy::Release;
@@ -125,9 +125,8 @@ fn read_release(
     let releases = deploy.releases(&repository)?;
     let history = deploy.audit(&repository, None)?;
     let deployments = deploy.deployments(&repository, None)?;
-    let statuses = actions::status(deploy, &repository, &[])?;
     let environments: Vec<(String, Option<Release>)> =
-        promotion_order(statuses, &history, &deployments)
+        in_promotion_order(deploy, &repository, &history, &deployments)?
             .into_iter()
             .map(|status| {
                 let running = status
