@@ -142,7 +142,6 @@ fn main() -> anyhow::Result<()> {
         ]);
     }
     println!("{}", machine::describe());
-    println!("load average: {}", machine::load_average());
     println!("{RUNS} runs of 3 jobs in the store; {repeats} loads each over HTTP on loopback\n");
     table::print_table(&["request", "median", "min", "max", "size"], &rows);
     println!(
