@@ -173,6 +173,43 @@ async fn sign_out(client: &Client) {
     .await;
 }
 
+/// Clicks the element with `id` and waits until the page's main part says `expected`; its text.
+async fn click_and_read(client: &Client, id: &str, expected: &str) -> String {
+    client
+        .find(Locator::Id(id))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    eventually(
+        &format!("`{expected}` after clicking {id}"),
+        Duration::from_secs(10),
+        || async {
+            text_of(client, "main")
+                .await
+                .filter(|text| text.contains(expected))
+        },
+    )
+    .await
+}
+
+/// Loads `url` again until the text of `css` satisfies `done`.
+async fn reload_until(
+    client: &Client,
+    url: &str,
+    css: &str,
+    what: &str,
+    done: impl Fn(&str) -> bool,
+) {
+    eventually(what, Duration::from_secs(60), || async {
+        client.goto(url).await.ok()?;
+        let text = text_of(client, css).await?;
+        done(&text).then_some(())
+    })
+    .await
+}
+
 async fn check_page(client: &Client, shots: &Path, name: &str) {
     screenshot(client, shots, name).await;
     let problems = accessibility_problems(client).await;
@@ -283,53 +320,21 @@ fn the_ui_follows_a_run_live_and_a_person_approves_production_from_the_board() {
 
         // The release's author is refused, with the reason.
         sign_in(&client, &base, &setup.author_token).await;
-        client
-            .find(Locator::Id("approve-production"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        let refusal = eventually("the refusal", Duration::from_secs(10), || async {
-            text_of(&client, "main")
-                .await
-                .filter(|text| text.contains("cannot approve"))
-        })
-        .await;
+        let refusal = click_and_read(&client, "approve-production", "cannot approve").await;
         assert!(refusal.contains("Codertocat is the author of"), "{refusal}");
         check_page(&client, &setup.shots, "refused").await;
         sign_out(&client).await;
 
         // An approver's click moves production on; the history names them.
         sign_in(&client, &base, &setup.approver_token).await;
-        client
-            .find(Locator::Id("approve-production"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        eventually("the approval recorded", Duration::from_secs(10), || async {
-            text_of(&client, "main")
-                .await
-                .filter(|text| text.contains("alice approved"))
-        })
-        .await;
-        let release = setup.release.clone();
-        eventually(
+        click_and_read(&client, "approve-production", "alice approved").await;
+        let board = format!("{base}/environments");
+        reload_until(
+            &client,
+            &board,
+            "#env-production",
             "production to run the release",
-            Duration::from_secs(60),
-            || {
-                let client = client.clone();
-                let base = base.clone();
-                let release = release.clone();
-                async move {
-                    client.goto(&format!("{base}/environments")).await.ok()?;
-                    let production = text_of(&client, "#env-production").await?;
-                    (production.contains(&release) && !production.contains("waiting for approval"))
-                        .then_some(())
-                }
-            },
+            |text| text.contains(&setup.release) && !text.contains("waiting for approval"),
         )
         .await;
         check_page(&client, &setup.shots, "environments-after").await;
@@ -345,31 +350,19 @@ fn the_ui_follows_a_run_live_and_a_person_approves_production_from_the_board() {
         check_page(&client, &setup.shots, "history").await;
 
         // The approver cancels the training run, still running: the dispatcher stops its job.
-        client.goto(&format!("{base}{run_link}")).await.unwrap();
-        client
-            .find(Locator::Id("cancel"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        eventually("the cancel request", Duration::from_secs(10), || async {
-            text_of(&client, "main")
-                .await
-                .filter(|text| text.contains("alice asked to cancel"))
-        })
+        let run_page = format!("{base}{run_link}");
+        client.goto(&run_page).await.unwrap();
+        click_and_read(&client, "cancel", "alice asked to cancel").await;
+        reload_until(
+            &client,
+            &run_page,
+            "#job-train",
+            "the job cancelled",
+            |text| text.contains("cancelled"),
+        )
         .await;
-        eventually("the run cancelled", Duration::from_secs(30), || {
-            let client = client.clone();
-            let url = format!("{base}{run_link}");
-            async move {
-                client.goto(&url).await.ok()?;
-                let job = text_of(&client, "#job-train").await?;
-                let heading = text_of(&client, "h1").await?;
-                (job.contains("cancelled") && heading.contains("cancelled")).then_some(())
-            }
-        })
-        .await;
+        let title = text_of(&client, "h1").await.unwrap();
+        assert!(title.contains("cancelled"), "{title}");
         let heading = text_of(&client, "#log-heading").await.unwrap();
         assert!(
             !heading.contains("live"),

@@ -41,20 +41,32 @@ pub fn hold(runs: &mut [NewRun]) {
 /// The internal delivery that approves the runs of `original` (one per run, so approving twice
 /// changes nothing).
 pub fn approval_delivery(original: &Delivery, run: RunId, approver: &str) -> Delivery {
-    let payload = serde_json::json!({
-        "approved_by": approver,
-        "run": run,
-        "delivery": {
-            "id": original.id,
-            "event": original.event,
-            "payload": String::from_utf8_lossy(&original.payload),
-        },
+    carrying(
+        original,
+        format!("approval:{}:run-{run}", original.id),
+        APPROVAL_EVENT,
+        serde_json::json!({ "approved_by": approver, "run": run }),
+    )
+}
+
+/// An internal delivery `event` with id `id` that carries `original` (read back with
+/// `carried_delivery`) beside the fields of `wrapper`, an object.
+pub fn carrying(
+    original: &Delivery,
+    id: String,
+    event: &str,
+    mut wrapper: serde_json::Value,
+) -> Delivery {
+    wrapper["delivery"] = serde_json::json!({
+        "id": original.id,
+        "event": original.event,
+        "payload": String::from_utf8_lossy(&original.payload),
     });
     Delivery {
-        id: format!("approval:{}:run-{run}", original.id),
-        event: APPROVAL_EVENT.to_owned(),
+        id,
+        event: event.to_owned(),
         repository: original.repository.clone(),
-        payload: payload.to_string().into_bytes(),
+        payload: wrapper.to_string().into_bytes(),
         received_at: chrono::Utc::now(),
     }
 }

@@ -26,22 +26,12 @@ pub fn rerun_delivery(
     pipeline: &str,
     requested_by: &str,
 ) -> Delivery {
-    let payload = serde_json::json!({
-        "pipeline": pipeline,
-        "requested_by": requested_by,
-        "delivery": {
-            "id": original.id,
-            "event": original.event,
-            "payload": String::from_utf8_lossy(&original.payload),
-        },
-    });
-    Delivery {
-        id: format!("rerun:{}:run-{run}", original.id),
-        event: RERUN_EVENT.to_owned(),
-        repository: original.repository.clone(),
-        payload: payload.to_string().into_bytes(),
-        received_at: chrono::Utc::now(),
-    }
+    super::approval::carrying(
+        original,
+        format!("rerun:{}:run-{run}", original.id),
+        RERUN_EVENT,
+        serde_json::json!({ "pipeline": pipeline, "requested_by": requested_by }),
+    )
 }
 
 /// For a re-run: the carried delivery (under the re-run's own id) and the selection.

@@ -56,13 +56,7 @@ impl Viewer {
             )
             .seen_by(self));
         };
-        let given = csrf.unwrap_or_default();
-        if given.is_empty()
-            || !bool::from(subtle::ConstantTimeEq::ct_eq(
-                given.as_bytes(),
-                expected.as_bytes(),
-            ))
-        {
+        if !same_secret(csrf.unwrap_or_default(), expected) {
             return Err(UiError::new(
                 StatusCode::FORBIDDEN,
                 "Form expired",
@@ -74,6 +68,16 @@ impl Viewer {
             .map_err(|error| UiError::from(error).seen_by(self))?;
         Ok(principal.clone())
     }
+}
+
+/// Whether a form's token is the expected one, compared in constant time; an empty one never is.
+fn same_secret(given: &str, expected: &str) -> bool {
+    !given.is_empty()
+        && !expected.is_empty()
+        && bool::from(subtle::ConstantTimeEq::ct_eq(
+            given.as_bytes(),
+            expected.as_bytes(),
+        ))
 }
 
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -218,13 +222,7 @@ pub async fn sign_in(
     Form(form): Form<SignInForm>,
 ) -> Result<Response, UiError> {
     let expected = cookie(&headers, SIGN_IN_COOKIE).unwrap_or_default();
-    let given = form.csrf.as_deref().unwrap_or_default();
-    if expected.is_empty()
-        || !bool::from(subtle::ConstantTimeEq::ct_eq(
-            given.as_bytes(),
-            expected.as_bytes(),
-        ))
-    {
+    if !same_secret(form.csrf.as_deref().unwrap_or_default(), expected) {
         return Err(UiError::new(
             StatusCode::FORBIDDEN,
             "Form expired",
