@@ -207,3 +207,46 @@ async fn signing_out_needs_the_form_token_and_ends_the_session() {
     let page = ui.get("/", Some(&session)).await;
     assert!(page.body.contains("Reading as a guest"));
 }
+
+#[tokio::test]
+async fn where_reading_needs_a_session_the_json_api_needs_a_token_or_a_session_too() {
+    let ui = Ui::with_read(UiRead::SignedIn);
+    let guest = ui.get("/api/runs", None).await;
+    assert_eq!(guest.status, StatusCode::UNAUTHORIZED);
+    assert!(guest.body.contains("sign in at /signin"), "{}", guest.body);
+    assert_eq!(
+        ui.get("/api/runs/1/jobs/build/log", None).await.status,
+        StatusCode::UNAUTHORIZED,
+        "logs are not open either"
+    );
+    let (session, _) = ui.sign_in("vic", Role::Viewer).await;
+    assert_eq!(
+        ui.get("/api/runs", Some(&session)).await.status,
+        StatusCode::OK
+    );
+    let with_token = ui
+        .send(
+            axum::http::Request::get("/api/releases")
+                .header("authorization", "Bearer sluice_test_vic")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_ne!(
+        with_token.status,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        with_token.body
+    );
+    let wrong = ui
+        .send(
+            axum::http::Request::get("/api/runs")
+                .header("authorization", "Bearer sluice_nope")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    // Where reading is open, nothing is asked.
+    assert_eq!(seeded().get("/api/runs", None).await.status, StatusCode::OK);
+}

@@ -81,3 +81,32 @@ pub fn refused(error: ActionError) -> ApiError {
         ActionError::Store(error) => ApiError::internal(error),
     }
 }
+
+/// Lets a read of the JSON API through where `ui.read: open`; where `ui.read: signed-in`, only
+/// with a valid bearer token (any role) or a signed-in session, else 401 saying how to read.
+pub async fn require_reader(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if state.ui.read == super::ui::UiRead::Open {
+        return next.run(request).await;
+    }
+    let headers = request.headers();
+    let allowed = if headers.contains_key(axum::http::header::AUTHORIZATION) {
+        match principal(&state, headers).await {
+            Ok(_) => true,
+            Err(refusal) => return refusal.into_response(),
+        }
+    } else {
+        super::ui::session::signed_in(&state, headers).await
+    };
+    if allowed {
+        return next.run(request).await;
+    }
+    unauthorised(
+        "this server's runs, logs and releases are read by people only (ui.read: signed-in): send `Authorization: Bearer TOKEN` with a personal token from `sluice token create`, or sign in at /signin",
+    )
+    .into_response()
+}

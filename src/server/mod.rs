@@ -60,26 +60,35 @@ pub struct AppState {
 
 /// The whole HTTP application; tests call `router(state).oneshot(request)`.
 pub fn router(state: AppState) -> Router {
+    // What the JSON API lets anyone read follows the web UI's `ui.read`: where pages need a
+    // session, these need a bearer token or a session too.
+    let reads = Router::new()
+        .route("/api/runs", get(api::list_runs))
+        .route("/api/runs/{id}", get(api::get_run))
+        .route("/api/runs/{id}/jobs/{job}/log", get(api::job_log))
+        .route("/api/releases", get(deploy_api::releases))
+        .route("/api/status", get(deploy_api::status))
+        .route("/api/history", get(deploy_api::history))
+        .route("/api/locks", get(locks_api::list))
+        .merge(ui::api_routes())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_reader,
+        ));
     Router::new()
         .route("/webhooks/github", post(webhook::receive))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics::render))
-        .route("/api/runs", get(api::list_runs))
-        .route("/api/runs/{id}", get(api::get_run))
-        .route("/api/runs/{id}/jobs/{job}/log", get(api::job_log))
         .route("/api/runs/{id}/approve", post(run_approval::approve_run))
-        .route("/api/releases", get(deploy_api::releases))
-        .route("/api/status", get(deploy_api::status))
-        .route("/api/history", get(deploy_api::history))
         .route(
             "/api/environments/{environment}/{action}",
             post(deploy_api::act),
         )
-        .route("/api/locks", get(locks_api::list))
         .route(
             "/api/locks/{owner}/{name}/{environment}",
             delete(locks_api::unlock),
         )
+        .merge(reads)
         .merge(ui::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

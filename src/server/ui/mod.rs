@@ -96,7 +96,11 @@ pub fn routes() -> Router<AppState> {
         .route("/signout", post(session::sign_out))
         .route("/ui/assets/{name}", get(assets::serve))
         .route("/metrics/delivery", get(delivery::show))
-        .route("/api/metrics/delivery", get(delivery::api))
+}
+
+/// The UI's JSON twins, read like the rest of the API.
+pub fn api_routes() -> Router<AppState> {
+    Router::new().route("/api/metrics/delivery", get(delivery::api))
 }
 
 /// A page that could not be shown or an action that was refused, as an HTML page with its status.

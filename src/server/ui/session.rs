@@ -129,6 +129,17 @@ async fn viewer(state: &AppState, headers: &HeaderMap) -> Result<Viewer, UiError
     .await
 }
 
+/// Whether the request carries a valid session (for the JSON API where reading needs one).
+pub async fn signed_in(state: &AppState, headers: &HeaderMap) -> bool {
+    matches!(
+        viewer(state, headers).await,
+        Ok(Viewer {
+            principal: Some(_),
+            ..
+        })
+    )
+}
+
 /// A page's reader: signed in or not; where `ui.read: signed-in`, a guest is sent to sign in.
 impl FromRequestParts<AppState> for Viewer {
     type Rejection = Response;
