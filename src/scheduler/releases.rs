@@ -54,6 +54,19 @@ impl ReleaseCutter {
     }
 }
 
+/// A pipeline run again (a re-run from the web UI) counts by its newest run: a flaky failure
+/// re-run to success does not hold the release back.
+fn newest_per_pipeline(runs: Vec<&Run>) -> Vec<&Run> {
+    let mut newest: BTreeMap<&str, &Run> = BTreeMap::new();
+    for run in runs {
+        let kept = newest.entry(run.pipeline.as_str()).or_insert(run);
+        if run.id > kept.id {
+            *kept = run;
+        }
+    }
+    newest.into_values().collect()
+}
+
 /// Records a release for each merge commit whose runs all finished without failure. Returns how
 /// many were new.
 pub fn cut_finished_merges(
@@ -80,6 +93,7 @@ pub fn cut_finished_merges(
     }
     let mut recorded = 0;
     for ((repository, commit), runs) in merges {
+        let runs = newest_per_pipeline(runs);
         let finished = runs.iter().all(|run| run.status.is_terminal());
         let clean = runs
             .iter()
