@@ -227,13 +227,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<bool> {
         "listening on http://{address} (data in {})",
         data_dir.display()
     ));
+    let closing = state.ui.closing.clone();
     crate::server::serve(
         listener,
         router(state),
         ConnectionSettings {
             header_timeout: front_door.header_timeout,
         },
-        shutdown_signal(),
+        async move {
+            shutdown_signal().await;
+            // Live pages' streams end now, so their connections do not hold the shutdown.
+            closing.cancel();
+        },
     )
     .await;
     Ok(true)

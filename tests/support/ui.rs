@@ -73,6 +73,7 @@ impl Ui {
             ui: Arc::new(UiSettings {
                 read,
                 secure_cookies: false,
+                closing: Default::default(),
             }),
         };
         Ui {

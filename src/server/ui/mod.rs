@@ -37,6 +37,8 @@ pub struct UiSettings {
     pub read: UiRead,
     /// Mark the session cookie `Secure` (the server is reached over https).
     pub secure_cookies: bool,
+    /// Cancelled when the server shuts down: live streams end, so connections close at once.
+    pub closing: tokio_util::sync::CancellationToken,
 }
 
 impl Default for UiSettings {
@@ -44,6 +46,7 @@ impl Default for UiSettings {
         UiSettings {
             read: UiRead::Open,
             secure_cookies: false,
+            closing: Default::default(),
         }
     }
 }
@@ -63,6 +66,7 @@ impl UiSettings {
         UiSettings {
             read,
             secure_cookies: public_url.is_some_and(|url| url.starts_with("https://")),
+            closing: Default::default(),
         }
     }
 }

@@ -36,9 +36,11 @@ fn from_channel(receiver: mpsc::Receiver<Event>) -> Response {
 pub async fn changes(State(state): State<AppState>, _viewer: Viewer) -> Response {
     let (sender, receiver) = mpsc::channel(16);
     let mut updates = state.run_updates.subscribe();
+    let closing = state.ui.closing.clone();
     tokio::spawn(async move {
         loop {
             let run = tokio::select! {
+                _ = closing.cancelled() => break,
                 update = updates.recv() => match update {
                     Ok(RunUpdate::RunStatus { run, .. } | RunUpdate::JobStatus { run, .. }) => run,
                     Ok(RunUpdate::LogLine { .. }) => continue,
@@ -141,8 +143,12 @@ async fn follow_log(
             let _ = sender.send(Event::default().event("end").data("")).await;
             return;
         }
-        if !wait_for_change(&mut updates, &sender, run, &job).await {
-            return;
+        let closing = state.ui.closing.clone();
+        tokio::select! {
+            still_open = wait_for_change(&mut updates, &sender, run, &job) => if !still_open {
+                return;
+            },
+            _ = closing.cancelled() => return,
         }
     }
 }
