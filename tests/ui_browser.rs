@@ -1,6 +1,7 @@
 //! The web UI in a real browser against a real `sluice serve`: a merge promoted to production's
 //! approval gate, and a training run whose job logs a line each time the test asks. The log
-//! grows on screen without a reload; production shows that it waits for approval; the release's
+//! grows on screen without a reload; production shows that it waits for approval, and an approval
+//! given elsewhere appears on the board without a reload; the release's
 //! author is refused with the reason; an approver's click moves production on and the history
 //! names them. Every page is screenshotted (and must not be blank) and passes basic
 //! accessibility checks. Prints the time from a log line written to it appearing on screen.
@@ -21,7 +22,7 @@ const CI: &str = "name: ci\non: { push: { branches: [main] } }\njobs:\n  check:\
 const DEV: &str = "name: dev\nterraform: { dir: infra/dev }\nkubernetes: { namespace: ml-dev, manifests: k8s }\nairflow: { dags: dags, folder: /srv/airflow/dev/dags }\n";
 const STAGING: &str =
     "name: staging\nafter: dev\nkubernetes: { namespace: ml-staging, manifests: k8s }\n";
-const PRODUCTION: &str = "name: production\nafter: staging\ngates: { approvals: 1 }\nkubernetes: { namespace: ml-prod, manifests: k8s }\n";
+const PRODUCTION: &str = "name: production\nafter: staging\ngates: { approvals: 2 }\nkubernetes: { namespace: ml-prod, manifests: k8s }\n";
 const SERVER_CONFIG: &str = "promotion: { interval: 200ms, health-poll: 50ms }\n";
 /// Lines the training job logs, one per file the test writes; each carries when it was written.
 const LINES: usize = 20;
@@ -105,7 +106,7 @@ fn set_up() -> Setup {
         Duration::from_secs(90),
         || {
             let status = sluice(&server_data, &["status"]);
-            printed(&status).contains("0 of 1 approvals").then_some(())
+            printed(&status).contains("0 of 2 approvals").then_some(())
         },
     );
     let releases = sluice_ok(&server_data, &["releases"]);
@@ -317,6 +318,34 @@ fn the_ui_follows_a_run_live_and_a_person_approves_production_from_the_board() {
                 .is_err()
         );
         check_page(&client, &setup.shots, "environments").await;
+
+        // The board follows promotion live: bob approves on the command line, and his
+        // approval shows up without a reload.
+        let loaded = client
+            .execute("return performance.timeOrigin;", vec![])
+            .await
+            .unwrap();
+        let server_data = setup.server.data_dir.clone();
+        tokio::task::spawn_blocking(move || {
+            sluice_ok(&server_data, &["approve", "production", "--as", "bob"])
+        })
+        .await
+        .unwrap();
+        eventually(
+            "bob's approval on the board",
+            Duration::from_secs(20),
+            || async {
+                text_of(&client, "#env-production")
+                    .await
+                    .filter(|text| text.contains("approved by bob"))
+            },
+        )
+        .await;
+        let still = client
+            .execute("return performance.timeOrigin;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(loaded, still, "the board was not reloaded");
 
         // The release's author is refused, with the reason.
         sign_in(&client, &base, &setup.author_token).await;

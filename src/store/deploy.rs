@@ -166,6 +166,14 @@ impl DeployStore for SqliteStore {
         })
     }
 
+    fn audit_high_water(&self) -> StoreResult<i64> {
+        self.read("reading the newest history entry", |connection| {
+            Ok(connection
+                .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM deploy_audit")?
+                .query_row([], |row| row.get(0))?)
+        })
+    }
+
     fn environment_order(&self, repository: &str) -> StoreResult<Vec<String>> {
         self.read("reading the promotion order", |connection| {
             let names: Option<String> = connection

@@ -243,6 +243,9 @@ pub trait DeployStore: Send + Sync {
     fn record_audit(&self, entry: &NewAuditEntry<'_>) -> StoreResult<()>;
     /// Oldest first; all environments when `environment` is `None`.
     fn audit(&self, repository: &str, environment: Option<&str>) -> StoreResult<Vec<AuditEntry>>;
+    /// The id of the newest history entry of any repository (0 for none): grows whenever
+    /// promotion records something, so live pages know to look again.
+    fn audit_high_water(&self) -> StoreResult<i64>;
     /// The history entries of one action (`reject`, `deploy`, ...) in every environment,
     /// recorded at or after `since` (Unix seconds), oldest first.
     fn audit_of_action(

@@ -27,6 +27,25 @@ use std::collections::BTreeMap;
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct BoardQuery {
     pub repository: Option<String>,
+    /// `board`: the columns alone, fetched again by the page's script when promotion moves.
+    pub fragment: Option<String>,
+}
+
+/// Where the board's columns are fetched again from.
+fn refresh_url(repository: Option<&str>) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.append_pair("fragment", "board");
+    if let Some(repository) = repository {
+        query.append_pair("repository", repository);
+    }
+    format!("/environments?{}", query.finish())
+}
+
+/// Every environment's column, in promotion order.
+fn columns(viewer: &Viewer, board: &Board, chosen: Option<&str>) -> maud::Markup {
+    html! {
+        @for column in &board.columns { (render_column(viewer, board, column, chosen)) }
+    }
 }
 
 /// A form field as given: trimmed, empty meaning absent.
@@ -256,6 +275,9 @@ pub async fn board(
     .await
     .map_err(|error| error.seen_by(&viewer))?;
     let chosen = given(&query.repository);
+    if let (Ok(board), Some("board")) = (&board, query.fragment.as_deref()) {
+        return Ok(columns(&viewer, board, chosen).into_response());
+    }
     let body = match board {
         Err(explained) => html! { h1 { "Environments" } (explained) },
         Ok(board) => html! {
@@ -264,8 +286,8 @@ pub async fn board(
             @if board.columns.is_empty() {
                 p { "No environment has a release or a gate decision yet." }
             }
-            div.board {
-                @for column in &board.columns { (render_column(&viewer, &board, column, chosen)) }
+            div.board data-refresh=(refresh_url(chosen)) {
+                (columns(&viewer, &board, chosen))
             }
         },
     };

@@ -32,15 +32,36 @@ fn from_channel(receiver: mpsc::Receiver<Event>) -> Response {
         .into_response()
 }
 
-/// `GET /events`: `change` with the run's id whenever a run or one of its jobs changes status.
+/// How often `/events` looks for new promotion records (promotion announces nothing itself).
+const PROMOTION_LOOK: Duration = Duration::from_secs(2);
+
+/// `GET /events`: `change` with the run's id whenever a run or one of its jobs changes status,
+/// and with `0` when promotion recorded something (a gate decision, an approval, a deployment).
 pub async fn changes(State(state): State<AppState>, _viewer: Viewer) -> Response {
     let (sender, receiver) = mpsc::channel(16);
     let mut updates = state.run_updates.subscribe();
     let closing = state.ui.closing.clone();
+    let deploy = state.deploy_store.clone();
     tokio::spawn(async move {
+        let high_water = |deploy: std::sync::Arc<dyn crate::store::DeployStore>| async move {
+            tokio::task::spawn_blocking(move || deploy.audit_high_water().unwrap_or(0))
+                .await
+                .unwrap_or(0)
+        };
+        let mut seen = high_water(deploy.clone()).await;
+        let mut look = tokio::time::interval(PROMOTION_LOOK);
+        look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let run = tokio::select! {
                 _ = closing.cancelled() => break,
+                _ = look.tick() => {
+                    let now = high_water(deploy.clone()).await;
+                    if now == seen {
+                        continue;
+                    }
+                    seen = now;
+                    0
+                },
                 update = updates.recv() => match update {
                     Ok(RunUpdate::RunStatus { run, .. } | RunUpdate::JobStatus { run, .. }) => run,
                     Ok(RunUpdate::LogLine { .. }) => continue,
