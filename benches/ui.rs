@@ -35,12 +35,12 @@ fn new_run(index: usize) -> NewRun {
     NewRun {
         repository: REPOSITORY.to_owned(),
         commit: format!("{index:040x}"),
-        git_ref: if index % 3 == 0 {
+        git_ref: if index.is_multiple_of(3) {
             "refs/heads/main".to_owned()
         } else {
             format!("refs/heads/feature-{}", index % 50)
         },
-        event: if index % 3 == 0 {
+        event: if index.is_multiple_of(3) {
             EventKind::Merge
         } else {
             EventKind::PullRequest

@@ -221,7 +221,7 @@ async fn check_page(client: &Client, shots: &Path, name: &str) {
 /// line's writing and its appearing, as the page measured them.
 async fn one_line(client: &Client, gate: &Path, n: usize) -> f64 {
     std::fs::write(gate.join(format!("line-{n}")), "").unwrap();
-    let lag = eventually(
+    eventually(
         &format!("epoch {n} on screen"),
         Duration::from_secs(20),
         || async {
@@ -235,8 +235,7 @@ async fn one_line(client: &Client, gate: &Path, n: usize) -> f64 {
             answer.as_f64()
         },
     )
-    .await;
-    lag
+    .await
 }
 
 const WATCH_LOG: &str = r#"

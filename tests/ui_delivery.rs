@@ -2,7 +2,6 @@
 //! seeded through `DeployStore` with known times before now.
 
 #[path = "support/ui.rs"]
-#[allow(dead_code)]
 mod ui;
 
 use axum::http::StatusCode;

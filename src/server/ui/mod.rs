@@ -113,8 +113,8 @@ pub struct UiError {
     pub status: StatusCode,
     pub title: &'static str,
     pub message: String,
-    /// Who was looking, so the error page still says who they are.
-    pub viewer: Option<Viewer>,
+    /// Who was looking, so the error page still says who they are (boxed: errors stay small).
+    pub viewer: Option<Box<Viewer>>,
 }
 
 impl UiError {
@@ -142,7 +142,7 @@ impl UiError {
 
     /// The same error, shown to `viewer`.
     pub fn seen_by(mut self, viewer: &Viewer) -> UiError {
-        self.viewer = Some(viewer.clone());
+        self.viewer = Some(Box::new(viewer.clone()));
         self
     }
 }
@@ -162,7 +162,7 @@ impl From<crate::deploy::actions::ActionError> for UiError {
 
 impl IntoResponse for UiError {
     fn into_response(self) -> Response {
-        let viewer = self.viewer.unwrap_or_default();
+        let viewer = self.viewer.map(|viewer| *viewer).unwrap_or_default();
         let body = html! {
             h1 { (self.title) }
             p.error role="alert" { (self.message) }
