@@ -5,9 +5,17 @@
   "use strict";
   if (!window.EventSource) return;
 
+  // Streams end with the page: a browser allows few connections to one server, and a page kept
+  // for going back must not hold one.
+  var streams = [];
+  window.addEventListener("pagehide", function () {
+    streams.forEach(function (stream) { stream.close(); });
+  });
+
   var live = document.querySelectorAll("[data-refresh]");
   if (live.length) {
     var changes = new EventSource("/events");
+    streams.push(changes);
     var due = null;
     changes.addEventListener("change", function () {
       if (due) return;
@@ -27,6 +35,7 @@
   if (log) {
     var url = log.getAttribute("data-log-stream") + "?after=" + (log.getAttribute("data-after") || "0");
     var stream = new EventSource(url);
+    streams.push(stream);
     stream.addEventListener("chunk", function (event) {
       var follow = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
       log.insertAdjacentHTML("beforeend", JSON.parse(event.data));
