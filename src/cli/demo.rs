@@ -126,7 +126,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
         clock: super::demo_promotion::DemoPromotion::wednesday_clock(),
     };
     println!(
-        "==> promotion runs on a simulated clock from Wednesday 10:00 Europe/Amsterdam, outside production's weekend freeze; each jump is shown"
+        "==> promotion runs on a simulated clock from {} (a Wednesday morning in Amsterdam), outside production's weekend freeze; each jump is shown, and the merges are dated by it",
+        crate::policy::Clock::now(promotion.clock.as_ref()).format("%Y-%m-%d %H:%M UTC")
     );
     let client = reqwest::Client::new();
     let mut updates = engine.updates.subscribe();
@@ -155,7 +156,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
     all_good &= show_runs(&runs);
     super::demo_pull_request::show_comment(engine.store.as_ref(), &runs);
     println!("==> the pull request is reviewed and merged into main");
-    let second_commit = super::demo_pull_request::merge_branch(&repository_dir, "cap-tenure", 1)?;
+    let second_commit = super::demo_pull_request::merge_branch(
+        &repository_dir,
+        "cap-tenure",
+        1,
+        crate::policy::Clock::now(promotion.clock.as_ref()),
+    )?;
     close_pull_request(&client, &base_url, 1, "cap-tenure", &base, &head).await?;
     let runs = push_and_watch(
         &client,
@@ -189,7 +195,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
     )
     .await?;
     all_good &= show_runs(&runs);
-    let third_commit = super::demo_pull_request::merge_branch(&repository_dir, "describe-soak", 2)?;
+    let third_commit = super::demo_pull_request::merge_branch(
+        &repository_dir,
+        "describe-soak",
+        2,
+        crate::policy::Clock::now(promotion.clock.as_ref()),
+    )?;
     close_pull_request(&client, &base_url, 2, "describe-soak", &base, &head).await?;
     let runs = push_and_watch(
         &client,

@@ -16,7 +16,7 @@ use crate::scheduler::Mirrors;
 use crate::scheduler::promotion::{MirrorTrees, read_environments};
 use crate::store::Store;
 use crate::store::{DeployStore, RequestAction};
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -48,13 +48,11 @@ pub struct DemoPromotion {
 }
 
 impl DemoPromotion {
-    /// A clock at Wednesday 2026-11-25 10:00 in Amsterdam.
+    /// A clock at 09:00 UTC (10:00 or 11:00 in Amsterdam) on the latest Wednesday at least a day
+    /// ago: outside production's weekend freeze, and far enough in the past that the demo's few
+    /// simulated hours end before now, so the delivery metrics count its deployments.
     pub fn wednesday_clock() -> Arc<DemoClock> {
-        let start = Utc
-            .with_ymd_and_hms(2026, 11, 25, 9, 0, 0)
-            .single()
-            .expect("a valid time");
-        Arc::new(DemoClock(Mutex::new(start)))
+        Arc::new(DemoClock(Mutex::new(wednesday_before(Utc::now()))))
     }
 
     async fn reconciler(&self) -> anyhow::Result<Option<Reconciler>> {
@@ -372,5 +370,43 @@ impl DemoTargets {
         {
             println!("    target {line}");
         }
+    }
+}
+
+/// 09:00 UTC on the latest Wednesday at least a day before `now`.
+fn wednesday_before(now: DateTime<Utc>) -> DateTime<Utc> {
+    let mut day = (now - Duration::days(1)).date_naive();
+    while day.weekday() != chrono::Weekday::Wed {
+        day = day.pred_opt().expect("a day before");
+    }
+    Utc.from_utc_datetime(&day.and_hms_opt(9, 0, 0).expect("09:00 exists"))
+}
+
+#[cfg(test)]
+mod clock_tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_starts_on_a_wednesday_morning_at_least_a_day_ago() {
+        let at = |text: &str| {
+            DateTime::parse_from_rfc3339(text)
+                .unwrap()
+                .with_timezone(&Utc)
+        };
+        // A Sunday: the Wednesday four days before.
+        assert_eq!(
+            wednesday_before(at("2026-12-06T07:00:00Z")),
+            at("2026-12-02T09:00:00Z")
+        );
+        // A Thursday morning: yesterday, 20 hours before.
+        assert_eq!(
+            wednesday_before(at("2026-12-03T05:00:00Z")),
+            at("2026-12-02T09:00:00Z")
+        );
+        // A Wednesday: the week before.
+        assert_eq!(
+            wednesday_before(at("2026-12-02T12:00:00Z")),
+            at("2026-11-25T09:00:00Z")
+        );
     }
 }

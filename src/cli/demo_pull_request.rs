@@ -15,7 +15,23 @@ const OPENED_PAYLOAD: &str =
     include_str!("../../tests/fixtures/github-webhooks/pull_request/opened.payload.json");
 
 fn git(directory: &Path, args: &[&str]) -> anyhow::Result<String> {
-    let output = Command::new("git")
+    git_at(directory, args, None)
+}
+
+/// `git` with its author and committer dates set to `at` when given.
+fn git_at(
+    directory: &Path,
+    args: &[&str],
+    at: Option<chrono::DateTime<chrono::Utc>>,
+) -> anyhow::Result<String> {
+    let mut command = Command::new("git");
+    if let Some(at) = at {
+        let date = format!("{} +0000", at.timestamp());
+        command
+            .env("GIT_AUTHOR_DATE", &date)
+            .env("GIT_COMMITTER_DATE", &date);
+    }
+    let output = command
         .arg("-C")
         .arg(directory)
         .args([
@@ -57,12 +73,19 @@ pub fn open_branch(
     Ok((base, head))
 }
 
-/// Merges the branch into main with a merge commit, as GitHub's merge button does; returns it.
-pub fn merge_branch(directory: &Path, branch: &str, number: u64) -> anyhow::Result<String> {
+/// Merges the branch into main with a merge commit, as GitHub's merge button does, dated `at`
+/// (the promotion's clock, so that lead times read as they would); returns it.
+pub fn merge_branch(
+    directory: &Path,
+    branch: &str,
+    number: u64,
+    at: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<String> {
     let message = format!("Merge pull request #{number} from example/{branch}");
-    git(
+    git_at(
         directory,
         &["merge", "-q", "--no-ff", branch, "-m", &message],
+        Some(at),
     )?;
     git(directory, &["rev-parse", "HEAD"])
 }
