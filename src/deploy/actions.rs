@@ -7,7 +7,7 @@
 use crate::deploy::Release;
 use crate::model::access::{Principal, Role};
 use crate::store::StoreError;
-use crate::store::{DeployRequest, DeployStore, Deployment, RequestAction};
+use crate::store::{AuditEntry, DeployRequest, DeployStore, Deployment, RequestAction};
 use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -197,6 +197,59 @@ pub struct Force<'a> {
     pub reason: Option<&'a str>,
 }
 
+/// What a person does to an environment, through the HTTP API or the web UI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnvironmentAction {
+    Approve,
+    Promote,
+    Rollback,
+}
+
+impl EnvironmentAction {
+    /// `approve`, `promote` or `rollback`, as the API's and the UI's paths name them.
+    pub fn parse(text: &str) -> Result<EnvironmentAction, ActionError> {
+        match text {
+            "approve" => Ok(EnvironmentAction::Approve),
+            "promote" => Ok(EnvironmentAction::Promote),
+            "rollback" => Ok(EnvironmentAction::Rollback),
+            other => Err(ActionError::Refused(format!(
+                "unknown action `{other}`; use approve, promote or rollback"
+            ))),
+        }
+    }
+}
+
+/// Carries out `action`: an approval (`force` plays no part), or a promotion or rollback request.
+#[allow(clippy::too_many_arguments)]
+pub fn perform(
+    store: &dyn DeployStore,
+    repository: &str,
+    environment: &str,
+    action: EnvironmentAction,
+    release: Option<&str>,
+    actor: &Principal,
+    force: Force<'_>,
+    at: i64,
+) -> Result<String, ActionError> {
+    let request_action = match action {
+        EnvironmentAction::Approve => {
+            return approve(store, repository, environment, release, actor, at);
+        }
+        EnvironmentAction::Promote => RequestAction::Promote,
+        EnvironmentAction::Rollback => RequestAction::Rollback,
+    };
+    request(
+        store,
+        repository,
+        environment,
+        request_action,
+        release,
+        actor,
+        force,
+        at,
+    )
+}
+
 /// Asks the reconciler to deploy `release` to `environment` (promote) or to go back (rollback;
 /// `release` `None` = the release before the current one). A promotion is carried out once the
 /// environment's gates pass for the release, unless an admin forced it with a reason; it never
@@ -313,9 +366,19 @@ pub fn status(
     repository: &str,
     environments: &[String],
 ) -> Result<Vec<EnvironmentStatus>, ActionError> {
+    let history = store.audit(repository, None)?;
+    status_from(store, repository, environments, &history)
+}
+
+/// `status`, for a caller that has read the repository's whole history already.
+pub fn status_from(
+    store: &dyn DeployStore,
+    repository: &str,
+    environments: &[String],
+    history: &[AuditEntry],
+) -> Result<Vec<EnvironmentStatus>, ActionError> {
     let states = store.environment_states(repository)?;
     let running = store.running_deployments(repository)?;
-    let history = store.audit(repository, None)?;
     // Promotion order: as given, else as promotion last read it from the default branch.
     let mut names: Vec<String> = if environments.is_empty() {
         store.environment_order(repository)?

@@ -7,7 +7,7 @@ use super::{ApiError, AppState};
 use crate::deploy::Release;
 use crate::deploy::actions::{self, ActionError};
 use crate::model::access::{Principal, Role};
-use crate::store::{AuditEntry, DeployStore, RequestAction};
+use crate::store::{AuditEntry, DeployStore};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -147,26 +147,8 @@ async fn act_as(
             force: body.force,
             reason: body.reason.as_deref(),
         };
-        let action = match verb.as_str() {
-            "approve" => {
-                return actions::approve(
-                    store,
-                    &repository,
-                    &environment,
-                    release,
-                    &principal,
-                    now,
-                );
-            }
-            "promote" => RequestAction::Promote,
-            "rollback" => RequestAction::Rollback,
-            other => {
-                return Err(ActionError::Refused(format!(
-                    "unknown action `{other}`; use approve, promote or rollback"
-                )));
-            }
-        };
-        actions::request(
+        let action = actions::EnvironmentAction::parse(&verb)?;
+        actions::perform(
             store,
             &repository,
             &environment,

@@ -9,7 +9,7 @@ use super::releases::{release_href, with_repository};
 use super::waiting::{self, Held};
 use super::{UiError, Viewer, blocking, done};
 use crate::deploy::Release;
-use crate::deploy::actions::{self, ActionError, EnvironmentStatus};
+use crate::deploy::actions::{self, ActionError, EnvironmentAction, EnvironmentStatus};
 use crate::model::access::Role;
 use crate::model::short_commit;
 use crate::server::AppState;
@@ -108,7 +108,7 @@ pub(super) fn in_promotion_order(
     history: &[AuditEntry],
     deployments: &[Deployment],
 ) -> Result<Vec<EnvironmentStatus>, ActionError> {
-    let statuses = actions::status(deploy, repository, &[])?;
+    let statuses = actions::status_from(deploy, repository, &[], history)?;
     if !deploy.environment_order(repository)?.is_empty() {
         return Ok(statuses);
     }
@@ -519,69 +519,38 @@ pub struct ActionForm {
     pub repository: Option<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Verb {
-    Approve,
-    Promote,
-    Rollback,
-}
-
-impl Verb {
-    fn what(self) -> &'static str {
-        match self {
-            Verb::Approve => "approving a release",
-            Verb::Promote => "promoting a release",
-            Verb::Rollback => "rolling an environment back",
-        }
-    }
-
-    fn title(self) -> &'static str {
-        match self {
-            Verb::Approve => "Approval recorded",
-            Verb::Promote => "Promotion requested",
-            Verb::Rollback => "Rollback requested",
-        }
+/// The words the pages use for an action: what it is (for a refusal) and what was recorded.
+fn what(action: EnvironmentAction) -> &'static str {
+    match action {
+        EnvironmentAction::Approve => "approving a release",
+        EnvironmentAction::Promote => "promoting a release",
+        EnvironmentAction::Rollback => "rolling an environment back",
     }
 }
 
-/// `POST /environments/{environment}/approve`.
-pub async fn approve(
-    state: State<AppState>,
-    viewer: Viewer,
-    environment: Path<String>,
-    form: Form<ActionForm>,
-) -> Result<Response, UiError> {
-    act(state, viewer, environment, form, Verb::Approve).await
+fn title(action: EnvironmentAction) -> &'static str {
+    match action {
+        EnvironmentAction::Approve => "Approval recorded",
+        EnvironmentAction::Promote => "Promotion requested",
+        EnvironmentAction::Rollback => "Rollback requested",
+    }
 }
 
-/// `POST /environments/{environment}/promote`.
-pub async fn promote(
-    state: State<AppState>,
-    viewer: Viewer,
-    environment: Path<String>,
-    form: Form<ActionForm>,
-) -> Result<Response, UiError> {
-    act(state, viewer, environment, form, Verb::Promote).await
-}
-
-/// `POST /environments/{environment}/rollback`.
-pub async fn rollback(
-    state: State<AppState>,
-    viewer: Viewer,
-    environment: Path<String>,
-    form: Form<ActionForm>,
-) -> Result<Response, UiError> {
-    act(state, viewer, environment, form, Verb::Rollback).await
-}
-
-async fn act(
+/// `POST /environments/{environment}/{approve|promote|rollback}`: the same action as the API's
+/// `POST /api/environments/...`, as the signed-in person, with the form's CSRF token.
+pub async fn act(
     State(state): State<AppState>,
     viewer: Viewer,
-    Path(environment): Path<String>,
+    Path((environment, verb)): Path<(String, String)>,
     Form(form): Form<ActionForm>,
-    verb: Verb,
 ) -> Result<Response, UiError> {
-    let principal = viewer.act(form.csrf.as_deref(), Role::Approver, verb.what())?;
+    let action = EnvironmentAction::parse(&verb).map_err(|_| {
+        UiError::not_found(format!(
+            "there is no action `{verb}`; the board's buttons approve, promote and roll back"
+        ))
+        .seen_by(&viewer)
+    })?;
+    let principal = viewer.act(form.csrf.as_deref(), Role::Approver, what(action))?;
     let store = state.deploy_store.clone();
     let repository = given(&form.repository).map(str::to_owned);
     let release = given(&form.release).map(str::to_owned);
@@ -589,27 +558,12 @@ async fn act(
     let message = blocking(move || {
         let store = store.as_ref();
         let repository = actions::repository(store, repository.as_deref())?;
-        let release = release.as_deref();
-        let action = match verb {
-            Verb::Approve => {
-                return Ok(actions::approve(
-                    store,
-                    &repository,
-                    &environment,
-                    release,
-                    &principal,
-                    now,
-                )?);
-            }
-            Verb::Promote => RequestAction::Promote,
-            Verb::Rollback => RequestAction::Rollback,
-        };
-        Ok(actions::request(
+        Ok(actions::perform(
             store,
             &repository,
             &environment,
             action,
-            release,
+            release.as_deref(),
             &principal,
             actions::Force::default(),
             now,
@@ -619,7 +573,7 @@ async fn act(
     .map_err(|error: UiError| error.seen_by(&viewer))?;
     state.promotion_wakeup.notify_one();
     let back = with_repository("/environments", given(&form.repository));
-    Ok(done(&viewer, verb.title(), &message, &back).into_response())
+    Ok(done(&viewer, title(action), &message, &back).into_response())
 }
 
 #[cfg(test)]

@@ -82,16 +82,8 @@ pub fn routes() -> Router<AppState> {
         .route("/events", get(stream::changes))
         .route("/environments", get(environments::board))
         .route(
-            "/environments/{environment}/approve",
-            post(environments::approve),
-        )
-        .route(
-            "/environments/{environment}/promote",
-            post(environments::promote),
-        )
-        .route(
-            "/environments/{environment}/rollback",
-            post(environments::rollback),
+            "/environments/{environment}/{action}",
+            post(environments::act),
         )
         .route("/releases", get(releases::list))
         .route("/releases/{id}", get(releases::show))
