@@ -77,14 +77,8 @@ pub fn unwrap_approval(delivery: &Delivery) -> Result<Option<(Delivery, String)>
     let Some((inner, wrapper)) = carried_delivery(delivery, APPROVAL_EVENT)? else {
         return Ok(None);
     };
-    let approver = wrapper
-        .pointer("/approved_by")
-        .and_then(serde_json::Value::as_str)
-        .ok_or_else(|| PayloadError::MissingField {
-            event: APPROVAL_EVENT.to_owned(),
-            field: "/approved_by".to_owned(),
-        })?;
-    Ok(Some((inner, approver.to_owned())))
+    let approver = carried_text(&wrapper, APPROVAL_EVENT, "/approved_by")?;
+    Ok(Some((inner, approver)))
 }
 
 /// The delivery an internal delivery of event `event` carries under `delivery` (`event` and
@@ -102,16 +96,7 @@ pub fn carried_delivery(
             event: event.to_owned(),
             message: error.to_string(),
         })?;
-    let text = |pointer: &str| {
-        value
-            .pointer(pointer)
-            .and_then(serde_json::Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| PayloadError::MissingField {
-                event: event.to_owned(),
-                field: pointer.to_owned(),
-            })
-    };
+    let text = |pointer: &str| carried_text(&value, event, pointer);
     let inner = Delivery {
         id: delivery.id.clone(),
         event: text("/delivery/event")?,
@@ -120,6 +105,23 @@ pub fn carried_delivery(
         received_at: delivery.received_at,
     };
     Ok(Some((inner, value)))
+}
+
+/// A text field an internal delivery of event `event` must carry; its absence is a payload error
+/// naming the field.
+pub fn carried_text(
+    wrapper: &serde_json::Value,
+    event: &str,
+    pointer: &str,
+) -> Result<String, PayloadError> {
+    wrapper
+        .pointer(pointer)
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| PayloadError::MissingField {
+            event: event.to_owned(),
+            field: pointer.to_owned(),
+        })
 }
 
 #[cfg(test)]

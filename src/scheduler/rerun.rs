@@ -6,7 +6,6 @@
 
 use super::event::PayloadError;
 use crate::model::{Delivery, RunId};
-use serde_json::Value;
 
 /// The event name of a re-run.
 pub const RERUN_EVENT: &str = "sluice_rerun";
@@ -41,16 +40,7 @@ pub fn unwrap_rerun(
     let Some((inner, wrapper)) = super::approval::carried_delivery(delivery, RERUN_EVENT)? else {
         return Ok(None);
     };
-    let text = |pointer: &str| {
-        wrapper
-            .pointer(pointer)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| PayloadError::MissingField {
-                event: RERUN_EVENT.to_owned(),
-                field: pointer.to_owned(),
-            })
-    };
+    let text = |pointer: &str| super::approval::carried_text(&wrapper, RERUN_EVENT, pointer);
     Ok(Some((
         inner,
         RerunSelection {
