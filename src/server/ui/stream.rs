@@ -129,15 +129,18 @@ async fn follow_log(
     mut updates: broadcast::Receiver<RunUpdate>,
     sender: mpsc::Sender<Event>,
 ) {
+    let mut woken = Woken::Anything;
     loop {
         let store = state.store.clone();
         let name = job.clone();
         let read = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             // Status first: a job seen finished has all its log stored before the read below.
-            let finished = store
-                .get_run(run)?
-                .and_then(|run| run.jobs.into_iter().find(|record| record.name == name))
-                .is_none_or(|record| record.status.is_terminal());
+            // A line logged says nothing new about the status, so it is not read again for it.
+            let finished = woken == Woken::Anything
+                && store
+                    .get_run(run)?
+                    .and_then(|run| run.jobs.into_iter().find(|record| record.name == name))
+                    .is_none_or(|record| record.status.is_terminal());
             let chunks = store.job_log_since(run, &name, after)?.unwrap_or_default();
             Ok((finished, chunks))
         })
@@ -165,40 +168,51 @@ async fn follow_log(
             return;
         }
         let closing = state.ui.closing.clone();
-        tokio::select! {
-            still_open = wait_for_change(&mut updates, &sender, run, &job) => if !still_open {
-                return;
+        woken = tokio::select! {
+            change = wait_for_change(&mut updates, &sender, run, &job) => match change {
+                Some(woken) => woken,
+                None => return,
             },
             _ = closing.cancelled() => return,
-        }
+        };
     }
 }
 
-/// Waits until this job logs or changes status, or `LOOK_AGAIN` passes; `false` once the
+/// Why a log stream looks at the store again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Woken {
+    /// The job logged: new chunks, and its status as it was.
+    Logged,
+    /// Its status changed, updates were missed, or `LOOK_AGAIN` passed: look at everything.
+    Anything,
+}
+
+/// Waits until this job logs or changes status, or `LOOK_AGAIN` passes; `None` once the
 /// browser has gone.
 async fn wait_for_change(
     updates: &mut broadcast::Receiver<RunUpdate>,
     sender: &mpsc::Sender<Event>,
     run: RunId,
     job: &str,
-) -> bool {
+) -> Option<Woken> {
     let deadline = tokio::time::sleep(LOOK_AGAIN);
     tokio::pin!(deadline);
     loop {
         tokio::select! {
             update = updates.recv() => match update {
-                Ok(RunUpdate::LogLine { run: changed, job: name, .. }
-                    | RunUpdate::JobStatus { run: changed, job: name, .. })
-                    if changed == run && name == job => return true,
+                Ok(RunUpdate::LogLine { run: changed, job: name, .. })
+                    if changed == run && name == job => return Some(Woken::Logged),
+                Ok(RunUpdate::JobStatus { run: changed, job: name, .. })
+                    if changed == run && name == job => return Some(Woken::Anything),
                 Ok(_) => continue,
-                Err(broadcast::error::RecvError::Lagged(_)) => return true,
+                Err(broadcast::error::RecvError::Lagged(_)) => return Some(Woken::Anything),
                 Err(broadcast::error::RecvError::Closed) => {
                     (&mut deadline).await;
-                    return true;
+                    return Some(Woken::Anything);
                 }
             },
-            _ = &mut deadline => return true,
-            _ = sender.closed() => return false,
+            _ = &mut deadline => return Some(Woken::Anything),
+            _ = sender.closed() => return None,
         }
     }
 }
