@@ -5,46 +5,12 @@
 mod support;
 
 use reqwest::blocking::Client;
-use reqwest::header::{COOKIE, SET_COOKIE};
+use reqwest::header::COOKIE;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 use support::*;
 
 const DEV: &str = "name: dev\nkubernetes: { namespace: ml-dev, manifests: k8s }\n";
-
-/// The named cookie (`name=value`) an answer sets.
-fn set_cookie(answer: &reqwest::blocking::Response, name: &str) -> String {
-    answer
-        .headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .find(|value| value.starts_with(&format!("{name}=")))
-        .and_then(|value| value.split(';').next())
-        .unwrap_or_else(|| panic!("no {name} cookie"))
-        .to_owned()
-}
-
-/// Signs in through the form; the session cookie.
-fn sign_in(client: &Client, server: &Server, token: &str) -> String {
-    let form = client.get(server.url("/signin")).send().unwrap();
-    let check = set_cookie(&form, "sluice_signin");
-    let value = check.split_once('=').unwrap().1.to_owned();
-    let answer = client
-        .post(server.url("/signin"))
-        .header(COOKIE, &check)
-        .form(&[("token", token), ("csrf", &value), ("next", "/")])
-        .send()
-        .unwrap();
-    assert_eq!(answer.status(), 303, "{:?}", answer.text());
-    set_cookie(&answer, "sluice_session")
-}
-
-fn csrf_of(page: &str) -> String {
-    let marker = "name=\"csrf\" value=\"";
-    let start = page.find(marker).unwrap() + marker.len();
-    page[start..start + page[start..].find('"').unwrap()].to_owned()
-}
 
 #[test]
 fn a_failed_merge_run_re_run_to_success_from_its_page_cuts_the_release() {

@@ -240,3 +240,39 @@ pub fn job_statuses(run: &serde_json::Value) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// The named cookie (`name=value`) an answer sets.
+pub fn set_cookie(answer: &reqwest::blocking::Response, name: &str) -> String {
+    answer
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find(|value| value.starts_with(&format!("{name}=")))
+        .and_then(|value| value.split(';').next())
+        .unwrap_or_else(|| panic!("no {name} cookie"))
+        .to_owned()
+}
+
+/// Signs in to the web UI through its form, as a browser does; the session cookie
+/// (`sluice_session=…`). The client must not follow redirects.
+pub fn sign_in(client: &reqwest::blocking::Client, server: &Server, token: &str) -> String {
+    let form = client.get(server.url("/signin")).send().unwrap();
+    let check = set_cookie(&form, "sluice_signin");
+    let value = check.split_once('=').unwrap().1.to_owned();
+    let answer = client
+        .post(server.url("/signin"))
+        .header(reqwest::header::COOKIE, &check)
+        .form(&[("token", token), ("csrf", &value), ("next", "/")])
+        .send()
+        .unwrap();
+    assert_eq!(answer.status(), 303, "{:?}", answer.text());
+    set_cookie(&answer, "sluice_session")
+}
+
+/// The CSRF token in a page's forms.
+pub fn csrf_of(page: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let start = page.find(marker).unwrap() + marker.len();
+    page[start..start + page[start..].find('"').unwrap()].to_owned()
+}
