@@ -361,6 +361,64 @@ fn a_forks_pull_request_waits_for_an_approval_then_runs_without_secrets() {
     // Even a secret marked for pull requests never reaches a fork.
     assert!(log.contains("given=[]"), "{log}");
     assert!(log.contains("socket=absent"), "{log}");
+
+    // Re-running the approved run from the web UI does not carry the old approval: the fork's
+    // code waits for a new one, and then runs as untrusted as before.
+    let token = sluice_ok(
+        &data.path().join("server"),
+        &["token", "create", "dana", "--role", "approver"],
+    )
+    .trim()
+    .to_owned();
+    let client = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let session = sign_in(&client, &server, &token);
+    let ran_id = ran["id"].as_i64().unwrap();
+    let page = client
+        .get(server.url(&format!("/runs/{ran_id}")))
+        .header(reqwest::header::COOKIE, &session)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let rerun = client
+        .post(server.url(&format!("/runs/{ran_id}/rerun")))
+        .header(reqwest::header::COOKIE, &session)
+        .form(&[("csrf", csrf_of(&page))])
+        .send()
+        .unwrap();
+    assert_eq!(rerun.status().as_u16(), 200);
+    let runs = finished_runs(&server, &head, 3);
+    let held = runs
+        .iter()
+        .find(|run| run["id"].as_i64() > Some(ran_id))
+        .expect("the re-run");
+    assert_eq!(held["status"], "skipped", "{held:?}");
+    assert!(
+        held["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("waiting for approval"),
+        "{held:?}"
+    );
+    let held_id = held["id"].as_i64().unwrap();
+    let approved = http()
+        .post(server.url(&format!("/api/runs/{held_id}/approve")))
+        .header("authorization", format!("Bearer {TOKEN_MARKER}"))
+        .send()
+        .unwrap();
+    assert_eq!(approved.status().as_u16(), 202);
+    let runs = finished_runs(&server, &head, 4);
+    let rerun = runs
+        .iter()
+        .find(|run| run["id"].as_i64() > Some(held_id))
+        .expect("the approved re-run");
+    let log = log_of(&server, rerun, "probe");
+    assert_eq!(rerun["status"], "succeeded", "{log}");
+    assert_no_marker(&log);
+    assert!(log.contains("given=[]"), "{log}");
 }
 
 #[test]

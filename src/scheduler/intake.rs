@@ -217,25 +217,56 @@ fn record_commit_summaries(
     }
 }
 
+/// A delivery with the internal ones around it taken off, and what they said.
+struct Carried {
+    delivery: Delivery,
+    /// Who approved an untrusted event's runs: an approval counts only outside any re-run, so a
+    /// re-run of a fork's code waits for a new approval even when its first run had one.
+    approved_by: Option<String>,
+    rerun: Option<super::rerun::RerunSelection>,
+    selection: Option<super::replan::PlanSelection>,
+}
+
+/// Takes off approvals, re-runs and re-plans, outermost first, in whatever order they nest
+/// (an approval of a held re-run wraps the re-run, which may wrap an earlier approval).
+fn peel(delivery: &Delivery) -> Result<Carried, PlanningError> {
+    let mut carried = Carried {
+        delivery: delivery.clone(),
+        approved_by: None,
+        rerun: None,
+        selection: None,
+    };
+    loop {
+        if let Some((inner, rerun)) = super::rerun::unwrap_rerun(&carried.delivery)? {
+            carried.rerun.get_or_insert(rerun);
+            carried.delivery = inner;
+        } else if let Some((inner, approver)) = super::approval::unwrap_approval(&carried.delivery)?
+        {
+            if carried.rerun.is_none() {
+                carried.approved_by.get_or_insert(approver);
+            }
+            carried.delivery = inner;
+        } else if let Some((inner, selection)) = super::replan::unwrap_replan(&carried.delivery)? {
+            carried.selection.get_or_insert(selection);
+            carried.delivery = inner;
+        } else {
+            return Ok(carried);
+        }
+    }
+}
+
 /// Blocking: the whole path from a stored delivery to the runs it starts. A payload that cannot
 /// be read is a `PlanningError::Payload`; anything git or the mirror does is transient.
 fn plan_delivery(
     mirrors: &Mirrors,
     delivery: &Delivery,
 ) -> Result<(String, Vec<crate::store::NewRun>), PlanningError> {
-    let (delivery, rerun) = match super::rerun::unwrap_rerun(delivery)? {
-        Some((inner, selection)) => (inner, Some(selection)),
-        None => (delivery.clone(), None),
-    };
-    let delivery = &delivery;
-    let (approved, approved_by) = match super::approval::unwrap_approval(delivery)? {
-        Some((inner, approver)) => (inner, Some(approver)),
-        None => (delivery.clone(), None),
-    };
-    let (delivery, selection) = match super::replan::unwrap_replan(&approved)? {
-        Some((inner, selection)) => (inner, Some(selection)),
-        None => (approved, None),
-    };
+    let Carried {
+        delivery,
+        approved_by,
+        rerun,
+        selection,
+    } = peel(delivery)?;
     let delivery = &delivery;
     let request = event::event_from_delivery(delivery)?;
     if let EventRequest::Ignored(reason) = &request {
