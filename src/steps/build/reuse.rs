@@ -39,17 +39,17 @@ pub struct Search<'a> {
 pub async fn find(search: &Search<'_>) -> Result<Reuse, BuildError> {
     let mut passed_over = Vec::new();
     let context_digest = search.context_digest;
-    for image_id in engine::images_with_context_digest(search.docker, context_digest).await? {
-        match provenance::judge_engine_image(search.judge, &image_id, search.records) {
-            Ok(record) => {
-                let _ = search.log.send(format!(
-                    "sluice: build: image {image_id} in the engine already has context digest {context_digest}; {}; not building\n",
-                    provenance::reuse_reason(record)
-                ));
-                return Ok(Reuse::Engine(image_id));
-            }
-            Err(reason) => passed_over.push(reason),
-        }
+    let images = engine::images_with_context_digest(search.docker, context_digest).await?;
+    let judged = images.into_iter().map(|image_id| {
+        let verdict = provenance::judge_engine_image(search.judge, &image_id, search.records);
+        (image_id, verdict)
+    });
+    if let Some((image_id, record)) = most_trusted(judged, &mut passed_over) {
+        let _ = search.log.send(format!(
+            "sluice: build: image {image_id} in the engine already has context digest {context_digest}; {}; not building\n",
+            provenance::reuse_reason(record)
+        ));
+        return Ok(Reuse::Engine(image_id));
     }
     let Some(registry) = search.registry else {
         return Ok(Reuse::Build(passed_over));
@@ -58,6 +58,30 @@ pub async fn find(search: &Search<'_>) -> Result<Reuse, BuildError> {
         return Ok(Reuse::Registry(digest));
     }
     Ok(Reuse::Build(passed_over))
+}
+
+/// Of the engine's images (newest first) a record vouches for, the one made at the highest
+/// trust level, the newest among equals. Two builds in the same second carry the same creation
+/// time, so the engine's order alone could pick a member's image over a trusted one.
+fn most_trusted<'a>(
+    judged: impl Iterator<Item = (String, Result<&'a ImageRecord, String>)>,
+    passed_over: &mut Vec<String>,
+) -> Option<(String, &'a ImageRecord)> {
+    let mut chosen: Option<(String, &ImageRecord)> = None;
+    for (image_id, verdict) in judged {
+        match verdict {
+            Ok(record) => {
+                let better = chosen
+                    .as_ref()
+                    .is_none_or(|(_, best)| record.recorded.trust > best.recorded.trust);
+                if better {
+                    chosen = Some((image_id, record));
+                }
+            }
+            Err(reason) => passed_over.push(reason),
+        }
+    }
+    chosen
 }
 
 async fn from_registry(
@@ -110,4 +134,45 @@ async fn from_registry(
         return Ok(Some(digest));
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::TrustLevel;
+    use crate::store::NewImageRecord;
+
+    fn record(image_id: &str, trust: TrustLevel) -> ImageRecord {
+        ImageRecord {
+            id: 1,
+            recorded: NewImageRecord {
+                repository: "acme/ml".into(),
+                context_digest: "sha256:c".into(),
+                image: "127.0.0.1:5000/app".into(),
+                image_id: Some(image_id.into()),
+                pushed_digest: None,
+                trust,
+                built: true,
+                run_id: 1,
+            },
+            recorded_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_trusted_image_wins_over_a_newer_member_image_and_the_newest_wins_among_equals() {
+        let member = record("sha256:member", TrustLevel::Member);
+        let trusted = record("sha256:trusted", TrustLevel::Trusted);
+        let older_trusted = record("sha256:older", TrustLevel::Trusted);
+        let judged = vec![
+            ("sha256:planted".to_owned(), Err("no record".to_owned())),
+            ("sha256:member".to_owned(), Ok(&member)),
+            ("sha256:trusted".to_owned(), Ok(&trusted)),
+            ("sha256:older".to_owned(), Ok(&older_trusted)),
+        ];
+        let mut passed_over = Vec::new();
+        let (image_id, _) = most_trusted(judged.into_iter(), &mut passed_over).unwrap();
+        assert_eq!(image_id, "sha256:trusted");
+        assert_eq!(passed_over, ["no record"]);
+    }
 }
