@@ -67,6 +67,12 @@ impl Target for Stub {
     ) -> TargetFuture<'a, Applied> {
         Box::pin(async { Ok(Applied::default()) })
     }
+    fn drift<'a>(
+        &'a self,
+        _context: &'a DeployContext,
+    ) -> TargetFuture<'a, sluice::deploy::DriftReport> {
+        Box::pin(async { Ok(sluice::deploy::DriftReport::clean()) })
+    }
 }
 
 struct Previews {

@@ -5,6 +5,7 @@
 
 pub mod actions;
 pub mod delivery_metrics;
+pub mod drift;
 pub mod execute;
 pub mod gates;
 pub mod preview;
@@ -13,6 +14,7 @@ pub mod recording;
 pub mod target;
 
 pub use crate::model::Release;
+pub use drift::{Drift, DriftReport};
 pub use target::{
     Applied, Change, ChangeAction, DeployContext, Health, Target, TargetDiff, TargetError,
     TargetFuture, TargetKind,

@@ -163,6 +163,12 @@ mod tests {
         ) -> TargetFuture<'a, Applied> {
             unreachable!()
         }
+        fn drift<'a>(
+            &'a self,
+            _context: &'a DeployContext,
+        ) -> TargetFuture<'a, crate::deploy::DriftReport> {
+            Box::pin(async { Ok(crate::deploy::DriftReport::clean()) })
+        }
     }
 
     #[tokio::test]

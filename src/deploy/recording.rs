@@ -5,7 +5,10 @@
 //! that release is degraded there.
 
 use crate::config::environment::Environment;
-use crate::deploy::{Applied, DeployContext, Health, Target, TargetDiff, TargetFuture, TargetKind};
+use crate::deploy::{
+    Applied, DeployContext, Drift, DriftReport, Health, Target, TargetDiff, TargetError,
+    TargetFuture, TargetKind,
+};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -127,6 +130,49 @@ impl Target for RecordingTarget {
             self.record(context, "rollback", undoing);
             Ok(Applied {
                 summary: "recorded rollback".to_owned(),
+                ..Applied::default()
+            })
+        })
+    }
+
+    /// The drift a test wrote to `drift-ENV-KIND` (a JSON list of `Drift`); `unreachable-ENV-KIND`
+    /// makes the check fail as an unreachable system would.
+    fn drift<'a>(&'a self, context: &'a DeployContext) -> TargetFuture<'a, DriftReport> {
+        Box::pin(async move {
+            self.record(context, "drift", None);
+            let environment = &context.environment.name;
+            if self.control_file("unreachable", environment).exists() {
+                return Err(TargetError::Unavailable(format!(
+                    "{} answered 503 Service Unavailable",
+                    self.kind.as_str()
+                )));
+            }
+            let drifts = std::fs::read_to_string(self.control_file("drift", environment))
+                .ok()
+                .and_then(|text| serde_json::from_str::<Vec<Drift>>(&text).ok())
+                .unwrap_or_default();
+            Ok(DriftReport {
+                drifts,
+                ..DriftReport::default()
+            })
+        })
+    }
+
+    fn heal<'a>(
+        &'a self,
+        context: &'a DeployContext,
+        found: &'a DriftReport,
+    ) -> TargetFuture<'a, Applied> {
+        Box::pin(async move {
+            self.record(context, "heal", None);
+            if self.kind.as_str() == "terraform" {
+                return Err(TargetError::Rejected(
+                    "terraform is never healed automatically".to_owned(),
+                ));
+            }
+            let _ = std::fs::remove_file(self.control_file("drift", &context.environment.name));
+            Ok(Applied {
+                summary: format!("recorded heal of {} objects", found.drifts.len()),
                 ..Applied::default()
             })
         })

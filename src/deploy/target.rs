@@ -4,7 +4,7 @@
 //! and ignores why it was made; the reconciler owns ordering, gates, locks and history.
 
 use crate::config::environment::Environment;
-use crate::deploy::Release;
+use crate::deploy::{DriftReport, Release};
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -167,4 +167,23 @@ pub trait Target: Send + Sync {
         context: &'a DeployContext,
         rollback: &'a serde_json::Value,
     ) -> TargetFuture<'a, Applied>;
+    /// What differs between the environment and `context.release`, the release it runs, without
+    /// changing anything. `context.applied` holds what each target's last apply of that release
+    /// reported. A system that cannot be asked is `Unavailable`, never a clean report.
+    fn drift<'a>(&'a self, context: &'a DeployContext) -> TargetFuture<'a, DriftReport>;
+    /// Put back the release's state where `drift` found `found`. Targets whose system must not
+    /// be changed without review (Terraform) refuse.
+    fn heal<'a>(
+        &'a self,
+        context: &'a DeployContext,
+        found: &'a DriftReport,
+    ) -> TargetFuture<'a, Applied> {
+        let _ = (context, found);
+        let kind = self.kind().as_str();
+        Box::pin(async move {
+            Err(TargetError::Rejected(format!(
+                "{kind} is never healed automatically; review the stored plan"
+            )))
+        })
+    }
 }

@@ -564,4 +564,15 @@ impl Target for AirflowTarget {
             })
         })
     }
+
+    fn drift<'a>(
+        &'a self,
+        _context: &'a DeployContext,
+    ) -> TargetFuture<'a, crate::deploy::DriftReport> {
+        Box::pin(async {
+            Err(TargetError::Unavailable(
+                "airflow drift is not checked yet".to_owned(),
+            ))
+        })
+    }
 }

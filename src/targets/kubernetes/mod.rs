@@ -275,4 +275,15 @@ impl Target for KubernetesTarget {
             }
         })
     }
+
+    fn drift<'a>(
+        &'a self,
+        _context: &'a DeployContext,
+    ) -> TargetFuture<'a, crate::deploy::DriftReport> {
+        Box::pin(async {
+            Err(TargetError::Unavailable(
+                "kubernetes drift is not checked yet".to_owned(),
+            ))
+        })
+    }
 }

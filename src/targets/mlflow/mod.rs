@@ -221,4 +221,15 @@ impl Target for MlflowTarget {
             .await
         })
     }
+
+    fn drift<'a>(
+        &'a self,
+        _context: &'a DeployContext,
+    ) -> TargetFuture<'a, crate::deploy::DriftReport> {
+        Box::pin(async {
+            Err(TargetError::Unavailable(
+                "mlflow drift is not checked yet".to_owned(),
+            ))
+        })
+    }
 }

@@ -370,4 +370,15 @@ impl Target for TerraformTarget {
             )))
         })
     }
+
+    fn drift<'a>(
+        &'a self,
+        _context: &'a DeployContext,
+    ) -> TargetFuture<'a, crate::deploy::DriftReport> {
+        Box::pin(async {
+            Err(TargetError::Unavailable(
+                "terraform drift is not checked yet".to_owned(),
+            ))
+        })
+    }
 }
