@@ -72,6 +72,7 @@ fn environment(name: &str, after: Option<&str>, gates: Gates) -> Environment {
         branch: None,
         description: None,
         gates,
+        drift: Default::default(),
         targets: Default::default(),
         vars: Default::default(),
     }

@@ -4,6 +4,7 @@
 //! the file are this struct's own plus the registered targets' names, so a misspelt section is
 //! refused like any other unknown key.
 
+use super::drift::DriftSettings;
 use crate::targets::TargetSections;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
@@ -20,6 +21,8 @@ pub struct Environment {
     pub branch: Option<String>,
     pub description: Option<String>,
     pub gates: Gates,
+    /// How drift from the running release is checked, healed and gated (`config::drift`).
+    pub drift: DriftSettings,
     /// Each target's section, `None` where the file has none.
     pub targets: TargetSections,
     /// Values templated into steps as `env.vars.NAME`.
@@ -39,6 +42,7 @@ impl Environment {
             branch: None,
             description: None,
             gates: Gates::default(),
+            drift: DriftSettings::default(),
             targets: TargetSections::default(),
             vars: BTreeMap::new(),
         }
@@ -46,7 +50,15 @@ impl Environment {
 }
 
 /// The keys an environment file may hold: its own, then one per registered target.
-const OWN_KEYS: [&str; 6] = ["name", "after", "branch", "description", "gates", "vars"];
+const OWN_KEYS: [&str; 7] = [
+    "name",
+    "after",
+    "branch",
+    "description",
+    "gates",
+    "drift",
+    "vars",
+];
 
 static KEYS: [&str; OWN_KEYS.len() + TargetSections::NAMES.len()] = {
     let mut keys = [""; OWN_KEYS.len() + TargetSections::NAMES.len()];
@@ -125,6 +137,7 @@ impl<'de> Visitor<'de> for EnvironmentVisitor {
                 Key::Own("branch") => environment.branch = map.next_value()?,
                 Key::Own("description") => environment.description = map.next_value()?,
                 Key::Own("gates") => environment.gates = map.next_value()?,
+                Key::Own("drift") => environment.drift = map.next_value()?,
                 Key::Own("vars") => environment.vars = map.next_value()?,
                 Key::Own(other) => unreachable!("`{other}` is in OWN_KEYS but not read"),
                 Key::Target(target) => environment.targets.read(target, &mut map)?,
@@ -143,6 +156,7 @@ impl Serialize for Environment {
         map.serialize_entry("branch", &self.branch)?;
         map.serialize_entry("description", &self.description)?;
         map.serialize_entry("gates", &self.gates)?;
+        map.serialize_entry("drift", &self.drift)?;
         self.targets.write(&mut map)?;
         map.serialize_entry("vars", &self.vars)?;
         map.end()

@@ -3,6 +3,7 @@
 //! read from disk (`sluice validate`) or from git at a commit (the server).
 
 pub mod build;
+pub mod drift;
 pub mod environment;
 pub mod expr;
 pub mod glob;

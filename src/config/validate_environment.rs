@@ -2,6 +2,7 @@
 //! cycles in the promotion order, valid gate durations, and what each target's section says is
 //! wrong with it (`config::section`). Pure; trees are used only to point at the right line.
 
+use crate::config::drift::FieldPart;
 use crate::config::graph::{cycles, spell};
 use crate::config::located::{PathPart, find};
 use crate::config::messages::{at, did_you_mean};
@@ -72,6 +73,32 @@ pub fn check_environments(environments: &[(&str, &Environment, &Node)]) -> Vec<D
                     Some("write `from: friday 12:00`, `to: monday 06:00`, `timezone: Europe/Amsterdam`".to_string()),
                 ));
             }
+        }
+        let configured = environment.targets.configured_names();
+        for problem in environment
+            .drift
+            .problems(&configured, crate::targets::TargetSections::NAMES)
+        {
+            let mut parts: Vec<PathPart> = vec!["drift".into()];
+            let mut place = "drift".to_owned();
+            for part in &problem.field {
+                match part {
+                    FieldPart::Key(key) => {
+                        parts.push((*key).into());
+                        place.push_str(&format!(".{key}"));
+                    }
+                    FieldPart::Index(index) => {
+                        parts.push((*index).into());
+                        place.push_str(&format!("[{index}]"));
+                    }
+                }
+            }
+            diagnostics.push(at(
+                path,
+                find(tree, &parts).value_position,
+                format!("`{place}` in {label}: {}", problem.message),
+                problem.hint.clone(),
+            ));
         }
         for (section, problem) in environment.targets.problems() {
             let mut parts: Vec<PathPart> = vec![section.into()];
@@ -229,6 +256,20 @@ mod tests {
                 "environments/b.yaml:4:9: `gates.soak` in environment `staging`: invalid duration `10 minutes`: unknown unit ` minutes`; use ms, s, m, h or d",
                 "environments/c.yaml:1:7: duplicate environment name `dev`\n  hint: environments/a.yaml:1:7 already uses it; give each environment its own `name`",
                 "environments/a.yaml:2:8: cycle in `after`: dev -> staging -> dev\n  hint: `a -> b` means `b` comes after `a`; the first environment must have no `after`",
+            ],
+        );
+    }
+
+    #[test]
+    fn a_drift_section_that_heals_terraform_is_refused_at_its_line() {
+        check(
+            &[(
+                "environments/staging.yaml",
+                "name: staging\nkubernetes: {namespace: ml, manifests: k8s}\ndrift:\n  interval: 10 minutes\n  heal: [kubernetes, terraform]\n",
+            )],
+            &[
+                "environments/staging.yaml:4:13: `drift.interval` in environment `staging`: invalid duration `10 minutes`: unknown unit ` minutes`; use ms, s, m, h or d\n  hint: write a duration such as `10m` or `1h`, or `off`",
+                "environments/staging.yaml:5:22: `drift.heal[1]` in environment `staging`: terraform is never healed automatically\n  hint: remove it: a drifted Terraform environment gets a plan stored for review instead",
             ],
         );
     }

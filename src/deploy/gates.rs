@@ -302,6 +302,7 @@ mod tests {
             branch: None,
             description: None,
             gates,
+            drift: Default::default(),
             targets: Default::default(),
             vars: Default::default(),
         }

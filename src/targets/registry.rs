@@ -217,6 +217,15 @@ macro_rules! registry {
                 Ok(())
             }
 
+            /// The names of the sections the file has, in deploy order.
+            pub fn configured_names(&self) -> Vec<&'static str> {
+                let mut names = Vec::new();
+                $(if self.$name.is_some() {
+                    names.push(stringify!($name));
+                })*
+                names
+            }
+
             /// Writes the sections there are, each under its name.
             pub fn write<M: serde::ser::SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
                 $(if let Some(section) = &self.$name {
