@@ -4,6 +4,7 @@
 //! Knows nothing of what promotion decides with these records.
 
 use super::StoreResult;
+use super::drift::DriftStore;
 use crate::model::Release;
 use serde::{Deserialize, Serialize};
 
@@ -165,7 +166,7 @@ pub struct NewAuditEntry<'a> {
 }
 
 /// Every method is durable when it returns.
-pub trait DeployStore: Send + Sync {
+pub trait DeployStore: DriftStore + Send + Sync {
     /// `false` when a release for the same commit exists (nothing written).
     fn insert_release(&self, release: &Release) -> StoreResult<bool>;
     /// Newest first (by git order).

@@ -231,6 +231,8 @@ const MIGRATIONS: &[&str] = &[
     super::tokens::MIGRATION,
     // 12: what the web UI shows beyond runs: commit summaries, sessions, step times.
     super::ui::MIGRATION,
+    // 13: what drift checks found, and how each environment's last check went.
+    super::drift::MIGRATION,
 ];
 
 /// The schema version this build writes.

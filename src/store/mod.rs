@@ -10,6 +10,7 @@ mod commands;
 mod delivery_retries;
 mod deploy;
 mod deploy_records;
+mod drift;
 mod error;
 mod images;
 mod migrations;
@@ -31,6 +32,7 @@ pub use deploy_records::{
     AuditEntry, DeployRequest, DeployStore, Deployment, DeploymentAction, DeploymentStatus,
     EnvironmentState, NewAuditEntry, NewDeployment, RequestAction, StepPhase, StepState,
 };
+pub use drift::{CheckOutcome, DriftCheck, DriftRecord, DriftStore, Finding};
 pub use error::{StoreError, StoreResult};
 pub use images::{ImageRecord, ImageRecords, NewImageRecord};
 pub use model_history::{AliasMove, AliasMoveFilter, ModelHistory, NewAliasMove, last_alias_move};
