@@ -21,6 +21,7 @@ use futures_util::future::BoxFuture;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub mod drift;
 mod policy_gate;
 mod requests;
 
@@ -294,6 +295,9 @@ impl Reconciler {
                 self.policy_decision(environment, &candidate, current_release.clone(), &approvals)
                     .await,
             );
+            if decisions.iter().all(|decision| decision.passed) {
+                decisions.push(self.drift_decision(environment).await?);
+            }
         }
         let blocked: Vec<String> = decisions
             .iter()

@@ -155,6 +155,9 @@ impl Reconciler {
                 self.policy_decision(environment, release, previous, &approvals)
                     .await,
             );
+            if decisions.iter().all(|decision| decision.passed) {
+                decisions.push(self.drift_decision(environment).await?);
+            }
         }
         let described =
             |decision: &gates::GateDecision| format!("{}: {}", decision.gate, decision.reason);
