@@ -109,6 +109,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
         body_limits: Default::default(),
         run_updates: engine.updates.clone(),
         dispatcher_wakeup: engine.dispatcher_wakeup.clone(),
+        drift_asks: None,
         ui: Default::default(),
     };
     let listener = demo_listener(&args).await?;

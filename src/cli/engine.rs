@@ -3,7 +3,7 @@
 use crate::deploy::execute::HealthSettings;
 use crate::deploy::gates::{StaticTeams, TeamDirectory};
 use crate::policy::SystemClock;
-use crate::scheduler::promotion::PromotionService;
+use crate::scheduler::promotion::{DriftAsk, DriftAsks, PromotionService};
 use crate::scheduler::releases::ReleaseCutter;
 use crate::scheduler::{Dispatcher, EngineSettings, IntakeWorker, Mirrors, RunUpdate};
 use crate::steps::{LocalRunner, StepRunner};
@@ -29,6 +29,9 @@ pub struct Engine {
     pub commands_wakeup: Arc<Notify>,
     /// Signalled after a Terraform lock was released, so the plan queued behind it starts.
     pub lock_wakeup: Arc<Notify>,
+    /// Drift checks asked for through the API, answered by the promotion service.
+    pub drift_asks: DriftAsks,
+    drift_asked: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<DriftAsk>>>,
 }
 
 impl Engine {
@@ -60,6 +63,7 @@ impl Engine {
         )));
         let mirrors = Arc::new(Mirrors::new(settings.mirrors_dir(), repositories));
         let (updates, _) = broadcast::channel(4096);
+        let (drift_asks, drift_asked) = tokio::sync::mpsc::channel(16);
         Ok(Engine {
             store,
             deploy_store,
@@ -72,6 +76,8 @@ impl Engine {
             promotion_wakeup: Arc::new(Notify::new()),
             commands_wakeup: Arc::new(Notify::new()),
             lock_wakeup: Arc::new(Notify::new()),
+            drift_asks,
+            drift_asked: std::sync::Mutex::new(Some(drift_asked)),
         })
     }
 
@@ -160,6 +166,7 @@ impl Engine {
                 trees_dir: data_dir.join("releases"),
                 interval: promotion.interval,
                 wakeup: self.promotion_wakeup.clone(),
+                drift_asks: self.drift_asked.lock().expect("drift asks lock").take(),
             }
             .run(),
         );

@@ -212,6 +212,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<bool> {
         )),
         run_updates: engine.updates.clone(),
         dispatcher_wakeup: engine.dispatcher_wakeup.clone(),
+        drift_asks: Some(engine.drift_asks.clone()),
         ui: Arc::new(crate::server::ui::UiSettings::for_listener(
             file_config.ui.read,
             address,

@@ -3,13 +3,15 @@
 //! without an event). The environments (order, gates, approvers, targets) are read at the head of
 //! the repository's default branch, never from a release's own commit, so a change cannot decide
 //! its own gates; the targets read a checkout of the release being deployed, kept under the data
-//! directory.
+//! directory. After each pass it checks the environments whose `drift.interval` elapsed and those
+//! just deployed for drift, and it answers drift checks people ask for (`DriftAsk`).
 
 use super::Mirrors;
 use crate::config::{self, SourceFile, environment::Environment};
 use crate::deploy::Release;
 use crate::deploy::execute::HealthSettings;
 use crate::deploy::gates::TeamDirectory;
+use crate::deploy::reconcile::drift::EnvironmentDrift;
 use crate::deploy::reconcile::{Reconciler, TargetFactory, TreeSource};
 use crate::policy::Clock;
 use crate::store::DeployStore;
@@ -17,7 +19,28 @@ use futures_util::future::BoxFuture;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc, oneshot};
+
+/// A drift check someone asked for (`POST /api/drift/{env}`): of one environment or all, of one
+/// repository or the only one with releases; answered with what was found and healed.
+pub struct DriftAsk {
+    pub repository: Option<String>,
+    pub environment: Option<String>,
+    pub reply: oneshot::Sender<Result<Vec<EnvironmentDrift>, DriftAskError>>,
+}
+
+/// Why an asked-for check did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DriftAskError {
+    /// No such repository or environment, or nothing deployed to check.
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Where drift checks are asked for; cloned into the server's state.
+pub type DriftAsks = mpsc::Sender<DriftAsk>;
 
 pub struct PromotionService {
     pub store: Arc<dyn DeployStore>,
@@ -30,20 +53,34 @@ pub struct PromotionService {
     pub trees_dir: PathBuf,
     pub interval: Duration,
     pub wakeup: Arc<Notify>,
+    /// Drift checks people ask for; `None`: only scheduled ones.
+    pub drift_asks: Option<mpsc::Receiver<DriftAsk>>,
 }
 
 impl PromotionService {
-    pub async fn run(self) {
+    pub async fn run(mut self) {
+        let mut asks = self.drift_asks.take();
         loop {
             self.pass_all().await;
+            let ask = async {
+                match asks.as_mut() {
+                    Some(asks) => asks.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = self.wakeup.notified() => {}
                 _ = tokio::time::sleep(self.interval) => {}
+                Some(ask) = ask => {
+                    let answer = self.ask_drift(ask.repository.as_deref(), ask.environment.as_deref()).await;
+                    let _ = ask.reply.send(answer);
+                }
             }
         }
     }
 
-    /// One pass for every repository with releases; problems are logged, never fatal.
+    /// One pass for every repository with releases, then the drift checks that are due;
+    /// problems are logged, never fatal.
     pub async fn pass_all(&self) {
         let store = self.store.clone();
         let repositories = tokio::task::spawn_blocking(move || store.release_repositories())
@@ -52,24 +89,82 @@ impl PromotionService {
             .unwrap_or_default();
         for repository in repositories {
             match self.reconciler(&repository).await {
-                Ok(Some(reconciler)) => match reconciler.pass().await {
-                    Ok(report) => {
-                        for (environment, release, outcome) in report.deployments {
-                            tracing::info!(
-                                repository,
-                                environment,
-                                release,
-                                outcome,
-                                "deployment finished"
-                            );
-                        }
-                    }
-                    Err(error) => tracing::error!(repository, %error, "promotion pass failed"),
-                },
+                Ok(Some(reconciler)) => self.pass_one(&repository, &reconciler).await,
                 Ok(None) => {}
                 Err(error) => tracing::error!(repository, %error, "cannot set up promotion"),
             }
         }
+    }
+
+    async fn pass_one(&self, repository: &str, reconciler: &Reconciler) {
+        let mut deployed = Vec::new();
+        match reconciler.pass().await {
+            Ok(report) => {
+                for (environment, release, outcome) in report.deployments {
+                    tracing::info!(
+                        repository,
+                        environment,
+                        release,
+                        outcome,
+                        "deployment finished"
+                    );
+                    deployed.push(environment);
+                }
+            }
+            Err(error) => tracing::error!(repository, %error, "promotion pass failed"),
+        }
+        match reconciler.check_due_drift(&deployed).await {
+            Ok(checked) => log_drift(repository, &checked),
+            Err(error) => tracing::error!(repository, %error, "drift check failed"),
+        }
+    }
+
+    /// Checks what someone asked for now, whatever the schedule says.
+    pub async fn ask_drift(
+        &self,
+        repository: Option<&str>,
+        environment: Option<&str>,
+    ) -> Result<Vec<EnvironmentDrift>, DriftAskError> {
+        use DriftAskError::{Failed, NotFound};
+        let store = self.store.clone();
+        let repositories = tokio::task::spawn_blocking(move || store.release_repositories())
+            .await
+            .map_err(|error| Failed(error.to_string()))?
+            .map_err(|error| Failed(error.to_string()))?;
+        let repository = match (repository, repositories.as_slice()) {
+            (Some(named), _) if repositories.iter().any(|known| known == named) => named.to_owned(),
+            (Some(named), _) => {
+                return Err(NotFound(format!(
+                    "{named} has no releases yet, so nothing is deployed to check"
+                )));
+            }
+            (None, [only]) => only.clone(),
+            (None, []) => {
+                return Err(NotFound(
+                    "no repository has releases yet; nothing is deployed to check".to_owned(),
+                ));
+            }
+            (None, several) => {
+                return Err(NotFound(format!(
+                    "several repositories have releases ({}); name one with `repository`",
+                    several.join(", ")
+                )));
+            }
+        };
+        let reconciler = self
+            .reconciler(&repository)
+            .await
+            .map_err(|error| Failed(error.to_string()))?
+            .ok_or_else(|| NotFound(format!("{repository} has no releases yet")))?;
+        let checked = reconciler
+            .check_drift(environment)
+            .await
+            .map_err(|error| match error {
+                crate::deploy::reconcile::ReconcileError::Setup(message) => NotFound(message),
+                other => Failed(other.to_string()),
+            })?;
+        log_drift(&repository, &checked);
+        Ok(checked)
     }
 
     async fn reconciler(&self, repository: &str) -> anyhow::Result<Option<Reconciler>> {
@@ -102,6 +197,18 @@ impl PromotionService {
             teams: self.teams.clone(),
             health: self.health,
         }))
+    }
+}
+
+fn log_drift(repository: &str, checked: &[EnvironmentDrift]) {
+    for environment in checked {
+        for domain in &environment.domains {
+            if let Some(reason) = &domain.reason {
+                tracing::warn!(repository, environment = %environment.environment, domain = %domain.domain, %reason, "could not check for drift");
+            } else if !domain.drifts.is_empty() {
+                tracing::warn!(repository, environment = %environment.environment, domain = %domain.domain, objects = domain.drifts.len(), "drift found");
+            }
+        }
     }
 }
 

@@ -135,7 +135,60 @@ pub async fn render(State(state): State<AppState>) -> Result<impl IntoResponse, 
         stats.pending_deliveries
     );
     let _ = writeln!(out, "sluice_queue_depth{{queue=\"jobs\"}} {queued_jobs}");
+    let deploy_store = state.deploy_store.clone();
+    let drift = tokio::task::spawn_blocking(move || {
+        crate::deploy::drift::view(deploy_store.as_ref(), None, None)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
+    render_drift(&drift, &mut out);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
+}
+
+/// One series per environment and domain that was checked: environments and domains come from
+/// the default branch's configuration, a bounded set. A check that could not run keeps the objects
+/// found before and says so in `sluice_drift_check_up`.
+fn render_drift(views: &[crate::deploy::drift::EnvironmentView], out: &mut String) {
+    let series = |view: &crate::deploy::drift::EnvironmentView, domain: &str| {
+        format!(
+            "repository=\"{}\",environment=\"{}\",domain=\"{}\"",
+            label(&view.repository),
+            label(&view.environment),
+            label(domain)
+        )
+    };
+    out.push_str(
+        "# HELP sluice_drift_objects Objects that differ from the release the environment runs.\n",
+    );
+    out.push_str("# TYPE sluice_drift_objects gauge\n");
+    for view in views {
+        for domain in &view.domains {
+            let labels = series(view, &domain.domain);
+            let _ = writeln!(
+                out,
+                "sluice_drift_objects{{{labels}}} {}",
+                domain.drift.len()
+            );
+        }
+    }
+    out.push_str("# HELP sluice_drift_check_up Whether the last drift check of the domain could reach its system (0: could not check).\n");
+    out.push_str("# TYPE sluice_drift_check_up gauge\n");
+    for view in views {
+        for domain in &view.domains {
+            let up = u8::from(domain.outcome != crate::store::CheckOutcome::CouldNotCheck);
+            let labels = series(view, &domain.domain);
+            let _ = writeln!(out, "sluice_drift_check_up{{{labels}}} {up}");
+        }
+    }
+}
+
+/// A label value as the exposition format wants it.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[cfg(test)]

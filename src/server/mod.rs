@@ -6,6 +6,7 @@ mod api;
 pub mod auth;
 pub mod body;
 mod deploy_api;
+mod drift_api;
 mod error;
 pub mod json_depth;
 pub mod listen;
@@ -56,6 +57,8 @@ pub struct AppState {
     pub dispatcher_wakeup: Arc<Notify>,
     /// Who may read the web UI.
     pub ui: Arc<ui::UiSettings>,
+    /// Where drift checks are asked for; `None` where nothing is promoted.
+    pub drift_asks: Option<crate::scheduler::promotion::DriftAsks>,
 }
 
 /// The whole HTTP application; tests call `router(state).oneshot(request)`.
@@ -69,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/releases", get(deploy_api::releases))
         .route("/api/status", get(deploy_api::status))
         .route("/api/history", get(deploy_api::history))
+        .route("/api/drift", get(drift_api::list))
         .route("/api/locks", get(locks_api::list))
         .merge(ui::api_routes())
         .route_layer(axum::middleware::from_fn_with_state(
@@ -84,6 +88,7 @@ pub fn router(state: AppState) -> Router {
             "/api/environments/{environment}/{action}",
             post(deploy_api::act),
         )
+        .route("/api/drift/{environment}", post(drift_api::check))
         .route(
             "/api/locks/{owner}/{name}/{environment}",
             delete(locks_api::unlock),

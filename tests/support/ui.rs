@@ -70,6 +70,7 @@ impl Ui {
             body_limits: Default::default(),
             run_updates: updates,
             dispatcher_wakeup: Arc::new(Notify::new()),
+            drift_asks: None,
             ui: Arc::new(UiSettings {
                 read,
                 secure_cookies: false,

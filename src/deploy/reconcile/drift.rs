@@ -151,23 +151,25 @@ impl Reconciler {
             return Ok(result);
         };
         result.release = Some(release.id.clone());
-        let (targets, mut context) = match self.targets_and_context(environment, &release, None).await
-        {
-            Ok(prepared) => prepared,
-            Err(reason) => {
-                // Nothing could be asked: every configured domain could not be checked.
-                for name in environment.targets.configured_names() {
-                    let domain = self
-                        .record_domain(environment, &release, name, Err(reason.clone()))
-                        .await?;
-                    result.domains.push(domain);
+        let (targets, mut context) =
+            match self.targets_and_context(environment, &release, None).await {
+                Ok(prepared) => prepared,
+                Err(reason) => {
+                    // Nothing could be asked: every configured domain could not be checked.
+                    for name in environment.targets.configured_names() {
+                        let domain = self
+                            .record_domain(environment, &release, name, Err(reason.clone()))
+                            .await?;
+                        result.domains.push(domain);
+                    }
+                    return Ok(result);
                 }
-                return Ok(result);
-            }
-        };
+            };
         context.applied = self.applied_outputs(environment, &release).await?;
         for target in &targets {
-            let domain = self.check_target(environment, &release, target, &context).await?;
+            let domain = self
+                .check_target(environment, &release, target, &context)
+                .await?;
             result.domains.push(domain);
         }
         Ok(result)
@@ -216,12 +218,16 @@ impl Reconciler {
             .await
             .map_err(|error| error.to_string());
         let Ok(report) = &found else {
-            return self.record_domain(environment, release, kind.as_str(), found).await;
+            return self
+                .record_domain(environment, release, kind.as_str(), found)
+                .await;
         };
         if report.is_clean() || !environment.drift.heals(kind.as_str()) {
             self.audit_new_drift(environment, release, kind.as_str(), report)
                 .await?;
-            return self.record_domain(environment, release, kind.as_str(), found).await;
+            return self
+                .record_domain(environment, release, kind.as_str(), found)
+                .await;
         }
         let objects = objects_text(report);
         match target.heal(context, report).await {
@@ -243,7 +249,9 @@ impl Reconciler {
                     .drift(context)
                     .await
                     .map_err(|error| error.to_string());
-                let mut domain = self.record_domain(environment, release, kind.as_str(), after).await?;
+                let mut domain = self
+                    .record_domain(environment, release, kind.as_str(), after)
+                    .await?;
                 domain.healed = Some(healed);
                 Ok(domain)
             }
@@ -257,7 +265,8 @@ impl Reconciler {
                     &format!("{}: {objects}; {error}", kind.as_str()),
                 )
                 .await?;
-                self.record_domain(environment, release, kind.as_str(), found).await
+                self.record_domain(environment, release, kind.as_str(), found)
+                    .await
             }
         }
     }

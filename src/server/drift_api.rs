@@ -1,0 +1,79 @@
+//! The drift API: `GET /api/drift` lists what the last checks found (a reader's view), and
+//! `POST /api/drift/{environment}` checks one environment now, healing what its `drift.heal`
+//! allows: an approver's act, since healing writes to the environment. The check runs in the
+//! promotion service; this handler asks it and waits for the answer.
+
+use super::{ApiError, AppState};
+use crate::deploy::drift::{self, EnvironmentView};
+use crate::deploy::reconcile::drift::EnvironmentDrift;
+use crate::model::access::Role;
+use crate::scheduler::promotion::{DriftAsk, DriftAskError};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+pub struct DriftQuery {
+    pub repository: Option<String>,
+    pub environment: Option<String>,
+}
+
+/// `GET /api/drift[?repository=&environment=]`.
+pub async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<DriftQuery>,
+) -> Result<Json<Vec<EnvironmentView>>, ApiError> {
+    let store = state.deploy_store.clone();
+    tokio::task::spawn_blocking(move || {
+        drift::view(
+            store.as_ref(),
+            query.repository.as_deref(),
+            query.environment.as_deref(),
+        )
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)
+    .map(Json)
+}
+
+/// `POST /api/drift/{environment}[?repository=]`: checks now and answers what was found.
+pub async fn check(
+    State(state): State<AppState>,
+    Path(environment): Path<String>,
+    Query(query): Query<DriftQuery>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<EnvironmentDrift>>, ApiError> {
+    super::auth::principal_with(
+        &state,
+        &headers,
+        Role::Approver,
+        "checking and healing drift",
+    )
+    .await?;
+    let Some(asks) = &state.drift_asks else {
+        return Err(ApiError::Client(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this server does not promote releases, so it checks no drift".to_owned(),
+        ));
+    };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let ask = DriftAsk {
+        repository: query.repository,
+        environment: Some(environment),
+        reply,
+    };
+    let unavailable = || {
+        ApiError::Client(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the promotion service is not running; try again".to_owned(),
+        )
+    };
+    asks.send(ask).await.map_err(|_| unavailable())?;
+    match answer.await.map_err(|_| unavailable())? {
+        Ok(checked) => Ok(Json(checked)),
+        Err(DriftAskError::NotFound(message)) => Err(ApiError::not_found(message)),
+        Err(DriftAskError::Failed(message)) => Err(ApiError::internal(message)),
+    }
+}
