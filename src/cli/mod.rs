@@ -6,6 +6,7 @@ mod demo;
 mod demo_airflow;
 mod demo_promotion;
 mod demo_pull_request;
+mod drift;
 mod engine;
 mod history;
 mod inspect;
@@ -87,6 +88,9 @@ pub enum Command {
     Promote(promotion::PromoteArgs),
     /// Return an environment to an earlier release and reject the current one.
     Rollback(promotion::RollbackArgs),
+    /// Compare environments with the releases they run in every domain (Terraform, Kubernetes,
+    /// Airflow, MLflow) and heal what `drift.heal` allows; exit 1 while drift remains.
+    Drift(drift::DriftArgs),
     /// Plan an environment's Terraform on the working tree and check the policies (exit 1 on deny).
     Plan(plan::PlanArgs),
     /// Every Terraform lock: repository, environment, dir, holder, age, lease and queue.
@@ -134,6 +138,7 @@ pub fn main() -> ExitCode {
         Command::Approve(args) => promotion::approve(args),
         Command::Promote(args) => promotion::promote(args),
         Command::Rollback(args) => promotion::rollback(args),
+        Command::Drift(args) => runtime().and_then(|runtime| runtime.block_on(drift::run(args))),
         Command::Plan(args) => runtime().and_then(|runtime| runtime.block_on(plan::run(args))),
         Command::Token(command) => token::run(command),
         Command::Locks(args) => locks::list(args),

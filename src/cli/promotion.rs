@@ -6,7 +6,7 @@
 use crate::deploy::actions::{self, ActionError, Force};
 use crate::model::access::Principal;
 use crate::store::Database;
-use crate::store::{DeployStore, RequestAction};
+use crate::store::{CheckOutcome, DeployStore, RequestAction};
 use chrono::{TimeZone, Utc};
 use clap::Args;
 use std::path::PathBuf;
@@ -186,6 +186,7 @@ pub fn status(args: StoreArgs) -> anyhow::Result<bool> {
 
 pub fn render_status(store: &dyn DeployStore, repository: &str) -> anyhow::Result<String> {
     let mut text = String::new();
+    let drift = crate::deploy::drift::view(store, Some(repository), None)?;
     for environment in actions::status(store, repository, &[]).map_err(into_anyhow)? {
         text.push_str(&format!(
             "{:<12} {}\n",
@@ -207,8 +208,55 @@ pub fn render_status(store: &dyn DeployStore, repository: &str) -> anyhow::Resul
         if let Some((release, reason)) = &environment.waiting {
             text.push_str(&format!("             waiting: {release}: {reason}\n"));
         }
+        if let Some(view) = drift
+            .iter()
+            .find(|view| view.environment == environment.environment)
+        {
+            for line in drift_lines(view) {
+                text.push_str(&format!("             {line}\n"));
+            }
+        }
     }
     Ok(text)
+}
+
+/// What the last drift checks of an environment found, a line per domain that is not clean and
+/// one per object that differs.
+fn drift_lines(view: &crate::deploy::drift::EnvironmentView) -> Vec<String> {
+    let mut lines = Vec::new();
+    for domain in &view.domains {
+        let checked = when(domain.checked_at);
+        match domain.outcome {
+            CheckOutcome::Clean => {}
+            CheckOutcome::Drifted => lines.push(format!(
+                "drift: {}: {} differ (checked {checked})",
+                domain.domain,
+                domain.drift.len()
+            )),
+            CheckOutcome::CouldNotCheck => lines.push(format!(
+                "drift: {}: could not check at {checked}: {}",
+                domain.domain,
+                domain.reason.as_deref().unwrap_or("unknown")
+            )),
+        }
+        for record in &domain.drift {
+            lines.push(format!(
+                "  {}: expected {}, found {} (since {})",
+                record.object,
+                record.expected,
+                record.actual,
+                when(record.first_seen)
+            ));
+        }
+    }
+    if lines.is_empty() && !view.domains.is_empty() {
+        let latest = view.domains.iter().map(|domain| domain.checked_at).max();
+        lines.push(format!(
+            "drift: none (checked {})",
+            when(latest.unwrap_or_default())
+        ));
+    }
+    lines
 }
 
 pub fn history(args: HistoryArgs) -> anyhow::Result<bool> {

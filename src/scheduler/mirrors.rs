@@ -21,6 +21,23 @@ impl Mirrors {
         }
     }
 
+    /// The mirrors already under `directory` for these repositories, each with the URL it
+    /// fetches from (for commands that read what the server fetched, without its configuration).
+    pub fn existing(directory: PathBuf, repositories: &[String]) -> Mirrors {
+        let mut urls = BTreeMap::new();
+        for repository in repositories {
+            let path = directory.join(format!("{repository}.git"));
+            let url = git2::Repository::open_bare(&path).ok().and_then(|handle| {
+                let remote = handle.find_remote("origin").ok()?;
+                remote.url().ok().map(str::to_owned)
+            });
+            if let Some(url) = url {
+                urls.insert(repository.clone(), url);
+            }
+        }
+        Mirrors::new(directory, urls)
+    }
+
     pub fn urls(&self) -> &BTreeMap<String, String> {
         &self.urls
     }
