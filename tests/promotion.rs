@@ -5,65 +5,19 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use sluice::config::environment::{Environment, FreezeWindow, Gates};
+use sluice::deploy::Release;
 use sluice::deploy::execute::HealthSettings;
 use sluice::deploy::gates::StaticTeams;
-use sluice::deploy::reconcile::{Reconciler, TargetFactory, TreeSource};
+use sluice::deploy::reconcile::Reconciler;
 use sluice::deploy::recording::{RecordedCall, RecordingTarget};
-use sluice::deploy::{Release, Target, TargetError, TargetKind};
-use sluice::policy::Clock;
 use sluice::store::SqliteStore;
 use sluice::store::{DeployRequest, DeployStore, RequestAction};
-use sluice::targets::registry::registered;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-struct TestClock(Mutex<DateTime<Utc>>);
+mod support;
 
-impl Clock for TestClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap()
-    }
-}
-
-impl TestClock {
-    fn advance(&self, by: Duration) {
-        *self.0.lock().unwrap() += by;
-    }
-}
-
-struct Recording(PathBuf);
-
-impl TargetFactory for Recording {
-    fn targets(
-        &self,
-        _repository: &str,
-        _environment: &Environment,
-    ) -> Result<Vec<Arc<dyn Target>>, TargetError> {
-        // Every registered target, handed over backwards on purpose: the reconciler owns the order.
-        let mut kinds: Vec<TargetKind> = registered().map(|(kind, _)| kind).collect();
-        kinds.reverse();
-        Ok(kinds
-            .into_iter()
-            .map(|kind| {
-                Arc::new(RecordingTarget {
-                    kind,
-                    directory: self.0.clone(),
-                }) as Arc<dyn Target>
-            })
-            .collect())
-    }
-}
-
-struct Trees(PathBuf);
-
-impl TreeSource for Trees {
-    fn tree<'a>(
-        &'a self,
-        _release: &'a Release,
-    ) -> futures_util::future::BoxFuture<'a, Result<PathBuf, String>> {
-        Box::pin(async move { Ok(self.0.clone()) })
-    }
-}
+use support::recording::{Recording, TestClock, Trees};
 
 fn environment(name: &str, after: Option<&str>, gates: Gates) -> Environment {
     Environment {

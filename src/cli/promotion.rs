@@ -229,9 +229,9 @@ fn drift_lines(view: &crate::deploy::drift::EnvironmentView) -> Vec<String> {
         match domain.outcome {
             CheckOutcome::Clean => {}
             CheckOutcome::Drifted => lines.push(format!(
-                "drift: {}: {} differ (checked {checked})",
+                "drift: {}: {} its release (checked {checked})",
                 domain.domain,
-                domain.drift.len()
+                crate::deploy::reconcile::drift::differ(domain.drift.len())
             )),
             CheckOutcome::CouldNotCheck => lines.push(format!(
                 "drift: {}: could not check at {checked}: {}",

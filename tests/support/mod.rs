@@ -5,6 +5,7 @@
 
 mod cli;
 mod files;
+pub mod recording;
 mod repository;
 
 pub use cli::{printed, sluice, sluice_command, sluice_ok};

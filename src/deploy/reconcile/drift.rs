@@ -410,8 +410,8 @@ impl Reconciler {
             .map(|(domain, objects)| format!("{domain}: {}", objects.join(", ")))
             .collect();
         let what = format!(
-            "{} differ from the release it runs ({})",
-            plural(recorded.len(), "object"),
+            "{} the release it runs ({})",
+            differ(recorded.len()),
             listed.join("; ")
         );
         if environment.drift.block {
@@ -427,11 +427,12 @@ impl Reconciler {
     }
 }
 
-fn plural(count: usize, noun: &str) -> String {
+/// `1 object differs from` or `3 objects differ from`.
+pub fn differ(count: usize) -> String {
     if count == 1 {
-        format!("1 {noun}")
+        "1 object differs from".to_owned()
     } else {
-        format!("{count} {noun}s")
+        format!("{count} objects differ from")
     }
 }
 
