@@ -7,7 +7,7 @@ use crate::deploy::gates::StaticTeams;
 use crate::deploy::reconcile::drift::EnvironmentDrift;
 use crate::policy::SystemClock;
 use crate::scheduler::Mirrors;
-use crate::scheduler::promotion::PromotionService;
+use crate::scheduler::promotion::{HealAsk, PromotionService};
 use crate::store::{CheckOutcome, DeployStore};
 use clap::Args;
 use std::sync::Arc;
@@ -19,6 +19,16 @@ pub struct DriftArgs {
     /// Print what was found as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Heal this domain of ENV now, whatever `drift.heal` says (recorded as you, an admin).
+    #[arg(long, value_name = "DOMAIN", requires = "environment")]
+    pub heal: Option<String>,
+    /// Apply the Terraform plan kept for review of ENV, named by its sha256 as `sluice drift`
+    /// printed it (Terraform is never healed otherwise).
+    #[arg(long, value_name = "SHA256", requires = "environment")]
+    pub apply_plan: Option<String>,
+    /// Who heals (default: $SLUICE_ACTOR, else $USER); recorded as `LOGIN (local)`.
+    #[arg(long = "as")]
+    pub actor: Option<String>,
     /// Reach this Kubernetes API server instead of each environment's kubeconfig, as
     /// `sluice serve --kubernetes-api-server` does.
     #[arg(long, value_name = "URL")]
@@ -63,13 +73,21 @@ pub async fn run(args: DriftArgs) -> anyhow::Result<bool> {
         wakeup: Default::default(),
         drift_asks: None,
     };
-    let checked = service
-        .ask_drift(
-            args.store.repository.as_deref(),
-            args.environment.as_deref(),
-        )
-        .await
-        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let repository = args.store.repository.as_deref();
+    let checked = if args.heal.is_some() || args.apply_plan.is_some() {
+        let heal = HealAsk {
+            domain: args.heal.clone().unwrap_or_else(|| "terraform".to_owned()),
+            plan: args.apply_plan.clone(),
+            actor: super::promotion::actor(&args.actor).recorded_as(),
+        };
+        let environment = args.environment.as_deref().unwrap_or_default();
+        service.heal_by_hand(repository, environment, &heal).await
+    } else {
+        service
+            .ask_drift(repository, args.environment.as_deref())
+            .await
+    }
+    .map_err(|error| anyhow::anyhow!("{error}"))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&checked)?);
     } else {

@@ -110,7 +110,7 @@ fn into_anyhow(error: ActionError) -> anyhow::Error {
 }
 
 /// The person at the keyboard, acting on the data directory (an admin, recorded as local).
-fn actor(given: &Option<String>) -> Principal {
+pub(super) fn actor(given: &Option<String>) -> Principal {
     let login = given
         .clone()
         .or_else(|| std::env::var("SLUICE_ACTOR").ok())

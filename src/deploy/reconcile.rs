@@ -75,6 +75,9 @@ pub enum ReconcileError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Setup(String),
+    /// A person's request that cannot be carried out as asked; the message says what to do.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// Environments sorted so that each comes after the one named in its `after`.

@@ -26,7 +26,17 @@ use tokio::sync::{Notify, mpsc, oneshot};
 pub struct DriftAsk {
     pub repository: Option<String>,
     pub environment: Option<String>,
+    /// A person heals one domain now instead (`HealAsk`); `environment` is then required.
+    pub heal: Option<HealAsk>,
     pub reply: oneshot::Sender<Result<Vec<EnvironmentDrift>, DriftAskError>>,
+}
+
+/// One domain healed by a person: Terraform only by naming the plan kept for review.
+#[derive(Clone, Debug)]
+pub struct HealAsk {
+    pub domain: String,
+    pub plan: Option<String>,
+    pub actor: String,
 }
 
 /// Why an asked-for check did not run.
@@ -35,6 +45,9 @@ pub enum DriftAskError {
     /// No such repository or environment, or nothing deployed to check.
     #[error("{0}")]
     NotFound(String),
+    /// Cannot be done as asked (a plan not named, or not the one kept).
+    #[error("{0}")]
+    Refused(String),
     #[error("{0}")]
     Failed(String),
 }
@@ -72,7 +85,10 @@ impl PromotionService {
                 _ = self.wakeup.notified() => {}
                 _ = tokio::time::sleep(self.interval) => {}
                 Some(ask) = ask => {
-                    let answer = self.ask_drift(ask.repository.as_deref(), ask.environment.as_deref()).await;
+                    let answer = match &ask.heal {
+                        None => self.ask_drift(ask.repository.as_deref(), ask.environment.as_deref()).await,
+                        Some(heal) => self.heal_by_hand(ask.repository.as_deref(), ask.environment.as_deref().unwrap_or_default(), heal).await,
+                    };
                     let _ = ask.reply.send(answer);
                 }
             }
@@ -125,6 +141,44 @@ impl PromotionService {
         repository: Option<&str>,
         environment: Option<&str>,
     ) -> Result<Vec<EnvironmentDrift>, DriftAskError> {
+        let (repository, reconciler) = self.reconciler_for(repository).await?;
+        let checked = reconciler
+            .check_drift(environment)
+            .await
+            .map_err(asked_error)?;
+        log_drift(&repository, &checked);
+        Ok(checked)
+    }
+
+    /// A person heals one domain of one environment now.
+    pub async fn heal_by_hand(
+        &self,
+        repository: Option<&str>,
+        environment: &str,
+        heal: &HealAsk,
+    ) -> Result<Vec<EnvironmentDrift>, DriftAskError> {
+        let (_, reconciler) = self.reconciler_for(repository).await?;
+        let domain = reconciler
+            .heal_by_hand(environment, &heal.domain, heal.plan.as_deref(), &heal.actor)
+            .await
+            .map_err(asked_error)?;
+        let release = reconciler
+            .running_release(environment)
+            .await
+            .map_err(|error| DriftAskError::Failed(error.to_string()))?;
+        Ok(vec![EnvironmentDrift {
+            environment: environment.to_owned(),
+            release: release.map(|release| release.id),
+            skipped: None,
+            domains: vec![domain],
+        }])
+    }
+
+    /// The repository named, or the only one with releases, and its reconciler.
+    async fn reconciler_for(
+        &self,
+        repository: Option<&str>,
+    ) -> Result<(String, Reconciler), DriftAskError> {
         use DriftAskError::{Failed, NotFound};
         let store = self.store.clone();
         let repositories = tokio::task::spawn_blocking(move || store.release_repositories())
@@ -156,15 +210,7 @@ impl PromotionService {
             .await
             .map_err(|error| Failed(error.to_string()))?
             .ok_or_else(|| NotFound(format!("{repository} has no releases yet")))?;
-        let checked = reconciler
-            .check_drift(environment)
-            .await
-            .map_err(|error| match error {
-                crate::deploy::reconcile::ReconcileError::Setup(message) => NotFound(message),
-                other => Failed(other.to_string()),
-            })?;
-        log_drift(&repository, &checked);
-        Ok(checked)
+        Ok((repository, reconciler))
     }
 
     async fn reconciler(&self, repository: &str) -> anyhow::Result<Option<Reconciler>> {
@@ -197,6 +243,18 @@ impl PromotionService {
             teams: self.teams.clone(),
             health: self.health,
         }))
+    }
+}
+
+fn asked_error(error: crate::deploy::reconcile::ReconcileError) -> DriftAskError {
+    match error {
+        crate::deploy::reconcile::ReconcileError::Setup(message) => {
+            DriftAskError::NotFound(message)
+        }
+        crate::deploy::reconcile::ReconcileError::Refused(message) => {
+            DriftAskError::Refused(message)
+        }
+        other => DriftAskError::Failed(other.to_string()),
     }
 }
 

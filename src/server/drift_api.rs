@@ -7,7 +7,7 @@ use super::{ApiError, AppState};
 use crate::deploy::drift::{self, EnvironmentView};
 use crate::deploy::reconcile::drift::EnvironmentDrift;
 use crate::model::access::Role;
-use crate::scheduler::promotion::{DriftAsk, DriftAskError};
+use crate::scheduler::promotion::{DriftAsk, DriftAskError, HealAsk};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -17,6 +17,15 @@ use serde::Deserialize;
 pub struct DriftQuery {
     pub repository: Option<String>,
     pub environment: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CheckQuery {
+    pub repository: Option<String>,
+    /// Heal this domain now (admins), opted in or not.
+    pub heal: Option<String>,
+    /// Apply the Terraform plan kept for review with this sha256 (admins).
+    pub apply_plan: Option<String>,
 }
 
 /// `GET /api/drift[?repository=&environment=]`.
@@ -38,30 +47,37 @@ pub async fn list(
     .map(Json)
 }
 
-/// `POST /api/drift/{environment}[?repository=]`: checks now and answers what was found.
+/// `POST /api/drift/{environment}[?repository=][&heal=DOMAIN][&apply_plan=SHA256]`: checks now
+/// (approvers) or heals one domain by hand (admins) and answers what was found and done.
 pub async fn check(
     State(state): State<AppState>,
     Path(environment): Path<String>,
-    Query(query): Query<DriftQuery>,
+    Query(query): Query<CheckQuery>,
     headers: HeaderMap,
 ) -> Result<Json<Vec<EnvironmentDrift>>, ApiError> {
-    super::auth::principal_with(
-        &state,
-        &headers,
-        Role::Approver,
-        "checking and healing drift",
-    )
-    .await?;
+    let by_hand = query.heal.is_some() || query.apply_plan.is_some();
+    let (needed, what) = if by_hand {
+        (Role::Admin, "healing drift by hand")
+    } else {
+        (Role::Approver, "checking and healing drift")
+    };
+    let principal = super::auth::principal_with(&state, &headers, needed, what).await?;
     let Some(asks) = &state.drift_asks else {
         return Err(ApiError::Client(
             StatusCode::SERVICE_UNAVAILABLE,
             "this server does not promote releases, so it checks no drift".to_owned(),
         ));
     };
+    let heal = by_hand.then(|| HealAsk {
+        domain: query.heal.clone().unwrap_or_else(|| "terraform".to_owned()),
+        plan: query.apply_plan.clone(),
+        actor: principal.recorded_as(),
+    });
     let (reply, answer) = tokio::sync::oneshot::channel();
     let ask = DriftAsk {
         repository: query.repository,
         environment: Some(environment),
+        heal,
         reply,
     };
     let unavailable = || {
@@ -74,6 +90,9 @@ pub async fn check(
     match answer.await.map_err(|_| unavailable())? {
         Ok(checked) => Ok(Json(checked)),
         Err(DriftAskError::NotFound(message)) => Err(ApiError::not_found(message)),
+        Err(DriftAskError::Refused(message)) => {
+            Err(ApiError::Client(StatusCode::CONFLICT, message))
+        }
         Err(DriftAskError::Failed(message)) => Err(ApiError::internal(message)),
     }
 }

@@ -5,6 +5,7 @@
 //! nothing of webhooks, runs or HTTP.
 
 pub mod container;
+pub mod drift;
 pub mod locate;
 pub mod locks;
 pub mod operations;

@@ -47,7 +47,7 @@ impl TerraformJob {
         }
     }
 
-    fn start(&self) -> Result<TerraformRun, TerraformError> {
+    pub(super) fn start(&self) -> Result<TerraformRun, TerraformError> {
         TerraformRun::new(
             &self.checkout,
             &self.settings,

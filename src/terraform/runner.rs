@@ -257,6 +257,30 @@ impl TerraformRun {
             .map_err(|error| TerraformError::Io(format!("cannot read the plan file: {error}")))
     }
 
+    /// `plan -detailed-exitcode -out` (with `-refresh-only`: only what changed outside
+    /// Terraform): the plan file's bytes when there are changes, `None` when there are none.
+    pub async fn plan_changes(
+        &self,
+        refresh_only: bool,
+    ) -> Result<Option<Vec<u8>>, TerraformError> {
+        let mut arguments = words(&["plan", "-input=false", "-no-color", "-detailed-exitcode"]);
+        if refresh_only {
+            arguments.push("-refresh-only".to_owned());
+        }
+        arguments.push(format!("-out={}", self.plan_file().display()));
+        for var_file in &self.settings.var_files {
+            arguments.push(format!("-var-file={var_file}"));
+        }
+        match self.run(&arguments, false).await {
+            Ok(_) => Ok(None),
+            // -detailed-exitcode: 2 means the plan has changes.
+            Err(TerraformError::Failed { code: 2, .. }) => std::fs::read(self.plan_file())
+                .map(Some)
+                .map_err(|error| TerraformError::Io(format!("cannot read the plan file: {error}"))),
+            Err(error) => Err(error),
+        }
+    }
+
     /// `show -json` of the plan file, captured and not logged.
     pub async fn show_json(&self) -> Result<serde_json::Value, TerraformError> {
         let plan_file = self.plan_file().display().to_string();

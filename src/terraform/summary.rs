@@ -8,7 +8,7 @@
 mod diff;
 mod render;
 
-pub use render::{longest_backtick_run, render_markdown, render_text};
+pub use render::{longest_backtick_run, render_markdown, render_text, shown};
 
 use serde_json::Value;
 

@@ -271,6 +271,115 @@ impl Reconciler {
         }
     }
 
+    /// A person heals one domain of an environment now, opted in or not: Terraform only by
+    /// naming the plan kept for review (`plan`), which must be the one the check keeps now.
+    pub async fn heal_by_hand(
+        &self,
+        name: &str,
+        domain: &str,
+        plan: Option<&str>,
+        actor: &str,
+    ) -> Result<DomainDrift, ReconcileError> {
+        let refused = |message: String| Err(ReconcileError::Refused(message));
+        let Some(environment) = self.environment(name) else {
+            return refused(format!("no environment `{name}` in {}", self.repository));
+        };
+        let Some(state) = self
+            .states()
+            .await?
+            .into_iter()
+            .find(|state| state.environment == name)
+        else {
+            return refused(format!(
+                "nothing is deployed to {name}, so nothing can drift"
+            ));
+        };
+        let Some(release) = self.release(&state.release).await? else {
+            return refused(format!("release {} is not recorded", state.release));
+        };
+        let (targets, mut context) = self
+            .targets_and_context(&environment, &release, None)
+            .await
+            .map_err(ReconcileError::Setup)?;
+        let Some(target) = targets
+            .iter()
+            .find(|target| target.kind().as_str() == domain)
+        else {
+            let configured: Vec<&str> = targets
+                .iter()
+                .map(|target| target.kind().as_str())
+                .collect();
+            return refused(format!(
+                "{name} has no {domain} target; it has {}",
+                configured.join(", ")
+            ));
+        };
+        context.applied = self.applied_outputs(&environment, &release).await?;
+        let report = target
+            .drift(&context)
+            .await
+            .map_err(|error| ReconcileError::Refused(format!("cannot check {domain}: {error}")))?;
+        if report.is_clean() {
+            return self
+                .record_domain(&environment, &release, target.kind().as_str(), Ok(report))
+                .await;
+        }
+        let kept = report
+            .review
+            .as_ref()
+            .and_then(|review| review["plan"].as_str());
+        match (kept, plan) {
+            (Some(kept), Some(named)) if kept != named => {
+                return refused(format!(
+                    "the plan kept for review of {name} is now {kept}, not {named}; read it with `sluice drift {name}` and name it"
+                ));
+            }
+            (Some(kept), None) => {
+                return refused(format!(
+                    "{domain} is healed only by applying the plan kept for review: name it with `--apply-plan {kept}` after reading it"
+                ));
+            }
+            _ => {}
+        }
+        let objects = objects_text(&report);
+        let applied = match target.heal(&context, &report).await {
+            Ok(applied) => applied,
+            Err(error) => {
+                self.audit(
+                    Some(name),
+                    Some(&release.id),
+                    "drift-heal",
+                    Some(actor),
+                    "failed",
+                    &format!("{domain}: {objects}; {error}"),
+                )
+                .await?;
+                return refused(format!("healing {domain} in {name} failed: {error}"));
+            }
+        };
+        self.audit(
+            Some(name),
+            Some(&release.id),
+            "drift-heal",
+            Some(actor),
+            "healed",
+            &format!("{domain}: {objects}; {}", applied.summary),
+        )
+        .await?;
+        let after = target
+            .drift(&context)
+            .await
+            .map_err(|error| error.to_string());
+        let mut healed = self
+            .record_domain(&environment, &release, target.kind().as_str(), after)
+            .await?;
+        healed.healed = Some(Healed {
+            drifts: report.drifts,
+            summary: applied.summary,
+        });
+        Ok(healed)
+    }
+
     /// Records a domain's drift in the history when what differs changed since the last check,
     /// not on every check.
     async fn audit_new_drift(

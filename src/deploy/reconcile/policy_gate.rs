@@ -126,7 +126,7 @@ impl Reconciler {
 
 impl Reconciler {
     /// The release `environment` runs now, if any.
-    pub(super) async fn running_release(
+    pub async fn running_release(
         &self,
         environment: &str,
     ) -> Result<Option<Release>, crate::store::StoreError> {

@@ -5,6 +5,8 @@
 //! back needs a new reviewed plan. Knows the store's plan records and the operations in
 //! `crate::terraform`; nothing of promotion order, gates or other targets.
 
+mod drift;
+
 use super::registry::{BuildContext, Registration, ReleaseSource};
 use crate::config::environment::Environment;
 use crate::deploy::{
@@ -373,12 +375,18 @@ impl Target for TerraformTarget {
 
     fn drift<'a>(
         &'a self,
-        _context: &'a DeployContext,
+        context: &'a DeployContext,
     ) -> TargetFuture<'a, crate::deploy::DriftReport> {
-        Box::pin(async {
-            Err(TargetError::Unavailable(
-                "terraform drift is not checked yet".to_owned(),
-            ))
-        })
+        Box::pin(self.check_drift(context))
+    }
+
+    /// Only ever asked for by a person naming the plan kept for review; promotion never heals
+    /// Terraform (`DriftSettings::heals`).
+    fn heal<'a>(
+        &'a self,
+        context: &'a DeployContext,
+        found: &'a crate::deploy::DriftReport,
+    ) -> TargetFuture<'a, Applied> {
+        Box::pin(self.apply_review(context, found))
     }
 }

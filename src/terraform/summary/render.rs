@@ -93,7 +93,8 @@ fn attribute_line(attribute: &AttributeChange) -> String {
     }
 }
 
-fn shown(value: &Shown) -> String {
+/// A value as a summary line shows it: JSON, shortened, or why it is hidden.
+pub fn shown(value: &Shown) -> String {
     match value {
         Shown::Sensitive => "(sensitive value)".to_owned(),
         Shown::KnownAfterApply => "(known after apply)".to_owned(),
