@@ -171,7 +171,12 @@ fn revert(plan: &PlanSummary) -> Vec<Drift> {
                 })
             }
             Action::Update | Action::Replace(_) => {
-                drifts.extend(resource.attributes.iter().map(|change| Drift {
+                // A value known only after apply follows from the others; it is not drift.
+                let set = resource
+                    .attributes
+                    .iter()
+                    .filter(|change| change.after != Some(summary::Shown::KnownAfterApply));
+                drifts.extend(set.map(|change| Drift {
                     object: format!("{}: {}", resource.address, change.path),
                     expected: side(&change.after),
                     actual: side(&change.before),
