@@ -70,6 +70,7 @@ struct Column {
     earlier: Vec<Release>,
     requests: Vec<DeployRequest>,
     locks: Vec<LockListing>,
+    drift: Option<crate::deploy::drift::EnvironmentView>,
 }
 
 struct Board {
@@ -189,6 +190,7 @@ fn read_board(
     let releases = deploy.releases(&repository)?;
     let requests = deploy.pending_requests(&repository)?;
     let locks = store.terraform_locks()?;
+    let drift = crate::deploy::drift::view(deploy, Some(&repository), None)?;
     let find = |id: &str| releases.iter().find(|release| release.id == id).cloned();
     let mut columns = Vec::new();
     for status in in_promotion_order(deploy, &repository, &history, &deployments)? {
@@ -247,6 +249,7 @@ fn read_board(
                 })
                 .cloned()
                 .collect(),
+            drift: drift.iter().find(|view| view.environment == name).cloned(),
             status,
         });
     }
@@ -316,6 +319,8 @@ fn render_column(viewer: &Viewer, board: &Board, column: &Column, chosen: Option
             (health(column))
             h3 { "Waiting" }
             (waiting_markup(column, chosen, now))
+            h3 { "Drift" }
+            (super::drift::drift_markup(column.drift.as_ref()))
             h3 { "Terraform locks" }
             (locks(column, now))
             h3 { "Actions" }

@@ -8,6 +8,7 @@
 mod ansi;
 mod assets;
 mod delivery;
+mod drift;
 mod environments;
 mod history;
 mod layout;
