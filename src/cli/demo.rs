@@ -234,6 +234,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
 
     all_good &= promotion.promote_newest(false).await?;
     all_good &= promotion.roll_back_production().await?;
+    all_good &= promotion.drift_found_and_healed().await?;
 
     let metrics = client
         .get(format!("{base_url}/metrics"))

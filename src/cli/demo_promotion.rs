@@ -55,7 +55,7 @@ impl DemoPromotion {
         Arc::new(DemoClock(Mutex::new(wednesday_before(Utc::now()))))
     }
 
-    async fn reconciler(&self) -> anyhow::Result<Option<Reconciler>> {
+    pub(super) async fn reconciler(&self) -> anyhow::Result<Option<Reconciler>> {
         let (store, deploy_store, mirrors) = (
             self.store.clone(),
             self.deploy_store.clone(),

@@ -4,6 +4,7 @@
 
 mod demo;
 mod demo_airflow;
+mod demo_drift;
 mod demo_promotion;
 mod demo_pull_request;
 mod drift;
