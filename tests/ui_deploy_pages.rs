@@ -14,7 +14,7 @@ use sluice::store::{
     NewDeployment, NewTerraformPlan, RequestAction, StepPhase, StepState, TerraformTarget,
 };
 use std::collections::BTreeMap;
-use ui::{Ui, csrf_of};
+use ui::{Ui, column, csrf_of};
 
 const REPOSITORY: &str = "acme/ml-platform";
 const PLAN_SHA: &str = "abababababababababababababababababababababababababababababababab";
@@ -213,14 +213,6 @@ fn seeded() -> Seeded {
 }
 
 /// The environment's column on the board.
-fn column<'a>(page: &'a str, environment: &str) -> &'a str {
-    let start = page
-        .find(&format!("id=\"env-{environment}\""))
-        .unwrap_or_else(|| panic!("no column for {environment}: {page}"));
-    let end = page[start..].find("</section>").unwrap() + start;
-    &page[start..end]
-}
-
 #[tokio::test]
 async fn the_board_shows_each_environment_in_promotion_order_with_what_runs_and_what_waits() {
     let seeded = seeded();

@@ -5,6 +5,8 @@
 #[path = "support/ui.rs"]
 mod ui;
 
+use ui::column;
+
 use axum::http::StatusCode;
 use sluice::deploy::Release;
 use sluice::store::Finding;
@@ -14,14 +16,6 @@ const PLAN_SHA: &str = "abababababababababababababababababababababababababababab
 
 fn id(sequence: i64) -> String {
     Release::new_id(sequence, &format!("{sequence}").repeat(40))
-}
-
-fn column<'a>(page: &'a str, environment: &str) -> &'a str {
-    let start = page
-        .find(&format!("id=\"env-{environment}\""))
-        .unwrap_or_else(|| panic!("no column for {environment}: {page}"));
-    let end = page[start..].find("</section>").unwrap() + start;
-    &page[start..end]
 }
 
 #[tokio::test]

@@ -165,3 +165,12 @@ pub fn csrf_of(page: &str) -> Option<String> {
     let end = page[start..].find('"')? + start;
     Some(page[start..end].to_owned()).filter(|value| !value.is_empty())
 }
+
+/// The board's column of one environment, as its HTML.
+pub fn column<'a>(page: &'a str, environment: &str) -> &'a str {
+    let start = page
+        .find(&format!("id=\"env-{environment}\""))
+        .unwrap_or_else(|| panic!("no column for {environment}: {page}"));
+    let end = page[start..].find("</section>").unwrap() + start;
+    &page[start..end]
+}
