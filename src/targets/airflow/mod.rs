@@ -20,8 +20,8 @@ mod verify;
 pub use api::{AirflowApi, ApiDag, ApiError, ApiImportError, Credentials};
 pub use config::{AirflowConfig, AuthConfig};
 pub use drift::{
-    LiveEntry, LiveFolder, error_line, file_drifts, import_error_drifts, paused_drifts, read_live,
-    short_digest,
+    LiveEntry, LiveFolder, error_line, file_drifts, forget_hashes, import_error_drifts,
+    paused_drifts, read_live, short_digest,
 };
 pub use facts::{CommentSection, ValidationSummary, comment_section, file_changes, policy_input};
 pub use folder::{FolderDeploy, FolderError, MANIFEST, Manifest, VersionedFolder, version_name};
