@@ -23,7 +23,7 @@ pub struct NewAliasMove {
     pub to_version: Option<String>,
     /// The release that moved it.
     pub release_id: String,
-    /// `deploy` or `rollback`.
+    /// `deploy`, `rollback` or `heal` (put back where it had drifted from the release).
     pub reason: String,
 }
 

@@ -9,7 +9,7 @@ pub mod recording;
 mod repository;
 
 pub use cli::{printed, sluice, sluice_command, sluice_ok};
-pub use files::{copy_tree, free_port, repository_root, write_tree};
+pub use files::{always_503, copy_tree, free_port, repository_root, write_tree};
 pub use repository::TestRepo;
 
 use std::io::{BufRead, BufReader};

@@ -57,6 +57,8 @@ pub struct AirflowApi {
     http: reqwest::Client,
     credentials: Option<Credentials>,
     token: tokio::sync::Mutex<Option<String>>,
+    /// HTTP requests sent so far, logins included: what a check cost.
+    requests: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for AirflowApi {
@@ -81,7 +83,18 @@ impl AirflowApi {
             http,
             credentials,
             token: tokio::sync::Mutex::new(None),
+            requests: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// How many HTTP requests this client has sent, logins included.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn count_request(&self) {
+        self.requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn prefix(&self) -> String {
@@ -99,6 +112,7 @@ impl AirflowApi {
         let mut token = self.token.lock().await;
         if token.is_none() || refresh {
             let url = format!("{}/auth/token", self.base);
+            self.count_request();
             let response = self
                 .http
                 .post(&url)
@@ -107,6 +121,11 @@ impl AirflowApi {
                 .await
                 .map_err(|error| ApiError(format!("cannot reach airflow at {url}: {}; check `airflow.api` and that the API server runs", without_url(&error))))?;
             let status = response.status();
+            if status.is_server_error() {
+                return Err(ApiError(format!(
+                    "airflow at {url} answered the login with {status}; check that the API server runs and is healthy"
+                )));
+            }
             if !status.is_success() {
                 return Err(ApiError(format!(
                     "airflow at {url} refused the login of `{}` ({status}); check `airflow.auth`",
@@ -152,6 +171,7 @@ impl AirflowApi {
             if let Some(body) = body {
                 request = request.json(body);
             }
+            self.count_request();
             let response = request
                 .send()
                 .await

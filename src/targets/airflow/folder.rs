@@ -183,6 +183,125 @@ impl VersionedFolder {
         Ok(outcome)
     }
 
+    /// Publishes `source` again as a new directory for its version, when the live folder no
+    /// longer holds what its manifest says (files changed or added in place). Only the files in
+    /// `trusted` (path → sha256 just read from the live folder) are hard-linked from it; the rest
+    /// are copied from `source`. The new directory goes live under a passing name with the same
+    /// symlink rename a deploy uses, the tampered directory is removed, the version is rebuilt
+    /// under its own name from links to the new one, and the symlink switched to it: Airflow sees
+    /// the tampered tree or a correct one, never a half-written one. A file changed in place
+    /// that older versions share (a hard link) is replaced in them too, so a rollback does not
+    /// bring the change back.
+    pub fn republish(
+        &self,
+        source: &Path,
+        manifest: &Manifest,
+        trusted: &Manifest,
+    ) -> Result<FolderDeploy, FolderError> {
+        let version = version_name(manifest);
+        let previous = self.live_version()?;
+        let mut outcome = FolderDeploy {
+            version: version.clone(),
+            previous: previous.clone(),
+            switched: true,
+            ..FolderDeploy::default()
+        };
+        std::fs::create_dir_all(&self.versions).map_err(io_error("create", &self.versions))?;
+        self.remove_leftovers()?;
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_nanos());
+        let passing = format!("{version}.healed-{stamp}");
+        let live_path = previous.as_deref().map(|name| self.version_path(name));
+        self.build(
+            source,
+            manifest,
+            &passing,
+            live_path.as_deref().map(|path| Version {
+                manifest: trusted,
+                path,
+            }),
+            None,
+            &mut outcome,
+        )?;
+        self.switch_unchecked(&passing)?;
+        let passing_path = self.version_path(&passing);
+        if let Some(live_path) = &live_path {
+            self.replace_shared(live_path, &passing_path, manifest, trusted, &passing);
+        }
+        let final_path = self.version_path(&version);
+        if final_path.exists() {
+            std::fs::remove_dir_all(&final_path).map_err(io_error("remove", &final_path))?;
+        }
+        let mut relinked = FolderDeploy::default();
+        self.build(
+            source,
+            manifest,
+            &version,
+            Some(Version {
+                manifest,
+                path: &passing_path,
+            }),
+            None,
+            &mut relinked,
+        )?;
+        self.switch_unchecked(&version)?;
+        std::fs::remove_dir_all(&passing_path).map_err(io_error("remove", &passing_path))?;
+        outcome.pruned = self.prune(&[version.as_str()])?;
+        Ok(outcome)
+    }
+
+    /// For each file of `live` whose content is not its manifest's (not in `trusted`), replaces
+    /// the same file (the same inode) in other versions that record the manifest's sha256 for it
+    /// by a link to the republished file in `fresh`. Best effort: a file left is only a stale
+    /// rollback target.
+    fn replace_shared(
+        &self,
+        live: &Path,
+        fresh: &Path,
+        manifest: &Manifest,
+        trusted: &Manifest,
+        skip: &str,
+    ) {
+        use std::os::unix::fs::MetadataExt;
+        let tampered: Vec<(&String, &String, u64, u64)> = manifest
+            .iter()
+            .filter(|(path, _)| !trusted.contains_key(*path))
+            .filter_map(|(path, digest)| {
+                let metadata = std::fs::symlink_metadata(live.join(path)).ok()?;
+                (metadata.is_file() && metadata.nlink() > 1)
+                    .then(|| (path, digest, metadata.dev(), metadata.ino()))
+            })
+            .collect();
+        if tampered.is_empty() {
+            return;
+        }
+        let live_name = live
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned());
+        for other in self.versions() {
+            if other == skip || Some(&other) == live_name.as_ref() {
+                continue;
+            }
+            let Some(other_manifest) = self.read_manifest(&other) else {
+                continue;
+            };
+            let other_path = self.version_path(&other);
+            for (path, digest, device, inode) in &tampered {
+                let file = other_path.join(path);
+                let shared = std::fs::symlink_metadata(&file)
+                    .is_ok_and(|metadata| metadata.dev() == *device && metadata.ino() == *inode);
+                if shared && other_manifest.get(*path) == Some(*digest) {
+                    let temporary = file.with_file_name(format!("{TEMPORARY_PREFIX}relink"));
+                    let _ = std::fs::remove_file(&temporary);
+                    if std::fs::hard_link(fresh.join(path), &temporary).is_ok() {
+                        let _ = std::fs::rename(&temporary, &file);
+                    }
+                }
+            }
+        }
+    }
+
     /// Builds `version` in a temporary directory (the recycled version's, renamed, or a new one)
     /// and renames it into place; the manifest is written last.
     fn build(

@@ -9,6 +9,7 @@
 mod api;
 mod assemble;
 mod config;
+mod drift;
 mod facts;
 mod folder;
 mod source;
@@ -18,6 +19,10 @@ mod verify;
 
 pub use api::{AirflowApi, ApiDag, ApiError, ApiImportError, Credentials};
 pub use config::{AirflowConfig, AuthConfig};
+pub use drift::{
+    LiveEntry, LiveFolder, error_line, file_drifts, forget_hashes, import_error_drifts,
+    paused_drifts, read_live, short_digest,
+};
 pub use facts::{CommentSection, ValidationSummary, comment_section, file_changes, policy_input};
 pub use folder::{FolderDeploy, FolderError, MANIFEST, Manifest, VersionedFolder, version_name};
 pub use source::{check_links, scan};

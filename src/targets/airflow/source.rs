@@ -29,7 +29,7 @@ pub fn scan(directory: &Path) -> Result<Manifest, FolderError> {
 }
 
 /// The sha256 (hex) of each file, in order; the list split between up to one thread per core.
-fn hash_files(files: &[(String, PathBuf)]) -> Result<Vec<String>, FolderError> {
+pub(super) fn hash_files(files: &[(String, PathBuf)]) -> Result<Vec<String>, FolderError> {
     // Below a few hundred files a thread costs more than it saves.
     const FILES_PER_THREAD: usize = 256;
     let threads = std::thread::available_parallelism()

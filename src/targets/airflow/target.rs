@@ -67,6 +67,14 @@ impl AirflowTarget {
         &self.config
     }
 
+    pub(super) fn api(&self) -> Option<&AirflowApi> {
+        self.api.as_ref()
+    }
+
+    pub(super) fn environment_name(&self) -> &str {
+        &self.environment_name
+    }
+
     pub fn folder(&self) -> VersionedFolder {
         VersionedFolder {
             folder: self.config.folder.clone(),
@@ -77,7 +85,7 @@ impl AirflowTarget {
 
     /// The release's DAG folder, refused when it or a symlink in it leads out of the release's
     /// tree, before anything (validation included) reads a file through it.
-    async fn source(&self, context: &DeployContext) -> Result<PathBuf, TargetError> {
+    pub(super) async fn source(&self, context: &DeployContext) -> Result<PathBuf, TargetError> {
         let source = context.tree.join(&self.config.dags);
         if !source.is_dir() {
             return Err(TargetError::Configuration(format!(
@@ -121,7 +129,7 @@ impl AirflowTarget {
             })
     }
 
-    async fn blocking<T: Send + 'static>(
+    pub(super) async fn blocking<T: Send + 'static>(
         work: impl FnOnce() -> Result<T, super::folder::FolderError> + Send + 'static,
     ) -> Result<T, TargetError> {
         tokio::task::spawn_blocking(work)
@@ -403,7 +411,7 @@ impl AirflowTarget {
     }
 }
 
-fn expectation(
+pub(super) fn expectation(
     source: &Path,
     previous: &Manifest,
     next: &Manifest,
@@ -480,7 +488,7 @@ fn read_password(
     Ok(text.trim_end_matches(['\n', '\r']).to_owned())
 }
 
-fn unavailable(error: super::api::ApiError) -> TargetError {
+pub(super) fn unavailable(error: super::api::ApiError) -> TargetError {
     TargetError::Unavailable(error.to_string())
 }
 
@@ -567,12 +575,16 @@ impl Target for AirflowTarget {
 
     fn drift<'a>(
         &'a self,
-        _context: &'a DeployContext,
+        context: &'a DeployContext,
     ) -> TargetFuture<'a, crate::deploy::DriftReport> {
-        Box::pin(async {
-            Err(TargetError::Unavailable(
-                "airflow drift is not checked yet".to_owned(),
-            ))
-        })
+        Box::pin(self.drift_of(context))
+    }
+
+    fn heal<'a>(
+        &'a self,
+        context: &'a DeployContext,
+        _found: &'a crate::deploy::DriftReport,
+    ) -> TargetFuture<'a, Applied> {
+        Box::pin(self.heal_drift(context))
     }
 }

@@ -125,6 +125,8 @@ pub struct MlflowClient {
     credentials: Credentials,
     attempts: u32,
     retry_backoff: Duration,
+    /// HTTP requests sent so far, retries included: what a check cost.
+    requests: std::sync::atomic::AtomicU64,
 }
 
 impl MlflowClient {
@@ -160,11 +162,17 @@ impl MlflowClient {
             credentials,
             attempts: config.attempts.max(1),
             retry_backoff: config.retry_backoff,
+            requests: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
     pub fn tracking_uri(&self) -> &str {
         &self.tracking_uri
+    }
+
+    /// How many HTTP requests this client has sent, retries included.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Sends one API call, retrying 5xx, 429 and connection errors.
@@ -192,6 +200,8 @@ impl MlflowClient {
                 }
             };
             let last_attempt = attempt >= self.attempts;
+            self.requests
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             match request.send().await {
                 Err(error) => {
                     if last_attempt {

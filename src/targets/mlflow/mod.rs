@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod config;
+pub mod drift;
 pub mod gates;
 pub mod promote;
 pub mod report;
@@ -224,12 +225,39 @@ impl Target for MlflowTarget {
 
     fn drift<'a>(
         &'a self,
-        _context: &'a DeployContext,
+        context: &'a DeployContext,
     ) -> TargetFuture<'a, crate::deploy::DriftReport> {
-        Box::pin(async {
-            Err(TargetError::Unavailable(
-                "mlflow drift is not checked yet".to_owned(),
-            ))
+        Box::pin(async move {
+            let plans = self.config.model_plans(&context.tree)?;
+            drift::check(
+                self.kind().as_str(),
+                &self.client,
+                self.history.as_ref(),
+                context,
+                &plans,
+                self.config.mode,
+            )
+            .await
+        })
+    }
+
+    fn heal<'a>(
+        &'a self,
+        context: &'a DeployContext,
+        found: &'a crate::deploy::DriftReport,
+    ) -> TargetFuture<'a, Applied> {
+        Box::pin(async move {
+            let plans = self.config.model_plans(&context.tree)?;
+            drift::heal(
+                self.kind().as_str(),
+                &self.client,
+                self.history.as_ref(),
+                context,
+                &plans,
+                self.config.mode,
+                found,
+            )
+            .await
         })
     }
 }

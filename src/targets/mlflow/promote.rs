@@ -124,7 +124,7 @@ fn serving(decisions: &[ModelDecision]) -> serde_json::Map<String, serde_json::V
         .collect()
 }
 
-fn summary(verb: &str, moves: &[Move], tags_written: usize) -> String {
+pub(super) fn summary(verb: &str, moves: &[Move], tags_written: usize) -> String {
     if moves.is_empty() {
         return if tags_written == 0 {
             "no model alias moved".to_string()
@@ -152,7 +152,7 @@ fn summary(verb: &str, moves: &[Move], tags_written: usize) -> String {
     )
 }
 
-fn record(
+pub(super) fn record(
     history: Option<&Arc<dyn ModelHistory>>,
     context: &DeployContext,
     alias_move: &Move,
