@@ -495,7 +495,33 @@ fn store(
             metadata.insert("creationTimestamp".into(), json!("2026-01-01T00:00:00Z"));
         }
     }
+    if let Some(existing) = &existing {
+        let mut unchanged = object.clone();
+        unchanged["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"].clone();
+        if &unchanged == existing {
+            // A write that changes nothing is not stored: no new resourceVersion, no event.
+            if !dry_run {
+                state.write_log.push(format!(
+                    "{verb} {}",
+                    address(&target.resource.kind, target.namespace.as_deref(), name)
+                ));
+            }
+            return reply(StatusCode::OK, unchanged);
+        }
+    }
     if dry_run {
+        // Nothing was written, so the answer carries no new resourceVersion.
+        match &existing {
+            Some(existing) => {
+                object["metadata"]["resourceVersion"] =
+                    existing["metadata"]["resourceVersion"].clone();
+            }
+            None => {
+                if let Some(metadata) = object["metadata"].as_object_mut() {
+                    metadata.remove("resourceVersion");
+                }
+            }
+        }
         return reply(StatusCode::OK, object);
     }
     state.resource_version = resource_version;
