@@ -271,3 +271,64 @@ async fn a_check_lists_each_kind_once_and_dry_runs_only_the_drifted_objects() {
     assert_eq!(report.calls["list"], calls.list);
     assert_eq!(report.calls["dry-run"], 2);
 }
+
+#[tokio::test]
+async fn an_object_that_lost_sluices_labels_is_compared_not_reported_missing() {
+    let setup = deployed().await;
+    setup
+        .config_maps()
+        .patch(
+            "churn-config",
+            &edited_by("kubectl-label"),
+            &Patch::Merge(json!({"metadata": {"labels": {"sluice.dev/environment": null}}})),
+        )
+        .await
+        .unwrap();
+    setup.fake.reset_calls();
+    let report = setup.target.drift(&setup.context()).await.unwrap();
+    assert_eq!(
+        report.drifts,
+        [drift(
+            "v1 ConfigMap ml-test/churn-config: metadata.labels[\"sluice.dev/environment\"]",
+            "\"dev\"",
+            "absent"
+        )]
+    );
+    assert_eq!(
+        setup.fake.calls().get,
+        1,
+        "one GET, for the unlisted object"
+    );
+    setup.target.heal(&setup.context(), &report).await.unwrap();
+    assert_eq!(setup.drifts().await, []);
+}
+
+#[tokio::test]
+async fn the_served_model_annotation_follows_what_the_model_target_applied() {
+    let setup = deployed().await;
+    let mut serving = setup.context();
+    serving.applied.insert(
+        "mlflow".to_owned(),
+        json!({"serving": {"churn-classifier": "7"}}),
+    );
+    setup.target.apply(&serving).await.unwrap();
+    assert_eq!(setup.target.drift(&serving).await.unwrap().drifts, []);
+    setup
+        .deployments()
+        .patch(
+            "serving-api",
+            &edited_by("kubectl-edit"),
+            &Patch::Merge(json!({"spec": {"template": {"metadata": {"annotations": {
+                "sluice.dev/model-churn-classifier": "6"}}}}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        setup.target.drift(&serving).await.unwrap().drifts,
+        [drift(
+            "apps/v1 Deployment ml-test/serving-api: spec.template.metadata.annotations[\"sluice.dev/model-churn-classifier\"]",
+            "\"7\"",
+            "\"6\", set by kubectl-edit"
+        )]
+    );
+}

@@ -196,9 +196,21 @@ pub async fn heal(
     let cluster = target.cluster().await?;
     let discovery = cluster.discovery(false).await?;
     let (mut planned, unresolved) = sync::resolve(&discovery, objects, &target.config.namespace);
+    // A kind not served was reported under the manifest's own namespace, if any.
+    let unserved: BTreeSet<(String, String, String)> = unresolved
+        .iter()
+        .filter(|object| named(&rendered_name(object)))
+        .map(|object| {
+            (
+                object.api_version.clone(),
+                object.kind.clone(),
+                object.name.clone(),
+            )
+        })
+        .collect();
     let mut reapplied = Vec::new();
     let mut pending = Vec::new();
-    if !unresolved.is_empty() {
+    if !unserved.is_empty() {
         // Kinds served once the release's CRDs are back: apply those first, then look again.
         for item in planned
             .iter()
@@ -220,7 +232,13 @@ pub async fn heal(
     planned.sort_by_key(|item| item.object.apply_order());
     for item in &planned {
         let address = item.object.address();
-        if named(&rendered_name(&item.object)) && !reapplied.contains(&address) {
+        let identity = (
+            item.object.api_version.clone(),
+            item.object.kind.clone(),
+            item.object.name.clone(),
+        );
+        let drifted = named(&rendered_name(&item.object)) || unserved.contains(&identity);
+        if drifted && !reapplied.contains(&address) {
             reapply(cluster, item, &mut reapplied).await?;
         }
     }
