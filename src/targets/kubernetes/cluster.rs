@@ -36,8 +36,13 @@ pub struct ResolvedKind {
     pub namespaced: bool,
 }
 
+/// The field manager sluice applies as, and the one whose dry runs the drift check makes.
+pub const FIELD_MANAGER: &str = "sluice";
+
 pub struct Cluster {
     client: Client,
+    /// The API server's URL, for errors.
+    server: String,
     discovery: tokio::sync::Mutex<Option<Arc<Discovery>>>,
 }
 
@@ -84,6 +89,7 @@ impl Cluster {
             }
         };
         let mut config = config;
+        let server = config.cluster_url.to_string();
         // The deployment's retry policy owns transient errors (bounded, recorded in the
         // history); the client's own layer would retry 503s silently for up to 15 attempts.
         config.default_retry = false;
@@ -91,6 +97,7 @@ impl Cluster {
             .map_err(|error| unavailable("cannot build the Kubernetes client", error))?;
         Ok(Cluster {
             client,
+            server,
             discovery: tokio::sync::Mutex::new(None),
         })
     }
@@ -106,7 +113,7 @@ impl Cluster {
         let discovery = Discovery::new(self.client.clone())
             .run()
             .await
-            .map_err(|error| unavailable("API discovery failed", error))?;
+            .map_err(|error| self.read_error("API discovery failed", error))?;
         let discovery = Arc::new(discovery);
         *cached = Some(discovery.clone());
         Ok(discovery)
@@ -151,7 +158,7 @@ impl Cluster {
             .list(&ListParams::default().labels(selector))
             .await
             .map_err(|error| {
-                unavailable(&format!("cannot list {}", kind.resource.plural), error)
+                self.read_error(&format!("cannot list {}", kind.resource.plural), error)
             })?;
         let api_version = kind.resource.api_version.clone();
         let kind_name = kind.resource.kind.clone();
@@ -178,7 +185,7 @@ impl Cluster {
             .get_opt(name)
             .await
             .map_err(|error| {
-                unavailable(&format!("cannot read {} {name}", kind.resource.kind), error)
+                self.read_error(&format!("cannot read {} {name}", kind.resource.kind), error)
             })?;
         Ok(object.map(|object| serde_json::to_value(object).unwrap_or(Value::Null)))
     }
@@ -193,7 +200,7 @@ impl Cluster {
         force: bool,
         dry_run: bool,
     ) -> Result<Value, TargetError> {
-        let mut params = PatchParams::apply("sluice");
+        let mut params = PatchParams::apply(FIELD_MANAGER);
         if force {
             params = params.force();
         }
@@ -207,6 +214,20 @@ impl Cluster {
             .await
             .map_err(|error| apply_error(&address, error))?;
         Ok(serde_json::to_value(applied).unwrap_or(Value::Null))
+    }
+
+    /// A read that failed: names the API server and, when it answered, its status.
+    fn read_error(&self, what: &str, error: kube::Error) -> TargetError {
+        match &error {
+            kube::Error::Api(status) => TargetError::Unavailable(format!(
+                "{what}: the API server at {} answered {} {}: {}",
+                self.server, status.code, status.reason, status.message
+            )),
+            _ => unavailable(
+                &format!("{what} from the API server at {}", self.server),
+                error,
+            ),
+        }
     }
 
     /// Deletes the object; one already gone counts as deleted.

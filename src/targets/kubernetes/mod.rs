@@ -4,11 +4,14 @@
 //! then by `sluice.dev/wave`, config before workloads), skipped when the content hash recorded
 //! on them is unchanged, pruned by label when no longer rendered, and watched until their
 //! rollouts finish. Rollback re-applies the objects as they were before an apply and deletes
-//! what it created. This module knows its environment section and the API server, nothing of
+//! what it created. Drift compares the rendered release with the live objects (a dry run only
+//! where they differ) and heal re-applies what drifted. This module knows its environment section and the API server, nothing of
 //! promotion order, gates or other targets.
 
 mod cluster;
+mod compare;
 mod config;
+mod drift;
 pub mod fake;
 mod health;
 mod policy;
@@ -278,12 +281,16 @@ impl Target for KubernetesTarget {
 
     fn drift<'a>(
         &'a self,
-        _context: &'a DeployContext,
+        context: &'a DeployContext,
     ) -> TargetFuture<'a, crate::deploy::DriftReport> {
-        Box::pin(async {
-            Err(TargetError::Unavailable(
-                "kubernetes drift is not checked yet".to_owned(),
-            ))
-        })
+        Box::pin(drift::drift(self, context))
+    }
+
+    fn heal<'a>(
+        &'a self,
+        context: &'a DeployContext,
+        found: &'a crate::deploy::DriftReport,
+    ) -> TargetFuture<'a, Applied> {
+        Box::pin(drift::heal(self, context, found))
     }
 }

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 /// (group, kind, namespace or "", name).
-type Key = (String, String, String, String);
+pub(super) type Key = (String, String, String, String);
 
 /// Kinds listed for pruning besides the rendered ones: what manifests commonly hold.
 const PRUNABLE_KINDS: &[(&str, &str)] = &[
@@ -40,13 +40,13 @@ const PRUNABLE_KINDS: &[(&str, &str)] = &[
     ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
 ];
 
-struct Planned {
-    object: RenderedObject,
-    kind: ResolvedKind,
+pub(super) struct Planned {
+    pub(super) object: RenderedObject,
+    pub(super) kind: ResolvedKind,
 }
 
 impl Planned {
-    fn key(&self) -> Key {
+    pub(super) fn key(&self) -> Key {
         (
             self.kind.resource.group.clone(),
             self.kind.resource.kind.clone(),
@@ -73,7 +73,7 @@ fn live_key(kind: &ResolvedKind, object: &Value) -> Key {
 
 /// Resolves each object's kind and fills the default namespace; returns those the cluster does
 /// not serve (yet) apart.
-fn resolve(
+pub(super) fn resolve(
     discovery: &Discovery,
     objects: Vec<RenderedObject>,
     namespace: &str,
@@ -97,7 +97,7 @@ fn resolve(
     (planned, unresolved)
 }
 
-fn unknown_kinds_error(unresolved: &[RenderedObject]) -> TargetError {
+pub(super) fn unknown_kinds_error(unresolved: &[RenderedObject]) -> TargetError {
     let names: Vec<String> = unresolved
         .iter()
         .map(|object| {
@@ -116,7 +116,7 @@ fn unknown_kinds_error(unresolved: &[RenderedObject]) -> TargetError {
 }
 
 /// What sluice manages in the environment: one LIST per kind, rendered kinds and the usual ones.
-async fn inventory(
+pub(super) async fn inventory(
     target: &KubernetesTarget,
     cluster: &Cluster,
     discovery: &Discovery,
@@ -168,7 +168,7 @@ fn recorded_hash(object: &Value) -> Option<&str> {
     object["metadata"]["annotations"][CONTENT_HASH_ANNOTATION].as_str()
 }
 
-fn may_prune(target: &KubernetesTarget, kind: &str) -> bool {
+pub(super) fn may_prune(target: &KubernetesTarget, kind: &str) -> bool {
     match kind {
         "Namespace" => target.config.prune_namespaces,
         "PersistentVolumeClaim" => target.config.prune_persistent_volume_claims,

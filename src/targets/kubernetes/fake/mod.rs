@@ -1,10 +1,13 @@
 //! An in-process fake Kubernetes API server for tests, benchmarks and the demo: discovery,
 //! GET/LIST with label selectors, server-side apply (create-if-absent, resourceVersion and
-//! generation bumps, dry-run), DELETE, `/status`, 404 and 409, with a count of calls per verb
-//! and a log of writes in order. A fake controller sets workload status after each apply, by
-//! default to a finished rollout; a test can make a rollout stall or fail by name. It keeps
-//! objects in memory without managedFields and knows nothing of sluice's target.
+//! generation bumps, dry-run), merge and strategic merge PATCH, PUT, POST, DELETE, `/status`,
+//! 404, 409 and 503 on demand, with a count of calls per verb and a log of writes in order.
+//! Objects carry `metadata.managedFields` kept as the API server keeps them (`fields.rs`): who
+//! owns which field, conflicts between managers, fields an apply stops setting removed. A fake
+//! controller sets workload status after each write, by default to a finished rollout; a test
+//! can make a rollout stall or fail by name. It knows nothing of sluice's target.
 
+mod fields;
 mod resources;
 mod routes;
 
@@ -35,16 +38,22 @@ pub struct CallCounts {
     pub list: u64,
     /// Server-side apply patches that were stored (dry runs excluded).
     pub apply: u64,
+    /// Dry runs of any write (server-side apply, patch, PUT, POST).
     pub dry_run: u64,
+    /// Merge and strategic merge patches that were stored.
+    pub patch: u64,
+    /// PUTs that replaced an object.
+    pub update: u64,
     pub create: u64,
     pub status: u64,
     pub delete: u64,
 }
 
 impl CallCounts {
-    /// Calls that changed an object: applies, creates and deletes (status updates excluded).
+    /// Calls that changed an object: applies, patches, PUTs, creates and deletes (status
+    /// updates excluded).
     pub fn writes(&self) -> u64 {
-        self.apply + self.create + self.delete
+        self.apply + self.patch + self.update + self.create + self.delete
     }
 }
 
@@ -63,6 +72,8 @@ pub(crate) struct FakeState {
     pub lists_per_resource: BTreeMap<String, u64>,
     /// How many of the next server-side applies (dry runs excluded) answer 503.
     pub unavailable_applies: u32,
+    /// Whether reads (discovery, GET, LIST) answer 503.
+    pub unavailable_reads: bool,
 }
 
 /// A running fake; stops when dropped.
@@ -154,6 +165,11 @@ impl FakeApiServer {
     /// as an API server does while it restarts or its etcd is unreachable.
     pub fn fail_next_applies(&self, count: u32) {
         self.state().unavailable_applies = count;
+    }
+
+    /// While `unavailable`, every read (discovery, GET, LIST) answers 503 Service Unavailable.
+    pub fn set_reads_unavailable(&self, unavailable: bool) {
+        self.state().unavailable_reads = unavailable;
     }
 
     /// Every stored object.

@@ -1,6 +1,7 @@
 //! The fake API server's HTTP handling: parses the Kubernetes URL layout, serves discovery and
 //! the verbs, and plays a workload controller after each apply.
 
+use super::fields;
 use super::resources::{self, ResourceType};
 use super::{FakeState, Rollout};
 use axum::body::Bytes;
@@ -57,6 +58,9 @@ fn handle(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Response {
+    if method == Method::GET && state.unavailable_reads {
+        return unavailable();
+    }
     let segments: Vec<&str> = uri
         .path()
         .trim_matches('/')
@@ -143,6 +147,17 @@ fn handle(
         name: name.map(str::to_owned),
         status,
     };
+    let dry_run = query_value("dryRun").is_some();
+    let manager = query_value("fieldManager").unwrap_or_else(|| {
+        // As the API server does: the user agent up to its first `/`.
+        headers
+            .get("user-agent")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|agent| agent.split('/').next())
+            .filter(|agent| !agent.is_empty())
+            .unwrap_or("unknown")
+            .to_owned()
+    });
     match (method.as_str(), target.name.as_deref()) {
         ("GET", None) => list(state, &target, query_value("labelSelector").as_deref()),
         ("GET", Some(name)) => {
@@ -159,26 +174,50 @@ fn handle(
                 .get("content-type")
                 .and_then(|value| value.to_str().ok())
                 .unwrap_or("");
-            if !content_type.starts_with("application/apply-patch+yaml") {
+            let kind = if content_type.starts_with("application/apply-patch+yaml") {
+                Write::Apply
+            } else if content_type.starts_with("application/merge-patch+json") {
+                Write::MergePatch
+            } else if content_type.starts_with("application/strategic-merge-patch+json") {
+                Write::StrategicMergePatch
+            } else {
                 return failure(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     "UnsupportedMediaType",
-                    format!("the fake serves only server-side apply patches, not {content_type}"),
+                    format!(
+                        "the fake serves server-side apply, merge and strategic merge patches, not {content_type}"
+                    ),
                 );
-            }
-            let dry_run = query_value("dryRun").is_some();
-            let force = query_value("force").as_deref() == Some("true");
-            if !dry_run && state.unavailable_applies > 0 {
+            };
+            if kind == Write::Apply && !dry_run && state.unavailable_applies > 0 {
                 state.unavailable_applies -= 1;
+                return unavailable();
+            }
+            if kind == Write::Apply && query_value("fieldManager").is_none() {
                 return failure(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "ServiceUnavailable",
-                    "the API server is temporarily unavailable".to_owned(),
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Invalid",
+                    "PatchOptions.meta.k8s.io is invalid: fieldManager: Required value: is required for apply patch".to_owned(),
                 );
             }
-            apply(state, &target, name, body, dry_run, force)
+            let request = WriteRequest {
+                kind,
+                dry_run,
+                force: query_value("force").as_deref() == Some("true"),
+                manager: &manager,
+            };
+            write(state, &target, name, body, &request)
         }
-        ("POST", None) => create(state, &target, body),
+        ("PUT", Some(name)) => {
+            let request = WriteRequest {
+                kind: Write::Replace,
+                dry_run,
+                force: false,
+                manager: &manager,
+            };
+            write(state, &target, name, body, &request)
+        }
+        ("POST", None) => create(state, &target, body, dry_run, &manager),
         ("DELETE", Some(name)) => {
             state.calls.delete += 1;
             match state.objects.remove(&key(&target, name)) {
@@ -196,6 +235,14 @@ fn handle(
             format!("{method} is not served on {}", uri.path()),
         ),
     }
+}
+
+fn unavailable() -> Response {
+    failure(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ServiceUnavailable",
+        "the API server is temporarily unavailable".to_owned(),
+    )
 }
 
 fn key(target: &Target, name: &str) -> (String, String, String, String) {
@@ -287,61 +334,148 @@ fn parse_body(body: &[u8]) -> Result<Value, Response> {
         })
 }
 
-fn apply(
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Write {
+    Apply,
+    MergePatch,
+    StrategicMergePatch,
+    Replace,
+}
+
+struct WriteRequest<'a> {
+    kind: Write,
+    dry_run: bool,
+    force: bool,
+    manager: &'a str,
+}
+
+/// A server-side apply, a merge or strategic merge patch, or a PUT of an object: field
+/// ownership updated as the API server does, stored unless it is a dry run.
+fn write(
     state: &mut FakeState,
     target: &Target,
     name: &str,
     body: &[u8],
-    dry_run: bool,
-    force: bool,
+    request: &WriteRequest<'_>,
 ) -> Response {
-    if dry_run {
-        state.calls.dry_run += 1;
-    } else {
-        state.calls.apply += 1;
-    }
-    let mut applied = match parse_body(body) {
+    let counter = match (request.dry_run, request.kind) {
+        (true, _) => &mut state.calls.dry_run,
+        (false, Write::Apply) => &mut state.calls.apply,
+        (false, Write::Replace) => &mut state.calls.update,
+        (false, _) => &mut state.calls.patch,
+    };
+    *counter += 1;
+    let mut body = match parse_body(body) {
         Ok(value) => value,
         Err(response) => return response,
     };
-    if applied["metadata"]["name"].as_str() != Some(name) {
+    if let Some(map) = body.as_object_mut() {
+        map.remove("status");
+    }
+    let named = body["metadata"]["name"].as_str();
+    if named.is_some_and(|named| named != name)
+        || (named.is_none() && matches!(request.kind, Write::Apply | Write::Replace))
+    {
         return failure(
             StatusCode::BAD_REQUEST,
             "BadRequest",
             format!(
                 "the body names {} but the URL names {name}",
-                applied["metadata"]["name"]
+                body["metadata"]["name"]
             ),
         );
     }
     let object_key = key(target, name);
     let existing = state.objects.get(&object_key).cloned();
-    if let Some(existing) = &existing {
-        let owner = existing["metadata"]["labels"]["app.kubernetes.io/managed-by"].as_str();
-        if !force && owner.is_some_and(|owner| owner != "sluice") {
-            return failure(
-                StatusCode::CONFLICT,
-                "Conflict",
-                format!(
-                    "Apply failed with 1 conflict: conflict with \"{}\"",
-                    owner.unwrap_or_default()
-                ),
-            );
-        }
-        if let Some(wanted) = applied["metadata"]["resourceVersion"].as_str()
-            && Some(wanted) != existing["metadata"]["resourceVersion"].as_str()
-        {
-            return failure(
-                StatusCode::CONFLICT,
-                "Conflict",
-                format!("the object has been modified; resourceVersion {wanted} is stale"),
-            );
-        }
+    if let Some(existing) = &existing
+        && let Some(wanted) = body["metadata"]["resourceVersion"].as_str()
+        && Some(wanted) != existing["metadata"]["resourceVersion"].as_str()
+    {
+        return failure(
+            StatusCode::CONFLICT,
+            "Conflict",
+            format!("the object has been modified; resourceVersion {wanted} is stale"),
+        );
     }
+    let group_version = target.resource.group_version();
+    let written = match (request.kind, &existing) {
+        (Write::Apply, _) => match fields::apply(
+            existing.as_ref(),
+            &body,
+            request.manager,
+            request.force,
+            &group_version,
+        ) {
+            Ok(object) => object,
+            Err(conflicts) => return failure(StatusCode::CONFLICT, "Conflict", conflicts),
+        },
+        (_, None) => return not_found(target, name),
+        (Write::Replace, Some(existing)) => {
+            let mut replaced = body;
+            if let Some(status) = existing.get("status") {
+                replaced["status"] = status.clone();
+            }
+            fields::update(Some(existing), replaced, request.manager, &group_version)
+        }
+        (patch, Some(existing)) => {
+            let mut patched = existing.clone();
+            if patch == Write::MergePatch {
+                fields::merge_patch(&mut patched, &body);
+            } else {
+                fields::merge(&mut patched, &body, None);
+            }
+            fields::update(Some(existing), patched, request.manager, &group_version)
+        }
+    };
+    let verb = match request.kind {
+        Write::Apply => "apply",
+        Write::Replace => "update",
+        _ => "patch",
+    };
+    store(
+        state,
+        target,
+        name,
+        existing,
+        written,
+        request.dry_run,
+        verb,
+    )
+}
+
+/// Fills what the server sets (namespace, resourceVersion, generation, uid, creation time),
+/// then, unless a dry run, stores the object, plays the controller and logs the write.
+fn store(
+    state: &mut FakeState,
+    target: &Target,
+    name: &str,
+    existing: Option<Value>,
+    mut object: Value,
+    dry_run: bool,
+    verb: &str,
+) -> Response {
     let resource_version = state.resource_version + 1;
-    let metadata = applied["metadata"]
-        .as_object_mut()
-        .expect("checked name above");
+    object["apiVersion"] = json!(target.resource.group_version());
+    object["kind"] = json!(target.resource.kind);
+    let generation = match &existing {
+        None => 1,
+        Some(existing) => {
+            let previous = existing["metadata"]["generation"].as_i64().unwrap_or(1);
+            if existing.get("spec") != object.get("spec") {
+                previous + 1
+            } else {
+                previous
+            }
+        }
+    };
+    let Some(metadata) = object["metadata"].as_object_mut() else {
+        return failure(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "the object has no metadata".to_owned(),
+        );
+    };
+    metadata.insert("name".into(), json!(name));
     if let Some(namespace) = &target.namespace {
         metadata.insert("namespace".into(), json!(namespace));
     }
@@ -349,27 +483,11 @@ fn apply(
         "resourceVersion".into(),
         json!(resource_version.to_string()),
     );
-    metadata.remove("managedFields");
-    let generation = match &existing {
-        None => 1,
-        Some(existing) => {
-            let previous = existing["metadata"]["generation"].as_i64().unwrap_or(1);
-            if existing.get("spec") != applied.get("spec") {
-                previous + 1
-            } else {
-                previous
-            }
-        }
-    };
-    let metadata = applied["metadata"].as_object_mut().expect("an object");
     metadata.insert("generation".into(), json!(generation));
     match &existing {
         Some(existing) => {
             for field in ["uid", "creationTimestamp"] {
                 metadata.insert(field.into(), existing["metadata"][field].clone());
-            }
-            if let Some(status) = existing.get("status") {
-                applied["status"] = status.clone();
             }
         }
         None => {
@@ -377,21 +495,47 @@ fn apply(
             metadata.insert("creationTimestamp".into(), json!("2026-01-01T00:00:00Z"));
         }
     }
+    if let Some(existing) = &existing {
+        let mut unchanged = object.clone();
+        unchanged["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"].clone();
+        if &unchanged == existing {
+            // A write that changes nothing is not stored: no new resourceVersion, no event.
+            if !dry_run {
+                state.write_log.push(format!(
+                    "{verb} {}",
+                    address(&target.resource.kind, target.namespace.as_deref(), name)
+                ));
+            }
+            return reply(StatusCode::OK, unchanged);
+        }
+    }
     if dry_run {
-        return reply(StatusCode::OK, applied);
+        // Nothing was written, so the answer carries no new resourceVersion.
+        match &existing {
+            Some(existing) => {
+                object["metadata"]["resourceVersion"] =
+                    existing["metadata"]["resourceVersion"].clone();
+            }
+            None => {
+                if let Some(metadata) = object["metadata"].as_object_mut() {
+                    metadata.remove("resourceVersion");
+                }
+            }
+        }
+        return reply(StatusCode::OK, object);
     }
     state.resource_version = resource_version;
     let rollout = state.rollouts.get(name).copied().unwrap_or_default();
-    play_controller(&target.resource.kind, &mut applied, rollout);
+    play_controller(&target.resource.kind, &mut object, rollout);
     if target.resource.kind == "CustomResourceDefinition" {
-        for resource in resources::from_crd(&applied) {
+        for resource in resources::from_crd(&object) {
             if !state.resource_types.contains(&resource) {
                 state.resource_types.push(resource);
             }
         }
     }
     state.write_log.push(format!(
-        "apply {}",
+        "{verb} {}",
         address(&target.resource.kind, target.namespace.as_deref(), name)
     ));
     let status = if existing.is_some() {
@@ -399,16 +543,29 @@ fn apply(
     } else {
         StatusCode::CREATED
     };
-    state.objects.insert(object_key, applied.clone());
-    reply(status, applied)
+    state.objects.insert(key(target, name), object.clone());
+    reply(status, object)
 }
 
-fn create(state: &mut FakeState, target: &Target, body: &[u8]) -> Response {
-    state.calls.create += 1;
+fn create(
+    state: &mut FakeState,
+    target: &Target,
+    body: &[u8],
+    dry_run: bool,
+    manager: &str,
+) -> Response {
+    if dry_run {
+        state.calls.dry_run += 1;
+    } else {
+        state.calls.create += 1;
+    }
     let mut object = match parse_body(body) {
         Ok(value) => value,
         Err(response) => return response,
     };
+    if let Some(map) = object.as_object_mut() {
+        map.remove("status");
+    }
     let Some(name) = object["metadata"]["name"].as_str().map(str::to_owned) else {
         return failure(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -416,26 +573,15 @@ fn create(state: &mut FakeState, target: &Target, body: &[u8]) -> Response {
             "metadata.name is required".to_owned(),
         );
     };
-    let object_key = key(target, &name);
-    if state.objects.contains_key(&object_key) {
+    if state.objects.contains_key(&key(target, &name)) {
         return failure(
             StatusCode::CONFLICT,
             "AlreadyExists",
             format!("{} \"{name}\" already exists", target.resource.plural),
         );
     }
-    state.resource_version += 1;
-    object["metadata"]["resourceVersion"] = json!(state.resource_version.to_string());
-    object["metadata"]["generation"] = json!(1);
-    if let Some(namespace) = &target.namespace {
-        object["metadata"]["namespace"] = json!(namespace);
-    }
-    state.write_log.push(format!(
-        "create {}",
-        address(&target.resource.kind, target.namespace.as_deref(), &name)
-    ));
-    state.objects.insert(object_key, object.clone());
-    reply(StatusCode::CREATED, object)
+    let object = fields::update(None, object, manager, &target.resource.group_version());
+    store(state, target, &name, None, object, dry_run, "create")
 }
 
 /// PUT replaces the status; PATCH merges the body's `status` into it.
