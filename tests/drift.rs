@@ -299,7 +299,7 @@ async fn a_domain_opted_into_healing_is_put_back_and_the_history_says_so() {
         [(
             "healed".to_owned(),
             format!(
-                "kubernetes: {OBJECT} (expected 2, found 5, set by kubectl-edit); recorded heal of 1 objects"
+                "kubernetes: {OBJECT} (expected 2, found 5, set by kubectl-edit); recorded heal of 1 drifted"
             )
         )]
     );

@@ -132,7 +132,7 @@ async fn a_field_another_manager_changed_is_reported_with_that_manager_and_heale
     );
 
     let healed = setup.target.heal(&setup.context(), &report).await.unwrap();
-    assert_eq!(healed.summary, "1 objects re-applied, 0 deleted");
+    assert_eq!(healed.summary, "1 object re-applied, 0 deleted");
     let live = setup.deployments().get("serving-api").await.unwrap();
     assert_eq!(live.spec.unwrap().replicas, Some(2));
     assert_eq!(setup.drifts().await, []);
@@ -178,7 +178,7 @@ async fn a_deleted_object_and_an_extra_labelled_one_are_reported_and_healed() {
     );
 
     let healed = setup.target.heal(&setup.context(), &report).await.unwrap();
-    assert_eq!(healed.summary, "1 objects re-applied, 1 deleted");
+    assert_eq!(healed.summary, "1 object re-applied, 1 deleted");
     let config = setup.config_maps().get("churn-config").await.unwrap();
     assert_eq!(config.data.unwrap()["MODEL_ALIAS"], "candidate");
     assert!(

@@ -173,7 +173,7 @@ impl Target for RecordingTarget {
             }
             let _ = std::fs::remove_file(self.control_file("drift", &context.environment.name));
             Ok(Applied {
-                summary: format!("recorded heal of {} objects", found.drifts.len()),
+                summary: format!("recorded heal of {} drifted", found.drifts.len()),
                 ..Applied::default()
             })
         })

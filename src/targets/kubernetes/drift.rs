@@ -257,8 +257,8 @@ pub async fn heal(
     }
     Ok(Applied {
         summary: format!(
-            "{} objects re-applied, {} deleted",
-            reapplied.len(),
+            "{} re-applied, {} deleted",
+            objects(reapplied.len()),
             deleted.len()
         ),
         rollback: Value::Null,
@@ -284,4 +284,13 @@ async fn reapply(
         .await?;
     reapplied.push(item.object.address());
     Ok(())
+}
+
+/// `1 object`, `3 objects`.
+fn objects(count: usize) -> String {
+    if count == 1 {
+        "1 object".to_owned()
+    } else {
+        format!("{count} objects")
+    }
 }
