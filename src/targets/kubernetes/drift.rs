@@ -258,7 +258,7 @@ pub async fn heal(
     Ok(Applied {
         summary: format!(
             "{} re-applied, {} deleted",
-            objects(reapplied.len()),
+            counted(reapplied.len()),
             deleted.len()
         ),
         rollback: Value::Null,
@@ -287,7 +287,7 @@ async fn reapply(
 }
 
 /// `1 object`, `3 objects`.
-fn objects(count: usize) -> String {
+fn counted(count: usize) -> String {
     if count == 1 {
         "1 object".to_owned()
     } else {
