@@ -153,7 +153,7 @@ fn a_misspelt_section_name_names_the_target() {
         &spoiled("kubernetes:", "kubernets:"),
         &["environments/staging.yaml:12:1: unknown key `kubernets` in the environment"],
         &[
-            "did you mean `kubernetes`? valid keys: name, after, branch, description, gates, vars, terraform, ",
+            "did you mean `kubernetes`? valid keys: name, after, branch, description, gates, drift, vars, terraform, ",
         ],
     );
 }
