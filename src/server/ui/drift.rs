@@ -17,10 +17,10 @@ pub(super) fn drift_markup(view: Option<&EnvironmentView>) -> Markup {
             @for domain in &view.domains {
                 li {
                     @match domain.outcome {
-                        CheckOutcome::Clean => { (status_badge("passed")) " " (domain.domain) ": no drift" }
-                        CheckOutcome::Drifted => { (status_badge("blocked")) " " (domain.domain) ": "
+                        CheckOutcome::Clean => { (status_badge("clean")) " " (domain.domain) ": no drift" }
+                        CheckOutcome::Drifted => { (status_badge("drifted")) " " (domain.domain) ": "
                             (domain.drift.len()) " differ from " (domain.release) }
-                        CheckOutcome::CouldNotCheck => { (status_badge("unknown")) " " (domain.domain) ": could not check: "
+                        CheckOutcome::CouldNotCheck => { (status_badge("could_not_check")) " " (domain.domain) ": could not check: "
                             (domain.reason.as_deref().unwrap_or("unknown")) }
                     }
                     " (checked " (time(domain.checked_at)) ")"

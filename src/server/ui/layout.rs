@@ -98,10 +98,12 @@ fn identity(viewer: &Viewer) -> Markup {
 /// A status as a badge: the word itself, coloured by kind (never colour alone).
 pub fn status_badge(status: &str) -> Markup {
     let kind = match status {
-        "succeeded" | "deployed" | "passed" | "healthy" | "recorded" | "done" => "good",
-        "failed" | "rejected" | "rolled_back" | "denied" | "unhealthy" | "refused" => "bad",
+        "succeeded" | "deployed" | "passed" | "healthy" | "recorded" | "done" | "clean" => "good",
+        "failed" | "rejected" | "rolled_back" | "denied" | "unhealthy" | "refused" | "drifted" => {
+            "bad"
+        }
         "running" | "deploying" | "started" | "requeued" => "busy",
-        "queued" | "waiting" | "blocked" | "pending" => "wait",
+        "queued" | "waiting" | "blocked" | "pending" | "could_not_check" => "wait",
         _ => "plain",
     };
     html! { span class={ "badge " (kind) } { (status.replace('_', " ")) } }
