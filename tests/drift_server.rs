@@ -191,7 +191,28 @@ fn the_api_checks_and_heals_and_the_api_metrics_and_command_line_show_what_remai
             && status.contains("drift: airflow: 1 object differs from its release"),
         "{status}"
     );
+    // An admin at the data directory heals airflow by hand, though staging heals only kubernetes.
+    std::fs::remove_file(calls.join("unreachable-staging-terraform")).unwrap();
+    let healed = sluice_command(data.path())
+        .args([
+            "drift", "staging", "--heal", "airflow", "--as", "carol", "--json",
+        ])
+        .env("SLUICE_RECORDING_TARGETS", &calls)
+        .output()
+        .unwrap();
+    assert_eq!(healed.status.code(), Some(0), "{}", printed(&healed));
+    let answer: serde_json::Value = serde_json::from_slice(&healed.stdout).unwrap();
+    assert_eq!(answer[0]["domains"][0]["domain"], "airflow", "{answer}");
+    assert_eq!(answer[0]["domains"][0]["outcome"], "clean");
+    assert_eq!(
+        answer[0]["domains"][0]["healed"]["drifts"][0]["object"],
+        "dags/extra.py"
+    );
     let history = sluice_ok(data.path(), &["history", "staging"]);
     assert!(history.contains("drift-heal healed"), "{history}");
+    assert!(
+        history.contains("carol (local) airflow: dags/extra.py"),
+        "the heal by hand names who did it: {history}"
+    );
     drop(server);
 }
