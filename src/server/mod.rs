@@ -61,6 +61,36 @@ pub struct AppState {
     pub drift_asks: Option<crate::scheduler::promotion::DriftAsks>,
 }
 
+/// `GET /readyz`: `200 ready` when the database answers and holds the schema this build writes;
+/// otherwise `503` with the reason, so a load balancer or a Kubernetes readiness probe sends no
+/// traffic here. `/healthz` stays liveness: the process answers.
+async fn readiness(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> (axum::http::StatusCode, String) {
+    use axum::http::StatusCode;
+    let store = state.store.clone();
+    let versions = tokio::task::spawn_blocking(move || store.schema_versions()).await;
+    match versions {
+        Ok(Ok((found, current))) if found == current => {
+            (StatusCode::OK, format!("ready: schema version {found}\n"))
+        }
+        Ok(Ok((found, current))) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "not ready: the database holds schema version {found}, this build writes {current}; restart to migrate\n"
+            ),
+        ),
+        Ok(Err(error)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: the database does not answer: {error}\n"),
+        ),
+        Err(error) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {error}\n"),
+        ),
+    }
+}
+
 /// The whole HTTP application; tests call `router(state).oneshot(request)`.
 pub fn router(state: AppState) -> Router {
     // What the JSON API lets anyone read follows the web UI's `ui.read`: where pages need a
@@ -82,6 +112,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/webhooks/github", post(webhook::receive))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readiness))
         .route("/metrics", get(metrics::render))
         .route("/api/runs/{id}/approve", post(run_approval::approve_run))
         .route(

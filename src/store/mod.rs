@@ -227,4 +227,8 @@ pub trait Store:
     /// For `/metrics`: runs and jobs by status, deliveries by (event, outcome kind), pending
     /// deliveries.
     fn stats(&self) -> StoreResult<StoreStats>;
+
+    /// For `/readyz`: the schema version the database holds (read now, so a database that does
+    /// not answer is an error) and the one this build writes.
+    fn schema_versions(&self) -> StoreResult<(i64, i64)>;
 }

@@ -345,6 +345,14 @@ impl Store for SqliteStore {
     fn stats(&self) -> StoreResult<StoreStats> {
         self.read("counting runs and deliveries", reads::stats)
     }
+
+    fn schema_versions(&self) -> StoreResult<(i64, i64)> {
+        self.read("reading the schema version", |connection| {
+            let found: i64 =
+                connection.query_row("SELECT version FROM schema_version", [], |row| row.get(0))?;
+            Ok((found, super::migrations::CURRENT_VERSION))
+        })
+    }
 }
 
 #[cfg(test)]

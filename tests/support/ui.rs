@@ -46,6 +46,11 @@ impl Answer {
 }
 
 impl Ui {
+    /// The SQLite file behind `database`.
+    pub fn database_path(&self) -> std::path::PathBuf {
+        self._dir.path().join("sluice.db")
+    }
+
     /// Reading open to guests.
     pub fn open() -> Ui {
         Ui::with_read(UiRead::Open)
