@@ -114,3 +114,84 @@ async fn the_board_shows_each_environments_drift_and_a_check_that_could_not_run(
     assert_eq!(listed[0]["domains"][0]["drift"][0]["object"], object);
     assert_eq!(listed[0]["domains"][1]["review"]["plan"], PLAN_SHA);
 }
+
+#[tokio::test]
+async fn an_approver_checks_drift_from_the_board_and_a_viewer_gets_no_button() {
+    use sluice::deploy::reconcile::drift::{DomainDrift, EnvironmentDrift};
+    use sluice::model::access::Role;
+    use sluice::store::CheckOutcome;
+    let mut ui = ui::Ui::open();
+    let commit = "1".repeat(40);
+    let mut release = Release::unrecorded(REPOSITORY, &commit, "main", Some("dave"));
+    release.id = id(1);
+    ui.database.insert_release(&release).unwrap();
+    ui.database
+        .record_environment_order(REPOSITORY, &["staging".to_owned()])
+        .unwrap();
+    let (asks, mut asked) = tokio::sync::mpsc::channel(1);
+    ui.state.drift_asks = Some(asks);
+    // The promotion service's side: one check of staging, answered with a heal.
+    let service = tokio::spawn(async move {
+        let ask = asked.recv().await.unwrap();
+        let environment = ask.environment.clone().unwrap();
+        let answer = EnvironmentDrift {
+            environment: environment.clone(),
+            release: Some(id(1)),
+            skipped: None,
+            domains: vec![DomainDrift {
+                domain: "kubernetes".into(),
+                outcome: CheckOutcome::Clean,
+                drifts: Vec::new(),
+                reason: None,
+                healed: Some(sluice::deploy::reconcile::drift::Healed {
+                    drifts: vec![sluice::deploy::Drift {
+                        object: "apps/v1 Deployment ml/serving-api: spec.replicas".into(),
+                        expected: "2".into(),
+                        actual: "5".into(),
+                    }],
+                    summary: "1 object re-applied, 0 deleted".into(),
+                }),
+                review: None,
+                calls: Default::default(),
+            }],
+        };
+        ask.reply.send(Ok(vec![answer])).unwrap();
+        (environment, ask.heal.is_none())
+    });
+
+    let (viewer, _) = ui.sign_in("victor", Role::Viewer).await;
+    let board = ui.get("/environments", Some(&viewer)).await;
+    assert!(
+        !board.body.contains("id=\"drift-staging\""),
+        "a viewer gets no button"
+    );
+    let (approver, csrf) = ui.sign_in("alice", Role::Approver).await;
+    let board = ui.get("/environments", Some(&approver)).await;
+    assert!(
+        board.body.contains("id=\"drift-staging\""),
+        "{}",
+        board.body
+    );
+    let forged = ui
+        .post_form(
+            "/environments/staging/drift",
+            &[("csrf", "forged")],
+            Some(&approver),
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let checked = ui
+        .post_form(
+            "/environments/staging/drift",
+            &[("csrf", &csrf)],
+            Some(&approver),
+        )
+        .await;
+    assert_eq!(checked.status, StatusCode::OK, "{}", checked.body);
+    assert!(
+        checked.body.contains("kubernetes: healed 1; no drift"),
+        "{}",
+        checked.body
+    );
+    assert_eq!(service.await.unwrap(), ("staging".to_owned(), true));
+}

@@ -3,12 +3,106 @@
 //! there, and the Terraform plan kept for review with who may apply it. The same view as
 //! `GET /api/drift` (`deploy::drift::view`).
 
+use super::environments::{ActionForm, given, path_segment};
 use super::layout::{status_badge, time};
+use super::releases::with_repository;
+use super::session::Viewer;
+use super::{UiError, done};
 use crate::deploy::drift::EnvironmentView;
+use crate::model::access::Role;
+use crate::scheduler::promotion::{DriftAsk, DriftAskError};
+use crate::server::AppState;
 use crate::store::CheckOutcome;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 
-pub(super) fn drift_markup(view: Option<&EnvironmentView>) -> Markup {
+/// The section, and for approvers a button that checks the environment now.
+pub(super) fn drift_section(
+    viewer: &Viewer,
+    environment: &str,
+    repository: Option<&str>,
+    view: Option<&EnvironmentView>,
+) -> Markup {
+    html! {
+        (drift_markup(view))
+        @if viewer.may(Role::Approver) {
+            form method="post" action=(format!("/environments/{}/drift", path_segment(environment))) {
+                (viewer.csrf_field())
+                @if let Some(repository) = repository { input type="hidden" name="repository" value=(repository); }
+                button type="submit" id=(format!("drift-{environment}")) { "Check drift now" }
+            }
+        }
+    }
+}
+
+/// `POST /environments/{environment}/drift`: an approver checks the environment now, healing
+/// what its `drift.heal` allows, through the promotion service like `POST /api/drift/{env}`.
+pub(super) async fn check_now(
+    state: AppState,
+    viewer: Viewer,
+    environment: String,
+    form: ActionForm,
+) -> Result<Response, UiError> {
+    viewer.act(form.csrf.as_deref(), Role::Approver, "checking drift")?;
+    let unavailable = |message: &str| {
+        UiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Drift not checked",
+            message.to_owned(),
+        )
+        .seen_by(&viewer)
+    };
+    let Some(asks) = &state.drift_asks else {
+        return Err(unavailable(
+            "this server does not promote releases, so it checks no drift",
+        ));
+    };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let ask = DriftAsk {
+        repository: given(&form.repository).map(str::to_owned),
+        environment: Some(environment),
+        heal: None,
+        reply,
+    };
+    let not_running = "the promotion service is not running; try again";
+    asks.send(ask).await.map_err(|_| unavailable(not_running))?;
+    let checked = match answer.await.map_err(|_| unavailable(not_running))? {
+        Ok(checked) => checked,
+        Err(DriftAskError::NotFound(message)) => {
+            return Err(UiError::not_found(message).seen_by(&viewer));
+        }
+        Err(DriftAskError::Refused(message) | DriftAskError::Failed(message)) => {
+            return Err(unavailable(&message));
+        }
+    };
+    let mut lines = Vec::new();
+    for environment in &checked {
+        for domain in &environment.domains {
+            let healed = domain
+                .healed
+                .as_ref()
+                .map(|healed| format!("healed {}; ", healed.drifts.len()))
+                .unwrap_or_default();
+            let outcome = match domain.outcome {
+                CheckOutcome::Clean => "no drift".to_owned(),
+                CheckOutcome::Drifted => format!("{} differ", domain.drifts.len()),
+                CheckOutcome::CouldNotCheck => format!(
+                    "could not check: {}",
+                    domain.reason.as_deref().unwrap_or("unknown")
+                ),
+            };
+            lines.push(format!("{}: {healed}{outcome}", domain.domain));
+        }
+        if let Some(skipped) = &environment.skipped {
+            lines.push(format!("not checked: {skipped}"));
+        }
+    }
+    let back = with_repository("/environments", given(&form.repository));
+    Ok(done(&viewer, "Drift checked", &lines.join("; "), &back).into_response())
+}
+
+fn drift_markup(view: Option<&EnvironmentView>) -> Markup {
     let Some(view) = view else {
         return html! { p.muted { "Not checked yet: drift is checked once a release runs here." } };
     };

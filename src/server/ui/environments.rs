@@ -320,7 +320,7 @@ fn render_column(viewer: &Viewer, board: &Board, column: &Column, chosen: Option
             h3 { "Waiting" }
             (waiting_markup(column, chosen, now))
             h3 { "Drift" }
-            (super::drift::drift_markup(column.drift.as_ref()))
+            (super::drift::drift_section(viewer, name, chosen, column.drift.as_ref()))
             h3 { "Terraform locks" }
             (locks(column, now))
             h3 { "Actions" }
@@ -549,6 +549,9 @@ pub async fn act(
     Path((environment, verb)): Path<(String, String)>,
     Form(form): Form<ActionForm>,
 ) -> Result<Response, UiError> {
+    if verb == "drift" {
+        return super::drift::check_now(state, viewer, environment, form).await;
+    }
     let action = EnvironmentAction::parse(&verb).map_err(|_| {
         UiError::not_found(format!(
             "there is no action `{verb}`; the board's buttons approve, promote and roll back"
