@@ -148,7 +148,7 @@ async fn drift_is_stored_shown_and_holds_the_next_release_until_it_is_gone() {
     platform.drift("staging", "kubernetes", OBJECT);
     let checked = platform
         .reconciler
-        .check_drift(Some("staging"))
+        .check_drift(Some("staging"), None)
         .await
         .unwrap();
     assert_eq!(checked.len(), 1);
@@ -272,7 +272,7 @@ async fn a_domain_opted_into_healing_is_put_back_and_the_history_says_so() {
 
     let checked = platform
         .reconciler
-        .check_drift(Some("staging"))
+        .check_drift(Some("staging"), Some("carol (local)"))
         .await
         .unwrap();
     let domain = |name: &str| {
@@ -305,6 +305,18 @@ async fn a_domain_opted_into_healing_is_put_back_and_the_history_says_so() {
     );
     let view = platform.view("staging");
     assert_eq!(view.objects(), 1, "only terraform's drift remains");
+    let healer = platform
+        .store
+        .audit(REPOSITORY, Some("staging"))
+        .unwrap()
+        .into_iter()
+        .find(|entry| entry.action == "drift-heal")
+        .and_then(|entry| entry.actor);
+    assert_eq!(
+        healer.as_deref(),
+        Some("carol (local)"),
+        "who asked for the check"
+    );
 }
 
 #[tokio::test]
@@ -316,7 +328,7 @@ async fn a_target_answering_503_is_could_not_check_and_keeps_what_was_found() {
     platform.drift("staging", "mlflow", "churn@staging");
     platform
         .reconciler
-        .check_drift(Some("staging"))
+        .check_drift(Some("staging"), None)
         .await
         .unwrap();
 
@@ -324,7 +336,7 @@ async fn a_target_answering_503_is_could_not_check_and_keeps_what_was_found() {
     std::fs::remove_file(platform.calls.join("drift-staging-mlflow")).unwrap();
     let checked = platform
         .reconciler
-        .check_drift(Some("staging"))
+        .check_drift(Some("staging"), None)
         .await
         .unwrap();
     let mlflow = checked[0]
@@ -346,7 +358,7 @@ async fn a_target_answering_503_is_could_not_check_and_keeps_what_was_found() {
     std::fs::remove_file(unreachable).unwrap();
     platform
         .reconciler
-        .check_drift(Some("staging"))
+        .check_drift(Some("staging"), None)
         .await
         .unwrap();
     assert_eq!(platform.view("staging").objects(), 0);
@@ -410,7 +422,7 @@ async fn checks_run_on_each_environments_interval_and_after_a_deployment() {
     );
     let unknown = platform
         .reconciler
-        .check_drift(Some("prod"))
+        .check_drift(Some("prod"), None)
         .await
         .unwrap_err();
     assert_eq!(

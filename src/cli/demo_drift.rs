@@ -22,7 +22,7 @@ impl DemoPromotion {
         println!(
             "==> sluice drift staging   (staging heals Kubernetes by itself: `drift.heal: [kubernetes]`)"
         );
-        let checked = reconciler.check_drift(Some("staging")).await?;
+        let checked = reconciler.check_drift(Some("staging"), None).await?;
         for line in render(&checked).lines() {
             println!("    {line}");
         }

@@ -26,7 +26,7 @@ pub struct DriftArgs {
     /// printed it (Terraform is never healed otherwise).
     #[arg(long, value_name = "SHA256", requires = "environment")]
     pub apply_plan: Option<String>,
-    /// Who heals (default: $SLUICE_ACTOR, else $USER); recorded as `LOGIN (local)`.
+    /// Who checks and heals (default: $SLUICE_ACTOR, else $USER); recorded as `LOGIN (local)`.
     #[arg(long = "as")]
     pub actor: Option<String>,
     /// Reach this Kubernetes API server instead of each environment's kubeconfig, as
@@ -83,8 +83,9 @@ pub async fn run(args: DriftArgs) -> anyhow::Result<bool> {
         let environment = args.environment.as_deref().unwrap_or_default();
         service.heal_by_hand(repository, environment, &heal).await
     } else {
+        let actor = super::promotion::actor(&args.actor).recorded_as();
         service
-            .ask_drift(repository, args.environment.as_deref())
+            .ask_drift(repository, args.environment.as_deref(), Some(&actor))
             .await
     }
     .map_err(|error| anyhow::anyhow!("{error}"))?;

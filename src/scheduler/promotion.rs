@@ -28,6 +28,8 @@ pub struct DriftAsk {
     pub environment: Option<String>,
     /// A person heals one domain now instead (`HealAsk`); `environment` is then required.
     pub heal: Option<HealAsk>,
+    /// Who asked, recorded with what the check heals.
+    pub actor: Option<String>,
     pub reply: oneshot::Sender<Result<Vec<EnvironmentDrift>, DriftAskError>>,
 }
 
@@ -86,7 +88,7 @@ impl PromotionService {
                 _ = tokio::time::sleep(self.interval) => {}
                 Some(ask) = ask => {
                     let answer = match &ask.heal {
-                        None => self.ask_drift(ask.repository.as_deref(), ask.environment.as_deref()).await,
+                        None => self.ask_drift(ask.repository.as_deref(), ask.environment.as_deref(), ask.actor.as_deref()).await,
                         Some(heal) => self.heal_by_hand(ask.repository.as_deref(), ask.environment.as_deref().unwrap_or_default(), heal).await,
                     };
                     let _ = ask.reply.send(answer);
@@ -140,10 +142,11 @@ impl PromotionService {
         &self,
         repository: Option<&str>,
         environment: Option<&str>,
+        actor: Option<&str>,
     ) -> Result<Vec<EnvironmentDrift>, DriftAskError> {
         let (repository, reconciler) = self.reconciler_for(repository).await?;
         let checked = reconciler
-            .check_drift(environment)
+            .check_drift(environment, actor)
             .await
             .map_err(asked_error)?;
         log_drift(&repository, &checked);

@@ -78,6 +78,7 @@ pub async fn check(
         repository: query.repository,
         environment: Some(environment),
         heal,
+        actor: Some(principal.recorded_as()),
         reply,
     };
     let unavailable = || {

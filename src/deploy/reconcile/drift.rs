@@ -54,10 +54,12 @@ impl EnvironmentDrift {
 }
 
 impl Reconciler {
-    /// Checks every environment (`None`) or the one named, in promotion order.
+    /// Checks every environment (`None`) or the one named, in promotion order; `actor` is the
+    /// person who asked, recorded with any heal.
     pub async fn check_drift(
         &self,
         only: Option<&str>,
+        actor: Option<&str>,
     ) -> Result<Vec<EnvironmentDrift>, ReconcileError> {
         if let Some(name) = only
             && self.environment(name).is_none()
@@ -76,7 +78,7 @@ impl Reconciler {
         let mut checked = Vec::new();
         for environment in super::promotion_order(&self.environments) {
             if only.is_none_or(|name| name == environment.name) {
-                checked.push(self.check_environment(&environment).await?);
+                checked.push(self.check_environment(&environment, actor).await?);
             }
         }
         Ok(checked)
@@ -107,7 +109,7 @@ impl Reconciler {
                 (Some(interval), Some(last)) => now - last >= interval.as_secs() as i64,
             };
             if due || also.contains(&environment.name) {
-                let found = self.check_environment(&environment).await?;
+                let found = self.check_environment(&environment, None).await?;
                 if found.skipped.is_none() {
                     checked.push(found);
                 }
@@ -119,6 +121,7 @@ impl Reconciler {
     async fn check_environment(
         &self,
         environment: &Environment,
+        actor: Option<&str>,
     ) -> Result<EnvironmentDrift, ReconcileError> {
         let mut result = EnvironmentDrift {
             environment: environment.name.clone(),
@@ -168,7 +171,7 @@ impl Reconciler {
         context.applied = self.applied_outputs(environment, &release).await?;
         for target in &targets {
             let domain = self
-                .check_target(environment, &release, target, &context)
+                .check_target(environment, &release, target, &context, actor)
                 .await?;
             result.domains.push(domain);
         }
@@ -211,6 +214,7 @@ impl Reconciler {
         release: &Release,
         target: &Arc<dyn Target>,
         context: &DeployContext,
+        actor: Option<&str>,
     ) -> Result<DomainDrift, ReconcileError> {
         let kind = target.kind();
         let found = target
@@ -236,7 +240,7 @@ impl Reconciler {
                     Some(&environment.name),
                     Some(&release.id),
                     "drift-heal",
-                    None,
+                    actor,
                     "healed",
                     &format!("{}: {objects}; {}", kind.as_str(), applied.summary),
                 )
@@ -260,7 +264,7 @@ impl Reconciler {
                     Some(&environment.name),
                     Some(&release.id),
                     "drift-heal",
-                    None,
+                    actor,
                     "failed",
                     &format!("{}: {objects}; {error}", kind.as_str()),
                 )
@@ -497,7 +501,7 @@ impl Reconciler {
         &self,
         environment: &Environment,
     ) -> Result<GateDecision, ReconcileError> {
-        self.check_environment(environment).await?;
+        self.check_environment(environment, None).await?;
         let recorded = self.recorded_drift(&environment.name).await?;
         let mut decision = GateDecision {
             gate: "drift",

@@ -44,7 +44,7 @@ pub(super) async fn check_now(
     environment: String,
     form: ActionForm,
 ) -> Result<Response, UiError> {
-    viewer.act(form.csrf.as_deref(), Role::Approver, "checking drift")?;
+    let principal = viewer.act(form.csrf.as_deref(), Role::Approver, "checking drift")?;
     let unavailable = |message: &str| {
         UiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -63,6 +63,7 @@ pub(super) async fn check_now(
         repository: given(&form.repository).map(str::to_owned),
         environment: Some(environment),
         heal: None,
+        actor: Some(principal.recorded_as()),
         reply,
     };
     let not_running = "the promotion service is not running; try again";
