@@ -74,16 +74,17 @@ pub async fn run(args: DriftArgs) -> anyhow::Result<bool> {
         drift_asks: None,
     };
     let repository = args.store.repository.as_deref();
+    let actor = super::promotion::actor(&args.actor).recorded_as();
     let checked = if args.heal.is_some() || args.apply_plan.is_some() {
         let heal = HealAsk {
             domain: args.heal.clone().unwrap_or_else(|| "terraform".to_owned()),
             plan: args.apply_plan.clone(),
-            actor: super::promotion::actor(&args.actor).recorded_as(),
         };
         let environment = args.environment.as_deref().unwrap_or_default();
-        service.heal_by_hand(repository, environment, &heal).await
+        service
+            .heal_by_hand(repository, environment, &heal, &actor)
+            .await
     } else {
-        let actor = super::promotion::actor(&args.actor).recorded_as();
         service
             .ask_drift(repository, args.environment.as_deref(), Some(&actor))
             .await

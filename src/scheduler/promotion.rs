@@ -21,15 +21,15 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
 
-/// A drift check someone asked for (`POST /api/drift/{env}`): of one environment or all, of one
-/// repository or the only one with releases; answered with what was found and healed.
+/// A drift check someone asked for (`POST /api/drift/{env}`, the board): of one environment or
+/// all, of one repository or the only one with releases; answered with what was found and healed.
 pub struct DriftAsk {
     pub repository: Option<String>,
     pub environment: Option<String>,
     /// A person heals one domain now instead (`HealAsk`); `environment` is then required.
     pub heal: Option<HealAsk>,
     /// Who asked, recorded with what the check heals.
-    pub actor: Option<String>,
+    pub actor: String,
     pub reply: oneshot::Sender<Result<Vec<EnvironmentDrift>, DriftAskError>>,
 }
 
@@ -38,7 +38,6 @@ pub struct DriftAsk {
 pub struct HealAsk {
     pub domain: String,
     pub plan: Option<String>,
-    pub actor: String,
 }
 
 /// Why an asked-for check did not run.
@@ -50,12 +49,43 @@ pub enum DriftAskError {
     /// Cannot be done as asked (a plan not named, or not the one kept).
     #[error("{0}")]
     Refused(String),
+    /// No promotion service takes asks here, or it stopped.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("{0}")]
     Failed(String),
 }
 
 /// Where drift checks are asked for; cloned into the server's state.
 pub type DriftAsks = mpsc::Sender<DriftAsk>;
+
+/// Asks the promotion service behind `asks` (`None`: this server promotes nothing) and waits
+/// for its answer.
+pub async fn ask(
+    asks: Option<&DriftAsks>,
+    repository: Option<String>,
+    environment: String,
+    heal: Option<HealAsk>,
+    actor: String,
+) -> Result<Vec<EnvironmentDrift>, DriftAskError> {
+    let Some(asks) = asks else {
+        return Err(DriftAskError::Unavailable(
+            "this server does not promote releases, so it checks no drift".to_owned(),
+        ));
+    };
+    let not_running =
+        || DriftAskError::Unavailable("the promotion service is not running; try again".to_owned());
+    let (reply, answer) = oneshot::channel();
+    let asked = DriftAsk {
+        repository,
+        environment: Some(environment),
+        heal,
+        actor,
+        reply,
+    };
+    asks.send(asked).await.map_err(|_| not_running())?;
+    answer.await.map_err(|_| not_running())?
+}
 
 pub struct PromotionService {
     pub store: Arc<dyn DeployStore>,
@@ -88,8 +118,8 @@ impl PromotionService {
                 _ = tokio::time::sleep(self.interval) => {}
                 Some(ask) = ask => {
                     let answer = match &ask.heal {
-                        None => self.ask_drift(ask.repository.as_deref(), ask.environment.as_deref(), ask.actor.as_deref()).await,
-                        Some(heal) => self.heal_by_hand(ask.repository.as_deref(), ask.environment.as_deref().unwrap_or_default(), heal).await,
+                        None => self.ask_drift(ask.repository.as_deref(), ask.environment.as_deref(), Some(&ask.actor)).await,
+                        Some(heal) => self.heal_by_hand(ask.repository.as_deref(), ask.environment.as_deref().unwrap_or_default(), heal, &ask.actor).await,
                     };
                     let _ = ask.reply.send(answer);
                 }
@@ -159,22 +189,14 @@ impl PromotionService {
         repository: Option<&str>,
         environment: &str,
         heal: &HealAsk,
+        actor: &str,
     ) -> Result<Vec<EnvironmentDrift>, DriftAskError> {
         let (_, reconciler) = self.reconciler_for(repository).await?;
-        let domain = reconciler
-            .heal_by_hand(environment, &heal.domain, heal.plan.as_deref(), &heal.actor)
+        let healed = reconciler
+            .heal_by_hand(environment, &heal.domain, heal.plan.as_deref(), actor)
             .await
             .map_err(asked_error)?;
-        let release = reconciler
-            .running_release(environment)
-            .await
-            .map_err(|error| DriftAskError::Failed(error.to_string()))?;
-        Ok(vec![EnvironmentDrift {
-            environment: environment.to_owned(),
-            release: release.map(|release| release.id),
-            skipped: None,
-            domains: vec![domain],
-        }])
+        Ok(vec![healed])
     }
 
     /// The repository named, or the only one with releases, and its reconciler.

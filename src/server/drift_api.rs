@@ -7,7 +7,7 @@ use super::{ApiError, AppState};
 use crate::deploy::drift::{self, EnvironmentView};
 use crate::deploy::reconcile::drift::EnvironmentDrift;
 use crate::model::access::Role;
-use crate::scheduler::promotion::{DriftAsk, DriftAskError, HealAsk};
+use crate::scheduler::promotion::{self, DriftAskError, HealAsk};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -62,37 +62,26 @@ pub async fn check(
         (Role::Approver, "checking and healing drift")
     };
     let principal = super::auth::principal_with(&state, &headers, needed, what).await?;
-    let Some(asks) = &state.drift_asks else {
-        return Err(ApiError::Client(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "this server does not promote releases, so it checks no drift".to_owned(),
-        ));
-    };
     let heal = by_hand.then(|| HealAsk {
         domain: query.heal.clone().unwrap_or_else(|| "terraform".to_owned()),
         plan: query.apply_plan.clone(),
-        actor: principal.recorded_as(),
     });
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    let ask = DriftAsk {
-        repository: query.repository,
-        environment: Some(environment),
+    let asked = promotion::ask(
+        state.drift_asks.as_ref(),
+        query.repository,
+        environment,
         heal,
-        actor: Some(principal.recorded_as()),
-        reply,
-    };
-    let unavailable = || {
-        ApiError::Client(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the promotion service is not running; try again".to_owned(),
-        )
-    };
-    asks.send(ask).await.map_err(|_| unavailable())?;
-    match answer.await.map_err(|_| unavailable())? {
+        principal.recorded_as(),
+    )
+    .await;
+    match asked {
         Ok(checked) => Ok(Json(checked)),
         Err(DriftAskError::NotFound(message)) => Err(ApiError::not_found(message)),
         Err(DriftAskError::Refused(message)) => {
             Err(ApiError::Client(StatusCode::CONFLICT, message))
+        }
+        Err(DriftAskError::Unavailable(message)) => {
+            Err(ApiError::Client(StatusCode::SERVICE_UNAVAILABLE, message))
         }
         Err(DriftAskError::Failed(message)) => Err(ApiError::internal(message)),
     }

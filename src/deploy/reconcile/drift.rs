@@ -47,12 +47,6 @@ pub struct EnvironmentDrift {
     pub domains: Vec<DomainDrift>,
 }
 
-impl EnvironmentDrift {
-    pub fn drifted(&self) -> bool {
-        self.domains.iter().any(|domain| !domain.drifts.is_empty())
-    }
-}
-
 impl Reconciler {
     /// Checks every environment (`None`) or the one named, in promotion order; `actor` is the
     /// person who asked, recorded with any heal.
@@ -141,16 +135,8 @@ impl Reconciler {
             result.skipped = Some("a deployment is running; checked after it".to_owned());
             return Ok(result);
         }
-        let states = self.states().await?;
-        let Some(state) = states
-            .iter()
-            .find(|state| state.environment == environment.name)
-        else {
+        let Some(release) = self.running_release(&environment.name).await? else {
             result.skipped = Some("nothing is deployed here yet".to_owned());
-            return Ok(result);
-        };
-        let Some(release) = self.release(&state.release).await? else {
-            result.skipped = Some(format!("release {} is not recorded", state.release));
             return Ok(result);
         };
         result.release = Some(release.id.clone());
@@ -233,32 +219,33 @@ impl Reconciler {
                 .record_domain(environment, release, kind.as_str(), found)
                 .await;
         }
-        let objects = objects_text(report);
-        match target.heal(context, report).await {
-            Ok(applied) => {
-                self.audit(
-                    Some(&environment.name),
-                    Some(&release.id),
-                    "drift-heal",
-                    actor,
-                    "healed",
-                    &format!("{}: {objects}; {}", kind.as_str(), applied.summary),
-                )
-                .await?;
-                let healed = Healed {
-                    drifts: report.drifts.clone(),
-                    summary: applied.summary,
-                };
-                let after = target
-                    .drift(context)
+        match self
+            .heal(environment, release, target, context, report, actor)
+            .await?
+        {
+            Ok(healed) => Ok(healed),
+            Err(_) => {
+                self.record_domain(environment, release, kind.as_str(), found)
                     .await
-                    .map_err(|error| error.to_string());
-                let mut domain = self
-                    .record_domain(environment, release, kind.as_str(), after)
-                    .await?;
-                domain.healed = Some(healed);
-                Ok(domain)
             }
+        }
+    }
+
+    /// Heals what `report` found, records it in the history (healed or failed, with `actor`),
+    /// checks the domain again and stores that; `Err` with the reason when the heal failed.
+    async fn heal(
+        &self,
+        environment: &Environment,
+        release: &Release,
+        target: &Arc<dyn Target>,
+        context: &DeployContext,
+        report: &DriftReport,
+        actor: Option<&str>,
+    ) -> Result<Result<DomainDrift, String>, ReconcileError> {
+        let domain = target.kind().as_str();
+        let objects = objects_text(report);
+        let applied = match target.heal(context, report).await {
+            Ok(applied) => applied,
             Err(error) => {
                 self.audit(
                     Some(&environment.name),
@@ -266,13 +253,33 @@ impl Reconciler {
                     "drift-heal",
                     actor,
                     "failed",
-                    &format!("{}: {objects}; {error}", kind.as_str()),
+                    &format!("{domain}: {objects}; {error}"),
                 )
                 .await?;
-                self.record_domain(environment, release, kind.as_str(), found)
-                    .await
+                return Ok(Err(error.to_string()));
             }
-        }
+        };
+        self.audit(
+            Some(&environment.name),
+            Some(&release.id),
+            "drift-heal",
+            actor,
+            "healed",
+            &format!("{domain}: {objects}; {}", applied.summary),
+        )
+        .await?;
+        let after = target
+            .drift(context)
+            .await
+            .map_err(|error| error.to_string());
+        let mut healed = self
+            .record_domain(environment, release, domain, after)
+            .await?;
+        healed.healed = Some(Healed {
+            drifts: report.drifts.clone(),
+            summary: applied.summary,
+        });
+        Ok(Ok(healed))
     }
 
     /// A person heals one domain of an environment now, opted in or not: Terraform only by
@@ -283,23 +290,15 @@ impl Reconciler {
         domain: &str,
         plan: Option<&str>,
         actor: &str,
-    ) -> Result<DomainDrift, ReconcileError> {
+    ) -> Result<EnvironmentDrift, ReconcileError> {
         let refused = |message: String| Err(ReconcileError::Refused(message));
         let Some(environment) = self.environment(name) else {
             return refused(format!("no environment `{name}` in {}", self.repository));
         };
-        let Some(state) = self
-            .states()
-            .await?
-            .into_iter()
-            .find(|state| state.environment == name)
-        else {
+        let Some(release) = self.running_release(name).await? else {
             return refused(format!(
                 "nothing is deployed to {name}, so nothing can drift"
             ));
-        };
-        let Some(release) = self.release(&state.release).await? else {
-            return refused(format!("release {} is not recorded", state.release));
         };
         let (targets, mut context) = self
             .targets_and_context(&environment, &release, None)
@@ -323,65 +322,51 @@ impl Reconciler {
             .drift(&context)
             .await
             .map_err(|error| ReconcileError::Refused(format!("cannot check {domain}: {error}")))?;
-        if report.is_clean() {
-            return self
-                .record_domain(&environment, &release, target.kind().as_str(), Ok(report))
-                .await;
-        }
-        let kept = report
-            .review
-            .as_ref()
-            .and_then(|review| review["plan"].as_str());
-        match (kept, plan) {
-            (Some(kept), Some(named)) if kept != named => {
-                return refused(format!(
-                    "the plan kept for review of {name} is now {kept}, not {named}; read it with `sluice drift {name}` and name it"
-                ));
+        let domain_name = target.kind().as_str();
+        let checked = if report.is_clean() {
+            self.record_domain(&environment, &release, domain_name, Ok(report))
+                .await?
+        } else {
+            let kept = report
+                .review
+                .as_ref()
+                .and_then(|review| review["plan"].as_str());
+            match (kept, plan) {
+                (Some(kept), Some(named)) if kept != named => {
+                    return refused(format!(
+                        "the plan kept for review of {name} is now {kept}, not {named}; read it with `sluice drift {name}` and name it"
+                    ));
+                }
+                (Some(kept), None) => {
+                    return refused(format!(
+                        "{domain} is healed only by applying the plan kept for review: name it with `--apply-plan {kept}` after reading it"
+                    ));
+                }
+                _ => {}
             }
-            (Some(kept), None) => {
-                return refused(format!(
-                    "{domain} is healed only by applying the plan kept for review: name it with `--apply-plan {kept}` after reading it"
-                ));
-            }
-            _ => {}
-        }
-        let objects = objects_text(&report);
-        let applied = match target.heal(&context, &report).await {
-            Ok(applied) => applied,
-            Err(error) => {
-                self.audit(
-                    Some(name),
-                    Some(&release.id),
-                    "drift-heal",
+            let healed = self
+                .heal(
+                    &environment,
+                    &release,
+                    target,
+                    &context,
+                    &report,
                     Some(actor),
-                    "failed",
-                    &format!("{domain}: {objects}; {error}"),
                 )
                 .await?;
-                return refused(format!("healing {domain} in {name} failed: {error}"));
+            match healed {
+                Ok(healed) => healed,
+                Err(error) => {
+                    return refused(format!("healing {domain} in {name} failed: {error}"));
+                }
             }
         };
-        self.audit(
-            Some(name),
-            Some(&release.id),
-            "drift-heal",
-            Some(actor),
-            "healed",
-            &format!("{domain}: {objects}; {}", applied.summary),
-        )
-        .await?;
-        let after = target
-            .drift(&context)
-            .await
-            .map_err(|error| error.to_string());
-        let mut healed = self
-            .record_domain(&environment, &release, target.kind().as_str(), after)
-            .await?;
-        healed.healed = Some(Healed {
-            drifts: report.drifts,
-            summary: applied.summary,
-        });
-        Ok(healed)
+        Ok(EnvironmentDrift {
+            environment: name.to_owned(),
+            release: Some(release.id),
+            skipped: None,
+            domains: vec![checked],
+        })
     }
 
     /// Records a domain's drift in the history when what differs changed since the last check,

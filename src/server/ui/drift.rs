@@ -10,7 +10,7 @@ use super::session::Viewer;
 use super::{UiError, done};
 use crate::deploy::drift::EnvironmentView;
 use crate::model::access::Role;
-use crate::scheduler::promotion::{DriftAsk, DriftAskError};
+use crate::scheduler::promotion::{self, DriftAskError};
 use crate::server::AppState;
 use crate::store::CheckOutcome;
 use axum::http::StatusCode;
@@ -45,36 +45,30 @@ pub(super) async fn check_now(
     form: ActionForm,
 ) -> Result<Response, UiError> {
     let principal = viewer.act(form.csrf.as_deref(), Role::Approver, "checking drift")?;
-    let unavailable = |message: &str| {
-        UiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Drift not checked",
-            message.to_owned(),
-        )
-        .seen_by(&viewer)
-    };
-    let Some(asks) = &state.drift_asks else {
-        return Err(unavailable(
-            "this server does not promote releases, so it checks no drift",
-        ));
-    };
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    let ask = DriftAsk {
-        repository: given(&form.repository).map(str::to_owned),
-        environment: Some(environment),
-        heal: None,
-        actor: Some(principal.recorded_as()),
-        reply,
-    };
-    let not_running = "the promotion service is not running; try again";
-    asks.send(ask).await.map_err(|_| unavailable(not_running))?;
-    let checked = match answer.await.map_err(|_| unavailable(not_running))? {
+    let asked = promotion::ask(
+        state.drift_asks.as_ref(),
+        given(&form.repository).map(str::to_owned),
+        environment,
+        None,
+        principal.recorded_as(),
+    )
+    .await;
+    let checked = match asked {
         Ok(checked) => checked,
         Err(DriftAskError::NotFound(message)) => {
             return Err(UiError::not_found(message).seen_by(&viewer));
         }
-        Err(DriftAskError::Refused(message) | DriftAskError::Failed(message)) => {
-            return Err(unavailable(&message));
+        Err(
+            DriftAskError::Refused(message)
+            | DriftAskError::Unavailable(message)
+            | DriftAskError::Failed(message),
+        ) => {
+            return Err(UiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Drift not checked",
+                message,
+            )
+            .seen_by(&viewer));
         }
     };
     let mut lines = Vec::new();
