@@ -235,12 +235,35 @@ impl TerraformRun {
 
     /// `plan -out`; returns the plan file's bytes.
     pub async fn plan(&self) -> Result<Vec<u8>, TerraformError> {
-        let mut arguments = vec![
-            "plan".to_owned(),
-            "-input=false".to_owned(),
-            "-no-color".to_owned(),
-            format!("-out={}", self.plan_file().display()),
-        ];
+        self.run(&self.plan_arguments(&[]), false).await?;
+        self.read_plan_file()
+    }
+
+    /// `plan -detailed-exitcode -out` (with `-refresh-only`: only what changed outside
+    /// Terraform): the plan file's bytes when there are changes, `None` when there are none.
+    pub async fn plan_changes(
+        &self,
+        refresh_only: bool,
+    ) -> Result<Option<Vec<u8>>, TerraformError> {
+        let extra: &[&str] = if refresh_only {
+            &["-detailed-exitcode", "-refresh-only"]
+        } else {
+            &["-detailed-exitcode"]
+        };
+        match self.run(&self.plan_arguments(extra), false).await {
+            Ok(_) => Ok(None),
+            // -detailed-exitcode: 2 means the plan has changes.
+            Err(TerraformError::Failed { code: 2, .. }) => self.read_plan_file().map(Some),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// `plan -input=false -no-color EXTRA -out=FILE -var-file=…`, and `-lock=false` where the
+    /// state is mounted read-only.
+    fn plan_arguments(&self, extra: &[&str]) -> Vec<String> {
+        let mut arguments = words(&["plan", "-input=false", "-no-color"]);
+        arguments.extend(words(extra));
+        arguments.push(format!("-out={}", self.plan_file().display()));
         for var_file in &self.settings.var_files {
             arguments.push(format!("-var-file={var_file}"));
         }
@@ -252,33 +275,12 @@ impl TerraformRun {
             // The state is mounted read-only: a member's plan reads it but cannot lock it.
             arguments.push("-lock=false".to_owned());
         }
-        self.run(&arguments, false).await?;
-        std::fs::read(self.plan_file())
-            .map_err(|error| TerraformError::Io(format!("cannot read the plan file: {error}")))
+        arguments
     }
 
-    /// `plan -detailed-exitcode -out` (with `-refresh-only`: only what changed outside
-    /// Terraform): the plan file's bytes when there are changes, `None` when there are none.
-    pub async fn plan_changes(
-        &self,
-        refresh_only: bool,
-    ) -> Result<Option<Vec<u8>>, TerraformError> {
-        let mut arguments = words(&["plan", "-input=false", "-no-color", "-detailed-exitcode"]);
-        if refresh_only {
-            arguments.push("-refresh-only".to_owned());
-        }
-        arguments.push(format!("-out={}", self.plan_file().display()));
-        for var_file in &self.settings.var_files {
-            arguments.push(format!("-var-file={var_file}"));
-        }
-        match self.run(&arguments, false).await {
-            Ok(_) => Ok(None),
-            // -detailed-exitcode: 2 means the plan has changes.
-            Err(TerraformError::Failed { code: 2, .. }) => std::fs::read(self.plan_file())
-                .map(Some)
-                .map_err(|error| TerraformError::Io(format!("cannot read the plan file: {error}"))),
-            Err(error) => Err(error),
-        }
+    fn read_plan_file(&self) -> Result<Vec<u8>, TerraformError> {
+        std::fs::read(self.plan_file())
+            .map_err(|error| TerraformError::Io(format!("cannot read the plan file: {error}")))
     }
 
     /// `show -json` of the plan file, captured and not logged.
