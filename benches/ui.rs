@@ -95,6 +95,7 @@ fn main() -> anyhow::Result<()> {
         body_limits: Default::default(),
         run_updates: updates,
         dispatcher_wakeup: Arc::new(Notify::new()),
+        drift_asks: None,
         ui: Default::default(),
     };
     let runtime = tokio::runtime::Runtime::new()?;

@@ -36,6 +36,10 @@ pub fn start(data_dir: &Path, secret: &str, repository: &str) -> anyhow::Result<
         metrics: Arc::new(Metrics::default()),
         intake_wakeup: Arc::new(Notify::new()),
         body_limits: Default::default(),
+        run_updates: tokio::sync::broadcast::channel(16).0,
+        dispatcher_wakeup: Arc::new(Notify::new()),
+        ui: Default::default(),
+        drift_asks: None,
     };
     let server = InProcessServer::start(router(state))?;
     Ok(SluicePeer {
