@@ -44,23 +44,13 @@ fn median(samples: &mut [Duration]) -> Duration {
 }
 
 fn release_context(environment: &Environment, tree: &Path) -> DeployContext {
-    let commit = "0123456789abcdef0123456789abcdef01234567".to_string();
+    let commit = "0123456789abcdef0123456789abcdef01234567";
     DeployContext {
         environment: environment.clone(),
         release: Release {
-            id: Release::new_id(1, &commit),
-            repository: "acme/ml-platform".into(),
-            commit,
-            branch: "main".into(),
-            author: None,
-            created_at: 0,
+            id: Release::new_id(1, commit),
             sequence: 1,
-            images: Default::default(),
-            plans: Default::default(),
-            dag_tree: None,
-            models: Default::default(),
-            config_commit: None,
-            contributors: Default::default(),
+            ..Release::unrecorded("acme/ml-platform", commit, "main", None)
         },
         tree: tree.to_path_buf(),
         previous: None,

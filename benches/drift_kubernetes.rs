@@ -66,18 +66,8 @@ fn release() -> Release {
     let commit = format!("{:0>40}", 1);
     Release {
         id: Release::new_id(1, &commit),
-        repository: "bench/platform".into(),
-        commit,
-        branch: "main".into(),
-        author: None,
-        created_at: 0,
         sequence: 1,
-        images: BTreeMap::new(),
-        plans: BTreeMap::new(),
-        dag_tree: None,
-        models: BTreeMap::new(),
-        config_commit: None,
-        contributors: Default::default(),
+        ..Release::unrecorded("bench/platform", &commit, "main", None)
     }
 }
 

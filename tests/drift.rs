@@ -74,21 +74,9 @@ fn platform(staging: DriftSettings) -> Platform {
 impl Platform {
     fn land(&self, sequence: i64) -> String {
         let commit = format!("{sequence:0>40}");
-        let release = Release {
-            id: Release::new_id(sequence, &commit),
-            repository: REPOSITORY.into(),
-            commit,
-            branch: "main".into(),
-            author: Some("dev".into()),
-            created_at: 0,
-            sequence,
-            images: Default::default(),
-            plans: Default::default(),
-            dag_tree: None,
-            models: Default::default(),
-            config_commit: None,
-            contributors: Default::default(),
-        };
+        let mut release = Release::unrecorded(REPOSITORY, &commit, "main", Some("dev"));
+        release.id = Release::new_id(sequence, &commit);
+        release.sequence = sequence;
         assert!(self.store.insert_release(&release).unwrap());
         release.id
     }
