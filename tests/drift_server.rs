@@ -92,6 +92,40 @@ fn the_api_checks_and_heals_and_the_api_metrics_and_command_line_show_what_remai
     );
     control(&calls, "drift-staging-airflow", "dags/extra.py");
 
+    // A pushed side branch that would heal airflow too and stop drift from blocking decides
+    // nothing: staging's drift section is read from main.
+    repo.git(&["checkout", "-q", "-b", "tamper"]);
+    let tampered = STAGING.replace(
+        "drift: { heal: [kubernetes] }",
+        "drift: { heal: [kubernetes, airflow], block: false }",
+    );
+    let side = repo.commit(
+        &[("environments/staging.yaml", &tampered)],
+        "heal everything",
+    );
+    repo.git(&["checkout", "-q", "main"]);
+    let (status, text) = deliver(
+        &server,
+        "push",
+        "tamper-1",
+        &push_payload("tamper", &merge, &side),
+    );
+    assert_eq!(status, 202, "{text}");
+    let mirror = data.path().join(format!("mirrors/{REPOSITORY}.git"));
+    wait_for(
+        "the side branch in the mirror",
+        Duration::from_secs(30),
+        || {
+            let found = std::process::Command::new("git")
+                .arg("--git-dir")
+                .arg(&mirror)
+                .args(["rev-parse", "--verify", "-q", "refs/heads/tamper"])
+                .output()
+                .ok()?;
+            (String::from_utf8_lossy(&found.stdout).trim() == side).then_some(())
+        },
+    );
+
     let refused = http()
         .post(server.url("/api/drift/staging"))
         .send()
