@@ -169,7 +169,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<bool> {
             )
         })?;
     let address = listener.local_addr()?;
-    let forge = build_forge(&file_config, &data_dir, address)?;
+    let forge = build_forge(&file_config, engine.database.clone(), address)?;
     let teams = team_directory(&file_config, forge.as_ref(), &repositories);
     let promotion = promotion_settings(&file_config.promotion, teams.clone())?;
     engine.start_promotion(promotion);
@@ -281,12 +281,9 @@ fn front_door_settings(
 /// The GitHub the configuration's `github:` section names; `None` without one.
 fn build_forge(
     config: &ServerConfig,
-    data_dir: &std::path::Path,
+    outbox: Arc<dyn crate::store::Outbox>,
     address: std::net::SocketAddr,
 ) -> anyhow::Result<Option<Arc<crate::forge::Forge>>> {
-    let outbox = Arc::new(crate::store::SqliteOutbox::open(
-        &data_dir.join("sluice.db"),
-    )?);
     let Some(mut forge) = crate::forge::from_config(config.github.as_ref(), outbox)
         .map_err(|error| anyhow::anyhow!("github: {error}"))?
     else {

@@ -3,11 +3,11 @@
 //! request before its merge became a release; and which lock-queue heads were asked to plan
 //! again. Knows nothing of GitHub or of what the commands do.
 
-use super::SqliteStore;
 use super::error::{FailureResult, StoreResult};
+use super::sql::{Connection, params};
+use super::sql_store::{Backend, SqlStore};
 use super::terraform::{TerraformTarget, parse_time, time_text};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, params};
 
 /// Where a command is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,7 +114,7 @@ pub trait CommandRecords: Send + Sync {
     ) -> StoreResult<Option<crate::model::Delivery>>;
 }
 
-impl CommandRecords for SqliteStore {
+impl<B: Backend> CommandRecords for SqlStore<B> {
     fn enqueue_command(
         &self,
         delivery_id: &str,
@@ -123,7 +123,7 @@ impl CommandRecords for SqliteStore {
         received_at: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let (id, repository) = (delivery_id.to_owned(), repository.to_owned());
-        self.writer
+        self.backend
             .write("recording a comment command", move |connection| {
                 let inserted = connection.execute(
                     "INSERT OR IGNORE INTO comment_commands
@@ -136,15 +136,16 @@ impl CommandRecords for SqliteStore {
     }
 
     fn commands_in_state(&self, state: CommandState) -> StoreResult<Vec<String>> {
-        self.read("reading comment commands", move |connection| {
-            let mut statement = connection.prepare_cached(
-                "SELECT delivery_id FROM comment_commands WHERE state = ?1 ORDER BY rowid",
-            )?;
-            let ids = statement
-                .query_map(params![state.as_str()], |row| row.get(0))?
-                .collect::<rusqlite::Result<Vec<String>>>()?;
-            Ok(ids)
-        })
+        self.backend
+            .read("reading comment commands", move |connection| {
+                let mut statement = connection.prepare_cached(
+                    "SELECT delivery_id FROM comment_commands WHERE state = ?1 ORDER BY rowid",
+                )?;
+                let ids = statement
+                    .query_map(params![state.as_str()], |row| row.get(0))?
+                    .collect::<super::sql::SqlResult<Vec<String>>>()?;
+                Ok(ids)
+            })
     }
 
     fn move_command(
@@ -154,7 +155,7 @@ impl CommandRecords for SqliteStore {
         to: CommandState,
     ) -> StoreResult<bool> {
         let id = delivery_id.to_owned();
-        self.writer
+        self.backend
             .write("updating a comment command", move |connection| {
                 let changed = connection.execute(
                     "UPDATE comment_commands SET state = ?3 WHERE delivery_id = ?1 AND state = ?2",
@@ -172,7 +173,7 @@ impl CommandRecords for SqliteStore {
         answered_at: Option<DateTime<Utc>>,
     ) -> StoreResult<()> {
         let (id, outcome) = (delivery_id.to_owned(), outcome.to_owned());
-        self.writer
+        self.backend
             .write("recording a command's answer", move |connection| {
                 connection.execute(
                     "UPDATE comment_commands SET state = ?2, outcome = ?3,
@@ -185,32 +186,33 @@ impl CommandRecords for SqliteStore {
     }
 
     fn commands(&self, limit: usize) -> StoreResult<Vec<CommandRecord>> {
-        self.read("reading comment commands", move |connection| {
-            let mut statement = connection.prepare_cached(
-                "SELECT delivery_id, repository, pull_request, state, outcome, received_at,
+        self.backend
+            .read("reading comment commands", move |connection| {
+                let mut statement = connection.prepare_cached(
+                    "SELECT delivery_id, repository, pull_request, state, outcome, received_at,
                         answered_at
                  FROM comment_commands ORDER BY rowid DESC LIMIT ?1",
-            )?;
-            let rows = statement
-                .query_map(params![limit as i64], |row| {
-                    Ok(CommandRecord {
-                        delivery_id: row.get(0)?,
-                        repository: row.get(1)?,
-                        pull_request: row.get::<_, i64>(2)? as u64,
-                        state: row.get(3)?,
-                        outcome: row.get(4)?,
-                        received_at: parse_time(row.get(5)?),
-                        answered_at: row.get::<_, Option<String>>(6)?.map(parse_time),
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
-        })
+                )?;
+                let rows = statement
+                    .query_map(params![limit as i64], |row| {
+                        Ok(CommandRecord {
+                            delivery_id: row.get(0)?,
+                            repository: row.get(1)?,
+                            pull_request: row.get::<_, i64>(2)? as u64,
+                            state: row.get(3)?,
+                            outcome: row.get(4)?,
+                            received_at: parse_time(row.get(5)?),
+                            answered_at: row.get::<_, Option<String>>(6)?.map(parse_time),
+                        })
+                    })?
+                    .collect::<super::sql::SqlResult<Vec<_>>>()?;
+                Ok(rows)
+            })
     }
 
     fn add_pending_approval(&self, approval: &PendingApproval) -> StoreResult<bool> {
         let approval = approval.clone();
-        self.writer
+        self.backend
             .write("recording an approval", move |connection| {
                 let inserted = connection.execute(
                     "INSERT OR IGNORE INTO pull_request_approvals
@@ -235,13 +237,14 @@ impl CommandRecords for SqliteStore {
         heads: &[String],
     ) -> StoreResult<Vec<PendingApproval>> {
         let (repository, heads) = (repository.to_owned(), heads.to_vec());
-        self.read("reading pull-request approvals", move |connection| {
-            let mut found = Vec::new();
-            for head in &heads {
-                found.extend(approvals_of_head(connection, &repository, head)?);
-            }
-            Ok(found)
-        })
+        self.backend
+            .read("reading pull-request approvals", move |connection| {
+                let mut found = Vec::new();
+                for head in &heads {
+                    found.extend(approvals_of_head(connection, &repository, head)?);
+                }
+                Ok(found)
+            })
     }
 
     fn queue_heads_to_plan(
@@ -249,9 +252,10 @@ impl CommandRecords for SqliteStore {
         now: DateTime<Utc>,
         asked_before: DateTime<Utc>,
     ) -> StoreResult<Vec<QueueHead>> {
-        self.read("reading the lock queues", move |connection| {
-            let mut statement = connection.prepare_cached(
-                "SELECT q.repository, q.environment, q.dir, q.pull_request, q.replan_asked_at
+        self.backend
+            .read("reading the lock queues", move |connection| {
+                let mut statement = connection.prepare_cached(
+                    "SELECT q.repository, q.environment, q.dir, q.pull_request, q.replan_asked_at
                  FROM terraform_lock_queue q
                  WHERE q.id = (SELECT MIN(first.id) FROM terraform_lock_queue first
                                WHERE first.repository = q.repository
@@ -262,33 +266,33 @@ impl CommandRecords for SqliteStore {
                                      AND l.environment = q.environment AND l.dir = q.dir
                                      AND l.lease_expires_at > ?1)
                  ORDER BY q.id",
-            )?;
-            let rows = statement
-                .query_map(params![time_text(now)], |row| {
-                    Ok((
-                        QueueHead {
-                            target: TerraformTarget {
-                                repository: row.get(0)?,
-                                environment: row.get(1)?,
-                                dir: row.get(2)?,
+                )?;
+                let rows = statement
+                    .query_map(params![time_text(now)], |row| {
+                        Ok((
+                            QueueHead {
+                                target: TerraformTarget {
+                                    repository: row.get(0)?,
+                                    environment: row.get(1)?,
+                                    dir: row.get(2)?,
+                                },
+                                pull_request: row.get::<_, i64>(3)? as u64,
                             },
-                            pull_request: row.get::<_, i64>(3)? as u64,
-                        },
-                        row.get::<_, Option<String>>(4)?,
-                    ))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows
-                .into_iter()
-                .filter(|(_, asked)| {
-                    asked
-                        .clone()
-                        .map(parse_time)
-                        .is_none_or(|asked| asked < asked_before)
-                })
-                .map(|(head, _)| head)
-                .collect())
-        })
+                            row.get::<_, Option<String>>(4)?,
+                        ))
+                    })?
+                    .collect::<super::sql::SqlResult<Vec<_>>>()?;
+                Ok(rows
+                    .into_iter()
+                    .filter(|(_, asked)| {
+                        asked
+                            .clone()
+                            .map(parse_time)
+                            .is_none_or(|asked| asked < asked_before)
+                    })
+                    .map(|(head, _)| head)
+                    .collect())
+            })
     }
 
     fn latest_pull_request_delivery(
@@ -301,7 +305,7 @@ impl CommandRecords for SqliteStore {
 
     fn mark_queue_head_asked(&self, head: &QueueHead, at: DateTime<Utc>) -> StoreResult<()> {
         let head = head.clone();
-        self.writer
+        self.backend
             .write("marking a queued plan as asked", move |connection| {
                 connection.execute(
                     "UPDATE terraform_lock_queue SET replan_asked_at = ?5
@@ -319,14 +323,14 @@ impl CommandRecords for SqliteStore {
     }
 }
 
-impl SqliteStore {
+impl<B: Backend> SqlStore<B> {
     fn latest_pull_request_delivery_of(
         &self,
         repository: &str,
         number: u64,
     ) -> StoreResult<Option<crate::model::Delivery>> {
         let repository = repository.to_owned();
-        self.read(
+        self.backend.read(
             "reading a pull request's newest delivery",
             move |connection| {
                 let mut statement = connection.prepare_cached(
@@ -365,7 +369,7 @@ fn approvals_of_head(
                 at: row.get(3)?,
             })
         })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<super::sql::SqlResult<Vec<_>>>()?;
     Ok(rows)
 }
 

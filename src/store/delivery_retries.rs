@@ -6,8 +6,8 @@
 use super::PendingDelivery;
 use super::error::{Failure, FailureResult};
 use super::rows::{self, timestamp_text};
+use super::sql::{Connection, OptionalExtension, params};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
 
 pub(crate) fn due_deliveries(
     connection: &Connection,
@@ -27,7 +27,7 @@ pub(crate) fn due_deliveries(
                 failed_attempts: row.get("attempts")?,
             })
         })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<super::sql::SqlResult<Vec<_>>>()?;
     Ok(deliveries)
 }
 
@@ -66,7 +66,7 @@ pub(crate) fn next_delivery_retry(connection: &Connection) -> FailureResult<Opti
             "SELECT min(next_attempt_at) FROM deliveries
              WHERE planned_at IS NULL AND next_attempt_at IS NOT NULL",
         )?
-        .query_row([], |row| row.get(0))?;
+        .query_row(params![], |row| row.get(0))?;
     Ok(earliest
         .map(|text| rows::parse_timestamp("next_attempt_at", &text))
         .transpose()?)

@@ -7,19 +7,18 @@ use super::deploy_records::{
     EnvironmentState, NewAuditEntry, NewDeployment, RequestAction, StepPhase, StepState,
 };
 use super::error::{Failure, FailureResult, StoreResult};
-use super::sqlite::SqliteStore;
+use super::sql::{Connection, OptionalExtension, Row, params};
+use super::sql_store::{Backend, SqlStore};
 use crate::model::Release;
-use rusqlite::{Connection, OptionalExtension, Row, params};
 
 fn json_text<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("plain data serialises")
 }
 
 fn corrupt(what: &str, text: &str) -> Failure {
-    Failure::Sqlite(rusqlite::Error::InvalidColumnType(
-        0,
-        format!("{what} `{text}`"),
-        rusqlite::types::Type::Text,
+    Failure::Sql(super::sql::conversion_error(
+        what,
+        format!("`{text}` is not a known value"),
     ))
 }
 
@@ -27,7 +26,7 @@ fn release_from(body: String) -> FailureResult<Release> {
     serde_json::from_str(&body).map_err(|_| corrupt("release body", &body))
 }
 
-fn deployment_from(row: &Row<'_>) -> rusqlite::Result<(Deployment, String, String)> {
+fn deployment_from(row: &Row) -> super::sql::SqlResult<(Deployment, String, String)> {
     let action: String = row.get(5)?;
     let status: String = row.get(6)?;
     Ok((
@@ -55,12 +54,12 @@ const DEPLOYMENT_COLUMNS: &str = "id, repository, environment, release_id, previ
 fn query_deployments(
     connection: &Connection,
     sql: &str,
-    parameters: &[&dyn rusqlite::ToSql],
+    parameters: &[&dyn super::sql::ToValue],
 ) -> FailureResult<Vec<Deployment>> {
     let mut statement = connection.prepare_cached(sql)?;
     let rows = statement
         .query_map(parameters, deployment_from)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<super::sql::SqlResult<Vec<_>>>()?;
     rows.into_iter()
         .map(|(mut deployment, action, status)| {
             deployment.action =
@@ -78,7 +77,7 @@ const AUDIT_COLUMNS: &str =
 fn query_audit(
     connection: &Connection,
     sql: &str,
-    parameters: impl rusqlite::Params,
+    parameters: impl super::sql::Params,
 ) -> FailureResult<Vec<AuditEntry>> {
     let mut statement = connection.prepare_cached(sql)?;
     let rows = statement
@@ -95,43 +94,44 @@ fn query_audit(
                 at: row.get(8)?,
             })
         })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<super::sql::SqlResult<Vec<_>>>()?;
     Ok(rows)
 }
 
-impl DeployStore for SqliteStore {
+impl<B: Backend> DeployStore for SqlStore<B> {
     fn insert_release(&self, release: &Release) -> StoreResult<bool> {
         let release = release.clone();
-        self.writer.write("recording a release", move |connection| {
-            let inserted = connection.execute(
-                "INSERT INTO releases (repository, id, commit_sha, sequence, body)
+        self.backend
+            .write("recording a release", move |connection| {
+                let inserted = connection.execute(
+                    "INSERT INTO releases (repository, id, commit_sha, sequence, body)
                  VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
-                params![
-                    release.repository,
-                    release.id,
-                    release.commit,
-                    release.sequence,
-                    json_text(&release)
-                ],
-            )?;
-            Ok(inserted == 1)
-        })
+                    params![
+                        release.repository,
+                        release.id,
+                        release.commit,
+                        release.sequence,
+                        json_text(&release)
+                    ],
+                )?;
+                Ok(inserted == 1)
+            })
     }
 
     fn releases(&self, repository: &str) -> StoreResult<Vec<Release>> {
-        self.read("listing releases", |connection| {
+        self.backend.read("listing releases", |connection| {
             let mut statement = connection.prepare_cached(
                 "SELECT body FROM releases WHERE repository = ?1 ORDER BY sequence DESC, id DESC",
             )?;
             let bodies = statement
                 .query_map([repository], |row| row.get::<_, String>(0))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<super::sql::SqlResult<Vec<_>>>()?;
             bodies.into_iter().map(release_from).collect()
         })
     }
 
     fn release(&self, repository: &str, id: &str) -> StoreResult<Option<Release>> {
-        self.read("reading a release", |connection| {
+        self.backend.read("reading a release", |connection| {
             let body: Option<String> = connection
                 .query_row(
                     "SELECT body FROM releases WHERE repository = ?1 AND id = ?2",
@@ -145,45 +145,49 @@ impl DeployStore for SqliteStore {
 
     fn reject_release(&self, repository: &str, id: &str, reason: &str) -> StoreResult<()> {
         let (repository, id, reason) = (repository.to_owned(), id.to_owned(), reason.to_owned());
-        self.writer.write("rejecting a release", move |connection| {
-            connection.execute(
-                "UPDATE releases SET rejected = ?3 WHERE repository = ?1 AND id = ?2",
-                params![repository, id, reason],
-            )?;
-            Ok(())
-        })
+        self.backend
+            .write("rejecting a release", move |connection| {
+                connection.execute(
+                    "UPDATE releases SET rejected = ?3 WHERE repository = ?1 AND id = ?2",
+                    params![repository, id, reason],
+                )?;
+                Ok(())
+            })
     }
 
     fn rejected_releases(&self, repository: &str) -> StoreResult<Vec<(String, String)>> {
-        self.read("listing rejected releases", |connection| {
-            let mut statement = connection.prepare_cached(
+        self.backend
+            .read("listing rejected releases", |connection| {
+                let mut statement = connection.prepare_cached(
                 "SELECT id, rejected FROM releases WHERE repository = ?1 AND rejected IS NOT NULL",
             )?;
-            let rows = statement
-                .query_map([repository], |row| Ok((row.get(0)?, row.get(1)?)))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
-        })
+                let rows = statement
+                    .query_map([repository], |row| Ok((row.get(0)?, row.get(1)?)))?
+                    .collect::<super::sql::SqlResult<Vec<_>>>()?;
+                Ok(rows)
+            })
     }
 
     fn audit_high_water(&self) -> StoreResult<i64> {
-        self.read("reading the newest history entry", |connection| {
-            Ok(connection
-                .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM deploy_audit")?
-                .query_row([], |row| row.get(0))?)
-        })
+        self.backend
+            .read("reading the newest history entry", |connection| {
+                Ok(connection
+                    .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM deploy_audit")?
+                    .query_row(params![], |row| row.get(0))?)
+            })
     }
 
     fn environment_order(&self, repository: &str) -> StoreResult<Vec<String>> {
-        self.read("reading the promotion order", |connection| {
-            let names: Option<String> = connection
-                .prepare_cached("SELECT names FROM environment_order WHERE repository = ?1")?
-                .query_row([repository], |row| row.get(0))
-                .optional()?;
-            Ok(names
-                .map(|names| names.split('\n').map(str::to_owned).collect())
-                .unwrap_or_default())
-        })
+        self.backend
+            .read("reading the promotion order", |connection| {
+                let names: Option<String> = connection
+                    .prepare_cached("SELECT names FROM environment_order WHERE repository = ?1")?
+                    .query_row([repository], |row| row.get(0))
+                    .optional()?;
+                Ok(names
+                    .map(|names| names.split('\n').map(str::to_owned).collect())
+                    .unwrap_or_default())
+            })
     }
 
     fn record_environment_order(&self, repository: &str, names: &[String]) -> StoreResult<()> {
@@ -192,7 +196,7 @@ impl DeployStore for SqliteStore {
         }
         let repository = repository.to_owned();
         let names = names.join("\n");
-        self.writer
+        self.backend
             .write("recording the promotion order", move |connection| {
                 connection.execute(
                     "INSERT INTO environment_order (repository, names) VALUES (?1, ?2)
@@ -204,32 +208,34 @@ impl DeployStore for SqliteStore {
     }
 
     fn environment_states(&self, repository: &str) -> StoreResult<Vec<EnvironmentState>> {
-        self.read("reading environment state", |connection| {
-            let mut statement = connection.prepare_cached(
-                "SELECT environment, release_id, healthy_since FROM environment_state
+        self.backend
+            .read("reading environment state", |connection| {
+                let mut statement = connection.prepare_cached(
+                    "SELECT environment, release_id, healthy_since FROM environment_state
                  WHERE repository = ?1 ORDER BY environment",
-            )?;
-            let rows = statement
-                .query_map([repository], |row| {
-                    Ok(EnvironmentState {
-                        environment: row.get(0)?,
-                        release: row.get(1)?,
-                        healthy_since: row.get(2)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
-        })
+                )?;
+                let rows = statement
+                    .query_map([repository], |row| {
+                        Ok(EnvironmentState {
+                            environment: row.get(0)?,
+                            release: row.get(1)?,
+                            healthy_since: row.get(2)?,
+                        })
+                    })?
+                    .collect::<super::sql::SqlResult<Vec<_>>>()?;
+                Ok(rows)
+            })
     }
 
     fn start_deployment(&self, deployment: &NewDeployment) -> StoreResult<Option<i64>> {
         let deployment = deployment.clone();
-        self.writer
+        self.backend
             .write("starting a deployment", move |connection| {
-                let inserted = connection.execute(
+                let inserted = connection.query_row(
                 "INSERT INTO deployments (repository, environment, release_id, previous_id, action,
                      status, actor, reason, started_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8) ON CONFLICT DO NOTHING",
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8) ON CONFLICT DO NOTHING
+                 RETURNING id",
                 params![
                     deployment.repository,
                     deployment.environment,
@@ -240,22 +246,25 @@ impl DeployStore for SqliteStore {
                     deployment.reason,
                     deployment.at
                 ],
-            )?;
-                Ok((inserted == 1).then(|| connection.last_insert_rowid()))
+                |row| row.get(0),
+            )
+            .optional()?;
+                Ok(inserted)
             })
     }
 
     fn running_deployments(&self, repository: &str) -> StoreResult<Vec<Deployment>> {
-        self.read("listing running deployments", |connection| {
-            query_deployments(
-                connection,
-                &format!(
-                    "SELECT {DEPLOYMENT_COLUMNS} FROM deployments
+        self.backend
+            .read("listing running deployments", |connection| {
+                query_deployments(
+                    connection,
+                    &format!(
+                        "SELECT {DEPLOYMENT_COLUMNS} FROM deployments
                      WHERE repository = ?1 AND status = 'running' ORDER BY id"
-                ),
-                &[&repository],
-            )
-        })
+                    ),
+                    &[&repository],
+                )
+            })
     }
 
     fn deployments(
@@ -263,7 +272,7 @@ impl DeployStore for SqliteStore {
         repository: &str,
         environment: Option<&str>,
     ) -> StoreResult<Vec<Deployment>> {
-        self.read("listing deployments", |connection| {
+        self.backend.read("listing deployments", |connection| {
             query_deployments(
                 connection,
                 &format!(
@@ -277,7 +286,7 @@ impl DeployStore for SqliteStore {
 
     fn record_step(&self, deployment: i64, step: &StepState) -> StoreResult<()> {
         let step = step.clone();
-        self.writer
+        self.backend
             .write("recording a deployment step", move |connection| {
                 connection.execute(
                     "INSERT INTO deployment_steps (deployment_id, target, phase, summary, rollback,
@@ -301,7 +310,7 @@ impl DeployStore for SqliteStore {
     }
 
     fn steps(&self, deployment: i64) -> StoreResult<Vec<StepState>> {
-        self.read("reading deployment steps", |connection| {
+        self.backend.read("reading deployment steps", |connection| {
             let mut statement = connection.prepare_cached(
                 "SELECT target, phase, summary, rollback, outputs, at FROM deployment_steps
                  WHERE deployment_id = ?1 ORDER BY at, target",
@@ -317,7 +326,7 @@ impl DeployStore for SqliteStore {
                         row.get::<_, i64>(5)?,
                     ))
                 })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<super::sql::SqlResult<Vec<_>>>()?;
             rows.into_iter()
                 .map(|(target, phase, summary, rollback, outputs, at)| {
                     Ok(StepState {
@@ -345,13 +354,13 @@ impl DeployStore for SqliteStore {
     ) -> StoreResult<()> {
         let reason = reason.map(str::to_owned);
         let now_running = now_running.map(str::to_owned);
-        self.writer.write("finishing a deployment", move |connection| {
+        self.backend.write("finishing a deployment", move |connection| {
             connection.execute(
                 "UPDATE deployments SET status = ?2, reason = coalesce(?3, reason), finished_at = ?4
                  WHERE id = ?1",
                 params![deployment, status.as_str(), reason, finished_at],
             )?;
-            if let Some(release) = now_running {
+            if let Some(release) = &now_running {
                 connection.execute(
                     "INSERT INTO environment_state (repository, environment, release_id, healthy_since)
                      SELECT repository, environment, ?2, ?3 FROM deployments WHERE id = ?1
@@ -373,7 +382,7 @@ impl DeployStore for SqliteStore {
         at: i64,
     ) -> StoreResult<bool> {
         let values = [repository, environment, release, approver].map(str::to_owned);
-        self.writer
+        self.backend
             .write("recording an approval", move |connection| {
                 let inserted = connection.execute(
                     "INSERT INTO approvals (repository, environment, release_id, approver, at)
@@ -390,25 +399,25 @@ impl DeployStore for SqliteStore {
         environment: &str,
         release: &str,
     ) -> StoreResult<Vec<String>> {
-        self.read("listing approvals", |connection| {
+        self.backend.read("listing approvals", |connection| {
             let mut statement = connection.prepare_cached(
                 "SELECT approver FROM approvals
                  WHERE repository = ?1 AND environment = ?2 AND release_id = ?3 ORDER BY at",
             )?;
             let rows = statement
                 .query_map([repository, environment, release], |row| row.get(0))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<super::sql::SqlResult<Vec<_>>>()?;
             Ok(rows)
         })
     }
 
     fn add_request(&self, request: &DeployRequest) -> StoreResult<i64> {
         let request = request.clone();
-        self.writer.write("recording a deployment request", move |connection| {
-            connection.execute(
+        self.backend.write("recording a deployment request", move |connection| {
+            let id = connection.query_row(
                 "INSERT INTO deploy_requests (repository, environment, release_id, action, actor, at,
                      force_reason)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
                 params![
                     request.repository,
                     request.environment,
@@ -418,49 +427,51 @@ impl DeployStore for SqliteStore {
                     request.at,
                     request.force_reason
                 ],
+                |row| row.get(0),
             )?;
-            Ok(connection.last_insert_rowid())
+            Ok(id)
         })
     }
 
     fn pending_requests(&self, repository: &str) -> StoreResult<Vec<DeployRequest>> {
-        self.read("listing deployment requests", |connection| {
-            let mut statement = connection.prepare_cached(
+        self.backend
+            .read("listing deployment requests", |connection| {
+                let mut statement = connection.prepare_cached(
                 "SELECT id, repository, environment, release_id, action, actor, at, force_reason
                  FROM deploy_requests
                  WHERE repository = ?1 AND outcome IS NULL ORDER BY id",
             )?;
-            let rows = statement
-                .query_map([repository], |row| {
-                    Ok((
-                        DeployRequest {
-                            id: row.get(0)?,
-                            repository: row.get(1)?,
-                            environment: row.get(2)?,
-                            release: row.get(3)?,
-                            action: RequestAction::Promote,
-                            actor: row.get(5)?,
-                            at: row.get(6)?,
-                            outcome: None,
-                            force_reason: row.get(7)?,
-                        },
-                        row.get::<_, String>(4)?,
-                    ))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            rows.into_iter()
-                .map(|(mut request, action)| {
-                    request.action =
-                        RequestAction::parse(&action).ok_or_else(|| corrupt("action", &action))?;
-                    Ok(request)
-                })
-                .collect()
-        })
+                let rows = statement
+                    .query_map([repository], |row| {
+                        Ok((
+                            DeployRequest {
+                                id: row.get(0)?,
+                                repository: row.get(1)?,
+                                environment: row.get(2)?,
+                                release: row.get(3)?,
+                                action: RequestAction::Promote,
+                                actor: row.get(5)?,
+                                at: row.get(6)?,
+                                outcome: None,
+                                force_reason: row.get(7)?,
+                            },
+                            row.get::<_, String>(4)?,
+                        ))
+                    })?
+                    .collect::<super::sql::SqlResult<Vec<_>>>()?;
+                rows.into_iter()
+                    .map(|(mut request, action)| {
+                        request.action = RequestAction::parse(&action)
+                            .ok_or_else(|| corrupt("action", &action))?;
+                        Ok(request)
+                    })
+                    .collect()
+            })
     }
 
     fn complete_request(&self, id: i64, outcome: &str) -> StoreResult<()> {
         let outcome = outcome.to_owned();
-        self.writer
+        self.backend
             .write("completing a deployment request", move |connection| {
                 connection.execute(
                     "UPDATE deploy_requests SET outcome = ?2 WHERE id = ?1",
@@ -481,7 +492,7 @@ impl DeployStore for SqliteStore {
             entry.reason.to_owned(),
             entry.at,
         );
-        self.writer.write("recording history", move |connection| {
+        self.backend.write("recording history", move |connection| {
             connection.execute(
                 "INSERT INTO deploy_audit (repository, environment, release_id, action, actor,
                      outcome, reason, at)
@@ -495,7 +506,7 @@ impl DeployStore for SqliteStore {
     }
 
     fn audit(&self, repository: &str, environment: Option<&str>) -> StoreResult<Vec<AuditEntry>> {
-        self.read("reading history", |connection| {
+        self.backend.read("reading history", |connection| {
             query_audit(
                 connection,
                 &format!(
@@ -513,26 +524,28 @@ impl DeployStore for SqliteStore {
         action: &str,
         since: i64,
     ) -> StoreResult<Vec<AuditEntry>> {
-        self.read("reading history of one action", |connection| {
-            query_audit(
-                connection,
-                &format!(
-                    "SELECT {AUDIT_COLUMNS} FROM deploy_audit
+        self.backend
+            .read("reading history of one action", |connection| {
+                query_audit(
+                    connection,
+                    &format!(
+                        "SELECT {AUDIT_COLUMNS} FROM deploy_audit
                      WHERE repository = ?1 AND action = ?2 AND at >= ?3 ORDER BY id"
-                ),
-                params![repository, action, since],
-            )
-        })
+                    ),
+                    params![repository, action, since],
+                )
+            })
     }
 
     fn release_repositories(&self) -> StoreResult<Vec<String>> {
-        self.read("listing repositories with releases", |connection| {
-            let mut statement =
-                connection.prepare_cached("SELECT DISTINCT repository FROM releases ORDER BY 1")?;
-            let rows = statement
-                .query_map([], |row| row.get(0))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
-        })
+        self.backend
+            .read("listing repositories with releases", |connection| {
+                let mut statement = connection
+                    .prepare_cached("SELECT DISTINCT repository FROM releases ORDER BY 1")?;
+                let rows = statement
+                    .query_map(params![], |row| row.get(0))?
+                    .collect::<super::sql::SqlResult<Vec<_>>>()?;
+                Ok(rows)
+            })
     }
 }

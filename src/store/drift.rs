@@ -4,8 +4,8 @@
 //! keeps what earlier checks found; it never clears it. Knows nothing of targets.
 
 use super::error::{FailureResult, StoreResult};
-use super::sqlite::SqliteStore;
-use rusqlite::{Connection, params};
+use super::sql::{Connection, params};
+use super::sql_store::{Backend, SqlStore};
 use serde::Serialize;
 
 pub(super) const MIGRATION: &str = r#"
@@ -204,7 +204,7 @@ fn record(
     Ok(())
 }
 
-impl DriftStore for SqliteStore {
+impl<B: Backend> DriftStore for SqlStore<B> {
     fn record_drift_check(
         &self,
         repository: &str,
@@ -221,7 +221,7 @@ impl DriftStore for SqliteStore {
             release.to_owned(),
         ];
         let finding = finding.clone();
-        self.writer
+        self.backend
             .write("recording a drift check", move |connection| {
                 let [repository, environment, domain, release] = &key;
                 record(
@@ -238,7 +238,7 @@ impl DriftStore for SqliteStore {
         repository: Option<&str>,
         environment: Option<&str>,
     ) -> StoreResult<Vec<DriftRecord>> {
-        self.read("reading drift", |connection| {
+        self.backend.read("reading drift", |connection| {
             let mut statement = connection.prepare_cached(
                 "SELECT repository, environment, domain, object, expected, actual, first_seen, last_seen
                  FROM drift
@@ -262,7 +262,7 @@ impl DriftStore for SqliteStore {
     }
 
     fn drift_checks(&self, repository: Option<&str>) -> StoreResult<Vec<DriftCheck>> {
-        self.read("reading drift checks", |connection| {
+        self.backend.read("reading drift checks", |connection| {
             let mut statement = connection.prepare_cached(
                 "SELECT repository, environment, domain, release, outcome, reason, review, checked_at
                  FROM drift_checks WHERE (?1 IS NULL OR repository = ?1)
@@ -298,7 +298,7 @@ mod tests {
     #[test]
     fn a_check_keeps_first_sightings_forgets_what_is_gone_and_an_unreachable_one_keeps_all() {
         let directory = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&directory.path().join("sluice.db")).unwrap();
+        let store = super::super::SqliteStore::open(&directory.path().join("sluice.db")).unwrap();
         let record = |finding: Finding, at: i64| {
             store
                 .record_drift_check("acme/ml", "staging", "kubernetes", "r1", &finding, at)

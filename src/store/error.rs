@@ -80,16 +80,22 @@ pub enum StoreError {
 /// What an operation inside the store can run into, before it is told which database and which
 /// operation it belongs to.
 #[derive(Debug)]
-pub(crate) enum Failure {
-    Sqlite(rusqlite::Error),
+pub enum Failure {
+    Sql(super::sql::SqlError),
     UnknownDelivery(String),
     UnknownRun(RunId),
     UnknownJob(RunId, String),
 }
 
+impl From<super::sql::SqlError> for Failure {
+    fn from(error: super::sql::SqlError) -> Failure {
+        Failure::Sql(error)
+    }
+}
+
 impl From<rusqlite::Error> for Failure {
     fn from(error: rusqlite::Error) -> Failure {
-        Failure::Sqlite(error)
+        Failure::Sql(error.into())
     }
 }
 
@@ -97,7 +103,7 @@ impl Failure {
     pub(crate) fn into_store_error(self, database: &str, operation: &'static str) -> StoreError {
         let database = database.to_string();
         match self {
-            Failure::Sqlite(error) => StoreError::Database {
+            Failure::Sql(error) => StoreError::Database {
                 database,
                 operation,
                 message: error.to_string(),
@@ -111,4 +117,4 @@ impl Failure {
     }
 }
 
-pub(crate) type FailureResult<T> = Result<T, Failure>;
+pub type FailureResult<T> = Result<T, Failure>;

@@ -5,10 +5,10 @@
 //! nothing of Docker, registries or how the records are judged.
 
 use super::error::{FailureResult, StoreResult};
-use super::sqlite::SqliteStore;
+use super::sql::{Connection, params};
+use super::sql_store::{Backend, SqlStore};
 use crate::model::{RunId, TrustLevel};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, params};
 
 /// An image a build step ended with, about to be recorded.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,10 +61,10 @@ pub trait ImageRecords: Send + Sync {
     ) -> StoreResult<Vec<ImageRecord>>;
 }
 
-impl ImageRecords for SqliteStore {
+impl<B: Backend> ImageRecords for SqlStore<B> {
     fn record_image(&self, record: &NewImageRecord) -> StoreResult<i64> {
         let record = record.clone();
-        self.writer
+        self.backend
             .write("recording a built image", move |connection| {
                 insert_image(connection, &record, Utc::now())
             })
@@ -75,9 +75,10 @@ impl ImageRecords for SqliteStore {
         repository: &str,
         context_digest: &str,
     ) -> StoreResult<Vec<ImageRecord>> {
-        self.read("reading the records of built images", |connection| {
-            select_images(connection, repository, context_digest)
-        })
+        self.backend
+            .read("reading the records of built images", |connection| {
+                select_images(connection, repository, context_digest)
+            })
     }
 }
 
@@ -86,25 +87,28 @@ fn insert_image(
     record: &NewImageRecord,
     recorded_at: DateTime<Utc>,
 ) -> FailureResult<i64> {
-    connection
+    let id = connection
         .prepare_cached(
             "INSERT INTO built_images
              (repository, context_digest, image, image_id, pushed_digest, trust, built, run_id,
               recorded_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
         )?
-        .execute(params![
-            record.repository,
-            record.context_digest,
-            record.image,
-            record.image_id,
-            record.pushed_digest,
-            record.trust.as_str(),
-            record.built,
-            record.run_id,
-            recorded_at.to_rfc3339(),
-        ])?;
-    Ok(connection.last_insert_rowid())
+        .query_row(
+            params![
+                record.repository,
+                record.context_digest,
+                record.image,
+                record.image_id,
+                record.pushed_digest,
+                record.trust.as_str(),
+                record.built,
+                record.run_id,
+                recorded_at.to_rfc3339(),
+            ],
+            |row| row.get(0),
+        )?;
+    Ok(id)
 }
 
 fn select_images(
@@ -141,7 +145,7 @@ fn select_images(
                     .unwrap_or_default(),
             })
         })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<super::sql::SqlResult<Vec<_>>>()?;
     Ok(rows)
 }
 
@@ -168,7 +172,7 @@ mod tests {
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join("sluice.db");
         {
-            let store = SqliteStore::open(&path).unwrap();
+            let store = super::super::SqliteStore::open(&path).unwrap();
             store
                 .record_image(&record(
                     "acme/ml-platform",
@@ -197,7 +201,7 @@ mod tests {
                 .record_image(&record("other/repo", "sha256:aa", TrustLevel::Trusted, 4))
                 .unwrap();
         }
-        let store = SqliteStore::open(&path).unwrap();
+        let store = super::super::SqliteStore::open(&path).unwrap();
         let found = store
             .image_records("acme/ml-platform", "sha256:aa")
             .unwrap();

@@ -19,7 +19,10 @@ mod outbox;
 mod outputs;
 mod reads;
 mod rows;
+mod sql;
+mod sql_store;
 mod sqlite;
+mod sqlite_session;
 mod terraform;
 mod terraform_locks;
 mod tokens;
@@ -36,8 +39,9 @@ pub use drift::{CheckOutcome, DriftCheck, DriftRecord, DriftStore, Finding};
 pub use error::{StoreError, StoreResult};
 pub use images::{ImageRecord, ImageRecords, NewImageRecord};
 pub use model_history::{AliasMove, AliasMoveFilter, ModelHistory, NewAliasMove, last_alias_move};
-pub use outbox::{CheckRunRecord, MemoryOutbox, Outbox, OutboxEntry, SqliteOutbox};
-pub use sqlite::SqliteStore;
+pub use outbox::{CheckRunRecord, MemoryOutbox, Outbox, OutboxEntry};
+pub use sql_store::{Backend, SqlStore};
+pub use sqlite::{Sqlite, SqliteStore};
 pub use terraform::{
     LockHolder, LockListing, LockOutcome, LockRecord, LockRequest, NewTerraformPlan, PlanInsert,
     QueuedHolder, TerraformPlanRecord, TerraformStore, TerraformTarget,
@@ -115,9 +119,9 @@ pub struct StoreStats {
 
 /// The whole store, every face of it at once: what `open` returns and what the engine and the
 /// command line hand around. Each part of sluice asks for the one face it needs.
-pub trait Database: Store + DeployStore + ModelHistory {}
+pub trait Database: Store + DeployStore + ModelHistory + Outbox {}
 
-impl<T: Store + DeployStore + ModelHistory> Database for T {}
+impl<T: Store + DeployStore + ModelHistory + Outbox> Database for T {}
 
 /// Opens (creating and migrating if needed) the store at `path`, SQLite's file.
 pub fn open(path: &std::path::Path) -> StoreResult<std::sync::Arc<dyn Database>> {

@@ -3,9 +3,9 @@
 //! row in `model_alias_moves`. Knows nothing of MLflow's API or of how versions are chosen.
 
 use super::error::{FailureResult, StoreResult};
-use super::sqlite::SqliteStore;
+use super::sql::{Connection, params};
+use super::sql_store::{Backend, SqlStore};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 
 /// One alias move about to be recorded.
@@ -54,19 +54,20 @@ pub trait ModelHistory: Send + Sync {
     fn alias_moves(&self, filter: &AliasMoveFilter) -> StoreResult<Vec<AliasMove>>;
 }
 
-impl ModelHistory for SqliteStore {
+impl<B: Backend> ModelHistory for SqlStore<B> {
     fn record_alias_move(&self, alias_move: &NewAliasMove) -> StoreResult<i64> {
         let alias_move = alias_move.clone();
-        self.writer
+        self.backend
             .write("recording a model alias move", move |connection| {
                 insert_alias_move(connection, &alias_move, Utc::now())
             })
     }
 
     fn alias_moves(&self, filter: &AliasMoveFilter) -> StoreResult<Vec<AliasMove>> {
-        self.read("listing model alias moves", |connection| {
-            select_alias_moves(connection, filter)
-        })
+        self.backend
+            .read("listing model alias moves", |connection| {
+                select_alias_moves(connection, filter)
+            })
     }
 }
 
@@ -75,13 +76,13 @@ fn insert_alias_move(
     alias_move: &NewAliasMove,
     moved_at: DateTime<Utc>,
 ) -> FailureResult<i64> {
-    connection
+    let id = connection
         .prepare_cached(
             "INSERT INTO model_alias_moves
              (environment, model, alias, mode, from_version, to_version, release_id, reason, moved_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
         )?
-        .execute(params![
+        .query_row(params![
             alias_move.environment,
             alias_move.model,
             alias_move.alias,
@@ -91,8 +92,10 @@ fn insert_alias_move(
             alias_move.release_id,
             alias_move.reason,
             moved_at.to_rfc3339(),
-        ])?;
-    Ok(connection.last_insert_rowid())
+        ],
+        |row| row.get(0),
+    )?;
+    Ok(id)
 }
 
 fn select_alias_moves(
@@ -131,7 +134,7 @@ fn select_alias_moves(
                 })
             },
         )?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<super::sql::SqlResult<Vec<_>>>()?;
     Ok(rows)
 }
 
@@ -173,7 +176,7 @@ mod tests {
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join("sluice.db");
         {
-            let store = SqliteStore::open(&path).unwrap();
+            let store = super::super::SqliteStore::open(&path).unwrap();
             store
                 .record_alias_move(&new_move("staging", "churn", None, "1"))
                 .unwrap();
@@ -187,7 +190,7 @@ mod tests {
                 .record_alias_move(&new_move("staging", "fraud", None, "7"))
                 .unwrap();
         }
-        let store = SqliteStore::open(&path).unwrap();
+        let store = super::super::SqliteStore::open(&path).unwrap();
         let moves = store
             .alias_moves(&AliasMoveFilter {
                 environment: Some("staging".to_string()),

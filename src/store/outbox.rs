@@ -2,13 +2,13 @@
 //! they were made, kept durably until a later attempt delivers them, and the ids of the check
 //! runs GitHub made, so that later states of a job update its check run. Payloads are opaque
 //! text (the forge layer's JSON); the store only orders them by when they are due.
-//! `SqliteOutbox` shares the store's database file (tables from migrations 6 and 9) through its
-//! own connection; `MemoryOutbox` serves tests and runs without a database.
+//! The store itself is the durable outbox (tables from migrations 6 and 9), on either database;
+//! `MemoryOutbox` serves tests and runs without a database.
 
-use super::error::{StoreError, StoreResult};
+use super::error::StoreResult;
+use super::sql::{OptionalExtension, params};
+use super::sql_store::{Backend, SqlStore};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
-use std::path::Path;
 use std::sync::Mutex;
 
 /// One undelivered item.
@@ -62,49 +62,7 @@ pub trait Outbox: Send + Sync {
     fn record_check_run(&self, key: &str, record: CheckRunRecord) -> StoreResult<()>;
 }
 
-/// The outbox in the store's SQLite file.
-pub struct SqliteOutbox {
-    database: String,
-    connection: Mutex<Connection>,
-}
-
-impl SqliteOutbox {
-    /// Opens the outbox in the database at `path`, which `SqliteStore::open` has migrated.
-    pub fn open(path: &Path) -> StoreResult<SqliteOutbox> {
-        let database = path.display().to_string();
-        let connection = Connection::open(path)
-            .and_then(|connection| {
-                connection.busy_timeout(std::time::Duration::from_secs(5))?;
-                Ok(connection)
-            })
-            .map_err(|error| StoreError::Open {
-                database: database.clone(),
-                message: error.to_string(),
-            })?;
-        Ok(SqliteOutbox {
-            database,
-            connection: Mutex::new(connection),
-        })
-    }
-
-    fn with<T>(
-        &self,
-        operation: &'static str,
-        work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-    ) -> StoreResult<T> {
-        let connection = self
-            .connection
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        work(&connection).map_err(|error| StoreError::Database {
-            database: self.database.clone(),
-            operation,
-            message: error.to_string(),
-        })
-    }
-}
-
-fn entry_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxEntry> {
+fn entry_from_row(row: &super::sql::Row) -> super::sql::SqlResult<OutboxEntry> {
     let next_attempt_at: String = row.get(5)?;
     Ok(OutboxEntry {
         id: row.get(0)?,
@@ -120,7 +78,7 @@ fn entry_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxEntry> {
 
 const COLUMNS: &str = "id, key, payload, attempts, last_error, next_attempt_at";
 
-impl Outbox for SqliteOutbox {
+impl<B: Backend> Outbox for SqlStore<B> {
     fn enqueue(
         &self,
         key: &str,
@@ -128,7 +86,8 @@ impl Outbox for SqliteOutbox {
         error: &str,
         next_attempt_at: DateTime<Utc>,
     ) -> StoreResult<()> {
-        self.with("enqueue outbox item", |connection| {
+        let (key, payload, error) = (key.to_string(), payload.to_string(), error.to_string());
+        self.backend.write("enqueue outbox item", move |connection| {
             connection.execute(
                 "INSERT INTO forge_outbox (key, payload, attempts, last_error, created_at, next_attempt_at)
                  VALUES (?1, ?2, 1, ?3, ?4, ?5)
@@ -142,29 +101,34 @@ impl Outbox for SqliteOutbox {
     }
 
     fn due(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<Vec<OutboxEntry>> {
-        self.with("read due outbox items", |connection| {
+        self.backend.read("read due outbox items", |connection| {
             let mut statement = connection.prepare(&format!(
                 "SELECT {COLUMNS} FROM forge_outbox WHERE next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2"
             ))?;
             statement
                 .query_map(params![now.to_rfc3339(), limit as i64], entry_from_row)?
-                .collect()
+                .collect::<super::sql::SqlResult<_>>()
+                .map_err(Into::into)
         })
     }
 
     fn pending(&self) -> StoreResult<Vec<OutboxEntry>> {
-        self.with("read outbox items", |connection| {
+        self.backend.read("read outbox items", |connection| {
             let mut statement =
                 connection.prepare(&format!("SELECT {COLUMNS} FROM forge_outbox ORDER BY id"))?;
-            statement.query_map([], entry_from_row)?.collect()
+            statement
+                .query_map(params![], entry_from_row)?
+                .collect::<super::sql::SqlResult<_>>()
+                .map_err(Into::into)
         })
     }
 
     fn delivered(&self, id: i64) -> StoreResult<()> {
-        self.with("remove delivered outbox item", |connection| {
-            connection.execute("DELETE FROM forge_outbox WHERE id = ?1", [id])?;
-            Ok(())
-        })
+        self.backend
+            .write("remove delivered outbox item", move |connection| {
+                connection.execute("DELETE FROM forge_outbox WHERE id = ?1", [id])?;
+                Ok(())
+            })
     }
 
     fn failed_again(
@@ -173,7 +137,8 @@ impl Outbox for SqliteOutbox {
         error: &str,
         next_attempt_at: DateTime<Utc>,
     ) -> StoreResult<()> {
-        self.with("reschedule outbox item", |connection| {
+        let error = error.to_string();
+        self.backend.write("reschedule outbox item", move |connection| {
             let found: Option<i64> = connection
                 .query_row("SELECT id FROM forge_outbox WHERE id = ?1", [id], |row| row.get(0))
                 .optional()?;
@@ -188,7 +153,7 @@ impl Outbox for SqliteOutbox {
     }
 
     fn check_run(&self, key: &str) -> StoreResult<Option<CheckRunRecord>> {
-        self.with("read check run", |connection| {
+        self.backend.read("read check run", |connection| {
             connection
                 .query_row(
                     "SELECT check_run_id, annotations_sent FROM forge_check_runs WHERE key = ?1",
@@ -201,11 +166,13 @@ impl Outbox for SqliteOutbox {
                     },
                 )
                 .optional()
+                .map_err(Into::into)
         })
     }
 
     fn record_check_run(&self, key: &str, record: CheckRunRecord) -> StoreResult<()> {
-        self.with("record check run", |connection| {
+        let key = key.to_string();
+        self.backend.write("record check run", move |connection| {
             connection.execute(
                 "INSERT INTO forge_check_runs (key, check_run_id, annotations_sent, recorded_at)
                  VALUES (?1, ?2, ?3, ?4)
@@ -344,14 +311,14 @@ mod tests {
         drop(super::super::SqliteStore::open(&path).unwrap());
         let now = Utc::now();
         {
-            let outbox = SqliteOutbox::open(&path).unwrap();
+            let outbox = super::super::SqliteStore::open(&path).unwrap();
             outbox.enqueue("comment:a#1", "old", "502", now).unwrap();
             outbox.enqueue("comment:a#1", "new", "503", now).unwrap();
             outbox
                 .enqueue("status:x", "later", "502", now + chrono::Duration::hours(1))
                 .unwrap();
         }
-        let outbox = SqliteOutbox::open(&path).unwrap();
+        let outbox = super::super::SqliteStore::open(&path).unwrap();
         let due = outbox.due(now, 10).unwrap();
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].payload, "new");
@@ -368,7 +335,7 @@ mod tests {
         drop(super::super::SqliteStore::open(&path).unwrap());
         let key = "check:a/b@abc:7/plan";
         {
-            let outbox = SqliteOutbox::open(&path).unwrap();
+            let outbox = super::super::SqliteStore::open(&path).unwrap();
             assert_eq!(outbox.check_run(key).unwrap(), None);
             let first = CheckRunRecord {
                 id: 4_000_000_001,
@@ -385,7 +352,7 @@ mod tests {
                 )
                 .unwrap();
         }
-        let outbox = SqliteOutbox::open(&path).unwrap();
+        let outbox = super::super::SqliteStore::open(&path).unwrap();
         assert_eq!(
             outbox.check_run(key).unwrap(),
             Some(CheckRunRecord {

@@ -4,8 +4,8 @@
 
 use super::error::{Failure, FailureResult};
 use super::reads::job_id;
+use super::sql::{Connection, params};
 use crate::model::{Run, RunId};
-use rusqlite::{Connection, params};
 use std::collections::BTreeMap;
 
 /// Sets each name to its value; names not given keep their earlier value.
@@ -55,7 +55,7 @@ pub(crate) fn attach_outputs(connection: &Connection, run: &mut Run) -> FailureR
                 row.get::<_, String>(2)?,
             ))
         })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<super::sql::SqlResult<Vec<_>>>()?;
     for (job_name, name, value) in rows {
         if let Some(job) = run.jobs.iter_mut().find(|job| job.name == job_name) {
             job.outputs.insert(name, value);
@@ -69,6 +69,6 @@ fn outputs_of(connection: &Connection, job_id: i64) -> FailureResult<BTreeMap<St
         .prepare_cached("SELECT name, value FROM job_outputs WHERE job_id = ?1 ORDER BY name")?;
     let values = statement
         .query_map([job_id], |row| Ok((row.get(0)?, row.get(1)?)))?
-        .collect::<rusqlite::Result<BTreeMap<String, String>>>()?;
+        .collect::<super::sql::SqlResult<BTreeMap<String, String>>>()?;
     Ok(values)
 }

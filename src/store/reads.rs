@@ -4,10 +4,10 @@
 
 use super::error::{Failure, FailureResult};
 use super::rows;
+use super::sql::Value;
+use super::sql::{Connection, OptionalExtension, Row, params};
 use super::{RunFilter, StoreStats};
 use crate::model::{Delivery, JobRecord, Run, RunId, Status, StepRecord};
-use rusqlite::types::Value;
-use rusqlite::{Connection, OptionalExtension, Row, params};
 
 const RUN_COLUMNS: &str = "id, repository, commit_sha, git_ref, event, pipeline, status, reason, \
                            created_at, finished_at, concurrency_group, delivery_id";
@@ -22,13 +22,13 @@ pub(crate) fn pending_deliveries(
     )?;
     let deliveries = statement
         .query_map([limit_value(Some(limit))], delivery_from_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<super::sql::SqlResult<Vec<_>>>()?;
     Ok(deliveries)
 }
 
 /// A delivery from a row of `deliveries` selecting at least id, event, repository, payload and
 /// received_at.
-pub(crate) fn delivery_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Delivery> {
+pub(crate) fn delivery_from_row(row: &super::sql::Row) -> super::sql::SqlResult<Delivery> {
     Ok(Delivery {
         id: row.get("id")?,
         event: row.get("event")?,
@@ -82,8 +82,8 @@ pub(crate) fn list_runs(connection: &Connection, filter: &RunFilter) -> FailureR
     let sql = format!("SELECT {RUN_COLUMNS} FROM runs {where_clause} ORDER BY id DESC LIMIT ?");
     let mut runs = connection
         .prepare_cached(&sql)?
-        .query_map(rusqlite::params_from_iter(values), run_from_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .query_map(values, run_from_row)?
+        .collect::<super::sql::SqlResult<Vec<_>>>()?;
     attach_jobs(connection, &mut runs, false)?;
     Ok(runs)
 }
@@ -115,8 +115,8 @@ pub(crate) fn unfinished_runs(connection: &Connection) -> FailureResult<Vec<Run>
     );
     let mut runs = connection
         .prepare_cached(&sql)?
-        .query_map([], run_from_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .query_map(params![], run_from_row)?
+        .collect::<super::sql::SqlResult<Vec<_>>>()?;
     attach_jobs(connection, &mut runs, false)?;
     Ok(runs)
 }
@@ -133,9 +133,9 @@ pub(crate) fn job_log(
     };
     let mut statement =
         connection.prepare_cached("SELECT text FROM log_chunks WHERE job_id = ?1 ORDER BY id")?;
-    let mut chunks = statement.query([job_id])?;
+    let chunks = statement.query([job_id])?;
     let mut log = String::new();
-    while let Some(row) = chunks.next()? {
+    for row in &chunks {
         let chunk: String = row.get(0)?;
         log.push_str(&chunk);
     }
@@ -155,11 +155,13 @@ pub(crate) fn stats(connection: &Connection) -> FailureResult<StoreStats> {
          FROM deliveries GROUP BY event, outcome_kind ORDER BY event, outcome_kind",
     )?;
     let deliveries_by_event = statement
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, count(row, 2)?)))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .query_map(params![], |row| {
+            Ok((row.get(0)?, row.get(1)?, count(row, 2)?))
+        })?
+        .collect::<super::sql::SqlResult<Vec<_>>>()?;
     let pending_deliveries = connection
         .prepare_cached("SELECT count(*) FROM deliveries WHERE planned_at IS NULL")?
-        .query_row([], |row| count(row, 0))?;
+        .query_row(params![], |row| count(row, 0))?;
     Ok(StoreStats {
         runs_by_status,
         jobs_by_status,
@@ -172,12 +174,14 @@ fn counts_by_status(connection: &Connection, table: &str) -> FailureResult<Vec<(
     let sql = format!("SELECT status, count(*) FROM {table} GROUP BY status ORDER BY status");
     let counts = connection
         .prepare_cached(&sql)?
-        .query_map([], |row| Ok((rows::status(row, "status")?, count(row, 1)?)))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .query_map(params![], |row| {
+            Ok((rows::status(row, "status")?, count(row, 1)?))
+        })?
+        .collect::<super::sql::SqlResult<Vec<_>>>()?;
     Ok(counts)
 }
 
-fn count(row: &Row<'_>, index: usize) -> rusqlite::Result<u64> {
+fn count(row: &Row, index: usize) -> super::sql::SqlResult<u64> {
     let count: i64 = row.get(index)?;
     Ok(count.max(0) as u64)
 }
@@ -187,7 +191,7 @@ fn limit_value(limit: Option<usize>) -> i64 {
     limit.map_or(-1, |limit| i64::try_from(limit).unwrap_or(i64::MAX))
 }
 
-fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
+fn run_from_row(row: &Row) -> super::sql::SqlResult<Run> {
     Ok(Run {
         id: row.get("id")?,
         repository: row.get("repository")?,
@@ -231,12 +235,12 @@ fn attach_jobs(connection: &Connection, runs: &mut [Run], with_steps: bool) -> F
                 };
                 Ok((job_id, job))
             })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .collect::<super::sql::SqlResult<Vec<_>>>()?;
         for (job_id, mut job) in jobs {
             if with_steps {
                 job.steps = step_statement
                     .query_map(params![job_id], step_from_row)?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                    .collect::<super::sql::SqlResult<Vec<_>>>()?;
             }
             run.jobs.push(job);
         }
@@ -244,7 +248,7 @@ fn attach_jobs(connection: &Connection, runs: &mut [Run], with_steps: bool) -> F
     Ok(())
 }
 
-fn step_from_row(row: &Row<'_>) -> rusqlite::Result<StepRecord> {
+fn step_from_row(row: &Row) -> super::sql::SqlResult<StepRecord> {
     let index: i64 = row.get("step_index")?;
     Ok(StepRecord {
         index: index.max(0) as usize,

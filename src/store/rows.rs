@@ -2,49 +2,44 @@
 //! is time order), statuses and event kinds as their snake_case names, job `needs` as a JSON
 //! array. A value that does not parse is reported as a conversion error naming the column.
 
+use super::sql::{Row, SqlError};
 use crate::model::{EventKind, Status};
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::Row;
-use rusqlite::types::Type;
 
 pub(crate) fn timestamp_text(timestamp: DateTime<Utc>) -> String {
     timestamp.to_rfc3339_opts(SecondsFormat::Nanos, true)
 }
 
-fn conversion_error(column: &str, message: String) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(
-        0,
-        Type::Text,
-        format!("column `{column}`: {message}").into(),
-    )
+fn conversion_error(column: &str, message: String) -> SqlError {
+    super::sql::conversion_error(column, message)
 }
 
-pub(crate) fn timestamp(row: &Row<'_>, column: &str) -> rusqlite::Result<DateTime<Utc>> {
+pub(crate) fn timestamp(row: &Row, column: &str) -> super::sql::SqlResult<DateTime<Utc>> {
     let text: String = row.get(column)?;
     parse_timestamp(column, &text)
 }
 
 pub(crate) fn optional_timestamp(
-    row: &Row<'_>,
+    row: &Row,
     column: &str,
-) -> rusqlite::Result<Option<DateTime<Utc>>> {
+) -> super::sql::SqlResult<Option<DateTime<Utc>>> {
     let text: Option<String> = row.get(column)?;
     text.map(|text| parse_timestamp(column, &text)).transpose()
 }
 
-pub(crate) fn parse_timestamp(column: &str, text: &str) -> rusqlite::Result<DateTime<Utc>> {
+pub(crate) fn parse_timestamp(column: &str, text: &str) -> super::sql::SqlResult<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text)
         .map(|timestamp| timestamp.with_timezone(&Utc))
         .map_err(|error| conversion_error(column, format!("`{text}` is not a timestamp: {error}")))
 }
 
-pub(crate) fn status(row: &Row<'_>, column: &str) -> rusqlite::Result<Status> {
+pub(crate) fn status(row: &Row, column: &str) -> super::sql::SqlResult<Status> {
     let text: String = row.get(column)?;
     Status::parse(&text)
         .ok_or_else(|| conversion_error(column, format!("`{text}` is not a status")))
 }
 
-pub(crate) fn event_kind(row: &Row<'_>, column: &str) -> rusqlite::Result<EventKind> {
+pub(crate) fn event_kind(row: &Row, column: &str) -> super::sql::SqlResult<EventKind> {
     let text: String = row.get(column)?;
     EventKind::parse(&text)
         .ok_or_else(|| conversion_error(column, format!("`{text}` is not an event kind")))
@@ -54,7 +49,7 @@ pub(crate) fn needs_text(needs: &[String]) -> String {
     serde_json::to_string(needs).unwrap_or_else(|_| "[]".to_string())
 }
 
-pub(crate) fn needs(row: &Row<'_>, column: &str) -> rusqlite::Result<Vec<String>> {
+pub(crate) fn needs(row: &Row, column: &str) -> super::sql::SqlResult<Vec<String>> {
     let text: String = row.get(column)?;
     serde_json::from_str(&text).map_err(|error| {
         conversion_error(

@@ -4,13 +4,13 @@
 //! of it (superseded, applied). The locks' SQL is in `terraform_locks.rs`. Knows nothing of
 //! Terraform, encryption or pull requests beyond their numbers.
 
-use super::SqliteStore;
 use super::error::{FailureResult, StoreResult};
+use super::sql::{Connection, OptionalExtension, params};
+use super::sql_store::{Backend, SqlStore};
 use super::terraform_locks::{
     acquire_lock, all_locks, lock_of, release_lock, release_pull_request,
 };
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
 
 /// Where a plan applies and what a lock guards.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -171,11 +171,11 @@ pub(crate) fn insert_plan(
             return Ok(PlanInsert::LockLost);
         }
     }
-    connection.execute(
+    let id: i64 = connection.query_row(
         "INSERT INTO terraform_plans (sha256, repository, environment, dir, workspace, commit_sha,
              tree_id, base_commit, pull_request, created_at, summary, counts, sealed_plan,
              json_sha256, sealed_json)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) RETURNING id",
         params![
             plan.sha256,
             target.repository,
@@ -193,8 +193,8 @@ pub(crate) fn insert_plan(
             plan.json_sha256,
             plan.sealed_json,
         ],
+        |row| row.get(0),
     )?;
-    let id = connection.last_insert_rowid();
     connection.execute(
         "UPDATE terraform_plans SET superseded_by = ?1
          WHERE repository = ?2 AND environment = ?3 AND dir = ?4 AND workspace = ?5
@@ -214,7 +214,7 @@ const PLAN_COLUMNS: &str = "id, repository, environment, dir, workspace, sha256,
     tree_id, base_commit, pull_request, created_at, summary, counts, sealed_plan, json_sha256,
     sealed_json, superseded_by, applied_at, apply_status, apply_outputs";
 
-fn plan_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TerraformPlanRecord> {
+fn plan_from_row(row: &super::sql::Row) -> super::sql::SqlResult<TerraformPlanRecord> {
     Ok(TerraformPlanRecord {
         id: row.get(0)?,
         target: TerraformTarget {
@@ -257,7 +257,7 @@ pub(crate) fn plans_for(
             params![target.repository, target.environment, target.dir, workspace],
             plan_from_row,
         )?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<super::sql::SqlResult<Vec<_>>>()?;
     Ok(plans)
 }
 
@@ -326,10 +326,10 @@ pub trait TerraformStore: Send + Sync {
     fn terraform_locks(&self) -> StoreResult<Vec<LockListing>>;
 }
 
-impl TerraformStore for SqliteStore {
+impl<B: Backend> TerraformStore for SqlStore<B> {
     fn insert_terraform_plan(&self, plan: &NewTerraformPlan) -> StoreResult<PlanInsert> {
         let plan = plan.clone();
-        self.writer
+        self.backend
             .write("storing a terraform plan", move |connection| {
                 insert_plan(connection, &plan)
             })
@@ -340,13 +340,13 @@ impl TerraformStore for SqliteStore {
         target: &TerraformTarget,
         workspace: &str,
     ) -> StoreResult<Vec<TerraformPlanRecord>> {
-        self.read("listing terraform plans", |connection| {
+        self.backend.read("listing terraform plans", |connection| {
             plans_for(connection, target, workspace)
         })
     }
 
     fn terraform_plan_by_sha256(&self, sha256: &str) -> StoreResult<Option<TerraformPlanRecord>> {
-        self.read("reading a terraform plan", |connection| {
+        self.backend.read("reading a terraform plan", |connection| {
             plan_by_sha256(connection, sha256)
         })
     }
@@ -354,7 +354,7 @@ impl TerraformStore for SqliteStore {
     fn record_terraform_apply(&self, plan_id: i64, status: &str, outputs: &str) -> StoreResult<()> {
         let status = status.to_owned();
         let outputs = outputs.to_owned();
-        self.writer
+        self.backend
             .write("recording a terraform apply", move |connection| {
                 record_apply(connection, plan_id, &status, &outputs, Utc::now())
             })
@@ -362,14 +362,14 @@ impl TerraformStore for SqliteStore {
 
     fn acquire_terraform_lock(&self, request: &LockRequest) -> StoreResult<LockOutcome> {
         let request = request.clone();
-        self.writer
+        self.backend
             .write("taking a terraform lock", move |connection| {
                 acquire_lock(connection, &request)
             })
     }
 
     fn terraform_lock(&self, target: &TerraformTarget) -> StoreResult<Option<LockRecord>> {
-        self.read("reading a terraform lock", |connection| {
+        self.backend.read("reading a terraform lock", |connection| {
             lock_of(connection, target)
         })
     }
@@ -380,7 +380,7 @@ impl TerraformStore for SqliteStore {
         pull_request: Option<u64>,
     ) -> StoreResult<Option<LockRecord>> {
         let target = target.clone();
-        self.writer
+        self.backend
             .write("releasing a terraform lock", move |connection| {
                 release_lock(connection, &target, pull_request)
             })
@@ -392,13 +392,13 @@ impl TerraformStore for SqliteStore {
         pull_request: u64,
     ) -> StoreResult<Vec<LockRecord>> {
         let repository = repository.to_owned();
-        self.writer.write(
+        self.backend.write(
             "releasing a pull request's terraform locks",
             move |connection| release_pull_request(connection, &repository, pull_request),
         )
     }
 
     fn terraform_locks(&self) -> StoreResult<Vec<LockListing>> {
-        self.read("listing terraform locks", all_locks)
+        self.backend.read("listing terraform locks", all_locks)
     }
 }

@@ -4,13 +4,13 @@
 //! of Terraform or of what the holders do.
 
 use super::error::FailureResult;
+use super::sql::{Connection, OptionalExtension, params};
 use super::terraform::{
     LockHolder, LockListing, LockOutcome, LockRecord, LockRequest, QueuedHolder, TerraformTarget,
     parse_time, time_text,
 };
-use rusqlite::{Connection, OptionalExtension, params};
 
-pub(crate) fn lock_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LockRecord> {
+pub(crate) fn lock_from_row(row: &super::sql::Row) -> super::sql::SqlResult<LockRecord> {
     Ok(LockRecord {
         target: TerraformTarget {
             repository: row.get(0)?,
@@ -163,7 +163,7 @@ fn queue_of(connection: &Connection, target: &TerraformTarget) -> FailureResult<
                 })
             },
         )?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<super::sql::SqlResult<Vec<_>>>()?;
     Ok(holders)
 }
 
@@ -229,8 +229,8 @@ pub(crate) fn all_locks(connection: &Connection) -> FailureResult<Vec<LockListin
          FROM terraform_locks ORDER BY repository, environment, dir",
     )?;
     let locks = statement
-        .query_map([], lock_from_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .query_map(params![], lock_from_row)?
+        .collect::<super::sql::SqlResult<Vec<_>>>()?;
     let mut queued = connection.prepare_cached(
         "SELECT pull_request, holder, enqueued_at FROM terraform_lock_queue
          WHERE repository = ?1 AND environment = ?2 AND dir = ?3 ORDER BY id",
@@ -251,7 +251,7 @@ pub(crate) fn all_locks(connection: &Connection) -> FailureResult<Vec<LockListin
                     })
                 },
             )?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .collect::<super::sql::SqlResult<Vec<_>>>()?;
         listings.push(LockListing { lock, queue });
     }
     Ok(listings)
@@ -270,7 +270,7 @@ pub(crate) fn release_pull_request(
     )?;
     let released = statement
         .query_map(params![repository, pull_request as i64], lock_from_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<super::sql::SqlResult<Vec<_>>>()?;
     connection.execute(
         "DELETE FROM terraform_locks WHERE repository = ?1 AND pull_request = ?2",
         params![repository, pull_request as i64],

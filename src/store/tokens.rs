@@ -4,9 +4,9 @@
 //! of what a role may do.
 
 use super::error::{FailureResult, StoreResult};
-use super::sqlite::SqliteStore;
+use super::sql::{Connection, OptionalExtension, params};
+use super::sql_store::{Backend, SqlStore};
 use crate::model::access::Role;
-use rusqlite::{Connection, OptionalExtension, params};
 
 /// A token about to be stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,7 +75,7 @@ pub trait ApiTokens: Send + Sync {
 
 const COLUMNS: &str = "name, role, created_at, expires_at, revoked_at, last_used_at";
 
-fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ApiTokenRecord> {
+fn record_from_row(row: &super::sql::Row) -> super::sql::SqlResult<ApiTokenRecord> {
     let role: String = row.get(1)?;
     Ok(ApiTokenRecord {
         name: row.get(0)?,
@@ -113,17 +113,17 @@ fn insert(connection: &Connection, token: &NewApiToken) -> FailureResult<TokenIn
     Ok(TokenInsert::Created)
 }
 
-impl ApiTokens for SqliteStore {
+impl<B: Backend> ApiTokens for SqlStore<B> {
     fn insert_api_token(&self, token: &NewApiToken) -> StoreResult<TokenInsert> {
         let token = token.clone();
-        self.writer
+        self.backend
             .write("storing an api token", move |connection| {
                 insert(connection, &token)
             })
     }
 
     fn api_token_by_sha256(&self, sha256: &str) -> StoreResult<Option<ApiTokenRecord>> {
-        self.read("reading an api token", |connection| {
+        self.backend.read("reading an api token", |connection| {
             Ok(connection
                 .query_row(
                     &format!("SELECT {COLUMNS} FROM api_tokens WHERE sha256 = ?1"),
@@ -135,19 +135,19 @@ impl ApiTokens for SqliteStore {
     }
 
     fn api_tokens(&self) -> StoreResult<Vec<ApiTokenRecord>> {
-        self.read("listing api tokens", |connection| {
+        self.backend.read("listing api tokens", |connection| {
             let mut statement = connection
                 .prepare_cached(&format!("SELECT {COLUMNS} FROM api_tokens ORDER BY id"))?;
             let rows = statement
-                .query_map([], record_from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .query_map(params![], record_from_row)?
+                .collect::<super::sql::SqlResult<Vec<_>>>()?;
             Ok(rows)
         })
     }
 
     fn revoke_api_token(&self, name: &str, at: i64) -> StoreResult<bool> {
         let name = name.to_owned();
-        self.writer
+        self.backend
             .write("revoking an api token", move |connection| {
                 let changed = connection.execute(
                     "UPDATE api_tokens SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
@@ -159,7 +159,7 @@ impl ApiTokens for SqliteStore {
 
     fn touch_api_token(&self, sha256: &str, at: i64) -> StoreResult<()> {
         let sha256 = sha256.to_owned();
-        self.writer
+        self.backend
             .write("recording an api token's use", move |connection| {
                 connection.execute(
                     "UPDATE api_tokens SET last_used_at = ?2 WHERE sha256 = ?1",
@@ -204,7 +204,7 @@ mod tests {
     #[test]
     fn a_name_holds_one_live_token_until_it_is_revoked_and_lookups_go_by_hash() {
         let directory = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&directory.path().join("sluice.db")).unwrap();
+        let store = super::super::SqliteStore::open(&directory.path().join("sluice.db")).unwrap();
         assert_eq!(
             store.insert_api_token(&token("alice", "aa")).unwrap(),
             TokenInsert::Created

@@ -4,9 +4,9 @@
 //! and a job's log from a given chunk on, for live streaming. Knows nothing of HTTP.
 
 use super::error::{FailureResult, StoreResult};
-use super::sqlite::SqliteStore;
+use super::sql::{Connection, OptionalExtension, params};
+use super::sql_store::{Backend, SqlStore};
 use crate::model::RunId;
-use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 /// A commit as people recognise it in a list.
@@ -76,7 +76,7 @@ pub trait UiRecords: Send + Sync {
     fn run_cancel_requests(&self, runs: &[RunId]) -> StoreResult<Vec<(RunId, String)>>;
 }
 
-fn commit_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<CommitSummary> {
+fn commit_from_row(row: &super::sql::Row) -> super::sql::SqlResult<CommitSummary> {
     Ok(CommitSummary {
         repository: row.get(0)?,
         sha: row.get(1)?,
@@ -109,17 +109,17 @@ fn log_since(
                 text: row.get(1)?,
             })
         })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<super::sql::SqlResult<Vec<_>>>()?;
     Ok(Some(chunks))
 }
 
-impl UiRecords for SqliteStore {
+impl<B: Backend> UiRecords for SqlStore<B> {
     fn record_commits(&self, commits: &[CommitSummary]) -> StoreResult<()> {
         if commits.is_empty() {
             return Ok(());
         }
         let commits = commits.to_vec();
-        self.writer.write("recording commit summaries", move |connection| {
+        self.backend.write("recording commit summaries", move |connection| {
             let mut statement = connection.prepare_cached(
                 "INSERT OR IGNORE INTO commit_summaries (repository, sha, title, author, committed_at)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -142,7 +142,7 @@ impl UiRecords for SqliteStore {
         repository: &str,
         shas: &[String],
     ) -> StoreResult<Vec<CommitSummary>> {
-        self.read("reading commit summaries", |connection| {
+        self.backend.read("reading commit summaries", |connection| {
             let mut statement = connection.prepare_cached(
                 "SELECT repository, sha, title, author, committed_at FROM commit_summaries
                  WHERE repository = ?1 AND sha = ?2",
@@ -162,7 +162,7 @@ impl UiRecords for SqliteStore {
 
     fn create_ui_session(&self, session: &NewUiSession) -> StoreResult<()> {
         let session = session.clone();
-        self.writer.write("storing a session", move |connection| {
+        self.backend.write("storing a session", move |connection| {
             // Expired sessions go as new ones come, so the table never grows without bound.
             connection.execute(
                 "DELETE FROM ui_sessions WHERE expires_at <= ?1",
@@ -184,7 +184,7 @@ impl UiRecords for SqliteStore {
     }
 
     fn ui_session(&self, sha256: &str) -> StoreResult<Option<UiSession>> {
-        self.read("reading a session", |connection| {
+        self.backend.read("reading a session", |connection| {
             Ok(connection
                 .prepare_cached(
                     "SELECT token_sha256, csrf, expires_at FROM ui_sessions WHERE sha256 = ?1",
@@ -202,15 +202,15 @@ impl UiRecords for SqliteStore {
 
     fn delete_ui_session(&self, sha256: &str) -> StoreResult<()> {
         let sha256 = sha256.to_owned();
-        self.writer.write("ending a session", move |connection| {
-            connection.execute("DELETE FROM ui_sessions WHERE sha256 = ?1", [sha256])?;
+        self.backend.write("ending a session", move |connection| {
+            connection.execute("DELETE FROM ui_sessions WHERE sha256 = ?1", [&sha256])?;
             Ok(())
         })
     }
 
     fn request_run_cancel(&self, run: RunId, by: &str, at: i64) -> StoreResult<bool> {
         let by = by.to_owned();
-        self.writer
+        self.backend
             .write("recording a request to cancel a run", move |connection| {
                 let inserted = connection.execute(
                     "INSERT OR IGNORE INTO run_cancellations (run_id, requested_by, requested_at)
@@ -222,20 +222,22 @@ impl UiRecords for SqliteStore {
     }
 
     fn run_cancel_requests(&self, runs: &[RunId]) -> StoreResult<Vec<(RunId, String)>> {
-        self.read("reading requests to cancel runs", |connection| {
-            let mut statement = connection
-                .prepare_cached("SELECT requested_by FROM run_cancellations WHERE run_id = ?1")?;
-            let mut found = Vec::new();
-            for run in runs {
-                if let Some(by) = statement
-                    .query_row([run], |row| row.get::<_, String>(0))
-                    .optional()?
-                {
-                    found.push((*run, by));
+        self.backend
+            .read("reading requests to cancel runs", |connection| {
+                let mut statement = connection.prepare_cached(
+                    "SELECT requested_by FROM run_cancellations WHERE run_id = ?1",
+                )?;
+                let mut found = Vec::new();
+                for run in runs {
+                    if let Some(by) = statement
+                        .query_row([run], |row| row.get::<_, String>(0))
+                        .optional()?
+                    {
+                        found.push((*run, by));
+                    }
                 }
-            }
-            Ok(found)
-        })
+                Ok(found)
+            })
     }
 
     fn job_log_since(
@@ -244,7 +246,7 @@ impl UiRecords for SqliteStore {
         job: &str,
         after: i64,
     ) -> StoreResult<Option<Vec<LogChunk>>> {
-        self.read("reading a job's log", |connection| {
+        self.backend.read("reading a job's log", |connection| {
             log_since(connection, run, job, after)
         })
     }

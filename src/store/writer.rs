@@ -52,7 +52,7 @@ struct TypedWrite<T, F> {
 impl<T, F> PendingWrite for TypedWrite<T, F>
 where
     T: Send,
-    F: FnOnce(&Connection) -> FailureResult<T> + Send,
+    F: FnOnce(&super::sql::Connection) -> FailureResult<T> + Send,
 {
     fn perform(&mut self, connection: &Connection) -> bool {
         let outcome = match self.work.take() {
@@ -116,7 +116,7 @@ impl Writer {
     pub(crate) fn write<T, F>(&self, operation: &'static str, work: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> FailureResult<T> + Send + 'static,
+        F: FnOnce(&super::sql::Connection) -> FailureResult<T> + Send + 'static,
     {
         let stopped = || StoreError::WriterStopped {
             database: self.database.to_string(),
@@ -165,7 +165,7 @@ fn run_writer(
     database: &str,
 ) {
     let database_error = |operation: &'static str, error: rusqlite::Error| {
-        Failure::Sqlite(error).into_store_error(database, operation)
+        Failure::from(error).into_store_error(database, operation)
     };
     while let Ok(first_request) = receiver.recv() {
         if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
@@ -312,8 +312,8 @@ mod tests {
             wait_until_submitted(&writer, 2);
             let failing = scope.spawn(|| {
                 writer.write("inserting twice", |connection| {
-                    connection.execute("INSERT INTO numbers (number) VALUES (666)", [])?;
-                    connection.execute("INSERT INTO no_such_table VALUES (1)", [])?;
+                    connection.execute("INSERT INTO numbers (number) VALUES (666)", [0_i64; 0])?;
+                    connection.execute("INSERT INTO no_such_table VALUES (1)", [0_i64; 0])?;
                     Ok(())
                 })
             });
@@ -336,8 +336,8 @@ mod tests {
                 let mut statement =
                     connection.prepare("SELECT number FROM numbers ORDER BY number")?;
                 let numbers = statement
-                    .query_map([], |row| row.get(0))?
-                    .collect::<rusqlite::Result<Vec<i64>>>()?;
+                    .query_map([0_i64; 0], |row| row.get(0))?
+                    .collect::<super::super::sql::SqlResult<Vec<i64>>>()?;
                 Ok(numbers)
             })
             .unwrap();

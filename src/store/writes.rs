@@ -4,10 +4,10 @@
 use super::error::{Failure, FailureResult};
 use super::reads::job_id;
 use super::rows::{needs_text, timestamp_text};
+use super::sql::{Connection, OptionalExtension, params};
 use super::{Inserted, NewRun};
 use crate::model::{Delivery, RunId, Status, StepRecord};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
 
 pub(crate) fn insert_delivery(
     connection: &Connection,
@@ -53,7 +53,7 @@ pub(crate) fn complete_delivery(
                 .prepare_cached("SELECT id FROM runs WHERE delivery_id = ?1 ORDER BY id")?;
             let run_ids = statement
                 .query_map([delivery_id], |row| row.get(0))?
-                .collect::<rusqlite::Result<Vec<RunId>>>()?;
+                .collect::<super::sql::SqlResult<Vec<RunId>>>()?;
             Ok(run_ids)
         }
         Some(None) => {
@@ -79,7 +79,7 @@ pub(crate) fn insert_runs(
     let mut run_statement = connection.prepare_cached(
         "INSERT INTO runs (repository, commit_sha, git_ref, event, pipeline, status, reason,
                            concurrency_group, delivery_id, plan, created_at, finished_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) RETURNING id",
     )?;
     let mut job_statement = connection.prepare_cached(
         "INSERT INTO jobs (run_id, name, needs, status, reason, started_at, finished_at)
@@ -87,21 +87,23 @@ pub(crate) fn insert_runs(
     )?;
     let mut run_ids = Vec::with_capacity(runs.len());
     for run in runs {
-        run_statement.execute(params![
-            run.repository,
-            run.commit,
-            run.git_ref,
-            run.event.as_str(),
-            run.pipeline,
-            run.status.as_str(),
-            run.reason,
-            run.concurrency_group,
-            delivery_id,
-            run.plan,
-            now_text,
-            finished_at(run.status),
-        ])?;
-        let run_id = connection.last_insert_rowid();
+        let run_id: i64 = run_statement.query_row(
+            params![
+                run.repository,
+                run.commit,
+                run.git_ref,
+                run.event.as_str(),
+                run.pipeline,
+                run.status.as_str(),
+                run.reason,
+                run.concurrency_group,
+                delivery_id,
+                run.plan,
+                now_text,
+                finished_at(run.status),
+            ],
+            |row| row.get(0),
+        )?;
         for job in &run.jobs {
             job_statement.execute(params![
                 run_id,
