@@ -1,6 +1,7 @@
-//! The SQLite store as its callers see it: deliveries stored once and planned once, runs with
-//! their jobs, steps and logs read back as written, everything still there after reopening the
-//! file or killing the process, and concurrent writers sharing transactions.
+//! The store as its callers see it, on SQLite and on PostgreSQL alike: deliveries stored once
+//! and planned once, runs with their jobs, steps and logs read back as written. On SQLite also:
+//! everything still there after reopening the file or killing the process, and concurrent
+//! writers sharing transactions.
 
 use chrono::{DateTime, Utc};
 use sluice::model::{Delivery, EventKind, Run, Status, StepRecord};
@@ -11,6 +12,9 @@ use std::collections::HashSet;
 use std::io::{BufRead, Write};
 use std::path::Path;
 use std::time::Instant;
+
+#[path = "support/databases.rs"]
+mod databases;
 
 fn open_store(directory: &tempfile::TempDir) -> SqliteStore {
     SqliteStore::open(&directory.path().join("sluice.db")).unwrap()
@@ -59,7 +63,7 @@ fn pipelines(runs: &[Run]) -> Vec<String> {
     runs.iter().map(|run| run.pipeline.clone()).collect()
 }
 
-fn pending_ids(store: &SqliteStore) -> Vec<String> {
+fn pending_ids(store: &dyn Store) -> Vec<String> {
     store
         .pending_deliveries(usize::MAX)
         .unwrap()
@@ -70,421 +74,427 @@ fn pending_ids(store: &SqliteStore) -> Vec<String> {
 
 #[test]
 fn a_delivery_stored_twice_is_kept_once_with_its_first_payload() {
-    let directory = tempfile::tempdir().unwrap();
-    let store = open_store(&directory);
-    let first = delivery("d-1", "push");
-    assert_eq!(store.insert_delivery(&first).unwrap(), Inserted::New);
-    let mut redelivered = first.clone();
-    redelivered.payload = b"{}".to_vec();
-    assert_eq!(
-        store.insert_delivery(&redelivered).unwrap(),
-        Inserted::Duplicate
-    );
-    assert_eq!(store.pending_deliveries(10).unwrap(), vec![first]);
+    databases::on_both_stores(|store| {
+        let first = delivery("d-1", "push");
+        assert_eq!(store.insert_delivery(&first).unwrap(), Inserted::New);
+        let mut redelivered = first.clone();
+        redelivered.payload = b"{}".to_vec();
+        assert_eq!(
+            store.insert_delivery(&redelivered).unwrap(),
+            Inserted::Duplicate
+        );
+        assert_eq!(store.pending_deliveries(10).unwrap(), vec![first]);
+    });
 }
 
 #[test]
 fn pending_deliveries_come_oldest_first_and_respect_the_limit() {
-    let directory = tempfile::tempdir().unwrap();
-    let store = open_store(&directory);
-    for id in ["d-3", "d-1", "d-2"] {
-        store.insert_delivery(&delivery(id, "push")).unwrap();
-    }
-    assert_eq!(pending_ids(&store), ["d-3", "d-1", "d-2"]);
-    let first_two: Vec<String> = store
-        .pending_deliveries(2)
-        .unwrap()
-        .into_iter()
-        .map(|delivery| delivery.id)
-        .collect();
-    assert_eq!(first_two, ["d-3", "d-1"]);
+    databases::on_both_stores(|store| {
+        for id in ["d-3", "d-1", "d-2"] {
+            store.insert_delivery(&delivery(id, "push")).unwrap();
+        }
+        assert_eq!(pending_ids(store), ["d-3", "d-1", "d-2"]);
+        let first_two: Vec<String> = store
+            .pending_deliveries(2)
+            .unwrap()
+            .into_iter()
+            .map(|delivery| delivery.id)
+            .collect();
+        assert_eq!(first_two, ["d-3", "d-1"]);
+    });
 }
 
 #[test]
 fn completing_a_delivery_twice_creates_its_runs_once() {
-    let directory = tempfile::tempdir().unwrap();
-    let store = open_store(&directory);
-    store.insert_delivery(&delivery("d-1", "push")).unwrap();
-    store.insert_delivery(&delivery("d-2", "star")).unwrap();
-    let runs = [
-        new_run("acme/ml-platform", "c1", "platform", &[("build", &[])]),
-        new_run("acme/ml-platform", "c1", "models", &[("train", &[])]),
-    ];
+    databases::on_both_stores(|store| {
+        store.insert_delivery(&delivery("d-1", "push")).unwrap();
+        store.insert_delivery(&delivery("d-2", "star")).unwrap();
+        let runs = [
+            new_run("acme/ml-platform", "c1", "platform", &[("build", &[])]),
+            new_run("acme/ml-platform", "c1", "models", &[("train", &[])]),
+        ];
 
-    let first_ids = store.complete_delivery("d-1", "2 runs", &runs).unwrap();
-    let second_ids = store.complete_delivery("d-1", "2 runs", &runs).unwrap();
+        let first_ids = store.complete_delivery("d-1", "2 runs", &runs).unwrap();
+        let second_ids = store.complete_delivery("d-1", "2 runs", &runs).unwrap();
 
-    assert_eq!(first_ids.len(), 2);
-    assert_eq!(second_ids, first_ids);
-    let listed = store.list_runs(&RunFilter::default()).unwrap();
-    assert_eq!(pipelines(&listed), ["models", "platform"]);
-    assert!(
-        listed
-            .iter()
-            .all(|run| run.delivery.as_deref() == Some("d-1"))
-    );
-    assert_eq!(pending_ids(&store), ["d-2"]);
+        assert_eq!(first_ids.len(), 2);
+        assert_eq!(second_ids, first_ids);
+        let listed = store.list_runs(&RunFilter::default()).unwrap();
+        assert_eq!(pipelines(&listed), ["models", "platform"]);
+        assert!(
+            listed
+                .iter()
+                .all(|run| run.delivery.as_deref() == Some("d-1"))
+        );
+        assert_eq!(pending_ids(store), ["d-2"]);
 
-    let ignored = store
-        .complete_delivery("d-2", "ignored: event `star` is not handled", &[])
-        .unwrap();
-    assert!(ignored.is_empty());
-    assert!(pending_ids(&store).is_empty());
+        let ignored = store
+            .complete_delivery("d-2", "ignored: event `star` is not handled", &[])
+            .unwrap();
+        assert!(ignored.is_empty());
+        assert!(pending_ids(store).is_empty());
+    });
 }
 
 #[test]
 fn completing_an_unknown_delivery_is_an_error_naming_it() {
-    let directory = tempfile::tempdir().unwrap();
-    let store = open_store(&directory);
-    let error = store
-        .complete_delivery("d-404", "1 run", &[new_run("acme/a", "c1", "p", &[])])
-        .unwrap_err();
-    assert!(
-        matches!(&error, StoreError::UnknownDelivery { delivery, .. } if delivery == "d-404"),
-        "{error:?}"
-    );
-    assert!(error.to_string().contains("sluice.db"), "{error}");
-    assert!(store.list_runs(&RunFilter::default()).unwrap().is_empty());
+    databases::on_both_stores(|store| {
+        let error = store
+            .complete_delivery("d-404", "1 run", &[new_run("acme/a", "c1", "p", &[])])
+            .unwrap_err();
+        assert!(
+            matches!(&error, StoreError::UnknownDelivery { delivery, .. } if delivery == "d-404"),
+            "{error:?}"
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains("sluice.db") || message.contains("postgres://sluice@"),
+            "the message names the database: {message}"
+        );
+        assert!(store.list_runs(&RunFilter::default()).unwrap().is_empty());
+    });
 }
 
 #[test]
 fn runs_are_listed_newest_first_by_repository_and_commit() {
-    let directory = tempfile::tempdir().unwrap();
-    let store = open_store(&directory);
-    store
-        .insert_runs(&[
-            new_run("acme/ml", "c1", "first", &[]),
-            new_run("acme/ml", "c2", "second", &[]),
-            new_run("acme/web", "c1", "third", &[]),
-        ])
-        .unwrap();
-    store
-        .insert_runs(&[new_run("acme/ml", "c1", "fourth", &[])])
-        .unwrap();
+    databases::on_both_stores(|store| {
+        store
+            .insert_runs(&[
+                new_run("acme/ml", "c1", "first", &[]),
+                new_run("acme/ml", "c2", "second", &[]),
+                new_run("acme/web", "c1", "third", &[]),
+            ])
+            .unwrap();
+        store
+            .insert_runs(&[new_run("acme/ml", "c1", "fourth", &[])])
+            .unwrap();
 
-    let check = |repository: Option<&str>, commit: Option<&str>, limit, expect: &[&str]| {
-        let filter = RunFilter {
-            repository: repository.map(str::to_string),
-            commit: commit.map(str::to_string),
-            limit,
-            ..Default::default()
+        let check = |repository: Option<&str>, commit: Option<&str>, limit, expect: &[&str]| {
+            let filter = RunFilter {
+                repository: repository.map(str::to_string),
+                commit: commit.map(str::to_string),
+                limit,
+                ..Default::default()
+            };
+            let listed = pipelines(&store.list_runs(&filter).unwrap());
+            assert_eq!(listed, expect, "{filter:?}");
         };
-        let listed = pipelines(&store.list_runs(&filter).unwrap());
-        assert_eq!(listed, expect, "{filter:?}");
-    };
-    check(None, None, None, &["fourth", "third", "second", "first"]);
-    check(Some("acme/ml"), None, None, &["fourth", "second", "first"]);
-    check(None, Some("c1"), None, &["fourth", "third", "first"]);
-    check(Some("acme/ml"), Some("c1"), None, &["fourth", "first"]);
-    check(None, None, Some(2), &["fourth", "third"]);
-    check(Some("acme/ml"), None, Some(1), &["fourth"]);
-    check(Some("acme/unknown"), None, None, &[]);
-    check(None, Some("c9"), None, &[]);
-    check(None, None, Some(0), &[]);
+        check(None, None, None, &["fourth", "third", "second", "first"]);
+        check(Some("acme/ml"), None, None, &["fourth", "second", "first"]);
+        check(None, Some("c1"), None, &["fourth", "third", "first"]);
+        check(Some("acme/ml"), Some("c1"), None, &["fourth", "first"]);
+        check(None, None, Some(2), &["fourth", "third"]);
+        check(Some("acme/ml"), None, Some(1), &["fourth"]);
+        check(Some("acme/unknown"), None, None, &[]);
+        check(None, Some("c9"), None, &[]);
+        check(None, None, Some(0), &[]);
+    });
 }
 
 #[test]
 fn a_run_with_jobs_and_steps_reads_back_as_written() {
-    let directory = tempfile::tempdir().unwrap();
-    let store = open_store(&directory);
-    let mut run = new_run(
-        "acme/ml-platform",
-        "0123abc",
-        "platform",
-        &[
-            ("image", &[]),
-            ("plan", &["image"]),
-            ("deploy", &["image", "plan"]),
-        ],
-    );
-    run.event = EventKind::Merge;
-    run.concurrency_group = Some("deploy-main".to_string());
-    run.jobs[2].status = Status::Skipped;
-    run.jobs[2].reason = Some("if: event == 'merge' was false".to_string());
-    let run_id = store.insert_runs(&[run]).unwrap()[0];
+    databases::on_both_stores(|store| {
+        let mut run = new_run(
+            "acme/ml-platform",
+            "0123abc",
+            "platform",
+            &[
+                ("image", &[]),
+                ("plan", &["image"]),
+                ("deploy", &["image", "plan"]),
+            ],
+        );
+        run.event = EventKind::Merge;
+        run.concurrency_group = Some("deploy-main".to_string());
+        run.jobs[2].status = Status::Skipped;
+        run.jobs[2].reason = Some("if: event == 'merge' was false".to_string());
+        let run_id = store.insert_runs(&[run]).unwrap()[0];
 
-    store.set_run_status(run_id, Status::Running, None).unwrap();
-    store
-        .set_job_status(run_id, "image", Status::Running, None)
-        .unwrap();
-    let checkout = StepRecord {
-        index: 0,
-        name: "checkout".to_string(),
-        status: Status::Running,
-        exit_code: None,
-        reason: None,
-        started_at: None,
-        finished_at: None,
-    };
-    store.upsert_step(run_id, "image", &checkout).unwrap();
-    let checkout_done = StepRecord {
-        status: Status::Succeeded,
-        exit_code: Some(0),
-        ..checkout
-    };
-    store.upsert_step(run_id, "image", &checkout_done).unwrap();
-    let build_failed = StepRecord {
-        index: 1,
-        name: "docker build".to_string(),
-        status: Status::Failed,
-        exit_code: Some(2),
-        reason: Some("exit code 2".to_string()),
-        started_at: None,
-        finished_at: None,
-    };
-    store.upsert_step(run_id, "image", &build_failed).unwrap();
-    store
-        .set_job_status(
-            run_id,
-            "image",
-            Status::Failed,
-            Some("step `docker build` failed"),
-        )
-        .unwrap();
-    store
-        .set_run_status(run_id, Status::Failed, Some("job `image` failed"))
-        .unwrap();
-
-    let stored = store.get_run(run_id).unwrap().unwrap();
-    assert_eq!(stored.id, run_id);
-    assert_eq!(stored.repository, "acme/ml-platform");
-    assert_eq!(stored.commit, "0123abc");
-    assert_eq!(stored.git_ref, "refs/heads/main");
-    assert_eq!(stored.event, EventKind::Merge);
-    assert_eq!(stored.status, Status::Failed);
-    assert_eq!(stored.reason.as_deref(), Some("job `image` failed"));
-    assert_eq!(stored.concurrency_group.as_deref(), Some("deploy-main"));
-    assert_eq!(stored.delivery, None);
-    let finished_at = stored.finished_at.expect("a failed run has finished");
-    assert!(finished_at >= stored.created_at);
-
-    let job_names: Vec<&str> = stored.jobs.iter().map(|job| job.name.as_str()).collect();
-    assert_eq!(job_names, ["image", "plan", "deploy"]);
-    let image = &stored.jobs[0];
-    assert_eq!(image.status, Status::Failed);
-    assert_eq!(image.reason.as_deref(), Some("step `docker build` failed"));
-    assert!(image.started_at.is_some() && image.finished_at.is_some());
-    let untimed: Vec<StepRecord> = image
-        .steps
-        .iter()
-        .map(|step| StepRecord {
+        store.set_run_status(run_id, Status::Running, None).unwrap();
+        store
+            .set_job_status(run_id, "image", Status::Running, None)
+            .unwrap();
+        let checkout = StepRecord {
+            index: 0,
+            name: "checkout".to_string(),
+            status: Status::Running,
+            exit_code: None,
+            reason: None,
             started_at: None,
             finished_at: None,
-            ..step.clone()
-        })
-        .collect();
-    assert_eq!(untimed, vec![checkout_done, build_failed]);
-    // The store times each step: both started, and both finished.
-    assert!(
-        image
+        };
+        store.upsert_step(run_id, "image", &checkout).unwrap();
+        let checkout_done = StepRecord {
+            status: Status::Succeeded,
+            exit_code: Some(0),
+            ..checkout
+        };
+        store.upsert_step(run_id, "image", &checkout_done).unwrap();
+        let build_failed = StepRecord {
+            index: 1,
+            name: "docker build".to_string(),
+            status: Status::Failed,
+            exit_code: Some(2),
+            reason: Some("exit code 2".to_string()),
+            started_at: None,
+            finished_at: None,
+        };
+        store.upsert_step(run_id, "image", &build_failed).unwrap();
+        store
+            .set_job_status(
+                run_id,
+                "image",
+                Status::Failed,
+                Some("step `docker build` failed"),
+            )
+            .unwrap();
+        store
+            .set_run_status(run_id, Status::Failed, Some("job `image` failed"))
+            .unwrap();
+
+        let stored = store.get_run(run_id).unwrap().unwrap();
+        assert_eq!(stored.id, run_id);
+        assert_eq!(stored.repository, "acme/ml-platform");
+        assert_eq!(stored.commit, "0123abc");
+        assert_eq!(stored.git_ref, "refs/heads/main");
+        assert_eq!(stored.event, EventKind::Merge);
+        assert_eq!(stored.status, Status::Failed);
+        assert_eq!(stored.reason.as_deref(), Some("job `image` failed"));
+        assert_eq!(stored.concurrency_group.as_deref(), Some("deploy-main"));
+        assert_eq!(stored.delivery, None);
+        let finished_at = stored.finished_at.expect("a failed run has finished");
+        assert!(finished_at >= stored.created_at);
+
+        let job_names: Vec<&str> = stored.jobs.iter().map(|job| job.name.as_str()).collect();
+        assert_eq!(job_names, ["image", "plan", "deploy"]);
+        let image = &stored.jobs[0];
+        assert_eq!(image.status, Status::Failed);
+        assert_eq!(image.reason.as_deref(), Some("step `docker build` failed"));
+        assert!(image.started_at.is_some() && image.finished_at.is_some());
+        let untimed: Vec<StepRecord> = image
             .steps
             .iter()
-            .all(|step| step.started_at.is_some() && step.finished_at.is_some()),
-        "{:?}",
-        image.steps
-    );
-    let plan = &stored.jobs[1];
-    assert_eq!(
-        (plan.status, plan.started_at, plan.finished_at),
-        (Status::Queued, None, None)
-    );
-    assert_eq!(plan.needs, ["image"]);
-    let deploy = &stored.jobs[2];
-    assert_eq!(deploy.needs, ["image", "plan"]);
-    assert_eq!(deploy.status, Status::Skipped);
-    assert_eq!(deploy.started_at, None);
-    assert!(deploy.finished_at.is_some(), "a skipped job has finished");
+            .map(|step| StepRecord {
+                started_at: None,
+                finished_at: None,
+                ..step.clone()
+            })
+            .collect();
+        assert_eq!(untimed, vec![checkout_done, build_failed]);
+        // The store times each step: both started, and both finished.
+        assert!(
+            image
+                .steps
+                .iter()
+                .all(|step| step.started_at.is_some() && step.finished_at.is_some()),
+            "{:?}",
+            image.steps
+        );
+        let plan = &stored.jobs[1];
+        assert_eq!(
+            (plan.status, plan.started_at, plan.finished_at),
+            (Status::Queued, None, None)
+        );
+        assert_eq!(plan.needs, ["image"]);
+        let deploy = &stored.jobs[2];
+        assert_eq!(deploy.needs, ["image", "plan"]);
+        assert_eq!(deploy.status, Status::Skipped);
+        assert_eq!(deploy.started_at, None);
+        assert!(deploy.finished_at.is_some(), "a skipped job has finished");
 
-    let listed = store.list_runs(&RunFilter::default()).unwrap();
-    assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0].jobs.len(), 3);
-    assert!(listed[0].jobs.iter().all(|job| job.steps.is_empty()));
-    assert_eq!(
-        store.run_plan(run_id).unwrap().as_deref(),
-        Some(r#"{"pipeline":"platform"}"#)
-    );
+        let listed = store.list_runs(&RunFilter::default()).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].jobs.len(), 3);
+        assert!(listed[0].jobs.iter().all(|job| job.steps.is_empty()));
+        assert_eq!(
+            store.run_plan(run_id).unwrap().as_deref(),
+            Some(r#"{"pipeline":"platform"}"#)
+        );
+    });
 }
 
 #[test]
 fn reads_of_a_missing_run_find_nothing() {
-    let directory = tempfile::tempdir().unwrap();
-    let store = open_store(&directory);
-    assert_eq!(store.get_run(42).unwrap(), None);
-    assert_eq!(store.run_plan(42).unwrap(), None);
-    assert_eq!(store.job_log(42, "build").unwrap(), None);
+    databases::on_both_stores(|store| {
+        assert_eq!(store.get_run(42).unwrap(), None);
+        assert_eq!(store.run_plan(42).unwrap(), None);
+        assert_eq!(store.job_log(42, "build").unwrap(), None);
+    });
 }
 
 #[test]
 fn updates_to_a_missing_run_or_job_are_errors_naming_them() {
-    let directory = tempfile::tempdir().unwrap();
-    let store = open_store(&directory);
-    let run_id = store
-        .insert_runs(&[new_run("acme/a", "c1", "p", &[("build", &[])])])
-        .unwrap()[0];
-    let step = StepRecord {
-        index: 0,
-        name: "compile".to_string(),
-        status: Status::Running,
-        exit_code: None,
-        reason: None,
-        started_at: None,
-        finished_at: None,
-    };
+    databases::on_both_stores(|store| {
+        let run_id = store
+            .insert_runs(&[new_run("acme/a", "c1", "p", &[("build", &[])])])
+            .unwrap()[0];
+        let step = StepRecord {
+            index: 0,
+            name: "compile".to_string(),
+            status: Status::Running,
+            exit_code: None,
+            reason: None,
+            started_at: None,
+            finished_at: None,
+        };
 
-    let missing_run = store.set_run_status(run_id + 1, Status::Cancelled, None);
-    assert!(matches!(missing_run, Err(StoreError::UnknownRun { run, .. }) if run == run_id + 1));
-    let missing_run_job = store.set_job_status(run_id + 1, "build", Status::Running, None);
-    assert!(matches!(
-        missing_run_job,
-        Err(StoreError::UnknownRun { .. })
-    ));
-
-    let missing_job_errors = [
-        store.set_job_status(run_id, "tset", Status::Running, None),
-        store.upsert_step(run_id, "tset", &step),
-        store.append_log(run_id, "tset", "hello\n"),
-    ];
-    for error in missing_job_errors {
-        let error = error.unwrap_err();
+        let missing_run = store.set_run_status(run_id + 1, Status::Cancelled, None);
         assert!(
-            matches!(&error, StoreError::UnknownJob { job, .. } if job == "tset"),
-            "{error:?}"
+            matches!(missing_run, Err(StoreError::UnknownRun { run, .. }) if run == run_id + 1)
         );
-        assert!(error.to_string().contains("no job `tset`"), "{error}");
-    }
-    let untouched = store.get_run(run_id).unwrap().unwrap();
-    assert_eq!(untouched.jobs[0].status, Status::Queued);
+        let missing_run_job = store.set_job_status(run_id + 1, "build", Status::Running, None);
+        assert!(matches!(
+            missing_run_job,
+            Err(StoreError::UnknownRun { .. })
+        ));
+
+        let missing_job_errors = [
+            store.set_job_status(run_id, "tset", Status::Running, None),
+            store.upsert_step(run_id, "tset", &step),
+            store.append_log(run_id, "tset", "hello\n"),
+        ];
+        for error in missing_job_errors {
+            let error = error.unwrap_err();
+            assert!(
+                matches!(&error, StoreError::UnknownJob { job, .. } if job == "tset"),
+                "{error:?}"
+            );
+            assert!(error.to_string().contains("no job `tset`"), "{error}");
+        }
+        let untouched = store.get_run(run_id).unwrap().unwrap();
+        assert_eq!(untouched.jobs[0].status, Status::Queued);
+    });
 }
 
 #[test]
 fn log_chunks_read_back_concatenated_in_the_order_appended() {
-    let directory = tempfile::tempdir().unwrap();
-    let store = open_store(&directory);
-    let run_id = store
-        .insert_runs(&[new_run(
-            "acme/a",
-            "c1",
-            "p",
-            &[("build", &[]), ("test", &[])],
-        )])
-        .unwrap()[0];
-    let mut expected_log = String::new();
-    for line_number in 0..300 {
-        let line = format!("line {line_number}: ünïcödé ✓\n");
-        store.append_log(run_id, "build", &line).unwrap();
-        expected_log.push_str(&line);
-    }
-    store.append_log(run_id, "build", "").unwrap();
-    store.append_log(run_id, "build", "no newline").unwrap();
-    expected_log.push_str("no newline");
+    databases::on_both_stores(|store| {
+        let run_id = store
+            .insert_runs(&[new_run(
+                "acme/a",
+                "c1",
+                "p",
+                &[("build", &[]), ("test", &[])],
+            )])
+            .unwrap()[0];
+        let mut expected_log = String::new();
+        for line_number in 0..300 {
+            let line = format!("line {line_number}: ünïcödé ✓\n");
+            store.append_log(run_id, "build", &line).unwrap();
+            expected_log.push_str(&line);
+        }
+        store.append_log(run_id, "build", "").unwrap();
+        store.append_log(run_id, "build", "no newline").unwrap();
+        expected_log.push_str("no newline");
 
-    assert_eq!(store.job_log(run_id, "build").unwrap(), Some(expected_log));
-    assert_eq!(store.job_log(run_id, "test").unwrap(), Some(String::new()));
-    assert_eq!(store.job_log(run_id, "deploy").unwrap(), None);
+        assert_eq!(store.job_log(run_id, "build").unwrap(), Some(expected_log));
+        assert_eq!(store.job_log(run_id, "test").unwrap(), Some(String::new()));
+        assert_eq!(store.job_log(run_id, "deploy").unwrap(), None);
+    });
 }
 
 #[test]
 fn unfinished_runs_are_the_queued_and_running_ones_oldest_first() {
-    let directory = tempfile::tempdir().unwrap();
-    let store = open_store(&directory);
-    let mut already_skipped = new_run("acme/a", "c1", "skipped", &[]);
-    already_skipped.status = Status::Skipped;
-    already_skipped.reason = Some("no matching paths".to_string());
-    let run_ids = store
-        .insert_runs(&[
-            new_run("acme/a", "c1", "one", &[("build", &[])]),
-            already_skipped,
-            new_run("acme/a", "c1", "two", &[]),
-            new_run("acme/a", "c1", "three", &[]),
-        ])
-        .unwrap();
-    store
-        .set_run_status(run_ids[2], Status::Running, None)
-        .unwrap();
-    store
-        .set_run_status(run_ids[3], Status::Cancelled, Some("superseded"))
-        .unwrap();
+    databases::on_both_stores(|store| {
+        let mut already_skipped = new_run("acme/a", "c1", "skipped", &[]);
+        already_skipped.status = Status::Skipped;
+        already_skipped.reason = Some("no matching paths".to_string());
+        let run_ids = store
+            .insert_runs(&[
+                new_run("acme/a", "c1", "one", &[("build", &[])]),
+                already_skipped,
+                new_run("acme/a", "c1", "two", &[]),
+                new_run("acme/a", "c1", "three", &[]),
+            ])
+            .unwrap();
+        store
+            .set_run_status(run_ids[2], Status::Running, None)
+            .unwrap();
+        store
+            .set_run_status(run_ids[3], Status::Cancelled, Some("superseded"))
+            .unwrap();
 
-    let unfinished = store.unfinished_runs().unwrap();
-    assert_eq!(pipelines(&unfinished), ["one", "two"]);
-    assert_eq!(unfinished[0].jobs.len(), 1);
+        let unfinished = store.unfinished_runs().unwrap();
+        assert_eq!(pipelines(&unfinished), ["one", "two"]);
+        assert_eq!(unfinished[0].jobs.len(), 1);
 
-    store
-        .set_run_status(run_ids[0], Status::Succeeded, None)
-        .unwrap();
-    assert_eq!(pipelines(&store.unfinished_runs().unwrap()), ["two"]);
-    let skipped = store.get_run(run_ids[1]).unwrap().unwrap();
-    assert!(
-        skipped.finished_at.is_some(),
-        "a run created skipped has finished"
-    );
+        store
+            .set_run_status(run_ids[0], Status::Succeeded, None)
+            .unwrap();
+        assert_eq!(pipelines(&store.unfinished_runs().unwrap()), ["two"]);
+        let skipped = store.get_run(run_ids[1]).unwrap().unwrap();
+        assert!(
+            skipped.finished_at.is_some(),
+            "a run created skipped has finished"
+        );
+    });
 }
 
 #[test]
 fn stats_count_runs_jobs_and_deliveries_by_kind() {
-    let directory = tempfile::tempdir().unwrap();
-    let store = open_store(&directory);
-    for (id, event) in [
-        ("d-1", "push"),
-        ("d-2", "push"),
-        ("d-3", "star"),
-        ("d-4", "push"),
-    ] {
-        store.insert_delivery(&delivery(id, event)).unwrap();
-    }
-    let run_ids = store
-        .complete_delivery(
-            "d-1",
-            "2 runs",
-            &[
-                new_run("acme/a", "c1", "p", &[("build", &[]), ("test", &["build"])]),
-                new_run("acme/a", "c1", "q", &[("lint", &[])]),
-            ],
-        )
-        .unwrap();
-    store
-        .complete_delivery(
-            "d-2",
-            "error: workflows/p.yaml:3:1: unknown key `jbos`",
-            &[],
-        )
-        .unwrap();
-    store
-        .complete_delivery("d-3", "ignored: event `star` is not handled", &[])
-        .unwrap();
-    store
-        .set_run_status(run_ids[1], Status::Succeeded, None)
-        .unwrap();
-    store
-        .set_job_status(run_ids[1], "lint", Status::Succeeded, None)
-        .unwrap();
-    store
-        .set_job_status(run_ids[0], "build", Status::Running, None)
-        .unwrap();
-
-    let owned = |rows: &[(&str, &str, u64)]| -> Vec<(String, String, u64)> {
-        rows.iter()
-            .map(|(event, kind, count)| (event.to_string(), kind.to_string(), *count))
-            .collect()
-    };
-    assert_eq!(
-        store.stats().unwrap(),
-        StoreStats {
-            runs_by_status: vec![(Status::Queued, 1), (Status::Succeeded, 1)],
-            jobs_by_status: vec![
-                (Status::Queued, 1),
-                (Status::Running, 1),
-                (Status::Succeeded, 1)
-            ],
-            deliveries_by_event: owned(&[
-                ("push", "error", 1),
-                ("push", "pending", 1),
-                ("push", "planned", 1),
-                ("star", "ignored", 1),
-            ]),
-            pending_deliveries: 1,
+    databases::on_both_stores(|store| {
+        for (id, event) in [
+            ("d-1", "push"),
+            ("d-2", "push"),
+            ("d-3", "star"),
+            ("d-4", "push"),
+        ] {
+            store.insert_delivery(&delivery(id, event)).unwrap();
         }
-    );
+        let run_ids = store
+            .complete_delivery(
+                "d-1",
+                "2 runs",
+                &[
+                    new_run("acme/a", "c1", "p", &[("build", &[]), ("test", &["build"])]),
+                    new_run("acme/a", "c1", "q", &[("lint", &[])]),
+                ],
+            )
+            .unwrap();
+        store
+            .complete_delivery(
+                "d-2",
+                "error: workflows/p.yaml:3:1: unknown key `jbos`",
+                &[],
+            )
+            .unwrap();
+        store
+            .complete_delivery("d-3", "ignored: event `star` is not handled", &[])
+            .unwrap();
+        store
+            .set_run_status(run_ids[1], Status::Succeeded, None)
+            .unwrap();
+        store
+            .set_job_status(run_ids[1], "lint", Status::Succeeded, None)
+            .unwrap();
+        store
+            .set_job_status(run_ids[0], "build", Status::Running, None)
+            .unwrap();
+
+        let owned = |rows: &[(&str, &str, u64)]| -> Vec<(String, String, u64)> {
+            rows.iter()
+                .map(|(event, kind, count)| (event.to_string(), kind.to_string(), *count))
+                .collect()
+        };
+        assert_eq!(
+            store.stats().unwrap(),
+            StoreStats {
+                runs_by_status: vec![(Status::Queued, 1), (Status::Succeeded, 1)],
+                jobs_by_status: vec![
+                    (Status::Queued, 1),
+                    (Status::Running, 1),
+                    (Status::Succeeded, 1)
+                ],
+                deliveries_by_event: owned(&[
+                    ("push", "error", 1),
+                    ("push", "pending", 1),
+                    ("push", "planned", 1),
+                    ("star", "ignored", 1),
+                ]),
+                pending_deliveries: 1,
+            }
+        );
+    });
 }
 
 #[test]

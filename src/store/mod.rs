@@ -17,6 +17,7 @@ mod migrations;
 mod model_history;
 mod outbox;
 mod outputs;
+mod postgres;
 mod reads;
 mod rows;
 mod sql;
@@ -40,6 +41,9 @@ pub use error::{StoreError, StoreResult};
 pub use images::{ImageRecord, ImageRecords, NewImageRecord};
 pub use model_history::{AliasMove, AliasMoveFilter, ModelHistory, NewAliasMove, last_alias_move};
 pub use outbox::{CheckRunRecord, MemoryOutbox, Outbox, OutboxEntry};
+/// Where PostgreSQL's programs are, for tests and benchmarks that start a throwaway cluster.
+pub use postgres::binaries as postgres_binaries;
+pub use postgres::{Postgres, PostgresStore, ThrowawayCluster};
 pub use sql_store::{Backend, SqlStore};
 pub use sqlite::{Sqlite, SqliteStore};
 pub use terraform::{

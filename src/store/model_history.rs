@@ -102,7 +102,7 @@ fn select_alias_moves(
     connection: &Connection,
     filter: &AliasMoveFilter,
 ) -> FailureResult<Vec<AliasMove>> {
-    let limit = filter.limit.map(|limit| limit as i64).unwrap_or(-1);
+    let limit = filter.limit.map(|limit| limit as i64).unwrap_or(i64::MAX);
     let mut statement = connection.prepare_cached(
         "SELECT id, environment, model, alias, mode, from_version, to_version, release_id, reason,
                 moved_at

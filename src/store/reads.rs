@@ -188,7 +188,7 @@ fn count(row: &Row, index: usize) -> super::sql::SqlResult<u64> {
 
 /// SQLite reads a negative limit as "no limit".
 fn limit_value(limit: Option<usize>) -> i64 {
-    limit.map_or(-1, |limit| i64::try_from(limit).unwrap_or(i64::MAX))
+    limit.map_or(i64::MAX, |limit| i64::try_from(limit).unwrap_or(i64::MAX))
 }
 
 fn run_from_row(row: &Row) -> super::sql::SqlResult<Run> {
