@@ -84,7 +84,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
         real_airflow: Default::default(),
     });
     engine.settings.deploy_targets = Some(crate::scheduler::DeployTargets(deploy_targets.clone()));
-    engine.start();
+    engine.start()?;
     println!(
         "==> every step runs in a container from {} (scripts/setup-step-image.sh builds it)",
         engine

@@ -5,6 +5,7 @@ use crate::deploy::gates::{StaticTeams, TeamDirectory};
 use crate::policy::SystemClock;
 use crate::scheduler::promotion::{DriftAsk, DriftAsks, PromotionService};
 use crate::scheduler::releases::ReleaseCutter;
+use crate::scheduler::replica::{Claims, ReplicaSettings};
 use crate::scheduler::{Dispatcher, EngineSettings, IntakeWorker, Mirrors, RunUpdate};
 use crate::steps::{LocalRunner, StepRunner};
 use crate::store::DeployStore;
@@ -13,6 +14,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::{Notify, broadcast};
+use tokio::task::JoinHandle;
 
 pub struct Engine {
     pub store: Arc<dyn Store>,
@@ -31,12 +33,31 @@ pub struct Engine {
     pub lock_wakeup: Arc<Notify>,
     /// Drift checks asked for through the API, answered by the promotion service.
     pub drift_asks: DriftAsks,
+    /// This process as a replica: its name and lease.
+    pub replica: ReplicaSettings,
+    /// Where this replica serves HTTP, as the others see it in `replicas`; set before `start`.
+    pub address: String,
+    /// What the dispatcher here announces; the relay hands it to `updates` and other replicas.
+    local_updates: broadcast::Sender<RunUpdate>,
     drift_asked: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<DriftAsk>>>,
 }
 
 impl Engine {
+    /// The engine on SQLite's file in `data_dir`, or on the PostgreSQL database
+    /// `SLUICE_DATABASE_URL` names.
     pub fn open(
         data_dir: &Path,
+        repositories: BTreeMap<String, String>,
+        max_parallel_jobs: usize,
+    ) -> anyhow::Result<Engine> {
+        Engine::open_on(data_dir, None, repositories, max_parallel_jobs)
+    }
+
+    /// The engine on `database` (`postgres://...`, `sqlite:PATH` or a path), or as `open` when
+    /// `None`.
+    pub fn open_on(
+        data_dir: &Path,
+        database: Option<&str>,
         repositories: BTreeMap<String, String>,
         max_parallel_jobs: usize,
     ) -> anyhow::Result<Engine> {
@@ -47,7 +68,10 @@ impl Engine {
             )
         })?;
         forbid_inspection();
-        let database = crate::store::open(&data_dir.join("sluice.db"))?;
+        let database = match database {
+            Some(location) => crate::store::open_location(location, data_dir)?,
+            None => crate::store::open(&data_dir.join("sluice.db"))?,
+        };
         protect_data_dir(data_dir).map_err(|error| {
             anyhow::anyhow!(
                 "cannot restrict the permissions of the data directory {}: {error}",
@@ -63,7 +87,12 @@ impl Engine {
         )));
         let mirrors = Arc::new(Mirrors::new(settings.mirrors_dir(), repositories));
         let (updates, _) = broadcast::channel(4096);
+        let (local_updates, _) = broadcast::channel(4096);
         let (drift_asks, drift_asked) = tokio::sync::mpsc::channel(16);
+        let replica = ReplicaSettings::new(
+            ReplicaSettings::DEFAULT_LEASE,
+            ReplicaSettings::DEFAULT_TAKEOVER,
+        );
         Ok(Engine {
             store,
             deploy_store,
@@ -78,6 +107,9 @@ impl Engine {
             lock_wakeup: Arc::new(Notify::new()),
             drift_asks,
             drift_asked: std::sync::Mutex::new(Some(drift_asked)),
+            replica,
+            address: String::new(),
+            local_updates,
         })
     }
 
@@ -95,12 +127,29 @@ impl Engine {
         )));
     }
 
-    /// Starts the intake worker and the dispatcher in the background.
-    pub fn start(&self) {
+    /// Claims made as this replica; they look for work other replicas left every `poll`.
+    pub fn claims(&self) -> Claims {
+        Claims {
+            store: self.database.clone(),
+            replica: self.replica.id.clone(),
+            poll: (self.replica.lease / 3).max(std::time::Duration::from_millis(100)),
+        }
+    }
+
+    /// Registers this replica and starts its lease, the intake worker, the dispatcher and the
+    /// relay of run updates in the background.
+    pub fn start(&self) -> anyhow::Result<()> {
+        crate::scheduler::replica::register(self.database.as_ref(), &self.replica, &self.address)?;
+        tokio::spawn(crate::scheduler::replica::keep_lease(
+            self.database.clone(),
+            self.replica.clone(),
+            self.address.clone(),
+        ));
         let runner: Arc<dyn StepRunner> = Arc::new(LocalRunner::default());
         tokio::spawn(
             IntakeWorker {
                 store: self.store.clone(),
+                claims: self.claims(),
                 mirrors: self.mirrors.clone(),
                 wakeup: self.intake_wakeup.clone(),
                 dispatcher_wakeup: self.dispatcher_wakeup.clone(),
@@ -109,6 +158,36 @@ impl Engine {
             }
             .run(),
         );
+        self.start_dispatcher(runner);
+        Ok(())
+    }
+
+    /// Starts the dispatcher and the relay that hands its updates to this replica's watchers and
+    /// to the other replicas. `start` calls it; `sluice run` calls it alone after registering.
+    pub fn start_dispatcher(&self, runner: Arc<dyn StepRunner>) {
+        tokio::spawn(crate::scheduler::replica::relay_updates(
+            self.database.clone(),
+            self.replica.id.clone(),
+            self.local_updates.subscribe(),
+            self.updates.clone(),
+        ));
+        tokio::spawn(
+            Dispatcher {
+                store: self.store.clone(),
+                claims: self.claims(),
+                mirrors: self.mirrors.clone(),
+                runner,
+                settings: self.settings.clone(),
+                wakeup: self.dispatcher_wakeup.clone(),
+                updates: self.local_updates.clone(),
+            }
+            .run(),
+        );
+    }
+
+    /// The Terraform lock queue: plans waiting for a lock are asked again once it is released.
+    /// Leader's work: one replica at a time.
+    pub fn start_lock_queue(&self) -> JoinHandle<()> {
         tokio::spawn(
             crate::scheduler::lock_queue::LockQueue {
                 store: self.store.clone(),
@@ -117,27 +196,13 @@ impl Engine {
                 interval: std::time::Duration::from_secs(2),
             }
             .run(),
-        );
-        self.start_dispatcher(runner);
-    }
-
-    pub fn start_dispatcher(&self, runner: Arc<dyn StepRunner>) {
-        tokio::spawn(
-            Dispatcher {
-                store: self.store.clone(),
-                mirrors: self.mirrors.clone(),
-                runner,
-                settings: self.settings.clone(),
-                wakeup: self.dispatcher_wakeup.clone(),
-                updates: self.updates.clone(),
-            }
-            .run(),
-        );
+        )
     }
 
     /// Starts cutting releases from finished merges and promoting them through the environments.
-    pub fn start_promotion(&self, promotion: PromotionSettings) {
-        tokio::spawn(
+    /// Leader's work: one replica at a time.
+    pub fn start_promotion(&self, promotion: PromotionSettings) -> Vec<JoinHandle<()>> {
+        let cutter = tokio::spawn(
             ReleaseCutter {
                 store: self.store.clone(),
                 deploy_store: self.deploy_store.clone(),
@@ -148,7 +213,7 @@ impl Engine {
             .run(),
         );
         let data_dir = self.settings.data_dir.clone();
-        tokio::spawn(
+        let service = tokio::spawn(
             PromotionService {
                 store: self.deploy_store.clone(),
                 mirrors: self.mirrors.clone(),
@@ -170,6 +235,7 @@ impl Engine {
             }
             .run(),
         );
+        vec![cutter, service]
     }
 }
 
@@ -215,6 +281,7 @@ fn protect_data_dir(data_dir: &Path) -> std::io::Result<()> {
 }
 
 /// How promotion runs in a server.
+#[derive(Clone)]
 pub struct PromotionSettings {
     /// How often gates are looked at again without an event (soak times, freeze windows).
     pub interval: std::time::Duration,

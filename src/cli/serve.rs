@@ -17,6 +17,15 @@ pub struct ServeArgs {
     /// Where the database, mirrors and workspaces live.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// The database: `postgres://USER:PASSWORD@HOST:PORT/NAME` for several replicas on one
+    /// database, or `sqlite:PATH`; SQLite's file in the data directory by default.
+    #[arg(
+        long,
+        env = "SLUICE_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database: Option<String>,
     /// Server configuration file (YAML); flags override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -152,15 +161,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<bool> {
         .unwrap_or(4);
     let front_door = front_door_settings(&file_config.webhook)?;
     let kubernetes_api = kubernetes_api_server(&file_config, &args)?;
-    let mut engine = Engine::open(&data_dir, repositories.clone(), max_parallel_jobs)?;
+    let database = args.database.clone().or(file_config.database.clone());
+    let mut engine = Engine::open_on(
+        &data_dir,
+        database.as_deref(),
+        repositories.clone(),
+        max_parallel_jobs,
+    )?;
+    engine.replica = replica_settings(&file_config.replicas)?;
     if let Some(url) = &kubernetes_api {
         engine.use_kubernetes_api(url.clone());
         eprintln!("sluice: every environment's kubernetes target deploys to {url}");
     }
     apply_step_settings(&mut engine.settings, &file_config, &args)?;
-    engine.start();
-    // Bound before the forge is built, so that statuses and checks can link to this server's
-    // own run pages when no `run-url` is configured.
+    // Bound before anything starts, so that the replica is registered with its address and
+    // statuses and checks can link to this server's own run pages when no `run-url` is set.
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .map_err(|error| {
@@ -169,31 +184,50 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<bool> {
             )
         })?;
     let address = listener.local_addr()?;
+    engine.address = address.to_string();
+    engine.start()?;
     let forge = build_forge(&file_config, engine.database.clone(), address)?;
     let teams = team_directory(&file_config, forge.as_ref(), &repositories);
     let promotion = promotion_settings(&file_config.promotion, teams.clone())?;
-    engine.start_promotion(promotion);
-    if let Some(forge) = forge {
-        start_forge_feedback(&engine, forge.clone());
-        start_commands(&engine, forge, teams);
-    }
+    let mut pollers = Vec::new();
     for repository in &file_config.repositories {
         if let Some(interval) = &repository.poll_interval {
             let interval = crate::config::workflow::parse_duration(interval).map_err(|error| {
                 anyhow::anyhow!("repository `{}` poll-interval: {error}", repository.name)
             })?;
-            tokio::spawn(
-                Poller {
-                    store: engine.store.clone(),
-                    mirrors: engine.mirrors.clone(),
-                    repository: repository.name.clone(),
-                    interval,
-                    intake_wakeup: engine.intake_wakeup.clone(),
-                }
-                .run(),
-            );
+            pollers.push((repository.name.clone(), interval));
         }
     }
+    let engine = Arc::new(engine);
+    // Promotion, drift checks, the forge outbox, comment commands, the lock queue and polling
+    // run on one replica at a time: the one holding the leader's lock.
+    let leader_engine = engine.clone();
+    tokio::spawn(crate::scheduler::replica::lead(
+        engine.database.clone(),
+        engine.replica.takeover,
+        move || {
+            let engine = &leader_engine;
+            let mut tasks = engine.start_promotion(promotion.clone());
+            tasks.push(engine.start_lock_queue());
+            if let Some(forge) = &forge {
+                tasks.push(start_forge_feedback(engine, forge.clone()));
+                tasks.push(start_commands(engine, forge.clone(), teams.clone()));
+            }
+            for (repository, interval) in &pollers {
+                tasks.push(tokio::spawn(
+                    Poller {
+                        store: engine.store.clone(),
+                        mirrors: engine.mirrors.clone(),
+                        repository: repository.clone(),
+                        interval: *interval,
+                        intake_wakeup: engine.intake_wakeup.clone(),
+                    }
+                    .run(),
+                ));
+            }
+            tasks
+        },
+    ));
     let state = AppState {
         store: engine.store.clone(),
         deploy_store: engine.deploy_store.clone(),
@@ -242,7 +276,35 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<bool> {
         },
     )
     .await;
+    // The other replicas take this one's work over now rather than when its lease runs out.
+    let (database, replica) = (engine.database.clone(), engine.replica.id.clone());
+    let _ = tokio::task::spawn_blocking(move || database.forget_replica(&replica)).await;
     Ok(true)
+}
+
+/// The replicas section of the server configuration, durations checked.
+fn replica_settings(
+    config: &crate::config::server::ReplicasConfig,
+) -> anyhow::Result<crate::scheduler::replica::ReplicaSettings> {
+    use crate::scheduler::replica::ReplicaSettings;
+    let duration = |field: &str, value: &Option<String>, default: std::time::Duration| match value {
+        None => Ok(default),
+        Some(text) => crate::config::workflow::parse_duration(text).map_err(|error| {
+            anyhow::anyhow!("replicas.{field} in the server configuration: {error}")
+        }),
+    };
+    let lease = duration("lease", &config.lease, ReplicaSettings::DEFAULT_LEASE)?;
+    let takeover = duration(
+        "takeover",
+        &config.takeover,
+        ReplicaSettings::DEFAULT_TAKEOVER,
+    )?;
+    if lease < std::time::Duration::from_secs(1) {
+        anyhow::bail!(
+            "replicas.lease in the server configuration is under 1s; a replica renews it a few times per period, so give it at least a few seconds"
+        );
+    }
+    Ok(ReplicaSettings::new(lease, takeover))
 }
 
 /// The webhook section of the server configuration, defaults filled in.
@@ -326,7 +388,10 @@ fn team_directory(
 }
 
 /// Pull-request comments and commit statuses.
-fn start_forge_feedback(engine: &Engine, forge: Arc<crate::forge::Forge>) {
+fn start_forge_feedback(
+    engine: &Engine,
+    forge: Arc<crate::forge::Forge>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(
         crate::scheduler::forge_feedback::ForgeFeedback {
             store: engine.store.clone(),
@@ -339,7 +404,7 @@ fn start_forge_feedback(engine: &Engine, forge: Arc<crate::forge::Forge>) {
             outbox_interval: std::time::Duration::from_secs(60),
         }
         .run(),
-    );
+    )
 }
 
 /// Comment commands on pull requests, answered through the forge.
@@ -347,7 +412,7 @@ fn start_commands(
     engine: &Engine,
     forge: Arc<crate::forge::Forge>,
     teams: Arc<dyn crate::deploy::gates::TeamDirectory>,
-) {
+) -> tokio::task::JoinHandle<()> {
     let service = Arc::new(crate::scheduler::commands::CommandService {
         store: engine.store.clone(),
         deploy_store: engine.deploy_store.clone(),
@@ -360,7 +425,7 @@ fn start_commands(
         promotion_wakeup: engine.promotion_wakeup.clone(),
         lock_wakeup: engine.lock_wakeup.clone(),
     });
-    tokio::spawn(service.run());
+    tokio::spawn(service.run())
 }
 
 /// Promotion settings from the server configuration, durations checked.

@@ -12,6 +12,13 @@ pub struct ServerConfig {
     pub listen: Option<String>,
     #[serde(default, rename = "data-dir")]
     pub data_dir: Option<PathBuf>,
+    /// `postgres://...` for several replicas on one database, or `sqlite:PATH`; SQLite's file in
+    /// the data directory by default. `--database` and `SLUICE_DATABASE_URL` override it.
+    #[serde(default)]
+    pub database: Option<String>,
+    /// How replicas on one database share the work: their leases and the leader's takeover.
+    #[serde(default)]
+    pub replicas: ReplicasConfig,
     /// How many jobs run at once across all runs (default 4).
     #[serde(default, rename = "max-parallel-jobs")]
     pub max_parallel_jobs: Option<usize>,
@@ -39,6 +46,20 @@ pub struct ServerConfig {
     /// The web UI: who may read it.
     #[serde(default)]
     pub ui: UiConfig,
+}
+
+/// `replicas:` in the server configuration.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicasConfig {
+    /// How long a replica's claims outlive its last renewal (default 15s); a replica that dies
+    /// has its deliveries and runs taken over after this.
+    #[serde(default)]
+    pub lease: Option<String>,
+    /// How often a replica tries to take the leader's lock (default 5s): when the leader dies,
+    /// another leads within this time.
+    #[serde(default)]
+    pub takeover: Option<String>,
 }
 
 /// `ui:` in the server configuration.

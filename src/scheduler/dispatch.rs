@@ -13,8 +13,9 @@ use std::sync::Arc;
 use tokio::sync::{Notify, Semaphore, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
-/// Progress, for whoever watches (the `run` command's live view, the demo).
-#[derive(Clone, Debug)]
+/// Progress, for whoever watches (the `run` command's live view, the demo, the web UI on any
+/// replica).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub enum RunUpdate {
     RunStatus {
         run: RunId,
@@ -36,6 +37,8 @@ pub enum RunUpdate {
 
 pub struct Dispatcher {
     pub store: Arc<dyn Store>,
+    /// The runs this replica holds, and whether it still holds a run when a job is to start.
+    pub claims: super::replica::Claims,
     pub mirrors: Arc<Mirrors>,
     pub runner: Arc<dyn StepRunner>,
     pub settings: EngineSettings,
@@ -50,6 +53,8 @@ struct ActiveRun {
     running: HashMap<String, CancellationToken>,
     /// Set when a newer run of the same concurrency group cancelled this one.
     cancel_reason: Option<String>,
+    /// Another replica took the run over (this one's lease had run out): it is dropped here.
+    lost: bool,
 }
 
 /// Job-level concurrency groups: the group's name -> the run, job and cancel token holding it.
@@ -59,20 +64,19 @@ struct JobDone {
     run: RunId,
     job: String,
     status: Status,
+    /// The job did not start: another replica holds its run now.
+    lost: bool,
 }
 
 impl Dispatcher {
     pub async fn run(self) {
         let this = Arc::new(self);
-        if let Err(error) = this.recover().await {
-            tracing::error!(%error, "recovery after restart failed");
-        }
         let permits = Arc::new(Semaphore::new(this.settings.max_parallel_jobs.max(1)));
         let (done_sender, mut done_receiver) = mpsc::unbounded_channel::<JobDone>();
         let mut active: BTreeMap<RunId, ActiveRun> = BTreeMap::new();
         let mut job_groups: JobGroups = HashMap::new();
         loop {
-            if let Err(error) = this.admit(&mut active).await {
+            if let Err(error) = this.admit(&mut active, permits.available_permits()).await {
                 tracing::error!(%error, "cannot load unfinished runs");
             }
             if let Err(error) = this.cancel_requested(&mut active).await {
@@ -87,45 +91,17 @@ impl Dispatcher {
             }
             tokio::select! {
                 _ = this.wakeup.notified() => {}
+                // Runs other replicas left behind, and runs recorded by another replica.
+                _ = tokio::time::sleep(this.claims.poll) => {}
                 Some(done) = done_receiver.recv() => {
-                    job_groups.retain(|_, holder| !(holder.0 == done.run && holder.1 == done.job));
-                    if let Some(active_run) = active.get_mut(&done.run) {
-                        active_run.running.remove(&done.job);
-                        set_memory_status(&mut active_run.run, &done.job, done.status);
-                    }
+                    finish_job(&mut active, &mut job_groups, done);
                     // Drain whatever else finished meanwhile before re-planning.
                     while let Ok(done) = done_receiver.try_recv() {
-                        job_groups.retain(|_, holder| !(holder.0 == done.run && holder.1 == done.job));
-                        if let Some(active_run) = active.get_mut(&done.run) {
-                            active_run.running.remove(&done.job);
-                            set_memory_status(&mut active_run.run, &done.job, done.status);
-                        }
+                        finish_job(&mut active, &mut job_groups, done);
                     }
                 }
             }
         }
-    }
-
-    /// After a restart: jobs recorded as running lost their process with the old server. They
-    /// are failed with a reason rather than started again, so no job ever runs twice; the rest
-    /// of each run continues.
-    async fn recover(&self) -> anyhow::Result<()> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-            for run in store.unfinished_runs()? {
-                for job in run.jobs.iter().filter(|job| job.status == Status::Running) {
-                    store.set_job_status(
-                        run.id,
-                        &job.name,
-                        Status::Failed,
-                        Some("interrupted: the server stopped while this job was running; it is not restarted automatically so that it never runs twice"),
-                    )?;
-                }
-            }
-            Ok(())
-        })
-        .await??;
-        Ok(())
     }
 
     /// Cancels the active runs a person asked to cancel (the web UI records the request, then
@@ -153,11 +129,18 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// Brings newly recorded runs into memory and applies concurrency groups.
-    async fn admit(&self, active: &mut BTreeMap<RunId, ActiveRun>) -> anyhow::Result<()> {
-        let store = self.store.clone();
-        let unfinished = tokio::task::spawn_blocking(move || store.unfinished_runs()).await??;
-        for run in unfinished {
+    /// Claims runs while jobs may start (up to `capacity`), brings the runs this replica holds
+    /// into memory and applies concurrency groups. A run claimed from a replica that died has
+    /// the jobs it was running marked interrupted by the claim: they never run twice.
+    async fn admit(
+        &self,
+        active: &mut BTreeMap<RunId, ActiveRun>,
+        capacity: usize,
+    ) -> anyhow::Result<()> {
+        let Some(held) = self.claims.runs(capacity).await else {
+            anyhow::bail!("cannot claim or list this replica's runs");
+        };
+        for run in held {
             if active.contains_key(&run.id) {
                 continue;
             }
@@ -213,6 +196,7 @@ impl Dispatcher {
                     plan,
                     running: HashMap::new(),
                     cancel_reason: None,
+                    lost: false,
                 },
             );
         }
@@ -229,7 +213,16 @@ impl Dispatcher {
         done: &mpsc::UnboundedSender<JobDone>,
     ) -> bool {
         let mut finished_runs = Vec::new();
+        active.retain(|run_id, active_run| {
+            if active_run.lost && active_run.running.is_empty() {
+                tracing::warn!(run = run_id, "another replica took this run over");
+            }
+            !(active_run.lost && active_run.running.is_empty())
+        });
         for (run_id, active_run) in active.iter_mut() {
+            if active_run.lost {
+                continue;
+            }
             if let Some(reason) = active_run.cancel_reason.clone() {
                 for job in active_run.run.jobs.clone() {
                     if job.status == Status::Queued && !active_run.running.contains_key(&job.name) {
@@ -362,14 +355,23 @@ impl Dispatcher {
                     };
                     let permits = permits.clone();
                     let done = done.clone();
+                    let claims = self.claims.clone();
                     tokio::spawn(async move {
                         let run_id = job_context.run_id;
                         let job_name = job_context.job.id.clone();
                         let cancel = job_context.cancel.clone();
+                        let mut lost = false;
                         let status = tokio::select! {
                             permit = permits.acquire_owned() => {
                                 let _permit = permit.expect("the semaphore is never closed");
-                                execute_job(job_context).await
+                                // Started only while this replica still holds the run, so a run
+                                // another replica took over never starts a job here.
+                                if claims.start_job(run_id, job_name.clone()).await {
+                                    execute_job(job_context).await
+                                } else {
+                                    lost = true;
+                                    Status::Queued
+                                }
                             }
                             _ = cancel.cancelled() => {
                                 job_context.record(Status::Cancelled, Some("cancelled before it started".to_owned())).await;
@@ -380,6 +382,7 @@ impl Dispatcher {
                             run: run_id,
                             job: job_name,
                             status,
+                            lost,
                         });
                     });
                 }
@@ -411,6 +414,19 @@ impl Dispatcher {
     async fn finish_run(&self, run: RunId, status: Status, reason: Option<String>) {
         tracing::info!(run, %status, "run finished");
         self.record_run(run, status, reason).await;
+    }
+}
+
+/// A job ended (or could not start because another replica holds its run now).
+fn finish_job(active: &mut BTreeMap<RunId, ActiveRun>, job_groups: &mut JobGroups, done: JobDone) {
+    job_groups.retain(|_, holder| !(holder.0 == done.run && holder.1 == done.job));
+    if let Some(active_run) = active.get_mut(&done.run) {
+        active_run.running.remove(&done.job);
+        if done.lost {
+            active_run.lost = true;
+        } else {
+            set_memory_status(&mut active_run.run, &done.job, done.status);
+        }
     }
 }
 

@@ -23,6 +23,8 @@ const MIN_WAIT: Duration = Duration::from_millis(20);
 
 pub struct IntakeWorker {
     pub store: Arc<dyn Store>,
+    /// Deliveries are claimed as this replica, so that each is planned by one replica.
+    pub claims: super::replica::Claims,
     pub mirrors: Arc<Mirrors>,
     /// Woken by the webhook handler after each stored delivery.
     pub wakeup: Arc<Notify>,
@@ -39,11 +41,7 @@ impl IntakeWorker {
     /// deferred before it keep their retry times.
     pub async fn run(self) {
         loop {
-            let now = chrono::Utc::now();
-            let due = match self
-                .with_store(move |store| store.due_deliveries(now, BATCH))
-                .await
-            {
+            let due = match self.claims.deliveries(BATCH).await {
                 Some(due) => due,
                 None => {
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -68,13 +66,20 @@ impl IntakeWorker {
             .with_store(|store| store.next_delivery_retry())
             .await
             .unwrap_or_else(|| Some(chrono::Utc::now() + chrono::TimeDelta::seconds(1)));
+        // Deliveries another replica claimed and could not plan (it died) are looked for too.
         match next_retry {
-            None => self.wakeup.notified().await,
+            None => {
+                tokio::select! {
+                    _ = self.wakeup.notified() => {}
+                    _ = tokio::time::sleep(self.claims.poll) => {}
+                }
+            }
             Some(due_at) => {
                 let wait = (due_at - chrono::Utc::now())
                     .to_std()
                     .unwrap_or(Duration::ZERO)
-                    .max(MIN_WAIT);
+                    .max(MIN_WAIT)
+                    .min(self.claims.poll);
                 tokio::select! {
                     _ = self.wakeup.notified() => {}
                     _ = tokio::time::sleep(wait) => {}
@@ -351,8 +356,13 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failing_fetch_is_retried_later_while_the_next_deliveries_are_planned_at_once() {
         let directory = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> =
-            crate::store::open(&directory.path().join("sluice.db")).unwrap();
+        let database = crate::store::open(&directory.path().join("sluice.db")).unwrap();
+        let store: Arc<dyn Store> = database.clone();
+        let replica = super::super::replica::ReplicaSettings::new(
+            Duration::from_secs(15),
+            Duration::from_secs(5),
+        );
+        super::super::replica::register(database.as_ref(), &replica, "test").unwrap();
         let unreachable = directory.path().join("no-such-repository");
         let mirrors = Arc::new(Mirrors::new(
             directory.path().join("mirrors"),
@@ -383,6 +393,11 @@ mod tests {
         let worker = tokio::spawn(
             IntakeWorker {
                 store: store.clone(),
+                claims: super::super::replica::Claims {
+                    store: database.clone(),
+                    replica: replica.id.clone(),
+                    poll: Duration::from_secs(5),
+                },
                 mirrors,
                 wakeup: Arc::new(Notify::new()),
                 dispatcher_wakeup: Arc::new(Notify::new()),

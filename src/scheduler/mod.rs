@@ -21,6 +21,7 @@ mod preview_sections;
 pub mod promotion;
 pub mod releases;
 pub mod replan;
+pub mod replica;
 pub mod rerun;
 
 pub use dispatch::{Dispatcher, RunUpdate};

@@ -4,7 +4,7 @@
 //! again. Knows nothing of GitHub or of what the commands do.
 
 use super::error::{FailureResult, StoreResult};
-use super::sql::{Connection, params};
+use super::sql::{Connection, Dialect, params};
 use super::sql_store::{Backend, SqlStore};
 use super::terraform::{TerraformTarget, parse_time, time_text};
 use chrono::{DateTime, Utc};
@@ -139,7 +139,8 @@ impl<B: Backend> CommandRecords for SqlStore<B> {
         self.backend
             .read("reading comment commands", move |connection| {
                 let mut statement = connection.prepare_cached(
-                    "SELECT delivery_id FROM comment_commands WHERE state = ?1 ORDER BY rowid",
+                    "SELECT delivery_id FROM comment_commands WHERE state = ?1
+                     ORDER BY received_at, delivery_id",
                 )?;
                 let ids = statement
                     .query_map(params![state.as_str()], |row| row.get(0))?
@@ -191,7 +192,7 @@ impl<B: Backend> CommandRecords for SqlStore<B> {
                 let mut statement = connection.prepare_cached(
                     "SELECT delivery_id, repository, pull_request, state, outcome, received_at,
                         answered_at
-                 FROM comment_commands ORDER BY rowid DESC LIMIT ?1",
+                 FROM comment_commands ORDER BY received_at DESC, delivery_id DESC LIMIT ?1",
                 )?;
                 let rows = statement
                     .query_map(params![limit as i64], |row| {
@@ -333,12 +334,17 @@ impl<B: Backend> SqlStore<B> {
         self.backend.read(
             "reading a pull request's newest delivery",
             move |connection| {
-                let mut statement = connection.prepare_cached(
+                let number_path = match connection.dialect() {
+                    Dialect::Sqlite => "json_extract(CAST(payload AS TEXT), '$.number')",
+                    Dialect::Postgres => {
+                        "CAST(convert_from(payload, 'UTF8') AS jsonb) ->> 'number'"
+                    }
+                };
+                let mut statement = connection.prepare_cached(&format!(
                     "SELECT id, event, repository, payload, received_at FROM deliveries
-                 WHERE event = 'pull_request' AND repository = ?1
-                   AND json_extract(CAST(payload AS TEXT), '$.number') = ?2
-                 ORDER BY sequence DESC LIMIT 1",
-                )?;
+                     WHERE event = 'pull_request' AND repository = ?1 AND {number_path} = ?2
+                     ORDER BY sequence DESC LIMIT 1"
+                ))?;
                 let mut rows = statement.query_map(
                     params![repository, number as i64],
                     super::reads::delivery_from_row,

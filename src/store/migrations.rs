@@ -233,6 +233,8 @@ const MIGRATIONS: &[&str] = &[
     super::ui::MIGRATION,
     // 13: what drift checks found, and how each environment's last check went.
     super::drift::MIGRATION,
+    // 14: replicas and their leases, which replica claimed each delivery and holds each run.
+    super::replicas::MIGRATION,
 ];
 
 /// The schema version this build writes.

@@ -19,6 +19,7 @@ mod outbox;
 mod outputs;
 mod postgres;
 mod reads;
+mod replicas;
 mod rows;
 mod sql;
 mod sql_store;
@@ -44,6 +45,7 @@ pub use outbox::{CheckRunRecord, MemoryOutbox, Outbox, OutboxEntry};
 /// Where PostgreSQL's programs are, for tests and benchmarks that start a throwaway cluster.
 pub use postgres::binaries as postgres_binaries;
 pub use postgres::{Postgres, PostgresStore, ThrowawayCluster};
+pub use replicas::{Coordination, Leadership, ReplicaRecord};
 pub use sql_store::{Backend, SqlStore};
 pub use sqlite::{Sqlite, SqliteStore};
 pub use terraform::{
@@ -123,13 +125,41 @@ pub struct StoreStats {
 
 /// The whole store, every face of it at once: what `open` returns and what the engine and the
 /// command line hand around. Each part of sluice asks for the one face it needs.
-pub trait Database: Store + DeployStore + ModelHistory + Outbox {}
+pub trait Database: Store + DeployStore + ModelHistory + Outbox + Coordination {}
 
-impl<T: Store + DeployStore + ModelHistory + Outbox> Database for T {}
+impl<T: Store + DeployStore + ModelHistory + Outbox + Coordination> Database for T {}
 
-/// Opens (creating and migrating if needed) the store at `path`, SQLite's file.
+/// The environment variable naming the PostgreSQL database every `sluice` command uses instead
+/// of the data directory's SQLite file.
+pub const DATABASE_URL_VARIABLE: &str = "SLUICE_DATABASE_URL";
+
+/// Opens (creating and migrating if needed) the store: the PostgreSQL database
+/// `SLUICE_DATABASE_URL` names when it is set, else SQLite's file at `path`.
 pub fn open(path: &std::path::Path) -> StoreResult<std::sync::Arc<dyn Database>> {
-    Ok(std::sync::Arc::new(SqliteStore::open(path)?))
+    match std::env::var(DATABASE_URL_VARIABLE) {
+        Ok(url) if !url.trim().is_empty() => Ok(std::sync::Arc::new(PostgresStore::open(&url)?)),
+        _ => Ok(std::sync::Arc::new(SqliteStore::open(path)?)),
+    }
+}
+
+/// Opens the store `location` names: `postgres://...` (or `postgresql://...`) a PostgreSQL
+/// database; `sqlite:PATH` or a plain path SQLite's file, relative to `data_dir`.
+pub fn open_location(
+    location: &str,
+    data_dir: &std::path::Path,
+) -> StoreResult<std::sync::Arc<dyn Database>> {
+    if is_postgres_url(location) {
+        return Ok(std::sync::Arc::new(PostgresStore::open(location)?));
+    }
+    let path = location.strip_prefix("sqlite:").unwrap_or(location);
+    Ok(std::sync::Arc::new(SqliteStore::open(
+        &data_dir.join(path),
+    )?))
+}
+
+/// Whether `location` names a PostgreSQL database.
+pub fn is_postgres_url(location: &str) -> bool {
+    location.starts_with("postgres://") || location.starts_with("postgresql://")
 }
 
 /// Everything sluice keeps between restarts. Implementations are shared between threads and

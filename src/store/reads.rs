@@ -108,14 +108,34 @@ pub(crate) fn run_plan(connection: &Connection, run_id: RunId) -> FailureResult<
 }
 
 pub(crate) fn unfinished_runs(connection: &Connection) -> FailureResult<Vec<Run>> {
+    unfinished_runs_where(connection, "", Vec::new())
+}
+
+/// The unfinished runs `replica` holds.
+pub(crate) fn unfinished_runs_of(
+    connection: &Connection,
+    replica: &str,
+) -> FailureResult<Vec<Run>> {
+    unfinished_runs_where(
+        connection,
+        "AND replica = ?1",
+        vec![Value::Text(replica.to_string())],
+    )
+}
+
+fn unfinished_runs_where(
+    connection: &Connection,
+    condition: &str,
+    values: Vec<Value>,
+) -> FailureResult<Vec<Run>> {
     let sql = format!(
-        "SELECT {RUN_COLUMNS} FROM runs WHERE status IN ('{}', '{}') ORDER BY id",
+        "SELECT {RUN_COLUMNS} FROM runs WHERE status IN ('{}', '{}') {condition} ORDER BY id",
         Status::Queued.as_str(),
         Status::Running.as_str()
     );
     let mut runs = connection
         .prepare_cached(&sql)?
-        .query_map(params![], run_from_row)?
+        .query_map(values, run_from_row)?
         .collect::<super::sql::SqlResult<Vec<_>>>()?;
     attach_jobs(connection, &mut runs, false)?;
     Ok(runs)

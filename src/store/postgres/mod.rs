@@ -7,6 +7,7 @@
 
 mod cluster;
 mod dialect;
+mod replicas;
 mod session;
 
 pub use cluster::{ThrowawayCluster, binaries};
@@ -34,6 +35,8 @@ pub struct Postgres {
     database: String,
     runtime: Option<tokio::runtime::Runtime>,
     idle: Mutex<Vec<PgSession>>,
+    /// The connection `NOTIFY` goes through, opened on first use.
+    publisher: Mutex<Option<PgSession>>,
 }
 
 /// The store on PostgreSQL.
@@ -59,6 +62,7 @@ impl PostgresStore {
             database: database.clone(),
             runtime: Some(runtime),
             idle: Mutex::new(Vec::new()),
+            publisher: Mutex::new(None),
         };
         let session = backend
             .connect()
@@ -158,6 +162,9 @@ impl Postgres {
 impl Drop for Postgres {
     fn drop(&mut self) {
         self.lock_idle().clear();
+        if let Ok(mut publisher) = self.publisher.lock() {
+            publisher.take();
+        }
         if let Some(runtime) = self.runtime.take() {
             // The store may be dropped on an async worker thread, where a runtime cannot be
             // dropped in place.
