@@ -158,6 +158,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<bool> {
         eprintln!("sluice: every environment's kubernetes target deploys to {url}");
     }
     apply_step_settings(&mut engine.settings, &file_config, &args)?;
+    engine.use_runner(&file_config).await?;
     engine.start();
     // Bound before the forge is built, so that statuses and checks can link to this server's
     // own run pages when no `run-url` is configured.
