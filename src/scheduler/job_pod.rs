@@ -163,6 +163,12 @@ async fn pod_job(context: &JobContext, runner: &KubernetesRunner) -> PodJob {
         .job
         .timeout
         .unwrap_or(super::job::DEFAULT_JOB_TIMEOUT);
+    let repository_url = context
+        .mirrors
+        .urls()
+        .get(&event.repository)
+        .cloned()
+        .unwrap_or_default();
     PodJob {
         name,
         labels: BTreeMap::from([
@@ -172,14 +178,9 @@ async fn pod_job(context: &JobContext, runner: &KubernetesRunner) -> PodJob {
                 job_label.trim_matches('-').to_owned(),
             ),
         ]),
-        repository_url: context
-            .mirrors
-            .urls()
-            .get(&event.repository)
-            .cloned()
-            .unwrap_or_default(),
+        checkout_credential: runner.checkout_credential(&repository_url),
+        repository_url,
         commit: event.commit.clone(),
-        checkout_credential: runner.checkout_credential(&event.repository),
         steps,
         secrets: context.settings.secrets.values().cloned().collect(),
         deadline: Some(limit + DEADLINE_MARGIN),

@@ -122,15 +122,11 @@ impl KubernetesRunner {
         }
     }
 
-    /// The `Authorization` header the checkout container sends for https repositories: the
+    /// The `Authorization` header the checkout container sends for an https repository: the
     /// server's git token as GitHub takes it, held only in the Job's Secret and seen only by
-    /// the checkout container.
-    pub fn checkout_credential(&self, _repository: &str) -> Option<String> {
-        use base64::Engine;
-        let token = self.git_token.as_ref()?;
-        let encoded =
-            base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
-        Some(format!("Authorization: Basic {encoded}"))
+    /// the checkout container. `None` for other URLs or without a token.
+    pub fn checkout_credential(&self, repository_url: &str) -> Option<String> {
+        authorization_header(repository_url, self.git_token.as_deref()?)
     }
 
     /// A runner reaching the API server at `api_server` (e.g. `kubectl proxy`'s URL) or, without
@@ -248,6 +244,17 @@ impl KubernetesRunner {
     }
 }
 
+/// The header git sends to an https repository with `token`, as GitHub takes it.
+fn authorization_header(repository_url: &str, token: &str) -> Option<String> {
+    use base64::Engine;
+    if !repository_url.starts_with("https://") {
+        return None;
+    }
+    let encoded =
+        base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
+    Some(format!("Authorization: Basic {encoded}"))
+}
+
 impl StepRunner for KubernetesRunner {
     fn run<'a>(
         &'a self,
@@ -260,5 +267,27 @@ impl StepRunner for KubernetesRunner {
 
     fn kubernetes(&self) -> Option<&KubernetesRunner> {
         Some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_git_token_goes_only_to_https_repositories() {
+        assert_eq!(
+            authorization_header("https://github.com/acme/ml.git", "t0ken").as_deref(),
+            Some("Authorization: Basic eC1hY2Nlc3MtdG9rZW46dDBrZW4=")
+        );
+        assert_eq!(
+            authorization_header("http://git.internal/acme/ml.git", "t0ken"),
+            None
+        );
+        assert_eq!(
+            authorization_header("ssh://git@github.com/acme/ml.git", "t0ken"),
+            None
+        );
+        assert_eq!(authorization_header("/srv/git/ml", "t0ken"), None);
     }
 }
