@@ -98,10 +98,37 @@ async fn record_end(context: &JobContext, index: usize, name: &str, end: &StepEn
     context.record_step(record).await;
 }
 
+/// A step templated for the pod (its `if:` is filled in by the caller); the error says why it
+/// cannot be, and the step then fails without starting, as with the Docker runner.
+fn prepare_step(
+    context: &JobContext,
+    step: &crate::config::workflow::Step,
+    index: usize,
+    template: &expr::Context,
+) -> Result<PodStep, String> {
+    let render = |text: &str| super::job::render_expressions(text, template);
+    let workspace = std::path::Path::new(crate::steps::kubernetes::pod::WORKSPACE);
+    Ok(PodStep {
+        name: step.display_name(index),
+        script: Ok(render(step.run.as_deref().unwrap_or_default())?),
+        shell: step.shell.clone(),
+        image: step.image.as_deref().map(render).transpose()?,
+        working_directory: step.working_directory.as_deref().map(render).transpose()?,
+        env: step_env(context, step, workspace, template)?,
+        timeout: step
+            .timeout
+            .as_ref()
+            .map(|spec| spec.to_duration())
+            .transpose()?,
+        continue_on_error: step.continue_on_error,
+        run_if_ok: false,
+        run_if_failed: false,
+    })
+}
+
 /// The job as the runner takes it: templated steps, its secrets' values, where to check out.
 async fn pod_job(context: &JobContext, runner: &KubernetesRunner) -> PodJob {
     let template = template_context(context).await;
-    let workspace = std::path::Path::new(crate::steps::kubernetes::pod::WORKSPACE);
     let evaluate = |condition: &Option<String>, any_failed: bool| match condition {
         Some(condition) => {
             let mut view = template.clone();
@@ -119,33 +146,27 @@ async fn pod_job(context: &JobContext, runner: &KubernetesRunner) -> PodJob {
         .iter()
         .enumerate()
         .map(|(index, step)| {
-            let render = |text: &str| super::job::render_expressions(text, &template);
-            let prepared = (|| -> Result<(String, BTreeMap<String, String>, Option<String>, Option<String>, Option<std::time::Duration>), String> {
-                let script = render(step.run.as_deref().unwrap_or_default())?;
-                let env = step_env(context, step, workspace, &template)?;
-                let image = step.image.as_deref().map(render).transpose()?;
-                let working_directory = step.working_directory.as_deref().map(render).transpose()?;
-                let timeout = step.timeout.as_ref().map(|spec| spec.to_duration()).transpose()?;
-                Ok((script, env, image, working_directory, timeout))
-            })();
-            let (script, env, image, working_directory, timeout) = match prepared {
-                Ok((script, env, image, working_directory, timeout)) => {
-                    (Ok(script), env, image, working_directory, timeout)
-                }
-                Err(problem) => (Err(problem), BTreeMap::new(), None, None, None),
-            };
-            PodStep {
-                name: step.display_name(index),
-                script,
-                shell: step.shell.clone(),
-                image: image.or_else(|| context.job.image.clone()),
-                working_directory,
-                env,
-                timeout,
-                continue_on_error: step.continue_on_error,
-                run_if_ok: evaluate(&step.condition, false),
-                run_if_failed: evaluate(&step.condition, true),
-            }
+            let (run_if_ok, run_if_failed) = (
+                evaluate(&step.condition, false),
+                evaluate(&step.condition, true),
+            );
+            let mut prepared =
+                prepare_step(context, step, index, &template).unwrap_or_else(|problem| PodStep {
+                    name: step.display_name(index),
+                    script: Err(problem),
+                    shell: step.shell.clone(),
+                    image: None,
+                    working_directory: None,
+                    env: BTreeMap::new(),
+                    timeout: None,
+                    continue_on_error: step.continue_on_error,
+                    run_if_ok: false,
+                    run_if_failed: false,
+                });
+            prepared.image = prepared.image.or_else(|| context.job.image.clone());
+            prepared.run_if_ok = run_if_ok;
+            prepared.run_if_failed = run_if_failed;
+            prepared
         })
         .collect();
     let event = &context.plan.event;

@@ -258,10 +258,10 @@ async fn watch_job(
     let pods: Api<Pod> = Api::namespaced(client, &namespace);
     let job_events = watcher(jobs, config.clone())
         .default_backoff()
-        .map_ok(|event| convert(event, Either::Job));
+        .map_ok(|event| convert(event, |job| Either::Job(Box::new(job))));
     let pod_events = watcher(pods, config)
         .default_backoff()
-        .map_ok(|event| convert(event, Either::Pod));
+        .map_ok(|event| convert(event, |pod| Either::Pod(Box::new(pod))));
     let mut events = futures_util::stream::select(job_events.boxed(), pod_events.boxed());
     while let Some(event) = events.next().await {
         let Ok(event) = event else { continue };
@@ -288,15 +288,15 @@ fn convert<K>(event: watcher::Event<K>, wrap: fn(K) -> Either) -> watcher::Event
 }
 
 enum Either {
-    Job(Job),
-    Pod(Pod),
+    Job(Box<Job>),
+    Pod(Box<Pod>),
 }
 
 impl Either {
     fn store(self, observed: &mut Observed) {
         match self {
-            Either::Job(job) => observed.job = Some(job),
-            Either::Pod(pod) => observed.pod = Some(pod),
+            Either::Job(job) => observed.job = Some(*job),
+            Either::Pod(pod) => observed.pod = Some(*pod),
         }
     }
 
