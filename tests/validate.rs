@@ -641,3 +641,31 @@ fn server_config_loads_or_reports_every_problem() {
         lines[0]
     );
 }
+
+#[test]
+fn a_kubernetes_runner_is_checked_at_its_lines() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let good = directory.path().join("good.yaml");
+    std::fs::write(
+        &good,
+        "runner:\n  kind: kubernetes\n  namespace: ci-jobs\n  image: debian:bookworm-slim\n  resources: { cpu: 500m, memory: 1Gi }\n",
+    )
+    .unwrap();
+    let config = load_server_config(&good).expect("valid runner");
+    assert_eq!(config.runner.namespace(), "ci-jobs");
+    let bad = directory.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "runner:\n  kind: kubernetes\n  namespace: CI_Jobs\n  resources: { cpu: lots }\n",
+    )
+    .unwrap();
+    let shown = bad.display().to_string();
+    assert_eq!(
+        first_lines(&load_server_config(&bad).expect_err("problems")),
+        [
+            format!("{shown}:2:9: `runner.kind: kubernetes` has no image for steps that name none"),
+            format!("{shown}:3:14: `runner.namespace` `CI_Jobs` is not a Kubernetes name"),
+            format!("{shown}:4:21: `runner.resources.cpu` `lots` is not a Kubernetes quantity"),
+        ]
+    );
+}

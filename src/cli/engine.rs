@@ -40,6 +40,8 @@ pub struct Engine {
     /// What the dispatcher here announces; the relay hands it to `updates` and other replicas.
     local_updates: broadcast::Sender<RunUpdate>,
     drift_asked: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<DriftAsk>>>,
+    /// Carries out `run:` steps: the Docker runner unless `use_runner` chose Kubernetes.
+    runner: Arc<dyn StepRunner>,
 }
 
 impl Engine {
@@ -110,6 +112,7 @@ impl Engine {
             replica,
             address: String::new(),
             local_updates,
+            runner: Arc::new(LocalRunner::default()),
         })
     }
 
@@ -125,6 +128,50 @@ impl Engine {
                 )
             },
         )));
+    }
+
+    /// The runner the server configuration's `runner:` names; call after the step settings are
+    /// applied and before `start`.
+    pub async fn use_runner(
+        &mut self,
+        config: &crate::config::server::ServerConfig,
+    ) -> anyhow::Result<()> {
+        use crate::config::runner::{DEFAULT_CHECKOUT_IMAGE, RunnerKind};
+        let runner = &config.runner;
+        if runner.kind == RunnerKind::Docker {
+            return Ok(());
+        }
+        let api_server = runner
+            .api_server
+            .as_deref()
+            .map(crate::config::server::parse_api_server)
+            .transpose()
+            .map_err(|problem| anyhow::anyhow!("runner.api-server: {problem}"))?;
+        let settings = crate::steps::kubernetes::RunnerSettings {
+            namespace: runner.namespace().to_owned(),
+            service_account: runner.service_account.clone(),
+            image: runner
+                .image
+                .clone()
+                .or(self.settings.isolation.default_image.clone()),
+            checkout_image: runner
+                .checkout_image
+                .clone()
+                .unwrap_or_else(|| DEFAULT_CHECKOUT_IMAGE.to_owned()),
+            cpu: runner.resources.cpu.clone(),
+            memory: runner.resources.memory.clone(),
+            user: self
+                .settings
+                .isolation
+                .user
+                .unwrap_or(crate::steps::isolation::UNPRIVILEGED_USER),
+        };
+        let namespace = settings.namespace.clone();
+        self.runner = Arc::new(
+            crate::steps::kubernetes::KubernetesRunner::connect(api_server, settings).await?,
+        );
+        eprintln!("sluice: jobs of `run:` steps run as Kubernetes Jobs in namespace {namespace}");
+        Ok(())
     }
 
     /// Claims made as this replica; they look for work other replicas left every `poll`.
@@ -145,7 +192,7 @@ impl Engine {
             self.replica.clone(),
             self.address.clone(),
         ));
-        let runner: Arc<dyn StepRunner> = Arc::new(LocalRunner::default());
+        let runner = self.runner.clone();
         tokio::spawn(
             IntakeWorker {
                 store: self.store.clone(),

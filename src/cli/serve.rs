@@ -174,6 +174,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<bool> {
         eprintln!("sluice: every environment's kubernetes target deploys to {url}");
     }
     apply_step_settings(&mut engine.settings, &file_config, &args)?;
+    engine.use_runner(&file_config).await?;
     // Bound before anything starts, so that the replica is registered with its address and
     // statuses and checks can link to this server's own run pages when no `run-url` is set.
     let listener = tokio::net::TcpListener::bind(&listen)

@@ -7,6 +7,7 @@ pub mod drift;
 pub mod environment;
 pub mod expr;
 pub mod glob;
+pub mod runner;
 pub mod section;
 pub mod server;
 pub mod untrusted;

@@ -46,6 +46,9 @@ pub struct ServerConfig {
     /// The web UI: who may read it.
     #[serde(default)]
     pub ui: UiConfig,
+    /// Where `run:` steps execute: `docker` (default) or `kubernetes`.
+    #[serde(default)]
+    pub runner: super::runner::RunnerConfig,
 }
 
 /// `replicas:` in the server configuration.

@@ -151,6 +151,67 @@ pub fn check_server(path: &str, config: &ServerConfig, tree: &Node) -> Vec<Diagn
             "leave it out to reach each environment's cluster through its kubeconfig",
         ));
     }
+    diagnostics.extend(check_runner(config, &point));
+    diagnostics
+}
+
+/// `runner:`: names Kubernetes accepts, quantities it reads, a usable API server, an image for
+/// steps that name none.
+fn check_runner(
+    config: &ServerConfig,
+    point: &dyn Fn(&[PathPart], String, &str) -> Diagnostic,
+) -> Vec<Diagnostic> {
+    use crate::config::runner::{RunnerKind, is_dns_label, is_quantity};
+    let runner = &config.runner;
+    let mut diagnostics = Vec::new();
+    let field = |key: &str| -> Vec<PathPart> { vec!["runner".into(), key.into()] };
+    for (key, value) in [
+        ("namespace", &runner.namespace),
+        ("service-account", &runner.service_account),
+    ] {
+        if let Some(name) = value
+            && !is_dns_label(name)
+        {
+            diagnostics.push(point(
+                &field(key),
+                format!("`runner.{key}` `{name}` is not a Kubernetes name"),
+                "use lowercase letters, digits and `-`, at most 63 characters",
+            ));
+        }
+    }
+    for (key, value) in [
+        ("cpu", &runner.resources.cpu),
+        ("memory", &runner.resources.memory),
+    ] {
+        if let Some(quantity) = value
+            && !is_quantity(quantity)
+        {
+            diagnostics.push(point(
+                &["runner".into(), "resources".into(), key.into()],
+                format!("`runner.resources.{key}` `{quantity}` is not a Kubernetes quantity"),
+                "write e.g. `500m` or `2` for cpu, `512Mi` or `2Gi` for memory",
+            ));
+        }
+    }
+    if let Some(api_server) = &runner.api_server
+        && let Err(problem) = crate::config::server::parse_api_server(api_server)
+    {
+        diagnostics.push(point(
+            &field("api-server"),
+            format!("`runner.api-server`: {problem}"),
+            "leave it out to use the pod's service account or the kubeconfig",
+        ));
+    }
+    if runner.kind == RunnerKind::Kubernetes
+        && runner.image.is_none()
+        && config.steps.image.is_none()
+    {
+        diagnostics.push(point(
+            &field("kind"),
+            "`runner.kind: kubernetes` has no image for steps that name none".to_string(),
+            "set `runner.image` (or `steps.image`), e.g. `debian:bookworm-slim`",
+        ));
+    }
     diagnostics
 }
 

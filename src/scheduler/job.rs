@@ -1,5 +1,6 @@
 //! One job: a clean working tree of the commit, its steps in order with templating, step `if`,
-//! timeouts and `continue-on-error`, and a log written to the store with secrets redacted.
+//! timeouts and `continue-on-error`, and a log written to the store with secrets redacted. With
+//! the Kubernetes runner, a job of `run:` steps runs as one Kubernetes Job instead (`job_pod`).
 
 use super::dispatch::RunUpdate;
 use super::{EngineSettings, Mirrors, StoredPlan};
@@ -14,7 +15,8 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 /// Without a `timeout:`, a job may run this long.
-const DEFAULT_JOB_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+pub(super) const DEFAULT_JOB_TIMEOUT: std::time::Duration =
+    std::time::Duration::from_secs(6 * 3600);
 
 pub struct JobContext {
     pub store: Arc<dyn Store>,
@@ -43,7 +45,7 @@ impl JobContext {
         .await;
     }
 
-    async fn record_step(&self, step: StepRecord) {
+    pub(super) async fn record_step(&self, step: StepRecord) {
         let store = self.store.clone();
         let (run, job) = (self.run_id, self.job.id.clone());
         let _ = tokio::task::spawn_blocking(move || store.upsert_step(run, &job, &step)).await;
@@ -94,6 +96,13 @@ async fn run_steps(
     context: &JobContext,
     log: &mpsc::UnboundedSender<String>,
 ) -> (Status, Option<String>) {
+    // A job of `run:` steps only runs as one Kubernetes Job where the server says so; other
+    // step kinds are sluice's own code and run here.
+    if let Some(runner) = context.runner.kubernetes()
+        && context.job.steps.iter().all(|step| step.run.is_some())
+    {
+        return super::job_pod::run_in_pod(context, runner, log).await;
+    }
     let workspace = context.settings.workspaces_dir().join(format!(
         "run-{}-{}",
         context.run_id,
@@ -130,36 +139,7 @@ async fn run_steps(
             );
         }
     };
-    let mut template_context = expr::Context {
-        values: crate::planner::expression_context(
-            &context.plan.event,
-            &context.plan.run.pipeline,
-            &context.job.env,
-        ),
-        job_status: expr::JobStatusView {
-            any_failed: false,
-            any_cancelled: false,
-        },
-    };
-    let needed_outputs = needs_outputs(context).await;
-    if let Some(values) = template_context.values.as_object_mut() {
-        values.insert(
-            "secrets".to_owned(),
-            serde_json::to_value(&context.settings.secrets).unwrap_or_default(),
-        );
-        let needs: serde_json::Map<String, serde_json::Value> = context
-            .needs
-            .iter()
-            .map(|(id, status)| {
-                let outputs = needed_outputs.get(id).cloned().unwrap_or_default();
-                (
-                    id.clone(),
-                    serde_json::json!({ "result": github_result(*status), "outputs": outputs }),
-                )
-            })
-            .collect();
-        values.insert("needs".to_owned(), serde_json::Value::Object(needs));
-    }
+    let mut template_context = template_context(context).await;
     // Decided once for the job: where its code runs is the server's word, not a step's.
     let isolation = context.settings.isolation_for_job(
         &context.plan.event.repository,
@@ -284,6 +264,42 @@ async fn run_steps(
     }
 }
 
+/// The expression context of the job's steps: the event, the pipeline, the job's `env`, its
+/// secrets and the results and outputs of the jobs it needs.
+pub(super) async fn template_context(context: &JobContext) -> expr::Context {
+    let mut template_context = expr::Context {
+        values: crate::planner::expression_context(
+            &context.plan.event,
+            &context.plan.run.pipeline,
+            &context.job.env,
+        ),
+        job_status: expr::JobStatusView {
+            any_failed: false,
+            any_cancelled: false,
+        },
+    };
+    let needed_outputs = needs_outputs(context).await;
+    if let Some(values) = template_context.values.as_object_mut() {
+        values.insert(
+            "secrets".to_owned(),
+            serde_json::to_value(&context.settings.secrets).unwrap_or_default(),
+        );
+        let needs: serde_json::Map<String, serde_json::Value> = context
+            .needs
+            .iter()
+            .map(|(id, status)| {
+                let outputs = needed_outputs.get(id).cloned().unwrap_or_default();
+                (
+                    id.clone(),
+                    serde_json::json!({ "result": github_result(*status), "outputs": outputs }),
+                )
+            })
+            .collect();
+        values.insert("needs".to_owned(), serde_json::Value::Object(needs));
+    }
+    template_context
+}
+
 /// The outputs each needed job recorded, for `${{ needs.<id>.outputs.<name> }}`.
 async fn needs_outputs(context: &JobContext) -> BTreeMap<String, BTreeMap<String, String>> {
     let store = context.store.clone();
@@ -350,7 +366,7 @@ async fn prepare_authority_tree(
 }
 
 /// The variables every step sees: sluice's own, then the job's and the step's (templated).
-fn step_env(
+pub(super) fn step_env(
     context: &JobContext,
     step: &crate::config::workflow::Step,
     workspace: &std::path::Path,
@@ -434,7 +450,7 @@ pub(crate) fn render_expressions(text: &str, context: &expr::Context) -> Result<
     Ok(rendered)
 }
 
-fn step_record(
+pub(super) fn step_record(
     index: usize,
     name: &str,
     status: Status,
@@ -453,7 +469,7 @@ fn step_record(
 }
 
 /// GitHub's words for a finished job: success, failure, cancelled, skipped.
-fn github_result(status: Status) -> &'static str {
+pub(super) fn github_result(status: Status) -> &'static str {
     match status {
         Status::Succeeded => "success",
         Status::Failed => "failure",
@@ -463,7 +479,7 @@ fn github_result(status: Status) -> &'static str {
     }
 }
 
-fn sanitize(name: &str) -> String {
+pub(super) fn sanitize(name: &str) -> String {
     name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {

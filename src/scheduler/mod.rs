@@ -13,6 +13,7 @@ pub mod event;
 pub mod forge_feedback;
 mod intake;
 mod job;
+mod job_pod;
 pub mod lock_queue;
 mod mirrors;
 pub mod planning_retry;

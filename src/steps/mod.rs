@@ -1,11 +1,12 @@
 //! Step kinds: how one step of a job is carried out. Each kind is one file. The scheduler hands a
 //! step a prepared `CommandSpec` (templated, with its environment) and a log sink; steps know
-//! nothing of runs, the store or HTTP. A later runner can carry the same specs out as Kubernetes Jobs.
+//! nothing of runs, the store or HTTP. `kubernetes` carries a whole job out as a Kubernetes Job.
 
 pub mod build;
 pub mod container;
 pub mod host;
 pub mod isolation;
+pub mod kubernetes;
 pub mod preview;
 pub mod proposed;
 mod redact;
@@ -92,6 +93,12 @@ pub trait StepRunner: Send + Sync {
         log: LogSink,
         cancel: CancellationToken,
     ) -> StepFuture<'a>;
+
+    /// The Kubernetes runner, which runs whole jobs of `run:` steps as Kubernetes Jobs; `None`
+    /// for runners that run one step at a time.
+    fn kubernetes(&self) -> Option<&kubernetes::KubernetesRunner> {
+        None
+    }
 }
 
 /// Docker containers by default; host processes only where the spec's isolation allows them and

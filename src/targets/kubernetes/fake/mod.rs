@@ -5,17 +5,22 @@
 //! Objects carry `metadata.managedFields` kept as the API server keeps them (`fields.rs`): who
 //! owns which field, conflicts between managers, fields an apply stops setting removed. A fake
 //! controller sets workload status after each write, by default to a finished rollout; a test
-//! can make a rollout stall or fail by name. It knows nothing of sluice's target.
+//! can make a rollout stall or fail by name. With `run_pods`, Jobs get pods that a scripted
+//! kubelet plays instead (`kubelet.rs`); watches and pod logs stream (`watch.rs`). It knows
+//! nothing of sluice's target or runner.
 
 mod fields;
+mod kubelet;
 mod resources;
 mod routes;
+mod watch;
 
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use url::Url;
 
+pub use kubelet::ContainerScript;
 pub use resources::ResourceType;
 
 /// What the fake controller does with a workload after it is applied.
@@ -74,6 +79,16 @@ pub(crate) struct FakeState {
     pub unavailable_applies: u32,
     /// Whether reads (discovery, GET, LIST) answer 503.
     pub unavailable_reads: bool,
+    /// Every change in order, for watches.
+    pub changes: Vec<watch::Change>,
+    /// Carries the newest resourceVersion to open watches and log streams.
+    pub change_signal: Option<tokio::sync::watch::Sender<u64>>,
+    /// Whether Jobs get pods played by the scripted kubelet instead of a status at once.
+    pub pods_run: bool,
+    /// Container name → what the kubelet does with it.
+    pub scripts: BTreeMap<String, ContainerScript>,
+    /// (namespace, pod, container) → log text.
+    pub pod_logs: BTreeMap<(String, String, String), String>,
 }
 
 /// A running fake; stops when dropped.
@@ -87,6 +102,7 @@ pub struct FakeApiServer {
 pub async fn spawn_fake_api_server() -> (Url, FakeApiServer) {
     let state = Arc::new(Mutex::new(FakeState {
         resource_types: resources::built_in(),
+        change_signal: Some(tokio::sync::watch::channel(0).0),
         ..FakeState::default()
     }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -207,10 +223,53 @@ impl FakeApiServer {
         match state.objects.get_mut(&key) {
             Some(object) => {
                 object["status"] = status;
+                let object = object.clone();
+                state.record_change("MODIFIED", key, object);
                 true
             }
             None => false,
         }
+    }
+
+    /// From now on, an unsuspended Job gets a pod whose containers the fake kubelet plays by
+    /// the scripts of `script_container` (unscripted containers exit 0 with no log), instead
+    /// of the Job's status being set at once.
+    pub fn run_pods(&self) {
+        self.state().pods_run = true;
+    }
+
+    /// What the kubelet does with every container named `container`.
+    pub fn script_container(&self, container: &str, script: ContainerScript) {
+        let mut state = self.state();
+        state.scripts.insert(container.to_owned(), script);
+        kubelet::reconcile(&mut state);
+    }
+
+    /// A held container terminates with `exit_code`, leaving `message`.
+    pub fn release_container(&self, container: &str, exit_code: i32, message: &str) {
+        let mut state = self.state();
+        let script = state.scripts.entry(container.to_owned()).or_default();
+        script.hold = false;
+        script.log.clear();
+        script.exit_code = exit_code;
+        script.message = message.to_owned();
+        kubelet::reconcile(&mut state);
+    }
+
+    /// Every object of `kind` ever created, as it was when created (deleted ones too).
+    pub fn created(&self, kind: &str) -> Vec<Value> {
+        self.state()
+            .changes
+            .iter()
+            .filter(|change| change.kind == "ADDED" && change.object["kind"] == kind)
+            .map(|change| change.object.clone())
+            .collect()
+    }
+
+    /// The log a pod's container wrote, if it ran.
+    pub fn pod_log(&self, namespace: &str, pod: &str, container: &str) -> Option<String> {
+        let key = (namespace.to_owned(), pod.to_owned(), container.to_owned());
+        self.state().pod_logs.get(&key).cloned()
     }
 }
 

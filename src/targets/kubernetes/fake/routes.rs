@@ -17,10 +17,15 @@ pub fn router(state: SharedState) -> axum::Router {
         move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
             let state = state.clone();
             async move {
+                if method == Method::GET && super::watch::is_stream(&uri) {
+                    return super::watch::serve(state, uri).await;
+                }
                 let mut guard = state
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
-                handle(&mut guard, &method, &uri, &headers, &body)
+                let response = handle(&mut guard, &method, &uri, &headers, &body);
+                super::kubelet::reconcile(&mut guard);
+                response
             }
         },
     )
@@ -224,6 +229,8 @@ fn handle(
                 Some(object) => {
                     let address = address(&target.resource.kind, target.namespace.as_deref(), name);
                     state.write_log.push(format!("delete {address}"));
+                    state.record_change("DELETED", key(&target, name), object.clone());
+                    super::kubelet::collect_garbage(state, &object, body);
                     reply(StatusCode::OK, object)
                 }
                 None => not_found(&target, name),
@@ -270,7 +277,7 @@ fn not_found(target: &Target, name: &str) -> Response {
 }
 
 /// `a=b,c!=d,e,!f`.
-fn matches_selector(labels: &Value, selector: &str) -> bool {
+pub(super) fn matches_selector(labels: &Value, selector: &str) -> bool {
     selector
         .split(',')
         .map(str::trim)
@@ -526,7 +533,9 @@ fn store(
     }
     state.resource_version = resource_version;
     let rollout = state.rollouts.get(name).copied().unwrap_or_default();
-    play_controller(&target.resource.kind, &mut object, rollout);
+    if !(state.pods_run && target.resource.kind == "Job") {
+        play_controller(&target.resource.kind, &mut object, rollout);
+    }
     if target.resource.kind == "CustomResourceDefinition" {
         for resource in resources::from_crd(&object) {
             if !state.resource_types.contains(&resource) {
@@ -544,6 +553,12 @@ fn store(
         StatusCode::CREATED
     };
     state.objects.insert(key(target, name), object.clone());
+    let change = if existing.is_some() {
+        "MODIFIED"
+    } else {
+        "ADDED"
+    };
+    state.record_change(change, key(target, name), object.clone());
     reply(status, object)
 }
 
@@ -611,7 +626,9 @@ fn patch_status(state: &mut FakeState, target: &Target, name: &str, body: &[u8])
     }
     state.resource_version += 1;
     object["metadata"]["resourceVersion"] = json!(state.resource_version.to_string());
-    reply(StatusCode::OK, object.clone())
+    let object = object.clone();
+    state.record_change("MODIFIED", object_key, object.clone());
+    reply(StatusCode::OK, object)
 }
 
 /// Sets the status a controller would after the workload's rollout.
