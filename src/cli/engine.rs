@@ -39,7 +39,10 @@ pub struct Engine {
     pub address: String,
     /// What the dispatcher here announces; the relay hands it to `updates` and other replicas.
     local_updates: broadcast::Sender<RunUpdate>,
+    /// Asks as they arrive, until `start` hands them to the router (`route_drift_asks`).
     drift_asked: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<DriftAsk>>>,
+    /// The promotion service answering drift asks on this replica while it leads.
+    leader_asks: Arc<std::sync::Mutex<Option<DriftAsks>>>,
     /// Carries out `run:` steps: the Docker runner unless `use_runner` chose Kubernetes.
     runner: Arc<dyn StepRunner>,
 }
@@ -109,6 +112,7 @@ impl Engine {
             lock_wakeup: Arc::new(Notify::new()),
             drift_asks,
             drift_asked: std::sync::Mutex::new(Some(drift_asked)),
+            leader_asks: Arc::new(std::sync::Mutex::new(None)),
             replica,
             address: String::new(),
             local_updates,
@@ -192,6 +196,9 @@ impl Engine {
             self.replica.clone(),
             self.address.clone(),
         ));
+        if let Some(asked) = self.drift_asked.lock().expect("drift asks lock").take() {
+            tokio::spawn(route_drift_asks(asked, self.leader_asks.clone()));
+        }
         let runner = self.runner.clone();
         tokio::spawn(
             IntakeWorker {
@@ -230,6 +237,13 @@ impl Engine {
             }
             .run(),
         );
+    }
+
+    /// A new channel for the promotion service about to start here; asks go to it from now on.
+    fn leader_asks(&self) -> tokio::sync::mpsc::Receiver<DriftAsk> {
+        let (asks, asked) = tokio::sync::mpsc::channel(16);
+        *self.leader_asks.lock().expect("leader asks lock") = Some(asks);
+        asked
     }
 
     /// The Terraform lock queue: plans waiting for a lock are asked again once it is released.
@@ -278,7 +292,7 @@ impl Engine {
                 trees_dir: data_dir.join("releases"),
                 interval: promotion.interval,
                 wakeup: self.promotion_wakeup.clone(),
-                drift_asks: self.drift_asked.lock().expect("drift asks lock").take(),
+                drift_asks: Some(self.leader_asks()),
             }
             .run(),
         );
@@ -325,6 +339,35 @@ fn protect_data_dir(data_dir: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Hands each drift ask (from the API and the board) to the promotion service while this replica
+/// leads; answers it as unavailable, naming why, while another replica leads.
+async fn route_drift_asks(
+    mut asked: tokio::sync::mpsc::Receiver<DriftAsk>,
+    leader: Arc<std::sync::Mutex<Option<DriftAsks>>>,
+) {
+    while let Some(ask) = asked.recv().await {
+        let service = leader
+            .lock()
+            .expect("leader asks lock")
+            .clone()
+            .filter(|service| !service.is_closed());
+        let ask = match service {
+            Some(service) => match service.send(ask).await {
+                Ok(()) => continue,
+                Err(returned) => returned.0,
+            },
+            None => ask,
+        };
+        let _ = ask.reply.send(Err(
+            crate::scheduler::promotion::DriftAskError::Unavailable(
+                "drift is checked by the replica that leads, and this one does not lead now; \
+                 ask again (through the load balancer) in a moment"
+                    .to_owned(),
+            ),
+        ));
+    }
 }
 
 /// How promotion runs in a server.
