@@ -1,5 +1,5 @@
 //! The command line: `validate`, `serve`, `run`, `runs`, `logs`, `demo`, `policy`, `plan`, and promotion
-//! (`releases`, `status`, `history`, `approve`, `promote`, `rollback`), `token`, `locks` and `unlock`. The only module that
+//! (`releases`, `status`, `history`, `approve`, `promote`, `rollback`), `token`, `locks`, `unlock` and `migrate`. The only module that
 //! prints for humans; everything it does goes through the library's modules.
 
 mod demo;
@@ -13,6 +13,7 @@ mod history;
 mod inspect;
 mod local_run;
 mod locks;
+mod migrate;
 mod plan;
 mod policy;
 mod promotion;
@@ -101,6 +102,8 @@ pub enum Command {
     /// Personal API tokens: create (printed once), list, revoke.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Copy an installation's history from its SQLite file into an empty PostgreSQL database.
+    Migrate(migrate::MigrateArgs),
 }
 
 /// Where runs and mirrors live unless `--data-dir` says otherwise.
@@ -144,6 +147,7 @@ pub fn main() -> ExitCode {
         Command::Token(command) => token::run(command),
         Command::Locks(args) => locks::list(args),
         Command::Unlock(args) => locks::unlock(args),
+        Command::Migrate(args) => migrate::run(args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

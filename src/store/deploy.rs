@@ -277,7 +277,8 @@ impl<B: Backend> DeployStore for SqlStore<B> {
                 connection,
                 &format!(
                     "SELECT {DEPLOYMENT_COLUMNS} FROM deployments
-                     WHERE repository = ?1 AND (?2 IS NULL OR environment = ?2) ORDER BY id"
+                     WHERE repository = ?1 AND (CAST(?2 AS TEXT) IS NULL OR environment = ?2)
+                     ORDER BY id"
                 ),
                 &[&repository, &environment],
             )
@@ -511,7 +512,8 @@ impl<B: Backend> DeployStore for SqlStore<B> {
                 connection,
                 &format!(
                     "SELECT {AUDIT_COLUMNS} FROM deploy_audit
-                     WHERE repository = ?1 AND (?2 IS NULL OR environment = ?2) ORDER BY id"
+                     WHERE repository = ?1 AND (CAST(?2 AS TEXT) IS NULL OR environment = ?2)
+                     ORDER BY id"
                 ),
                 params![repository, environment],
             )

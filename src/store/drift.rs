@@ -242,7 +242,8 @@ impl<B: Backend> DriftStore for SqlStore<B> {
             let mut statement = connection.prepare_cached(
                 "SELECT repository, environment, domain, object, expected, actual, first_seen, last_seen
                  FROM drift
-                 WHERE (?1 IS NULL OR repository = ?1) AND (?2 IS NULL OR environment = ?2)
+                 WHERE (CAST(?1 AS TEXT) IS NULL OR repository = ?1)
+                   AND (CAST(?2 AS TEXT) IS NULL OR environment = ?2)
                  ORDER BY repository, environment, domain, object",
             )?;
             let rows = statement.query_map(params![repository, environment], |row| {
@@ -265,7 +266,7 @@ impl<B: Backend> DriftStore for SqlStore<B> {
         self.backend.read("reading drift checks", |connection| {
             let mut statement = connection.prepare_cached(
                 "SELECT repository, environment, domain, release, outcome, reason, review, checked_at
-                 FROM drift_checks WHERE (?1 IS NULL OR repository = ?1)
+                 FROM drift_checks WHERE (CAST(?1 AS TEXT) IS NULL OR repository = ?1)
                  ORDER BY repository, environment, domain",
             )?;
             let rows = statement.query_map(params![repository], |row| {

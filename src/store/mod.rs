@@ -7,6 +7,7 @@
 //! in `tokio::task::spawn_blocking`.
 
 mod commands;
+mod copy;
 mod delivery_retries;
 mod deploy;
 mod deploy_records;
@@ -33,6 +34,7 @@ mod writer;
 mod writes;
 
 pub use commands::{CommandRecord, CommandRecords, CommandState, PendingApproval, QueueHead};
+pub use copy::{CopiedTable, CopyError, copy_sqlite_to_postgres};
 pub use deploy_records::{
     AuditEntry, DeployRequest, DeployStore, Deployment, DeploymentAction, DeploymentStatus,
     EnvironmentState, NewAuditEntry, NewDeployment, RequestAction, StepPhase, StepState,
@@ -155,6 +157,11 @@ pub fn open_location(
     Ok(std::sync::Arc::new(SqliteStore::open(
         &data_dir.join(path),
     )?))
+}
+
+/// A database URL without its password, for messages and logs.
+pub fn redacted_url(url: &str) -> String {
+    postgres::redacted(url)
 }
 
 /// Whether `location` names a PostgreSQL database.

@@ -107,8 +107,9 @@ fn select_alias_moves(
         "SELECT id, environment, model, alias, mode, from_version, to_version, release_id, reason,
                 moved_at
          FROM model_alias_moves
-         WHERE (?1 IS NULL OR environment = ?1) AND (?2 IS NULL OR model = ?2)
-           AND (?3 IS NULL OR alias = ?3)
+         WHERE (CAST(?1 AS TEXT) IS NULL OR environment = ?1)
+           AND (CAST(?2 AS TEXT) IS NULL OR model = ?2)
+           AND (CAST(?3 AS TEXT) IS NULL OR alias = ?3)
          ORDER BY id DESC LIMIT ?4",
     )?;
     let rows = statement
