@@ -44,9 +44,9 @@ pub async fn run(args: DriftArgs) -> anyhow::Result<bool> {
         .clone()
         .unwrap_or_else(super::default_data_dir);
     let database_path = data_dir.join("sluice.db");
-    if !database_path.exists() {
+    if !database_path.exists() && !crate::store::database_url_is_set() {
         anyhow::bail!(
-            "no sluice data in {}; pass --data-dir as given to `sluice serve`",
+            "no sluice data in {}; pass --data-dir as given to `sluice serve` (or set SLUICE_DATABASE_URL to its PostgreSQL database)",
             data_dir.display()
         );
     }

@@ -32,9 +32,9 @@ pub struct LogsArgs {
 fn open_store(data_dir: Option<PathBuf>) -> anyhow::Result<Arc<dyn Database>> {
     let data_dir = data_dir.unwrap_or_else(super::default_data_dir);
     let database = data_dir.join("sluice.db");
-    if !database.exists() {
+    if !database.exists() && !crate::store::database_url_is_set() {
         anyhow::bail!(
-            "no sluice data in {}; run `sluice run` or `sluice serve` first, or pass --data-dir",
+            "no sluice data in {}; run `sluice run` or `sluice serve` first, or pass --data-dir (or set SLUICE_DATABASE_URL to the server's PostgreSQL database)",
             data_dir.display()
         );
     }

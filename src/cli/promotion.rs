@@ -93,9 +93,9 @@ fn open(args: &StoreArgs) -> anyhow::Result<(Arc<dyn Database>, String)> {
         .clone()
         .unwrap_or_else(super::default_data_dir);
     let database = data_dir.join("sluice.db");
-    if !database.exists() {
+    if !database.exists() && !crate::store::database_url_is_set() {
         anyhow::bail!(
-            "no sluice data in {}; pass --data-dir as given to `sluice serve`",
+            "no sluice data in {}; pass --data-dir as given to `sluice serve` (or set SLUICE_DATABASE_URL to its PostgreSQL database)",
             data_dir.display()
         );
     }

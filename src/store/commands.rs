@@ -126,9 +126,9 @@ impl<B: Backend> CommandRecords for SqlStore<B> {
         self.backend
             .write("recording a comment command", move |connection| {
                 let inserted = connection.execute(
-                    "INSERT OR IGNORE INTO comment_commands
+                    "INSERT INTO comment_commands
                  (delivery_id, repository, pull_request, state, received_at)
-                 VALUES (?1, ?2, ?3, 'pending', ?4)",
+                 VALUES (?1, ?2, ?3, 'pending', ?4) ON CONFLICT DO NOTHING",
                     params![id, repository, pull_request as i64, time_text(received_at)],
                 )?;
                 Ok(inserted == 1)
@@ -216,9 +216,9 @@ impl<B: Backend> CommandRecords for SqlStore<B> {
         self.backend
             .write("recording an approval", move |connection| {
                 let inserted = connection.execute(
-                    "INSERT OR IGNORE INTO pull_request_approvals
+                    "INSERT INTO pull_request_approvals
                  (repository, environment, pull_request, head_sha, approver, at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
                     params![
                         approval.repository,
                         approval.environment,

@@ -144,6 +144,11 @@ pub fn open(path: &std::path::Path) -> StoreResult<std::sync::Arc<dyn Database>>
     }
 }
 
+/// Whether `SLUICE_DATABASE_URL` names a PostgreSQL database for every command to use.
+pub fn database_url_is_set() -> bool {
+    std::env::var(DATABASE_URL_VARIABLE).is_ok_and(|url| !url.trim().is_empty())
+}
+
 /// Opens the store `location` names: `postgres://...` (or `postgresql://...`) a PostgreSQL
 /// database; `sqlite:PATH` or a plain path SQLite's file, relative to `data_dir`.
 pub fn open_location(

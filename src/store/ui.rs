@@ -119,22 +119,23 @@ impl<B: Backend> UiRecords for SqlStore<B> {
             return Ok(());
         }
         let commits = commits.to_vec();
-        self.backend.write("recording commit summaries", move |connection| {
-            let mut statement = connection.prepare_cached(
-                "INSERT OR IGNORE INTO commit_summaries (repository, sha, title, author, committed_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            for commit in &commits {
-                statement.execute(params![
-                    commit.repository,
-                    commit.sha,
-                    commit.title,
-                    commit.author,
-                    commit.committed_at
-                ])?;
-            }
-            Ok(())
-        })
+        self.backend
+            .write("recording commit summaries", move |connection| {
+                let mut statement = connection.prepare_cached(
+                    "INSERT INTO commit_summaries (repository, sha, title, author, committed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                )?;
+                for commit in &commits {
+                    statement.execute(params![
+                        commit.repository,
+                        commit.sha,
+                        commit.title,
+                        commit.author,
+                        commit.committed_at
+                    ])?;
+                }
+                Ok(())
+            })
     }
 
     fn commit_summaries(
@@ -213,8 +214,8 @@ impl<B: Backend> UiRecords for SqlStore<B> {
         self.backend
             .write("recording a request to cancel a run", move |connection| {
                 let inserted = connection.execute(
-                    "INSERT OR IGNORE INTO run_cancellations (run_id, requested_by, requested_at)
-                 VALUES (?1, ?2, ?3)",
+                    "INSERT INTO run_cancellations (run_id, requested_by, requested_at)
+                 VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
                     params![run, by, at],
                 )?;
                 Ok(inserted > 0)
