@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The full test suite, on a fresh Debian 12 machine or a developer's: installs and starts what the
 # tests need (a Docker engine with a local base image, a registry on 127.0.0.1:5000, regopy,
-# Airflow 3, MLflow and kubectl in virtual environments, headless Chromium), then runs
+# Airflow 3, MLflow and kubectl in virtual environments, PostgreSQL 15, headless Chromium), then runs
 # every test once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +42,12 @@ echo "==> kubectl for the Kubernetes overlays"
 # kubectl fails that test instead of skipping it.
 SLUICE_KUBECTL="$(scripts/setup-kubectl.sh)"
 export SLUICE_KUBECTL SLUICE_REQUIRE_KUBECTL=1
+
+echo "==> PostgreSQL 15 for the store's second database and the replica tests"
+# tests/store.rs, tests/replicas.rs and tests/migrate.rs start throwaway clusters with it; here a
+# missing PostgreSQL fails them instead of skipping their PostgreSQL half.
+SLUICE_POSTGRES_BIN="$(scripts/setup-postgres.sh)"
+export SLUICE_POSTGRES_BIN SLUICE_REQUIRE_POSTGRES=1
 
 echo "==> Chromium and chromedriver for the web UI's browser tests"
 # tests/ui_browser.rs drives headless Chromium through WebDriver; here a missing browser fails it.

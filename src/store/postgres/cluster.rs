@@ -72,11 +72,10 @@ impl ThrowawayCluster {
             crate::ownership::hand_over(directory.path(), user)
                 .map_err(|error| format!("cannot hand the cluster directory to nobody: {error}"))?;
         }
-        let port = free_port()?;
-        let cluster = ThrowawayCluster {
+        let mut cluster = ThrowawayCluster {
             binaries: binaries.to_path_buf(),
             directory,
-            port,
+            port: free_port()?,
             user,
         };
         let data = cluster.data();
@@ -94,19 +93,35 @@ impl ThrowawayCluster {
             ])
             .arg(&data);
         run(initdb, "initdb")?;
+        // Another process may take the free port between looking and binding: try another.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match run(cluster.start_command(), "pg_ctl start") {
+                Ok(()) => break,
+                Err(_) if attempts < 5 && cluster.log().contains("Address already in use") => {
+                    cluster.port = free_port()?;
+                }
+                Err(error) => return Err(format!("{error}\n{}", cluster.log())),
+            }
+        }
+        Ok(cluster)
+    }
+
+    fn start_command(&self) -> Command {
         let options = format!(
-            "-p {port} -h 127.0.0.1 -k {} -F -c max_connections=300",
-            cluster.directory.path().display()
+            "-p {} -h 127.0.0.1 -k {} -F -c max_connections=300",
+            self.port,
+            self.directory.path().display()
         );
-        let mut start = cluster.command("pg_ctl");
+        let mut start = self.command("pg_ctl");
         start
             .args(["start", "-w", "-t", "60", "-D"])
-            .arg(&data)
+            .arg(self.data())
             .arg("-l")
-            .arg(cluster.directory.path().join("server.log"))
+            .arg(self.directory.path().join("server.log"))
             .args(["-o", &options]);
-        run(start, "pg_ctl start")?;
-        Ok(cluster)
+        start
     }
 
     fn data(&self) -> PathBuf {
