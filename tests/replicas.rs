@@ -446,3 +446,96 @@ fn a_replica_killed_mid_run_has_its_jobs_interrupted_by_another_and_the_promoter
         }
     }
 }
+
+#[test]
+fn a_browser_on_one_replica_follows_a_run_that_another_replica_runs() {
+    let Some(cluster) = databases::postgres_cluster() else {
+        return;
+    };
+    let url = cluster.database("live").unwrap();
+    let markers = tempfile::tempdir().unwrap();
+    let m = markers.path().display();
+    let pipeline = format!(
+        "name: ci\non: {{ push: {{ branches: [main] }} }}\njobs:\n  wait:\n    steps:\n      - run: |\n          echo waiting\n          while [ ! -f {m}/release ]; do sleep 0.05; done\n"
+    );
+    let repo = TestRepo::new();
+    let commit = repo.commit(&[("workflows/ci.yaml", &pipeline)], "ci");
+    let data = tempfile::tempdir().unwrap();
+    let calls = data.path().join("calls");
+    std::fs::create_dir_all(&calls).unwrap();
+    let config = data.path().join("server.yaml");
+    std::fs::write(&config, "replicas: { lease: 3s, takeover: 500ms }\n").unwrap();
+    // The watching replica looks for unclaimed runs only every 20s, so the run stays where it
+    // was delivered.
+    let watching_config = data.path().join("watching.yaml");
+    std::fs::write(&watching_config, "replicas: { lease: 60s }\n").unwrap();
+    let running = replica(&data.path().join("a"), &repo, &url, &config, &calls);
+    let watching = replica(
+        &data.path().join("b"),
+        &repo,
+        &url,
+        &watching_config,
+        &calls,
+    );
+
+    let events = reqwest::blocking::Client::new()
+        .get(watching.url("/events"))
+        .send()
+        .unwrap();
+    assert_eq!(events.status(), 200);
+    let (lines, received) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(events)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let payload = push_payload("main", &"0".repeat(40), &commit);
+    assert_eq!(deliver(&running, "push", "live-1", &payload).0, 202);
+
+    let store = PostgresStore::open(&url).unwrap();
+    let replicas = store.replicas().unwrap();
+    let running_id = replicas
+        .iter()
+        .find(|replica| replica.address == running.base_url.trim_start_matches("http://"))
+        .map(|replica| replica.id.clone())
+        .expect("the running replica is registered with its address");
+    let run = wait_for("the run to start", Duration::from_secs(60), || {
+        store
+            .held_runs(&running_id)
+            .unwrap()
+            .into_iter()
+            .find(|run| run.jobs.iter().any(|job| job.status.as_str() == "running"))
+    });
+    // The watching replica's browser hears of it, though the run is not on that replica.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let expected = format!("data: {}", run.id);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = received
+            .recv_timeout(left)
+            .expect("a change event for the run on the watching replica's /events");
+        if line == expected {
+            break;
+        }
+    }
+    std::fs::write(markers.path().join("release"), "").unwrap();
+    let finished = wait_for("the run to finish", Duration::from_secs(60), || {
+        let run = store.get_run(run.id).unwrap().unwrap();
+        run.status.is_terminal().then_some(run)
+    });
+    assert_eq!(finished.status.as_str(), "succeeded");
+    // The log is the watching replica's to show too.
+    let log = http()
+        .get(watching.url(&format!("/api/runs/{}/jobs/wait/log", run.id)))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(log.contains("waiting"), "{log}");
+}
