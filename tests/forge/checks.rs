@@ -8,7 +8,7 @@ use super::support::{REPOSITORY, app_forge, forge, job, push_run, repository_req
 use serde_json::{Value, json};
 use sluice::model::{JobRecord, Status};
 use sluice::policy::PolicyContext;
-use sluice::store::{MemoryOutbox, Outbox, SqliteOutbox, SqliteStore};
+use sluice::store::{MemoryOutbox, Outbox, SqliteStore};
 use std::path::Path;
 use std::sync::Arc;
 use wiremock::matchers::{method, path, path_regex};
@@ -89,7 +89,7 @@ async fn a_job_check_run_is_created_when_it_starts_and_completed_after_a_restart
     mount_update(&server, 41).await;
     let run = push_run(vec![job("test", Status::Running, None)]);
     {
-        let forge = app_forge(&server, Arc::new(SqliteOutbox::open(&database).unwrap())).await;
+        let forge = app_forge(&server, Arc::new(SqliteStore::open(&database).unwrap())).await;
         assert!(
             forge
                 .send(forge.job_report(&run, "test", Status::Running, None))
@@ -97,7 +97,7 @@ async fn a_job_check_run_is_created_when_it_starts_and_completed_after_a_restart
         );
     }
     // sluice restarts: a new forge over the same database.
-    let forge = app_forge(&server, Arc::new(SqliteOutbox::open(&database).unwrap())).await;
+    let forge = app_forge(&server, Arc::new(SqliteStore::open(&database).unwrap())).await;
     assert!(
         forge
             .send(forge.job_report(

@@ -20,8 +20,9 @@ use super::sql::{Connection, SqlError, SqlResult};
 use super::sql_store::{Backend, SqlStore};
 use std::sync::Mutex;
 
-/// Connections kept open between uses; more are opened when work overlaps.
-const IDLE_CONNECTIONS: usize = 16;
+/// The most pooled connections a replica opens; more work at once waits for one to be free. The
+/// leader's lock, `NOTIFY` and each `LISTEN` have a connection of their own besides.
+const MAX_CONNECTIONS: usize = 16;
 
 /// How often a write that lost a race is tried again before its caller hears of it.
 const WRITE_ATTEMPTS: u32 = 20;
@@ -29,12 +30,20 @@ const WRITE_ATTEMPTS: u32 = 20;
 /// The key of the session advisory lock held while the schema is brought up to date.
 const MIGRATION_LOCK: i64 = 0x736c_7569_6365_0001;
 
+/// Connections open and those idle now.
+#[derive(Default)]
+struct Pool {
+    open: usize,
+    idle: Vec<PgSession>,
+}
+
 /// The PostgreSQL database behind `PostgresStore`.
 pub struct Postgres {
     url: String,
     database: String,
     runtime: Option<tokio::runtime::Runtime>,
-    idle: Mutex<Vec<PgSession>>,
+    pool: Mutex<Pool>,
+    returned: std::sync::Condvar,
     /// The connection `NOTIFY` goes through, opened on first use.
     publisher: Mutex<Option<PgSession>>,
 }
@@ -61,11 +70,12 @@ impl PostgresStore {
             url: url.to_string(),
             database: database.clone(),
             runtime: Some(runtime),
-            idle: Mutex::new(Vec::new()),
+            pool: Mutex::new(Pool::default()),
+            returned: std::sync::Condvar::new(),
             publisher: Mutex::new(None),
         };
         let session = backend
-            .connect()
+            .take()
             .map_err(|error| open_error(error.to_string()))?;
         let connection: &Connection = &session;
         connection
@@ -112,26 +122,45 @@ impl Postgres {
         Ok(PgSession::new(client))
     }
 
+    /// A pooled connection: an idle one, a new one while fewer than `MAX_CONNECTIONS` are open,
+    /// else the next one given back.
     fn take(&self) -> SqlResult<PgSession> {
-        let idle = self.lock_idle().pop();
-        match idle {
-            Some(session) => Ok(session),
-            None => self.connect(),
+        let mut pool = self.lock_pool();
+        loop {
+            if let Some(session) = pool.idle.pop() {
+                return Ok(session);
+            }
+            if pool.open < MAX_CONNECTIONS {
+                pool.open += 1;
+                drop(pool);
+                let connected = self.connect();
+                if connected.is_err() {
+                    self.lock_pool().open -= 1;
+                    self.returned.notify_one();
+                }
+                return connected;
+            }
+            pool = self
+                .returned
+                .wait(pool)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
         }
     }
 
+    /// Back to the pool; a connection the server closed is dropped and its place freed.
     fn give_back(&self, session: PgSession) {
+        let mut pool = self.lock_pool();
         if session.client.is_closed() {
-            return;
+            pool.open -= 1;
+        } else {
+            pool.idle.push(session);
         }
-        let mut idle = self.lock_idle();
-        if idle.len() < IDLE_CONNECTIONS {
-            idle.push(session);
-        }
+        drop(pool);
+        self.returned.notify_one();
     }
 
-    fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<PgSession>> {
-        self.idle
+    fn lock_pool(&self) -> std::sync::MutexGuard<'_, Pool> {
+        self.pool
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -161,7 +190,7 @@ impl Postgres {
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        self.lock_idle().clear();
+        self.lock_pool().idle.clear();
         if let Ok(mut publisher) = self.publisher.lock() {
             publisher.take();
         }
