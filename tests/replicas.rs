@@ -1,7 +1,7 @@
 //! Three `sluice serve` replicas on one PostgreSQL database, each with its own data directory,
 //! deliveries sent to them in turn with no balancer in front: every unique delivery is planned
 //! once however often GitHub resends it, every job runs once, and when a replica is killed with
-//! -9 another marks its jobs interrupted within the lease, leads promotion in its place, and no
+//! -9 another marks its jobs interrupted within its lease, leads promotion in its place, and no
 //! environment deploys twice.
 
 #[path = "support/databases.rs"]
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use support::*;
 
 const REPLICAS_CONFIG: &str =
-    "replicas: { lease: 3s, takeover: 500ms }\npromotion: { interval: 200ms, health-poll: 50ms }\n";
+    "replicas: { lease: 5s, takeover: 500ms }\npromotion: { interval: 200ms, health-poll: 50ms }\n";
 
 fn replica(data: &Path, repo: &TestRepo, url: &str, config: &Path, calls: &Path) -> Server {
     Server::start_with_env(
@@ -98,7 +98,7 @@ fn two_thousand_deliveries_with_duplicates_sent_to_three_replicas_are_planned_on
     let commit = repo.commit(&[("workflows/ci.yaml", &pipeline)], "ci");
     let data = tempfile::tempdir().unwrap();
     let config = data.path().join("server.yaml");
-    std::fs::write(&config, "replicas: { lease: 3s, takeover: 500ms }\n").unwrap();
+    std::fs::write(&config, "replicas: { lease: 10s, takeover: 500ms }\n").unwrap();
     let calls = data.path().join("calls");
     std::fs::create_dir_all(&calls).unwrap();
     let servers: Vec<Server> = (0..3)
@@ -389,9 +389,9 @@ fn a_replica_killed_mid_run_has_its_jobs_interrupted_by_another_and_the_promoter
         );
     }
     let taken_over_after = killed_at.elapsed();
-    // The lease is 3s; another replica looks for orphaned runs every lease/3.
+    // The lease is 5s; another replica looks for orphaned runs every lease/3.
     assert!(
-        taken_over_after < Duration::from_secs(10),
+        taken_over_after < Duration::from_secs(20),
         "taken over after {taken_over_after:?}"
     );
     wait_for("another replica to lead", Duration::from_secs(30), || {
@@ -464,7 +464,7 @@ fn a_browser_on_one_replica_follows_a_run_that_another_replica_runs() {
     let calls = data.path().join("calls");
     std::fs::create_dir_all(&calls).unwrap();
     let config = data.path().join("server.yaml");
-    std::fs::write(&config, "replicas: { lease: 3s, takeover: 500ms }\n").unwrap();
+    std::fs::write(&config, "replicas: { lease: 10s, takeover: 500ms }\n").unwrap();
     // The watching replica looks for unclaimed runs only every 20s, so the run stays where it
     // was delivered.
     let watching_config = data.path().join("watching.yaml");
@@ -505,12 +505,14 @@ fn a_browser_on_one_replica_follows_a_run_that_another_replica_runs() {
         .find(|replica| replica.address == running.base_url.trim_start_matches("http://"))
         .map(|replica| replica.id.clone())
         .expect("the running replica is registered with its address");
-    let run = wait_for("the run to start", Duration::from_secs(60), || {
-        store
-            .held_runs(&running_id)
-            .unwrap()
-            .into_iter()
-            .find(|run| run.jobs.iter().any(|job| job.status.as_str() == "running"))
+    let run = logged_on_failure(&[&running, &watching], || {
+        wait_for("the run to start", Duration::from_secs(60), || {
+            store
+                .held_runs(&running_id)
+                .unwrap()
+                .into_iter()
+                .find(|run| run.jobs.iter().any(|job| job.status.as_str() == "running"))
+        })
     });
     // The watching replica's browser hears of it, though the run is not on that replica.
     let deadline = Instant::now() + Duration::from_secs(30);

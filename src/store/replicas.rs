@@ -95,6 +95,9 @@ pub trait Coordination: Send + Sync {
 
 /// The parts only one database can do: leadership and messages between replicas.
 pub trait ReplicaBackend {
+    /// Renews the lease on a path that never waits behind other work: a replica whose renewals
+    /// queue behind its own claims would look dead to the others while it works.
+    fn renew_lease(&self, replica: &str, lease_until: String) -> StoreResult<bool>;
     fn try_lead(&self) -> StoreResult<Option<Box<dyn Leadership>>>;
     fn publish(&self, channel: &str, payloads: &[String]) -> StoreResult<()>;
     fn subscribe(
@@ -267,15 +270,8 @@ impl<B: Backend + ReplicaBackend> Coordination for SqlStore<B> {
     }
 
     fn renew_replica(&self, replica: &str, lease_until: DateTime<Utc>) -> StoreResult<bool> {
-        let replica = replica.to_string();
         self.backend
-            .write("renewing a replica's lease", move |connection| {
-                let renewed = connection.execute(
-                    "UPDATE replicas SET lease_until = ?2 WHERE id = ?1",
-                    params![replica, timestamp_text(lease_until)],
-                )?;
-                Ok(renewed == 1)
-            })
+            .renew_lease(replica, timestamp_text(lease_until))
     }
 
     fn forget_replica(&self, replica: &str) -> StoreResult<()> {
@@ -363,7 +359,17 @@ impl Leadership for AlwaysLeads {
     }
 }
 
+/// The statement that renews a lease, on either database.
+pub(crate) const RENEW: &str = "UPDATE replicas SET lease_until = ?2 WHERE id = ?1";
+
 impl ReplicaBackend for super::sqlite::Sqlite {
+    fn renew_lease(&self, replica: &str, lease_until: String) -> StoreResult<bool> {
+        let replica = replica.to_string();
+        self.write("renewing a replica's lease", move |connection| {
+            Ok(connection.execute(RENEW, params![replica, lease_until])? == 1)
+        })
+    }
+
     fn try_lead(&self) -> StoreResult<Option<Box<dyn Leadership>>> {
         Ok(Some(Box::new(AlwaysLeads)))
     }

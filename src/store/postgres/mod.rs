@@ -46,6 +46,8 @@ pub struct Postgres {
     returned: std::sync::Condvar,
     /// The connection `NOTIFY` goes through, opened on first use.
     publisher: Mutex<Option<PgSession>>,
+    /// The connection this replica renews its lease on, opened on first use.
+    leases: Mutex<Option<PgSession>>,
 }
 
 /// The store on PostgreSQL.
@@ -73,6 +75,7 @@ impl PostgresStore {
             pool: Mutex::new(Pool::default()),
             returned: std::sync::Condvar::new(),
             publisher: Mutex::new(None),
+            leases: Mutex::new(None),
         };
         let session = backend
             .take()
@@ -193,6 +196,9 @@ impl Drop for Postgres {
         self.lock_pool().idle.clear();
         if let Ok(mut publisher) = self.publisher.lock() {
             publisher.take();
+        }
+        if let Ok(mut leases) = self.leases.lock() {
+            leases.take();
         }
         if let Some(runtime) = self.runtime.take() {
             // The store may be dropped on an async worker thread, where a runtime cannot be

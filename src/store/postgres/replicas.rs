@@ -43,6 +43,30 @@ impl Postgres {
 }
 
 impl ReplicaBackend for Postgres {
+    /// On a connection of its own, outside any transaction: one `UPDATE` of the replica's row,
+    /// which no serializable transaction of a claim can make fail or wait behind the pool.
+    fn renew_lease(&self, replica: &str, lease_until: String) -> StoreResult<bool> {
+        let operation = "renewing a replica's lease";
+        let mut leases = self
+            .leases
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if leases
+            .as_ref()
+            .is_none_or(|session| session.client.is_closed())
+        {
+            *leases = Some(
+                self.connect()
+                    .map_err(|error| self.store_error(operation, error))?,
+            );
+        }
+        let connection: &Connection = leases.as_ref().expect("connected above");
+        let renewed = connection
+            .execute(crate::store::replicas::RENEW, params![replica, lease_until])
+            .map_err(|error| self.store_error(operation, error))?;
+        Ok(renewed == 1)
+    }
+
     fn try_lead(&self) -> StoreResult<Option<Box<dyn Leadership>>> {
         let operation = "taking the leader's lock";
         let session = self
