@@ -495,6 +495,12 @@ fn a_browser_on_one_replica_follows_a_run_that_another_replica_runs() {
             }
         }
     });
+    // Both are ready for a load balancer: the database answers with this build's schema.
+    for server in [&running, &watching] {
+        let ready = http().get(server.url("/readyz")).send().unwrap();
+        assert_eq!(ready.status(), 200);
+        assert!(ready.text().unwrap().starts_with("ready: schema version"));
+    }
     let payload = push_payload("main", &"0".repeat(40), &commit);
     assert_eq!(deliver(&running, "push", "live-1", &payload).0, 202);
 
