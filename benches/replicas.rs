@@ -394,6 +394,10 @@ fn measure(
             .filter(|run| run.status != sluice::model::Status::Succeeded)
             .count(),
         replica_warnings: warnings.len(),
+        replica_errors: warnings
+            .iter()
+            .filter(|line| line.contains(" ERROR "))
+            .count(),
     };
     drop(store);
     drop(replicas);

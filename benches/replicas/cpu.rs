@@ -45,21 +45,31 @@ fn all_pids() -> Vec<u32> {
         .unwrap_or_default()
 }
 
-/// The postmaster listening on `port`: a `postgres` process started with `-p PORT`.
+/// Whether `pid` runs PostgreSQL's server with `-p PORT` among its arguments (`None` for any
+/// port). A backend keeps its postmaster's arguments until it sets its title.
+fn is_postgres(pid: u32, port: Option<&str>) -> bool {
+    let Ok(command_line) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let arguments: Vec<&[u8]> = command_line.split(|byte| *byte == 0).collect();
+    let program_is_postgres = arguments
+        .first()
+        .is_some_and(|program| program.ends_with(b"postgres"));
+    program_is_postgres
+        && port.is_none_or(|port| {
+            arguments
+                .windows(2)
+                .any(|pair| pair[0] == b"-p" && pair[1] == port.as_bytes())
+        })
+}
+
+/// The postmaster listening on `port`: a `postgres` process started with `-p PORT` whose parent
+/// is not itself PostgreSQL (a backend just forked still looks like its postmaster).
 pub fn postmaster_on_port(port: u16) -> Option<u32> {
     let port = port.to_string();
     all_pids().into_iter().find(|pid| {
-        let Ok(command_line) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            return false;
-        };
-        let arguments: Vec<&[u8]> = command_line.split(|byte| *byte == 0).collect();
-        let is_postgres = arguments
-            .first()
-            .is_some_and(|program| program.ends_with(b"postgres"));
-        is_postgres
-            && arguments
-                .windows(2)
-                .any(|pair| pair[0] == b"-p" && pair[1] == port.as_bytes())
+        is_postgres(*pid, Some(&port))
+            && stat(*pid).is_some_and(|(parent, _, _)| !is_postgres(parent, None))
     })
 }
 

@@ -27,8 +27,10 @@ pub struct Measurement {
     pub machine_utilisation: f64,
     /// Transactions PostgreSQL rolled back as a lost race (40001 or 40P01); sluice retries them.
     pub serialization_failures: usize,
+    /// Summed, not medians, over the repeats.
     pub runs_not_succeeded: usize,
     pub replica_warnings: usize,
+    pub replica_errors: usize,
 }
 
 pub fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
@@ -69,6 +71,7 @@ fn medians(repeats: &[Measurement]) -> Measurement {
         serialization_failures: of(|m| m.serialization_failures as f64).round() as usize,
         runs_not_succeeded: repeats.iter().map(|m| m.runs_not_succeeded).sum(),
         replica_warnings: repeats.iter().map(|m| m.replica_warnings).sum(),
+        replica_errors: repeats.iter().map(|m| m.replica_errors).sum(),
     }
 }
 
@@ -119,6 +122,7 @@ pub fn print(configurations: &[(String, Vec<Measurement>)], deliveries: usize) {
     print_table(
         &[
             "configuration",
+            "sending period",
             "deliveries/s",
             "vs base",
             "p50",
@@ -157,6 +161,7 @@ pub fn print(configurations: &[(String, Vec<Measurement>)], deliveries: usize) {
             "run p99",
             "p99 vs base",
             "runs not succeeded",
+            "replica ERROR lines",
         ],
         &rows
             .iter()
@@ -169,6 +174,7 @@ pub fn print(configurations: &[(String, Vec<Measurement>)], deliveries: usize) {
                     seconds(m.run_p99),
                     ratio(m.run_p99.as_secs_f64(), baseline.run_p99.as_secs_f64()),
                     m.runs_not_succeeded.to_string(),
+                    m.replica_errors.to_string(),
                 ]
             })
             .collect::<Vec<_>>(),
