@@ -181,7 +181,8 @@ pub fn print(configurations: &[(String, Vec<Measurement>)], deliveries: usize) {
     );
     println!();
     println!(
-        "CPU over the same window, in cores (CPU seconds per second; the machine has {} cores)",
+        "CPU over the same window: cores used (CPU seconds per second; the machine has {} cores), \
+         then CPU milliseconds per run; sluice's CPU includes the host steps it ran",
         cores_here()
     );
     println!();
@@ -194,7 +195,8 @@ pub fn print(configurations: &[(String, Vec<Measurement>)], deliveries: usize) {
             "client",
             "rest of machine",
             "machine busy",
-            "sluice CPU ms per run",
+            "sluice ms/run",
+            "PostgreSQL ms/run",
             "serialization failures",
         ],
         &rows
@@ -215,6 +217,7 @@ pub fn print(configurations: &[(String, Vec<Measurement>)], deliveries: usize) {
                     format!("{:.2}", rest / window),
                     format!("{:.0}%", m.machine_utilisation * 100.0),
                     format!("{:.1}", m.sluice_cpu_seconds * 1000.0 / deliveries as f64),
+                    format!("{:.1}", m.postgres_cpu_seconds * 1000.0 / deliveries as f64),
                     m.serialization_failures.to_string(),
                 ]
             })
