@@ -227,20 +227,31 @@ fn port_of(url: &str) -> Option<u16> {
     url::Url::parse(url).ok()?.port()
 }
 
-/// Lines of the cluster's log where a transaction lost a race with another: SQLSTATE 40001
-/// (serialization failure) or 40P01 (deadlock), both retried by sluice's PostgreSQL store.
-fn serialization_failures(cluster: Option<&ThrowawayCluster>) -> usize {
-    cluster.map_or(0, |cluster| {
-        cluster
-            .log()
-            .lines()
-            .filter(|line| {
-                line.contains("ERROR:")
-                    && (line.contains("could not serialize access")
-                        || line.contains("deadlock detected"))
-            })
-            .count()
-    })
+/// The statement of each transaction the cluster's log shows losing a race with another, in
+/// order: SQLSTATE 40001 (serialization failure) or 40P01 (deadlock), both retried by sluice's
+/// PostgreSQL store. PostgreSQL logs the failing statement on a `STATEMENT:` line after the error.
+fn serialization_failures(cluster: Option<&ThrowawayCluster>) -> Vec<String> {
+    let Some(cluster) = cluster else {
+        return Vec::new();
+    };
+    let log = cluster.log();
+    let lines: Vec<&str> = log.lines().collect();
+    let mut statements = Vec::new();
+    for (index, line) in lines.iter().enumerate() {
+        let lost_race = line.contains("ERROR:")
+            && (line.contains("could not serialize access") || line.contains("deadlock detected"));
+        if !lost_race {
+            continue;
+        }
+        let statement = lines[index + 1..]
+            .iter()
+            .take(4)
+            .find_map(|next| next.split_once("STATEMENT:"))
+            .map(|(_, statement)| statement.split_whitespace().collect::<Vec<_>>().join(" "))
+            .unwrap_or_else(|| "(no statement logged)".to_owned());
+        statements.push(statement.chars().take(70).collect());
+    }
+    statements
 }
 
 fn measure(
@@ -298,7 +309,7 @@ fn measure(
             .sum()
     };
     let postgres_cpu = || postmaster.map_or(0.0, cpu::cluster_seconds);
-    let failures_before = serialization_failures(cluster);
+    let failures_before = serialization_failures(cluster).len();
 
     let (sluice_before, postgres_before, client_before, machine_before) = (
         sluice_cpu(),
@@ -335,7 +346,10 @@ fn measure(
         cpu::own_seconds(),
         cpu::Machine::now(),
     );
-    let serialization_failures = serialization_failures(cluster) - failures_before;
+    let failed_statements: Vec<String> = serialization_failures(cluster)
+        .into_iter()
+        .skip(failures_before)
+        .collect();
 
     let runs = store.list_runs(&RunFilter::default())?;
     if runs.len() != settings.deliveries {
@@ -388,7 +402,8 @@ fn measure(
         client_cpu_seconds: client_after - client_before,
         machine_cpu_seconds: machine_after.busy_seconds_since(&machine_before),
         machine_utilisation: machine_after.utilisation_since(&machine_before),
-        serialization_failures,
+        serialization_failures: failed_statements.len(),
+        failed_statements,
         runs_not_succeeded: runs
             .iter()
             .filter(|run| run.status != sluice::model::Status::Succeeded)

@@ -27,6 +27,8 @@ pub struct Measurement {
     pub machine_utilisation: f64,
     /// Transactions PostgreSQL rolled back as a lost race (40001 or 40P01); sluice retries them.
     pub serialization_failures: usize,
+    /// The first 70 characters of each failed transaction's statement.
+    pub failed_statements: Vec<String>,
     /// Summed, not medians, over the repeats.
     pub runs_not_succeeded: usize,
     pub replica_warnings: usize,
@@ -69,6 +71,10 @@ fn medians(repeats: &[Measurement]) -> Measurement {
         machine_cpu_seconds: of(|m| m.machine_cpu_seconds),
         machine_utilisation: of(|m| m.machine_utilisation),
         serialization_failures: of(|m| m.serialization_failures as f64).round() as usize,
+        failed_statements: repeats
+            .iter()
+            .flat_map(|m| m.failed_statements.iter().cloned())
+            .collect(),
         runs_not_succeeded: repeats.iter().map(|m| m.runs_not_succeeded).sum(),
         replica_warnings: repeats.iter().map(|m| m.replica_warnings).sum(),
         replica_errors: repeats.iter().map(|m| m.replica_errors).sum(),
@@ -223,6 +229,7 @@ pub fn print(configurations: &[(String, Vec<Measurement>)], deliveries: usize) {
             })
             .collect::<Vec<_>>(),
     );
+    print_failed_statements(&rows, configurations);
     let warnings: usize = rows.iter().map(|(_, m)| m.replica_warnings).sum();
     if warnings > 0 {
         println!();
@@ -234,4 +241,34 @@ pub fn print(configurations: &[(String, Vec<Measurement>)], deliveries: usize) {
 
 fn cores_here() -> usize {
     std::thread::available_parallelism().map_or(0, |count| count.get())
+}
+
+/// Which statements lost races, summed over the repeats, most frequent first.
+fn print_failed_statements(
+    rows: &[(&str, Measurement)],
+    configurations: &[(String, Vec<Measurement>)],
+) {
+    for (name, measurement) in rows {
+        if measurement.failed_statements.is_empty() {
+            continue;
+        }
+        let repeats = configurations
+            .iter()
+            .find(|(configuration, _)| configuration == name)
+            .map_or(0, |(_, repeats)| repeats.len());
+        let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+        for statement in &measurement.failed_statements {
+            *counts.entry(statement.as_str()).or_insert(0) += 1;
+        }
+        let mut counted: Vec<(&str, usize)> = counts.into_iter().collect();
+        counted.sort_by(|left, right| right.1.cmp(&left.1));
+        println!();
+        println!(
+            "{name}: statements of the transactions that lost a race, over {repeats} repeats ({} in all)",
+            measurement.failed_statements.len()
+        );
+        for (statement, count) in counted.iter().take(6) {
+            println!("  {count:>5}  {statement}");
+        }
+    }
 }
