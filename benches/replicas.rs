@@ -159,7 +159,7 @@ fn main() -> anyhow::Result<()> {
             Some(binaries) => {
                 let cluster = ThrowawayCluster::start(&binaries).map_err(anyhow::Error::msg)?;
                 println!(
-                    "PostgreSQL: {} (throwaway cluster, fsync on, in {})",
+                    "PostgreSQL: {} (throwaway cluster as the tests start it: `-F`, fsync off; in {})",
                     postgres_version(&binaries),
                     std::env::temp_dir().display()
                 );
