@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs sluice's benchmarks in release mode: webhook intake (against a do-nothing axum handler and
 # adnanh/webhook, loaded by wrk), changed-path computation (against the git CLI) and image builds
-# (against `docker build` + `docker push`; needs the Docker engine and the registry on 127.0.0.1:5000).
+# (against `docker build` + `docker push`; needs the Docker engine and the registry on 127.0.0.1:5000)
+# and deliveries to finished runs on one replica on SQLite against one to three on PostgreSQL (needs
+# PostgreSQL's initdb: scripts/setup-postgres.sh).
 # Installs the peers from Debian's packages when they are missing (needs root or sudo).
-# Usage: scripts/bench.sh [intake|changed_paths|build]...   (default: all three)
+# Usage: scripts/bench.sh [intake|changed_paths|build|replicas]...   (default: all four)
 # Settings pass through the environment: BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_RATE, BENCH_REPEATS...
 set -euo pipefail
 
@@ -31,7 +33,7 @@ fi
 
 benches=("$@")
 if ((${#benches[@]} == 0)); then
-    benches=(intake changed_paths build)
+    benches=(intake changed_paths build replicas)
 fi
 
 echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
