@@ -465,67 +465,67 @@ fn a_browser_on_one_replica_follows_a_run_that_another_replica_runs() {
     std::fs::create_dir_all(&calls).unwrap();
     let config = data.path().join("server.yaml");
     std::fs::write(&config, "replicas: { lease: 10s, takeover: 500ms }\n").unwrap();
-    // The watching replica looks for unclaimed runs only every 20s, so the run stays where it
-    // was delivered.
-    let watching_config = data.path().join("watching.yaml");
-    std::fs::write(&watching_config, "replicas: { lease: 60s }\n").unwrap();
-    let running = replica(&data.path().join("a"), &repo, &url, &config, &calls);
-    let watching = replica(
-        &data.path().join("b"),
-        &repo,
-        &url,
-        &watching_config,
-        &calls,
-    );
-
-    let events = reqwest::blocking::Client::new()
-        .get(watching.url("/events"))
-        .send()
-        .unwrap();
-    assert_eq!(events.status(), 200);
-    let (lines, received) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(events)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if lines.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let servers = [
+        replica(&data.path().join("a"), &repo, &url, &config, &calls),
+        replica(&data.path().join("b"), &repo, &url, &config, &calls),
+    ];
+    // A browser on each replica follows /events.
+    let streams: Vec<std::sync::mpsc::Receiver<String>> = servers
+        .iter()
+        .map(|server| {
+            let events = reqwest::blocking::Client::new()
+                .get(server.url("/events"))
+                .send()
+                .unwrap();
+            assert_eq!(events.status(), 200);
+            let (lines, received) = std::sync::mpsc::channel::<String>();
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(events)
+                    .lines()
+                    .map_while(Result::ok)
+                {
+                    if lines.send(line).is_err() {
+                        return;
+                    }
+                }
+            });
+            received
+        })
+        .collect();
     // Both are ready for a load balancer: the database answers with this build's schema.
-    for server in [&running, &watching] {
+    for server in &servers {
         let ready = http().get(server.url("/readyz")).send().unwrap();
         assert_eq!(ready.status(), 200);
         assert!(ready.text().unwrap().starts_with("ready: schema version"));
     }
     let payload = push_payload("main", &"0".repeat(40), &commit);
-    assert_eq!(deliver(&running, "push", "live-1", &payload).0, 202);
+    assert_eq!(deliver(&servers[0], "push", "live-1", &payload).0, 202);
 
+    // Whichever replica claimed the run runs it; the other one only watches.
     let store = PostgresStore::open(&url).unwrap();
-    let replicas = store.replicas().unwrap();
-    let running_id = replicas
-        .iter()
-        .find(|replica| replica.address == running.base_url.trim_start_matches("http://"))
-        .map(|replica| replica.id.clone())
-        .expect("the running replica is registered with its address");
-    let run = logged_on_failure(&[&running, &watching], || {
+    let (run, holder) = logged_on_failure(&[&servers[0], &servers[1]], || {
         wait_for("the run to start", Duration::from_secs(60), || {
-            store
-                .held_runs(&running_id)
-                .unwrap()
-                .into_iter()
-                .find(|run| run.jobs.iter().any(|job| job.status.as_str() == "running"))
+            store.replicas().unwrap().into_iter().find_map(|replica| {
+                let run = store
+                    .held_runs(&replica.id)
+                    .unwrap()
+                    .into_iter()
+                    .find(|run| run.jobs.iter().any(|job| job.status.as_str() == "running"))?;
+                Some((run, replica.address))
+            })
         })
     });
+    let watching = servers
+        .iter()
+        .position(|server| server.base_url.trim_start_matches("http://") != holder)
+        .expect("one replica does not hold the run");
     // The watching replica's browser hears of it, though the run is not on that replica.
     let deadline = Instant::now() + Duration::from_secs(30);
     let expected = format!("data: {}", run.id);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let line = received
+        let line = streams[watching]
             .recv_timeout(left)
             .expect("a change event for the run on the watching replica's /events");
         if line == expected {
@@ -540,7 +540,7 @@ fn a_browser_on_one_replica_follows_a_run_that_another_replica_runs() {
     assert_eq!(finished.status.as_str(), "succeeded");
     // The log is the watching replica's to show too.
     let log = http()
-        .get(watching.url(&format!("/api/runs/{}/jobs/wait/log", run.id)))
+        .get(servers[watching].url(&format!("/api/runs/{}/jobs/wait/log", run.id)))
         .send()
         .unwrap()
         .text()

@@ -116,6 +116,12 @@ fn skip_locked(connection: &Connection) -> &'static str {
 
 const LIVE: &str = "SELECT id FROM replicas WHERE lease_until >= ?2";
 
+/// Deliveries due for planning that no live replica holds (or that `?1` holds).
+const CLAIMABLE_DELIVERIES: &str = "FROM deliveries
+     WHERE planned_at IS NULL AND (next_attempt_at IS NULL OR next_attempt_at <= ?2)
+       AND (claimed_by IS NULL OR claimed_by = ?1
+            OR claimed_by NOT IN (SELECT id FROM replicas WHERE lease_until >= ?2))";
+
 fn claim_deliveries(
     connection: &Connection,
     replica: &str,
@@ -124,10 +130,7 @@ fn claim_deliveries(
 ) -> FailureResult<Vec<PendingDelivery>> {
     let sql = format!(
         "UPDATE deliveries SET claimed_by = ?1 WHERE sequence IN (
-             SELECT sequence FROM deliveries
-             WHERE planned_at IS NULL AND (next_attempt_at IS NULL OR next_attempt_at <= ?2)
-               AND (claimed_by IS NULL OR claimed_by = ?1 OR claimed_by NOT IN ({LIVE}))
-             ORDER BY sequence LIMIT ?3 {})
+             SELECT sequence {CLAIMABLE_DELIVERIES} ORDER BY sequence LIMIT ?3 {})
          RETURNING sequence, id, event, repository, payload, received_at, attempts",
         skip_locked(connection)
     );
@@ -148,27 +151,54 @@ fn claim_deliveries(
     Ok(claimed.into_iter().map(|(_, pending)| pending).collect())
 }
 
-fn claim_runs(
+/// Whether a claim would find anything: asked in a read-only snapshot first, so that replicas
+/// looking for work that is not there never contend in write transactions.
+fn anything_to_claim(
     connection: &Connection,
+    from: &str,
     replica: &str,
     now: DateTime<Utc>,
-    limit: usize,
-) -> FailureResult<Vec<RunId>> {
+) -> FailureResult<bool> {
+    let sql = format!("SELECT 1 {from} LIMIT 1");
+    let found = connection
+        .prepare_cached(&sql)?
+        .query_map(params![replica, timestamp_text(now)], |row| {
+            row.get::<_, i64>(0)
+        })?
+        .next()
+        .is_some();
+    Ok(found)
+}
+
+/// Unfinished runs no live replica holds, but never one whose concurrency group another live
+/// replica is running.
+fn claimable_runs() -> String {
     let unfinished = format!(
         "('{}', '{}')",
         Status::Queued.as_str(),
         Status::Running.as_str()
     );
-    let sql = format!(
-        "SELECT id, replica FROM runs
+    format!(
+        "FROM runs
          WHERE status IN {unfinished}
            AND (replica IS NULL OR (replica <> ?1 AND replica NOT IN ({LIVE})))
            AND (concurrency_group IS NULL OR NOT EXISTS (
                SELECT 1 FROM runs other
                WHERE other.concurrency_group = runs.concurrency_group
                  AND other.status IN {unfinished} AND other.id <> runs.id
-                 AND other.replica <> ?1 AND other.replica IN ({LIVE})))
-         ORDER BY id LIMIT ?3 {}",
+                 AND other.replica <> ?1 AND other.replica IN ({LIVE})))"
+    )
+}
+
+fn claim_runs(
+    connection: &Connection,
+    replica: &str,
+    now: DateTime<Utc>,
+    limit: usize,
+) -> FailureResult<Vec<RunId>> {
+    let sql = format!(
+        "SELECT id, replica {} ORDER BY id LIMIT ?3 {}",
+        claimable_runs(),
         skip_locked(connection)
     );
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -314,6 +344,14 @@ impl<B: Backend + ReplicaBackend> Coordination for SqlStore<B> {
         now: DateTime<Utc>,
         limit: usize,
     ) -> StoreResult<Vec<RunId>> {
+        let waiting = self
+            .backend
+            .read("looking for runs to claim", |connection| {
+                anything_to_claim(connection, &claimable_runs(), replica, now)
+            })?;
+        if !waiting {
+            return Ok(Vec::new());
+        }
         let replica = replica.to_string();
         self.backend.write("claiming runs", move |connection| {
             claim_runs(connection, &replica, now, limit)
