@@ -128,32 +128,32 @@ impl PgSession {
     }
 }
 
-fn parameters(values: &[Value]) -> Vec<Parameter<'_>> {
-    values.iter().map(Parameter).collect()
+/// Runs `call` with the values as PostgreSQL parameters.
+fn with_parameters<T>(values: &[Value], call: impl FnOnce(&[&(dyn ToSql + Sync)]) -> T) -> T {
+    let parameters: Vec<Parameter<'_>> = values.iter().map(Parameter).collect();
+    let references: Vec<&(dyn ToSql + Sync)> = parameters
+        .iter()
+        .map(|parameter| parameter as &(dyn ToSql + Sync))
+        .collect();
+    call(&references)
 }
 
 impl Session for PgSession {
     fn run(&self, sql: &str, values: Vec<Value>) -> SqlResult<usize> {
         let statement = self.statement(sql)?;
-        let parameters = parameters(&values);
-        let references: Vec<&(dyn ToSql + Sync)> = parameters
-            .iter()
-            .map(|parameter| parameter as &(dyn ToSql + Sync))
-            .collect();
-        let changed = futures_executor::block_on(self.client.execute(&statement, &references))
-            .map_err(postgres_error)?;
+        let changed = with_parameters(&values, |references| {
+            futures_executor::block_on(self.client.execute(&statement, references))
+        })
+        .map_err(postgres_error)?;
         Ok(changed as usize)
     }
 
     fn fetch(&self, sql: &str, values: Vec<Value>) -> SqlResult<Vec<Row>> {
         let statement = self.statement(sql)?;
-        let parameters = parameters(&values);
-        let references: Vec<&(dyn ToSql + Sync)> = parameters
-            .iter()
-            .map(|parameter| parameter as &(dyn ToSql + Sync))
-            .collect();
-        let rows = futures_executor::block_on(self.client.query(&statement, &references))
-            .map_err(postgres_error)?;
+        let rows = with_parameters(&values, |references| {
+            futures_executor::block_on(self.client.query(&statement, references))
+        })
+        .map_err(postgres_error)?;
         let columns: Arc<[String]> = statement
             .columns()
             .iter()
