@@ -1,35 +1,12 @@
-//! Deliveries whose planning failed for a reason that may pass, as SQL: which pending deliveries
-//! are due now, recording a failed attempt with the time of the next one, and when the earliest
-//! deferred delivery is due. Times are stored as fixed-width RFC 3339 text, so text order is time
+//! Deliveries whose planning failed for a reason that may pass, as SQL: recording a failed attempt
+//! with the time of the next one, and when the earliest deferred delivery is due (which pending
+//! deliveries are due now is the claim's condition, `replicas.rs`). Times are stored as fixed-width RFC 3339 text, so text order is time
 //! order. Knows nothing of why planning failed or how long to wait; the scheduler decides that.
 
-use super::PendingDelivery;
 use super::error::{Failure, FailureResult};
 use super::rows::{self, timestamp_text};
 use super::sql::{Connection, OptionalExtension, params};
 use chrono::{DateTime, Utc};
-
-pub(crate) fn due_deliveries(
-    connection: &Connection,
-    now: DateTime<Utc>,
-    limit: usize,
-) -> FailureResult<Vec<PendingDelivery>> {
-    let mut statement = connection.prepare_cached(
-        "SELECT id, event, repository, payload, received_at, attempts FROM deliveries
-         WHERE planned_at IS NULL AND (next_attempt_at IS NULL OR next_attempt_at <= ?1)
-         ORDER BY sequence LIMIT ?2",
-    )?;
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let deliveries = statement
-        .query_map(params![timestamp_text(now), limit], |row| {
-            Ok(PendingDelivery {
-                delivery: super::reads::delivery_from_row(row)?,
-                failed_attempts: row.get("attempts")?,
-            })
-        })?
-        .collect::<super::sql::SqlResult<Vec<_>>>()?;
-    Ok(deliveries)
-}
 
 /// One failed attempt more for a pending delivery; a delivery planned meanwhile is left as it is.
 /// Returns the failed attempts recorded so far.
@@ -76,6 +53,7 @@ pub(crate) fn next_delivery_retry(connection: &Connection) -> FailureResult<Opti
 mod tests {
     use super::super::{SqliteStore, Store};
     use crate::model::Delivery;
+    use crate::store::Coordination;
     use chrono::{DateTime, TimeDelta, Utc};
 
     fn delivery(id: &str) -> Delivery {
@@ -90,7 +68,7 @@ mod tests {
 
     fn due_ids(store: &SqliteStore, now: DateTime<Utc>) -> Vec<(String, u32)> {
         store
-            .due_deliveries(now, 10)
+            .claim_deliveries("replica-1", now, 10)
             .unwrap()
             .into_iter()
             .map(|pending| (pending.delivery.id, pending.failed_attempts))

@@ -188,14 +188,6 @@ pub trait Store:
     /// One stored delivery by its id, planned or not.
     fn delivery(&self, id: &str) -> StoreResult<Option<Delivery>>;
 
-    /// Deliveries not yet planned that are due at `now`: never tried, or deferred to `now` or
-    /// earlier by `defer_delivery`. Oldest first, with their failed attempts.
-    fn due_deliveries(
-        &self,
-        now: chrono::DateTime<chrono::Utc>,
-        limit: usize,
-    ) -> StoreResult<Vec<PendingDelivery>>;
-
     /// Durable when it returns: planning the pending delivery failed once more with `error`; it
     /// is not due again before `next_attempt_at`. Returns the failed attempts so far. A delivery
     /// planned meanwhile is left as it is.

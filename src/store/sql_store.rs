@@ -7,8 +7,7 @@
 use super::error::{FailureResult, StoreResult};
 use super::sql::{Connection, params};
 use super::{
-    Inserted, NewRun, PendingDelivery, RunFilter, Store, StoreStats, delivery_retries, outputs,
-    reads, writes,
+    Inserted, NewRun, RunFilter, Store, StoreStats, delivery_retries, outputs, reads, writes,
 };
 use crate::model::{Delivery, Run, RunId, Status, StepRecord};
 
@@ -64,17 +63,6 @@ impl<B: Backend> Store for SqlStore<B> {
         self.backend.read("reading a delivery", move |connection| {
             reads::delivery(connection, &id)
         })
-    }
-
-    fn due_deliveries(
-        &self,
-        now: chrono::DateTime<chrono::Utc>,
-        limit: usize,
-    ) -> StoreResult<Vec<PendingDelivery>> {
-        self.backend
-            .read("listing deliveries due for planning", |connection| {
-                delivery_retries::due_deliveries(connection, now, limit)
-            })
     }
 
     fn defer_delivery(
