@@ -5,14 +5,12 @@
 
 mod support;
 
-use sluice::deploy::recording::RecordingTarget;
 use std::path::Path;
 use std::time::Duration;
+use support::recording::{RECORDED_DEV, RECORDED_STAGING, applies, wait_for_health_call};
 use support::*;
 
 const PIPELINE: &str = "name: ci\non: { push: { branches: [main] } }\njobs:\n  check:\n    steps:\n      - run: 'true'\n";
-const DEV: &str = "name: dev\nterraform: { dir: infra/dev }\nkubernetes: { namespace: ml-dev, manifests: k8s }\nairflow: { dags: dags, folder: /srv/airflow/dev/dags }\n";
-const STAGING: &str = "name: staging\nafter: dev\nterraform: { dir: infra/staging }\nkubernetes: { namespace: ml-staging, manifests: k8s }\nairflow: { dags: dags, folder: /srv/airflow/staging/dags }\n";
 const PRODUCTION: &str = "name: production\nafter: staging\ngates: { approvals: 1 }\nkubernetes: { namespace: ml-prod, manifests: k8s }\nmlflow: { tracking_uri: \"http://127.0.0.1:5500\", pins: models/production.yaml }\n";
 const SERVER_CONFIG: &str = "promotion: { interval: 200ms, health-poll: 50ms }\n";
 
@@ -25,22 +23,14 @@ fn start(data: &Path, repo: &TestRepo, calls: &Path, config: &Path) -> Server {
     )
 }
 
-fn applies(calls: &Path, environment: &str) -> Vec<String> {
-    RecordingTarget::calls(calls)
-        .into_iter()
-        .filter(|call| call.call == "apply" && call.environment == environment)
-        .map(|call| call.target.as_str().to_owned())
-        .collect()
-}
-
 #[test]
 fn a_merge_is_promoted_through_every_environment_and_a_kill_mid_rollout_deploys_nothing_twice() {
     let repo = TestRepo::new();
     let base = repo.commit(
         &[
             ("workflows/ci.yaml", PIPELINE),
-            ("environments/dev.yaml", DEV),
-            ("environments/staging.yaml", STAGING),
+            ("environments/dev.yaml", RECORDED_DEV),
+            ("environments/staging.yaml", RECORDED_STAGING),
             ("environments/production.yaml", PRODUCTION),
             ("dags/train.py", "# a DAG\n"),
             (
@@ -69,20 +59,7 @@ fn a_merge_is_promoted_through_every_environment_and_a_kill_mid_rollout_deploys_
     );
     assert_eq!(status, 202, "{text}");
     // A health call comes only after the apply was recorded: killing then must not apply again.
-    wait_for(
-        "staging's kubernetes apply, recorded and waiting for health",
-        Duration::from_secs(60),
-        || {
-            RecordingTarget::calls(&calls)
-                .iter()
-                .any(|call| {
-                    call.call == "health"
-                        && call.environment == "staging"
-                        && call.target.as_str() == "kubernetes"
-                })
-                .then_some(())
-        },
-    );
+    wait_for_health_call(&calls, "staging", "kubernetes", Duration::from_secs(60));
     server.kill_hard();
 
     std::fs::remove_file(&hold).unwrap();

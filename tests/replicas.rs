@@ -8,11 +8,11 @@
 mod databases;
 mod support;
 
-use sluice::deploy::recording::RecordingTarget;
 use sluice::store::{Coordination, PostgresStore, RunFilter, Store};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
+use support::recording::{RECORDED_DEV, RECORDED_STAGING, applies, wait_for_health_call};
 use support::*;
 
 const REPLICAS_CONFIG: &str =
@@ -231,17 +231,6 @@ fn two_thousand_deliveries_with_duplicates_sent_to_three_replicas_are_planned_on
     }
 }
 
-const DEV: &str = "name: dev\nterraform: { dir: infra/dev }\nkubernetes: { namespace: ml-dev, manifests: k8s }\nairflow: { dags: dags, folder: /srv/airflow/dev/dags }\n";
-const STAGING: &str = "name: staging\nafter: dev\nterraform: { dir: infra/staging }\nkubernetes: { namespace: ml-staging, manifests: k8s }\nairflow: { dags: dags, folder: /srv/airflow/staging/dags }\n";
-
-fn applies(calls: &Path, environment: &str) -> Vec<String> {
-    RecordingTarget::calls(calls)
-        .into_iter()
-        .filter(|call| call.call == "apply" && call.environment == environment)
-        .map(|call| call.target.as_str().to_owned())
-        .collect()
-}
-
 #[test]
 fn a_replica_killed_mid_run_has_its_jobs_interrupted_by_another_and_the_promoter_moves_without_deploying_twice()
  {
@@ -260,8 +249,8 @@ fn a_replica_killed_mid_run_has_its_jobs_interrupted_by_another_and_the_promoter
         &[
             ("workflows/ci.yaml", ci),
             ("workflows/long.yaml", &long),
-            ("environments/dev.yaml", DEV),
-            ("environments/staging.yaml", STAGING),
+            ("environments/dev.yaml", RECORDED_DEV),
+            ("environments/staging.yaml", RECORDED_STAGING),
             ("dags/train.py", "# a DAG\n"),
         ],
         "platform",
@@ -299,20 +288,7 @@ fn a_replica_killed_mid_run_has_its_jobs_interrupted_by_another_and_the_promoter
     );
     assert_eq!(status, 202, "{text}");
     logged_on_failure(&[&first], || {
-        wait_for(
-            "staging's kubernetes apply, recorded and waiting for health",
-            Duration::from_secs(120),
-            || {
-                RecordingTarget::calls(&calls)
-                    .iter()
-                    .any(|call| {
-                        call.call == "health"
-                            && call.environment == "staging"
-                            && call.target.as_str() == "kubernetes"
-                    })
-                    .then_some(())
-            },
-        )
+        wait_for_health_call(&calls, "staging", "kubernetes", Duration::from_secs(120))
     });
     for index in 0..3 {
         let branch = format!("long/{index}");

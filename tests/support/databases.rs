@@ -2,6 +2,8 @@
 //! PostgreSQL in a throwaway cluster (`initdb` and `pg_ctl` from `SLUICE_POSTGRES_BIN`, `PATH`
 //! or Debian's package). Without PostgreSQL the PostgreSQL half is skipped with a message, unless
 //! `SLUICE_REQUIRE_POSTGRES=1` (as `scripts/test.sh` sets), which fails it instead.
+// Each test binary that includes this file uses the part it needs.
+#![allow(dead_code)]
 
 use sluice::store::{PostgresStore, SqliteStore, ThrowawayCluster};
 

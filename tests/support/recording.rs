@@ -58,3 +58,41 @@ impl TreeSource for Trees {
         Box::pin(async move { Ok(self.0.clone()) })
     }
 }
+
+/// dev and staging of a platform with Terraform, Kubernetes and Airflow, for servers whose
+/// targets record (`SLUICE_RECORDING_TARGETS`).
+pub const RECORDED_DEV: &str = "name: dev\nterraform: { dir: infra/dev }\nkubernetes: { namespace: ml-dev, manifests: k8s }\nairflow: { dags: dags, folder: /srv/airflow/dev/dags }\n";
+pub const RECORDED_STAGING: &str = "name: staging\nafter: dev\nterraform: { dir: infra/staging }\nkubernetes: { namespace: ml-staging, manifests: k8s }\nairflow: { dags: dags, folder: /srv/airflow/staging/dags }\n";
+
+/// The targets the recording targets in `calls` applied to `environment`, in order.
+pub fn applies(calls: &std::path::Path, environment: &str) -> Vec<String> {
+    RecordingTarget::calls(calls)
+        .into_iter()
+        .filter(|call| call.call == "apply" && call.environment == environment)
+        .map(|call| call.target.as_str().to_owned())
+        .collect()
+}
+
+/// Waits until `environment`'s `target` is asked for its health, which comes only after its
+/// apply was recorded: a server killed then must not apply it again.
+pub fn wait_for_health_call(
+    calls: &std::path::Path,
+    environment: &str,
+    target: &str,
+    limit: std::time::Duration,
+) {
+    super::wait_for(
+        &format!("{environment}'s {target} apply, recorded and waiting for health"),
+        limit,
+        || {
+            RecordingTarget::calls(calls)
+                .iter()
+                .any(|call| {
+                    call.call == "health"
+                        && call.environment == environment
+                        && call.target.as_str() == target
+                })
+                .then_some(())
+        },
+    );
+}
