@@ -113,30 +113,27 @@ impl Claims {
     }
 }
 
-/// Registers the replica, then renews its lease a few times per lease period until the process
-/// ends. A replica that cannot renew keeps trying; once its lease has run out, the others take
-/// its work over and its own attempts to start jobs of those runs are refused.
+/// Renews the lease of a replica `register` recorded, a few times per lease period, until the
+/// process ends; registers it again if its row is gone. A replica that cannot renew keeps trying;
+/// once its lease has run out, the others take its work over and its own attempts to start jobs
+/// of those runs are refused.
 pub async fn keep_lease(store: Arc<dyn Coordination>, settings: ReplicaSettings, address: String) {
     let renew_every = settings.lease / 3;
-    let mut registered = false;
     loop {
-        let (store, id, address) = (store.clone(), settings.id.clone(), address.clone());
-        let lease = settings.lease;
+        tokio::time::sleep(renew_every).await;
+        let (store, settings, address) = (store.clone(), settings.clone(), address.clone());
         let outcome = tokio::task::spawn_blocking(move || {
-            if registered && store.renew_replica(&id, lease_until(lease))? {
-                return Ok(true);
+            if store.renew_replica(&settings.id, lease_until(settings.lease))? {
+                return Ok(());
             }
-            store
-                .register_replica(&id, &address, chrono::Utc::now(), lease_until(lease))
-                .map(|()| true)
+            register(store.as_ref(), &settings, &address)
         })
         .await;
         match outcome {
-            Ok(Ok(_)) => registered = true,
+            Ok(Ok(())) => {}
             Ok(Err(error)) => tracing::error!(%error, "cannot renew this replica's lease"),
             Err(error) => tracing::error!(%error, "renewing this replica's lease failed"),
         }
-        tokio::time::sleep(renew_every).await;
     }
 }
 

@@ -9,7 +9,7 @@
 
 use super::error::FailureResult;
 use super::rows::timestamp_text;
-use super::sql::{Connection, Dialect, params};
+use super::sql::{Connection, Dialect, OptionalExtension, params};
 use super::sql_store::{Backend, SqlStore};
 use super::{PendingDelivery, StoreResult};
 use crate::model::{Run, RunId, Status};
@@ -53,8 +53,9 @@ pub trait Coordination: Send + Sync {
     /// Every replica with a lease, live or not, oldest first.
     fn replicas(&self) -> StoreResult<Vec<ReplicaRecord>>;
 
-    /// Claims up to `limit` deliveries due for planning at `now` that no live replica holds,
-    /// oldest first, with those the replica already holds.
+    /// Claims up to `limit` deliveries due for planning at `now` (never tried, or deferred to
+    /// `now` or earlier by `defer_delivery`) that no live replica holds, oldest first, with those
+    /// the replica already holds, and their failed attempts.
     fn claim_deliveries(
         &self,
         replica: &str,
@@ -161,13 +162,11 @@ fn anything_to_claim(
 ) -> FailureResult<bool> {
     let sql = format!("SELECT 1 {from} LIMIT 1");
     let found = connection
-        .prepare_cached(&sql)?
-        .query_map(params![replica, timestamp_text(now)], |row| {
+        .query_row(&sql, params![replica, timestamp_text(now)], |row| {
             row.get::<_, i64>(0)
-        })?
-        .next()
-        .is_some();
-    Ok(found)
+        })
+        .optional()?;
+    Ok(found.is_some())
 }
 
 /// Unfinished runs no live replica holds, but never one whose concurrency group another live

@@ -40,31 +40,39 @@ impl Postgres {
     ) -> crate::store::StoreError {
         Failure::Sql(error).into_store_error(&self.database, operation)
     }
+
+    /// Runs `work` outside any transaction on the connection kept in `slot`, connecting again
+    /// when there is none yet or the server closed it.
+    fn on_own_connection<T>(
+        &self,
+        slot: &std::sync::Mutex<Option<PgSession>>,
+        operation: &'static str,
+        work: impl FnOnce(&Connection) -> crate::store::sql::SqlResult<T>,
+    ) -> StoreResult<T> {
+        let mut kept = slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if kept
+            .as_ref()
+            .is_none_or(|session| session.client.is_closed())
+        {
+            *kept = Some(
+                self.connect()
+                    .map_err(|error| self.store_error(operation, error))?,
+            );
+        }
+        let connection: &Connection = kept.as_ref().expect("connected above");
+        work(connection).map_err(|error| self.store_error(operation, error))
+    }
 }
 
 impl ReplicaBackend for Postgres {
     /// On a connection of its own, outside any transaction: one `UPDATE` of the replica's row,
     /// which no serializable transaction of a claim can make fail or wait behind the pool.
     fn renew_lease(&self, replica: &str, lease_until: String) -> StoreResult<bool> {
-        let operation = "renewing a replica's lease";
-        let mut leases = self
-            .leases
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if leases
-            .as_ref()
-            .is_none_or(|session| session.client.is_closed())
-        {
-            *leases = Some(
-                self.connect()
-                    .map_err(|error| self.store_error(operation, error))?,
-            );
-        }
-        let connection: &Connection = leases.as_ref().expect("connected above");
-        let renewed = connection
-            .execute(crate::store::replicas::RENEW, params![replica, lease_until])
-            .map_err(|error| self.store_error(operation, error))?;
-        Ok(renewed == 1)
+        self.on_own_connection(&self.leases, "renewing a replica's lease", |connection| {
+            let renewed =
+                connection.execute(crate::store::replicas::RENEW, params![replica, lease_until])?;
+            Ok(renewed == 1)
+        })
     }
 
     fn try_lead(&self) -> StoreResult<Option<Box<dyn Leadership>>> {
@@ -86,28 +94,16 @@ impl ReplicaBackend for Postgres {
     }
 
     fn publish(&self, channel: &str, payloads: &[String]) -> StoreResult<()> {
-        let operation = "notifying the other replicas";
-        let mut publisher = self
-            .publisher
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if publisher
-            .as_ref()
-            .is_none_or(|session| session.client.is_closed())
-        {
-            *publisher = Some(
-                self.connect()
-                    .map_err(|error| self.store_error(operation, error))?,
-            );
-        }
-        let session = publisher.as_ref().expect("connected above");
-        let connection: &Connection = session;
-        for payload in payloads {
-            connection
-                .execute("SELECT pg_notify(?1, ?2)", params![channel, payload])
-                .map_err(|error| self.store_error(operation, error))?;
-        }
-        Ok(())
+        self.on_own_connection(
+            &self.publisher,
+            "notifying the other replicas",
+            |connection| {
+                for payload in payloads {
+                    connection.execute("SELECT pg_notify(?1, ?2)", params![channel, payload])?;
+                }
+                Ok(())
+            },
+        )
     }
 
     fn subscribe(
